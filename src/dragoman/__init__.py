@@ -1,0 +1,3 @@
+"""dragoman: an LLM gateway and agent runtime."""
+
+__version__ = "0.1.0"

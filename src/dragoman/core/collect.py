@@ -1,0 +1,153 @@
+"""Fold a stream of events into one ``ChatResponse`` (for non-streaming callers of a
+streaming-only upstream, and for agents that need the whole turn)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Iterable
+
+from .content import Opaque, Part, RedactedThinking, Text, Thinking, ToolCall
+from .events import (
+    Finish,
+    OpaqueItem,
+    RedactedThinkingBlock,
+    StreamError,
+    StreamEvent,
+    TextDelta,
+    ThinkingDelta,
+    ThinkingEnd,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    UsageUpdate,
+)
+from .response import ChatResponse, StopReason, Usage
+
+
+class Collector:
+    """Accumulates events; ``response()`` builds the result. Raises the in-band error of a
+    ``StreamError`` event, so a collected failure looks like an immediate one."""
+
+    __slots__ = ("_content", "_text", "_thinking", "_calls", "usage", "stop_reason",
+                 "stop_sequence", "finished")
+
+    def __init__(self) -> None:
+        self._content: list[Part] = []
+        self._text: list[str] | None = None
+        self._thinking: list[str] | None = None
+        self._calls: dict[str, tuple[ToolCall, list[str]]] = {}
+        self.usage = Usage()
+        self.stop_reason = StopReason.END_TURN
+        self.stop_sequence: str | None = None
+        self.finished = False
+
+    def _close_text(self) -> None:
+        if self._text is not None:
+            self._content.append(Text(text="".join(self._text)))
+            self._text = None
+
+    def feed(self, ev: StreamEvent) -> None:
+        if isinstance(ev, TextDelta):
+            if self._text is None:
+                self._close_thinking(None)
+                self._text = []
+            self._text.append(ev.text)
+            return
+        if isinstance(ev, ThinkingDelta):
+            self._close_text()
+            if self._thinking is None:
+                self._thinking = []
+            self._thinking.append(ev.text)
+        elif isinstance(ev, ThinkingEnd):
+            self._close_text()
+            self._close_thinking(ev)
+        elif isinstance(ev, RedactedThinkingBlock):
+            self._close_text()
+            self._close_thinking(None)
+            self._content.append(RedactedThinking(data=ev.data, origin=ev.origin))
+        elif isinstance(ev, ToolCallStart):
+            self._close_text()
+            self._close_thinking(None)
+            call = ToolCall(id=ev.id, name=ev.name, kind="custom" if ev.kind == "custom" else "function")
+            self._calls[ev.id] = (call, [])
+            self._content.append(call)
+        elif isinstance(ev, ToolCallDelta):
+            entry = self._calls.get(ev.id)
+            if entry is not None:
+                entry[1].append(ev.arguments)
+        elif isinstance(ev, ToolCallEnd):
+            entry = self._calls.get(ev.id)
+            if entry is not None:
+                entry[0].arguments = "".join(entry[1])
+        elif isinstance(ev, OpaqueItem):
+            self._close_text()
+            self._close_thinking(None)
+            self._content.append(ev.part)
+        elif isinstance(ev, UsageUpdate):
+            self.usage = ev.usage
+        elif isinstance(ev, Finish):
+            self.stop_reason = ev.stop_reason
+            self.stop_sequence = ev.stop_sequence
+            self.finished = True
+        elif isinstance(ev, StreamError):
+            raise ev.error
+
+    def _close_thinking(self, end: ThinkingEnd | None) -> None:
+        if self._thinking is None and end is None:
+            return
+        self._content.append(Thinking(
+            text="".join(self._thinking or ()),
+            signature=end.signature if end else None,
+            origin=end.origin if end else None,
+            id=end.id if end else None,
+        ))
+        self._thinking = None
+
+    def response(self, id: str, model: str, created: int = 0) -> ChatResponse:
+        self._close_text()
+        self._close_thinking(None)
+        for call, parts in self._calls.values():
+            if not call.arguments and parts:
+                call.arguments = "".join(parts)
+        return ChatResponse(id=id, model=model, content=self._content,
+                            stop_reason=self.stop_reason, stop_sequence=self.stop_sequence,
+                            usage=self.usage, created=created)
+
+
+def collect(events: Iterable[StreamEvent], id: str, model: str, created: int = 0) -> ChatResponse:
+    c = Collector()
+    for ev in events:
+        c.feed(ev)
+    return c.response(id, model, created)
+
+
+async def acollect(events: AsyncIterable[StreamEvent], id: str, model: str,
+                   created: int = 0) -> ChatResponse:
+    c = Collector()
+    async for ev in events:
+        c.feed(ev)
+    return c.response(id, model, created)
+
+
+def events_of(resp: ChatResponse) -> list[StreamEvent]:
+    """The inverse of ``collect``: replay a finished response as stream events (used to
+    stream a response that an upstream returned whole)."""
+    out: list[StreamEvent] = []
+    for p in resp.content:
+        if isinstance(p, Text):
+            out.append(TextDelta(text=p.text))
+        elif isinstance(p, Thinking):
+            if p.text:
+                out.append(ThinkingDelta(text=p.text))
+            out.append(ThinkingEnd(signature=p.signature, id=p.id, origin=p.origin))
+        elif isinstance(p, RedactedThinking):
+            out.append(RedactedThinkingBlock(data=p.data, origin=p.origin))
+        elif isinstance(p, ToolCall):
+            out.append(ToolCallStart(id=p.id, name=p.name, kind=p.kind))
+            if p.arguments:
+                out.append(ToolCallDelta(id=p.id, arguments=p.arguments))
+            out.append(ToolCallEnd(id=p.id))
+        elif isinstance(p, Opaque):
+            out.append(OpaqueItem(part=p))
+    out.append(UsageUpdate(usage=resp.usage))
+    out.append(Finish(stop_reason=resp.stop_reason, stop_sequence=resp.stop_sequence))
+    return out

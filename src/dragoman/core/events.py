@@ -1,0 +1,118 @@
+"""Stream events: what providers yield and stream renderers consume.
+
+Blocks are implicit: consecutive ``TextDelta`` events form one text block, a
+``ThinkingDelta`` run ends with ``ThinkingEnd`` (which carries the signature), a tool call
+is ``ToolCallStart`` · ``ToolCallDelta``* · ``ToolCallEnd``. Renderers close the open block
+when an event of another kind arrives. ``UsageUpdate`` is cumulative: the last one wins.
+Exactly one terminal event ends a stream: ``Finish`` or ``StreamError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from .content import Opaque
+from .errors import DragomanError
+from .response import StopReason, Usage
+
+
+class _Event(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    pass
+
+
+class TextDelta(_Event):
+    text: str
+
+
+class ThinkingDelta(_Event):
+    text: str
+
+
+class ThinkingEnd(_Event):
+    """Closes a thinking block; ``signature`` is the provider's opaque proof (Anthropic
+    signature / Responses ``encrypted_content``), ``id`` the provider's item id if any."""
+
+    signature: str | None = None
+    id: str | None = None
+    origin: str | None = None
+
+
+class RedactedThinkingBlock(_Event):
+    data: str
+    origin: str | None = None
+
+
+class ToolCallStart(_Event):
+    id: str
+    name: str
+    kind: str = "function"
+
+
+class ToolCallDelta(_Event):
+    id: str
+    arguments: str
+
+
+class ToolCallEnd(_Event):
+    id: str
+
+
+class OpaqueItem(_Event):
+    """A dialect-specific output item (hosted tool call…) passed through whole."""
+
+    part: Opaque
+
+
+class UsageUpdate(_Event):
+    usage: Usage
+
+
+class Finish(_Event):
+    stop_reason: StopReason = StopReason.END_TURN
+    stop_sequence: str | None = None
+
+
+class StreamError(_Event):
+    """A failure after the stream has started; rendered in-band by each dialect."""
+
+    error: DragomanError
+
+
+# --- agent events (emitted by orchestrators; plain dialect renderers may ignore them) ---
+
+
+class StepStart(_Event):
+    index: int
+
+
+class AgentToolCall(_Event):
+    id: str
+    name: str
+    args: Any = None
+
+
+class AgentToolResult(_Event):
+    id: str
+    name: str
+    result: str
+    is_error: bool = False
+
+
+StreamEvent = (
+    TextDelta
+    | ThinkingDelta
+    | ThinkingEnd
+    | RedactedThinkingBlock
+    | ToolCallStart
+    | ToolCallDelta
+    | ToolCallEnd
+    | OpaqueItem
+    | UsageUpdate
+    | Finish
+    | StreamError
+    | StepStart
+    | AgentToolCall
+    | AgentToolResult
+)

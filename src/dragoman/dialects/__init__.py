@@ -1,0 +1,1 @@
+"""Wire dialects: pure translators between one wire format and ``dragoman.core``."""

@@ -123,3 +123,6 @@ class ChatRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     previous_response_id: str | None = None
     dialect: str | None = None
     extra: dict[str, Any] | None = None
+    forward_headers: dict[str, str] | None = None
+    """Client headers meant for a same-family upstream (``anthropic-beta``…), set by the
+    server, forwarded by providers that know them."""

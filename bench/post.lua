@@ -1,0 +1,7 @@
+-- wrk: POST the body in $BODY_FILE to the given URL path.
+local f = io.open(os.getenv("BODY_FILE"), "rb")
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer sk-bench"

@@ -1,0 +1,178 @@
+"""Added latency of dragoman against an instant upstream (nginx with inline bodies).
+
+    python bench/run.py [--seconds 5] [--servers granian,uvicorn]
+
+Measures, for each ASGI server:
+- non-stream request: p50/p99 with one connection (wrk -c1) and req/s at 64 connections,
+  direct to nginx and through dragoman; "added" = through − direct;
+- stream: time to first ``data:`` byte (TTFT) and to ``[DONE]``, sequential requests.
+Load generator and upstream are pinned to CPU 0, dragoman to CPU 1 (as in
+../shared/bench-notes.md). Needs nginx and wrk (apt: nginx-light wrk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CHAT_BODY = {"model": "bench-chat", "messages": [{"role": "user", "content": "Say hello"}]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait(url: str) -> None:
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"not ready: {url}")
+
+
+def start_nginx(tmp: Path, port: int) -> subprocess.Popen[bytes]:
+    (tmp / "tmp").mkdir(parents=True, exist_ok=True)
+    (tmp / "nginx.conf").write_text((HERE / "nginx.conf").read_text().replace("PORT", str(port)))
+    p = subprocess.Popen(["taskset", "-c", "0", "nginx", "-p", str(tmp), "-c", "nginx.conf"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait(f"http://127.0.0.1:{port}/healthz")
+    return p
+
+
+def start_dragoman(tmp: Path, upstream: int, server: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    cfg = tmp / f"bench-{server}.yaml"
+    cfg.write_text(json.dumps({
+        "server": {"api_keys": ["sk-bench"]},
+        "models": [
+            {"name": "bench-chat", "provider": "openai", "model": "static-model",
+             "base_url": f"http://127.0.0.1:{upstream}/v1", "api_key": "sk-up"},
+            {"name": "bench-stream", "provider": "openai", "model": "static-model",
+             "base_url": f"http://127.0.0.1:{upstream}/stream/v1", "api_key": "sk-up"},
+        ]}))
+    p = subprocess.Popen(["taskset", "-c", "1", sys.executable, "-m", "dragoman.cli", "serve",
+                          "--config", str(cfg), "--port", str(port), "--server", server],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait(f"http://127.0.0.1:{port}/healthz")
+    return p, port
+
+
+def wrk(url: str, body_file: Path, conns: int, seconds: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["taskset", "-c", "0", "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency",
+         "-s", str(HERE / "post.lua"), url],
+        env={**os.environ, "BODY_FILE": str(body_file)}, capture_output=True, text=True,
+        check=True).stdout
+
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return float("nan")
+        v = float(m.group(1))
+        return {"us": v / 1000, "ms": v, "s": v * 1000}[m.group(2)]
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise SystemExit(f"{url}: {errors.group(1)} failed responses\n{out}")
+    return {"p50": ms("50%"), "p99": ms("99%"), "rps": float(rps.group(1)) if rps else 0.0}
+
+
+def stream_timings(port: int, path: str, model: str, n: int) -> tuple[float, float]:
+    """Median ms to the first ``data:`` byte and to the end, over n sequential streams on
+    one keep-alive connection (raw socket: no client library in the measurement)."""
+    body = json.dumps({**CHAT_BODY, "model": model, "stream": True}).encode()
+    req = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+           f"Authorization: Bearer sk-bench\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+    ttft, total = [], []
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(n):
+            t0 = time.perf_counter()
+            s.sendall(req)
+            buf = b""
+            first = None
+            while b"[DONE]" not in buf or not buf.endswith((b"\r\n\r\n", b"\n\n")):
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise SystemExit("connection closed")
+                buf += chunk
+                if first is None and b"data:" in buf:
+                    first = time.perf_counter()
+            t1 = time.perf_counter()
+            # Chunked responses end with a zero-length chunk after [DONE].
+            if b"transfer-encoding: chunked" in buf.lower() and not buf.endswith(b"0\r\n\r\n"):
+                while not buf.endswith(b"0\r\n\r\n"):
+                    buf += s.recv(65536)
+                t1 = time.perf_counter()
+            ttft.append(((first or t1) - t0) * 1000)
+            total.append((t1 - t0) * 1000)
+    return statistics.median(ttft), statistics.median(total)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--servers", default="granian,uvicorn")
+    ap.add_argument("--streams", type=int, default=300)
+    args = ap.parse_args()
+    for tool in ("nginx", "wrk", "taskset"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} not found (apt-get install nginx-light wrk)")
+    tmp = Path(tempfile.mkdtemp(prefix="dragoman-bench-"))
+    body_file = tmp / "chat.json"
+    body_file.write_text(json.dumps(CHAT_BODY))
+    up = free_port()
+    nginx = start_nginx(tmp, up)
+    rows = []
+    try:
+        direct = wrk(f"http://127.0.0.1:{up}/v1/chat/completions", body_file, 1, args.seconds)
+        direct64 = wrk(f"http://127.0.0.1:{up}/v1/chat/completions", body_file, 64, args.seconds)
+        d_ttft, d_total = stream_timings(up, "/stream/v1/chat/completions", "x", args.streams)
+        rows.append(("direct to nginx", direct, direct64, d_ttft, d_total))
+        for server in args.servers.split(","):
+            proc, port = start_dragoman(tmp, up, server)
+            try:
+                url = f"http://127.0.0.1:{port}/v1/chat/completions"
+                wrk(url, body_file, 1, 1)  # warm-up
+                seq = wrk(url, body_file, 1, args.seconds)
+                par = wrk(url, body_file, 64, args.seconds)
+                ttft, total = stream_timings(port, "/v1/chat/completions", "bench-stream",
+                                             args.streams)
+                rows.append((f"dragoman ({server})", seq, par, ttft, total))
+            finally:
+                proc.terminate()
+                proc.wait(10)
+    finally:
+        nginx.terminate()
+        nginx.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    base = rows[0]
+    print("| target | p50 ms | p99 ms | added p50 ms | added p99 ms | req/s @64 | "
+          "stream TTFT ms | added TTFT ms | stream total ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, seq, par, ttft, total in rows:
+        print(f"| {name} | {seq['p50']:.3f} | {seq['p99']:.3f} | "
+              f"{seq['p50'] - base[1]['p50']:.3f} | {seq['p99'] - base[1]['p99']:.3f} | "
+              f"{par['rps']:.0f} | {ttft:.3f} | {ttft - base[3]:.3f} | {total:.3f} |")
+
+
+if __name__ == "__main__":
+    main()

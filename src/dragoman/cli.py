@@ -1,0 +1,57 @@
+"""``dragoman serve [--config FILE] [--host H] [--port P] [--workers N]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from .config import ConfigError, load_config
+
+CONFIG_ENV = "DRAGOMAN_CONFIG"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        print(f"dragoman: {e}", file=sys.stderr)
+        return 2
+    host = args.host or cfg.server.host
+    port = args.port if args.port is not None else cfg.server.port
+    workers = args.workers or cfg.server.workers
+    if args.config:
+        # Worker processes build the gateway themselves from the same file.
+        os.environ[CONFIG_ENV] = os.path.abspath(args.config)
+    else:
+        os.environ.pop(CONFIG_ENV, None)
+    names = ", ".join(m.name for m in cfg.models) or "dragoman/echo, echo (offline test model)"
+    print(f"dragoman: serving {names} on http://{host}:{port}", file=sys.stderr, flush=True)
+    from .server.runner import run
+
+    run(host=host, port=port, workers=workers, server=args.server)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dragoman", description="LLM gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", "-c", help="YAML config file (default: offline echo model)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+    serve.add_argument("--server", choices=["granian", "uvicorn"], default=None,
+                       help="ASGI server (default: the faster one measured in bench/)")
+    serve.add_argument("--log-level", default="warning")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        return _serve(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Anthropic Messages upstream: the dialect plus ``x-api-key`` / ``anthropic-version`` and
+the client's ``anthropic-beta`` passed through."""
+
+from __future__ import annotations
+
+import msgspec
+
+from ..core import ChatRequest, UpstreamError
+from ..dialects.anthropic_messages import DIALECT as ANTHROPIC_MESSAGES
+from .base import HttpDialectProvider
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+class Anthropic(HttpDialectProvider):
+    """``POST {base}/v1/messages``."""
+
+    dialect = ANTHROPIC_MESSAGES
+    default_base_url = "https://api.anthropic.com"
+
+    _COUNT_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking",
+                     "output_config")
+
+    def _messages_path(self) -> str:
+        # Accept a base URL given with or without the /v1 suffix.
+        return "/messages" if self.http.base_url.endswith("/v1") else "/v1/messages"
+
+    def path(self, req: ChatRequest, stream: bool) -> str:
+        return self._messages_path()
+
+    async def count_tokens(self, req: ChatRequest) -> int | None:
+        """Ask the upstream's own counter (exact for its models)."""
+        full = self.dialect.render_request(msgspec.structs.replace(req, model=self.model))
+        body = {k: full[k] for k in self._COUNT_FIELDS if k in full}
+        resp = await self.http.request(
+            "POST", self._messages_path() + "/count_tokens", body=msgspec.json.encode(body),
+            headers=self.request_headers(req, False))
+        try:
+            raw = await resp.read()
+        finally:
+            resp.release()
+        if resp.status >= 400:
+            raise self.dialect.parse_error(resp.status, raw)
+        try:
+            n = msgspec.json.decode(raw)["input_tokens"]
+        except Exception:
+            raise UpstreamError("upstream count_tokens answer has no input_tokens") from None
+        return int(n)
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"x-api-key": self._api_key} if self._api_key else {}
+
+    def request_headers(self, req: ChatRequest, stream: bool) -> dict[str, str]:
+        h = super().request_headers(req, stream)
+        h.setdefault("anthropic-version", ANTHROPIC_VERSION)
+        fwd = req.forward_headers
+        if fwd:
+            beta = fwd.get("anthropic-beta")
+            if beta:
+                h["anthropic-beta"] = beta
+        return h

@@ -1,0 +1,159 @@
+"""The ASGI application: routing, authentication, and errors in the caller's dialect.
+
+A plain ASGI callable with a dict router: no framework sits on the hot path, and every
+route answers in the envelope of the API it belongs to.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from ..core import DragomanError, InvalidRequest, NotFound, UpstreamError
+from ..core.estimate import estimate_request
+from ..dialects import anthropic_messages, openai_chat, openai_responses
+from ..dialects.base import Dialect
+from . import models as model_routes
+from . import responses as response_routes
+from .gateway import Gateway, Principal
+from .generate import generate
+from .http import ClientGone, Receive, Scope, Send, header, parse_json, read_body, send_error, send_json
+
+log = logging.getLogger("dragoman.server")
+
+CHAT = openai_chat.DIALECT
+RESPONSES = openai_responses.DIALECT
+MESSAGES = anthropic_messages.DIALECT
+
+Handler = Callable[[Gateway, Principal, Scope, Receive, Send, list[str]], Awaitable[None]]
+
+
+def _generation(dialect: Dialect) -> Handler:
+    async def handler(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
+                      send: Send, params: list[str]) -> None:
+        body = parse_json(await read_body(receive, scope, gw.max_body_bytes))
+        await generate(gw, dialect, principal, body, scope, receive, send)
+
+    return handler
+
+
+async def _count_tokens(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
+                        send: Send, params: list[str]) -> None:
+    body = parse_json(await read_body(receive, scope, gw.max_body_bytes))
+    req = anthropic_messages.parse_count_tokens_request(body)
+    provider = gw.models.resolve(req.model).provider
+    n = await provider.count_tokens(req)
+    if n is None:
+        n = estimate_request(req)
+    await send_json(send, anthropic_messages.render_count_tokens(n))
+
+
+async def _health(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
+                  send: Send, params: list[str]) -> None:
+    await send_json(send, b'{"status":"ok"}')
+
+
+Routes = dict[str, tuple[Handler, Dialect, bool]]
+
+#: (method, path segments after /v1) → (handler, dialect for errors, needs auth)
+_ROUTES: dict[tuple[str, ...], Routes] = {
+    ("chat", "completions"): {"POST": (_generation(CHAT), CHAT, True)},
+    ("responses",): {"POST": (_generation(RESPONSES), RESPONSES, True)},
+    ("responses", "*"): {"GET": (response_routes.get, RESPONSES, True),
+                         "DELETE": (response_routes.delete, RESPONSES, True)},
+    ("responses", "*", "input_items"): {"GET": (response_routes.input_items, RESPONSES, True)},
+    ("messages",): {"POST": (_generation(MESSAGES), MESSAGES, True)},
+    ("messages", "count_tokens"): {"POST": (_count_tokens, MESSAGES, True)},
+    ("models",): {"GET": (model_routes.list_models, CHAT, True)},
+    ("models", "*"): {"GET": (model_routes.get_model, CHAT, True)},
+    ("healthz",): {"GET": (_health, CHAT, False)},
+}
+
+
+def _match(parts: list[str]) -> tuple[Routes | None, list[str]]:
+    """Exact routes first, then routes with one ``*`` segment (an id)."""
+    exact = _ROUTES.get(tuple(parts))
+    if exact is not None:
+        return exact, []
+    for i in range(len(parts)):
+        hit = _ROUTES.get(tuple("*" if j == i else p for j, p in enumerate(parts)))
+        if hit is not None:
+            return hit, [parts[i]]
+    return None, []
+
+
+def _split(path: str) -> list[str]:
+    parts = [p for p in path.split("/") if p]
+    # Clients configured with or without /v1 (or with it twice: Claude Code given a base
+    # URL ending in /v1) reach the same routes.
+    while parts and parts[0] == "v1":
+        parts.pop(0)
+    return parts
+
+
+def _error_dialect(scope: Scope, parts: list[str]) -> Dialect:
+    if parts[:1] == ["messages"] or header(scope, b"anthropic-version") is not None:
+        return MESSAGES
+    if parts[:1] == ["responses"]:
+        return RESPONSES
+    return CHAT
+
+
+class App:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gw = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await self.gw.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"]
+        parts = _split(scope["path"])
+        if not parts and method in ("HEAD", "GET"):
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"text/plain"),
+                                    (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        routes, params = _match(parts)
+        dialect = _error_dialect(scope, parts)
+        try:
+            if routes is None:
+                raise NotFound(f"Unknown request URL: {method} {scope['path'][:200]}. "
+                               "Please check the URL and method.", code="unknown_url")
+            entry = routes.get(method)
+            if entry is None:
+                allowed = ", ".join(sorted(routes))
+                raise InvalidRequest(f"Method {method} is not allowed here; use {allowed}.",
+                                     status=405, code="method_not_allowed")
+            handler, route_dialect, needs_auth = entry
+            if parts[0] != "models":  # /v1/models serves both API families
+                dialect = route_dialect
+            principal = self.gw.authenticate(scope) if needs_auth else None
+            await handler(self.gw, principal, scope, receive, send, params)  # type: ignore[arg-type]
+        except DragomanError as err:
+            await send_error(send, dialect, err)
+        except ClientGone:
+            return
+        except Exception:
+            log.exception("unhandled error on %s %s", method, scope["path"])
+            err = UpstreamError("The server had an error while processing your request.",
+                                status=500)
+            try:
+                await send_error(send, dialect, err)
+            except Exception:
+                pass

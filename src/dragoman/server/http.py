@@ -1,0 +1,117 @@
+"""The ASGI plumbing the routes share: reading a bounded (maybe compressed) body,
+sending JSON and errors in the caller's dialect."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import msgspec
+import zstandard
+
+from ..core import DragomanError, InvalidRequest, RequestTooLarge
+from ..dialects.base import Dialect
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_decode_json = msgspec.json.Decoder().decode
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """First value of a request header (``name`` lower-case)."""
+    for k, v in scope["headers"]:
+        if k == name:
+            return v.decode("latin-1")
+    return None
+
+
+async def read_body(receive: Receive, scope: Scope, limit: int) -> bytes:
+    """The whole request body, refused past ``limit`` bytes (before and after
+    decompression, so a small zip bomb cannot expand without bound)."""
+    cl = header(scope, b"content-length")
+    if cl is not None and cl.isdigit() and int(cl) > limit:
+        raise RequestTooLarge(f"Request body too large: the limit is {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            raise ClientGone()
+        body = msg.get("body", b"")
+        if body:
+            size += len(body)
+            if size > limit:
+                raise RequestTooLarge(f"Request body too large: the limit is {limit} bytes.")
+            chunks.append(body)
+        if not msg.get("more_body", False):
+            break
+    raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    encoding = header(scope, b"content-encoding")
+    if encoding and encoding.lower() != "identity":
+        raw = decompress(raw, encoding.lower(), limit)
+    return raw
+
+
+def decompress(raw: bytes, encoding: str, limit: int) -> bytes:
+    try:
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            d = zlib.decompressobj(wbits=47 if encoding != "deflate" else 15)
+            out = d.decompress(raw, limit + 1)
+        elif encoding == "zstd":
+            with zstandard.ZstdDecompressor().stream_reader(raw) as reader:
+                out = reader.read(limit + 1)
+        else:
+            raise InvalidRequest(f"Unsupported Content-Encoding: {encoding[:40]}.")
+    except (zlib.error, zstandard.ZstdError):
+        raise InvalidRequest(f"The request body is not valid {encoding} data.") from None
+    if len(out) > limit:
+        raise RequestTooLarge(f"Request body too large: the limit is {limit} bytes.")
+    return out
+
+
+def parse_json(raw: bytes) -> Any:
+    if not raw:
+        raise InvalidRequest("The request body is empty: expected a JSON object.")
+    try:
+        return _decode_json(raw)
+    except msgspec.DecodeError:
+        raise InvalidRequest(
+            "We could not parse the JSON body of your request. The body must be valid JSON."
+        ) from None
+
+
+class ClientGone(Exception):
+    """The client disconnected before we answered."""
+
+
+async def send_bytes(send: Send, status: int, body: bytes, content_type: bytes,
+                     extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    headers.extend(extra)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_json(send: Send, body: bytes, status: int = 200,
+                    extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    await send_bytes(send, status, body, b"application/json", extra)
+
+
+def error_headers(err: DragomanError) -> list[tuple[bytes, bytes]]:
+    h: list[tuple[bytes, bytes]] = []
+    if err.retry_after is not None:
+        h.append((b"retry-after", str(max(1, round(err.retry_after))).encode()))
+        h.append((b"retry-after-ms", str(int(err.retry_after * 1000)).encode()))
+    if err.status == 401:
+        h.append((b"www-authenticate", b'Bearer realm="dragoman"'))
+    return h
+
+
+async def send_error(send: Send, dialect: Dialect, err: DragomanError,
+                     extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    status, body = dialect.render_error(err)
+    await send_json(send, body, status, [*error_headers(err), *extra])

@@ -1,0 +1,50 @@
+"""``GET /v1/models`` and ``/v1/models/{id}``: one path, two API families. Anthropic
+clients always send ``anthropic-version``; they get the Anthropic list shape, everyone
+else the OpenAI one."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+
+from ..router import Deployment
+from .gateway import Gateway, Principal
+from .http import Receive, Scope, Send, header, send_json
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _openai(d: Deployment, name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": d.created, "owned_by": d.owned_by}
+
+
+def _anthropic(d: Deployment, name: str) -> dict[str, Any]:
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(d.created))
+    return {"type": "model", "id": name, "display_name": name, "created_at": created}
+
+
+def _is_anthropic(scope: Scope) -> bool:
+    return header(scope, b"anthropic-version") is not None
+
+
+async def list_models(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
+                      send: Send, params: list[str]) -> None:
+    listed = gw.models.listed()
+    if _is_anthropic(scope):
+        data = [_anthropic(d, d.name) for d in listed]
+        body: dict[str, Any] = {"data": data, "has_more": False,
+                                "first_id": data[0]["id"] if data else None,
+                                "last_id": data[-1]["id"] if data else None}
+    else:
+        body = {"object": "list", "data": [_openai(d, d.name) for d in listed]}
+    await send_json(send, _encode(body))
+
+
+async def get_model(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
+                    send: Send, params: list[str]) -> None:
+    name = params[0]
+    d = gw.models.resolve(name)
+    render = _anthropic if _is_anthropic(scope) else _openai
+    await send_json(send, _encode(render(d, name)))

@@ -1,0 +1,46 @@
+"""Run the ASGI app under a production server.
+
+granian is the default for ``dragoman serve``; uvicorn (uvloop + httptools) serves the
+in-process Python API (``dragoman.serve``), because it can run an app object inside an
+existing event loop. The choice is measured in bench/README.md.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+DEFAULT_SERVER = "granian"
+
+
+def create_app() -> Any:
+    """Factory the server workers call: builds the gateway from ``$DRAGOMAN_CONFIG``."""
+    from ..config import build_gateway, load_config
+
+    return build_gateway(load_config(os.environ.get("DRAGOMAN_CONFIG"))).app()
+
+
+def run(*, host: str, port: int, workers: int = 1, server: str | None = None) -> None:
+    server = server or os.environ.get("DRAGOMAN_SERVER") or DEFAULT_SERVER
+    target = "dragoman.server.runner:create_app"
+    if server == "granian":
+        from granian import Granian
+        from granian.constants import Interfaces, Loops
+
+        Granian(target, address=host, port=port, interface=Interfaces.ASGI, workers=workers,
+                factory=True, loop=Loops.uvloop, log_access=False, websockets=False).serve()
+    else:
+        import uvicorn
+
+        uvicorn.run(target, factory=True, host=host, port=port, workers=workers,
+                    loop="uvloop", http="httptools", log_level="warning", access_log=False,
+                    lifespan="on")
+
+
+async def serve(app: Any, *, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Serve an app object in the running event loop until cancelled."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, loop="none", http="httptools",
+                            log_level="warning", access_log=False, lifespan="on")
+    await uvicorn.Server(config).serve()

@@ -1,0 +1,143 @@
+"""Bad input gets a 4xx in the caller's own envelope: never a 500, a hang or a trace."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import httpx
+import pytest
+import zstandard
+
+from tests.conftest import API_KEY
+
+AUTH = {"authorization": f"Bearer {API_KEY}"}
+ANTHROPIC = {"x-api-key": API_KEY, "anthropic-version": "2023-06-01"}
+
+
+@pytest.fixture(scope="module")
+def http(echo_gateway: str) -> httpx.Client:
+    return httpx.Client(base_url=echo_gateway, timeout=10)
+
+
+def openai_error(r: httpx.Response, status: int) -> dict:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"error"}
+    assert {"message", "type", "param", "code"} <= set(body["error"])
+    assert "Traceback" not in r.text
+    return body["error"]
+
+
+def anthropic_error(r: httpx.Response, status: int) -> dict:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["type"] == "error" and {"type", "message"} <= set(body["error"])
+    assert "Traceback" not in r.text
+    return body["error"]
+
+
+BAD_BODIES = [
+    (b"{not json", "parse"),
+    (b"", "empty"),
+    (b"[1,2]", "object"),
+    (json.dumps({"model": "dragoman/echo"}).encode(), "messages"),
+    (json.dumps({"model": 5, "messages": []}).encode(), "model"),
+    (json.dumps({"model": "dragoman/echo", "messages": "hi"}).encode(), "messages"),
+    (json.dumps({"model": "dragoman/echo", "messages": [{"role": "wizard", "content": "x"}]}).encode(), "role"),
+    (json.dumps({"model": "dragoman/echo", "messages": [{"role": "user", "content": [{"type": "nope"}]}]}).encode(), "type"),
+]
+
+
+@pytest.mark.parametrize(("body", "hint"), BAD_BODIES)
+def test_chat_bad_bodies(http: httpx.Client, body: bytes, hint: str) -> None:
+    err = openai_error(http.post("/v1/chat/completions", content=body,
+                                 headers={**AUTH, "content-type": "application/json"}), 400)
+    assert err["type"] == "invalid_request_error"
+    assert hint.lower() in (err["message"] + str(err["param"])).lower()
+
+
+@pytest.mark.parametrize(("body", "hint"), BAD_BODIES[:5])
+def test_messages_bad_bodies(http: httpx.Client, body: bytes, hint: str) -> None:
+    err = anthropic_error(http.post("/v1/messages", content=body, headers=ANTHROPIC), 400)
+    assert err["type"] == "invalid_request_error"
+
+
+def test_messages_missing_max_tokens(http: httpx.Client) -> None:
+    r = http.post("/v1/messages", headers=ANTHROPIC,
+                  json={"model": "dragoman/echo", "messages": [{"role": "user", "content": "x"}]})
+    assert "max_tokens" in anthropic_error(r, 400)["message"]
+
+
+def test_responses_bad_input(http: httpx.Client) -> None:
+    r = http.post("/v1/responses", headers=AUTH, json={"model": "dragoman/echo", "input": 42})
+    assert openai_error(r, 400)["param"] == "input"
+
+
+def test_unknown_model_each_dialect(http: httpx.Client) -> None:
+    r = http.post("/v1/chat/completions", headers=AUTH,
+                  json={"model": "ghost", "messages": [{"role": "user", "content": "x"}]})
+    assert openai_error(r, 404)["code"] == "model_not_found"
+    r = http.post("/v1/responses", headers=AUTH, json={"model": "ghost", "input": "x"})
+    assert openai_error(r, 404)["code"] == "model_not_found"
+    r = http.post("/v1/messages", headers=ANTHROPIC, json={
+        "model": "ghost", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]})
+    assert anthropic_error(r, 404)["type"] == "not_found_error"
+
+
+def test_unknown_endpoint_and_wrong_method(http: httpx.Client) -> None:
+    openai_error(http.post("/v1/nowhere", headers=AUTH, json={}), 404)
+    anthropic_error(http.post("/v1/nowhere", headers=ANTHROPIC, json={}), 404)
+    openai_error(http.get("/v1/chat/completions", headers=AUTH), 405)
+    anthropic_error(http.get("/v1/messages", headers=ANTHROPIC), 405)
+    # Codex's WebSocket upgrade probe is refused quickly.
+    assert http.get("/v1/responses", headers=AUTH).status_code == 405
+
+
+def test_body_over_limit(http: httpx.Client) -> None:
+    big = json.dumps({"model": "dragoman/echo",
+                      "messages": [{"role": "user", "content": "x" * 1_200_000}]}).encode()
+    r = http.post("/v1/chat/completions", content=big, headers={**AUTH, "content-type": "application/json"})
+    assert openai_error(r, 413)
+    r = http.post("/v1/messages", content=big, headers=ANTHROPIC)
+    assert anthropic_error(r, 413)["type"] == "request_too_large"
+
+
+def test_zip_bomb_refused(http: httpx.Client) -> None:
+    bomb = gzip.compress(b"{" + b" " * 5_000_000 + b"}")
+    r = http.post("/v1/chat/completions", content=bomb,
+                  headers={**AUTH, "content-encoding": "gzip", "content-type": "application/json"})
+    openai_error(r, 413)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "zstd"])
+def test_compressed_bodies(http: httpx.Client, encoding: str) -> None:
+    raw = json.dumps({"model": "dragoman/echo", "input": "compressed hello"}).encode()
+    body = gzip.compress(raw) if encoding == "gzip" else zstandard.ZstdCompressor().compress(raw)
+    r = http.post("/v1/responses", content=body,
+                  headers={**AUTH, "content-encoding": encoding, "content-type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert r.json()["output"][0]["content"][0]["text"] == "compressed hello"
+    r = http.post("/v1/responses", content=b"garbage", headers={**AUTH, "content-encoding": encoding})
+    openai_error(r, 400)
+
+
+def test_missing_and_wrong_key(http: httpx.Client) -> None:
+    r = http.post("/v1/chat/completions", json={"model": "dragoman/echo", "messages": []})
+    openai_error(r, 401)
+    assert r.headers["www-authenticate"].startswith("Bearer")
+    r = http.post("/v1/messages", headers={"x-api-key": "sk-bad-secret", "anthropic-version": "2023-06-01"},
+                  json={"model": "dragoman/echo", "max_tokens": 5, "messages": []})
+    assert anthropic_error(r, 401)["type"] == "authentication_error"
+    assert "sk-bad-secret" not in r.text
+
+
+def test_health_and_head(http: httpx.Client) -> None:
+    assert http.get("/healthz").json() == {"status": "ok"}
+    assert http.head("/").status_code == 200
+
+
+def test_paths_without_v1_and_doubled(http: httpx.Client) -> None:
+    body = {"model": "dragoman/echo", "max_tokens": 5, "messages": [{"role": "user", "content": "v1v1"}]}
+    r = http.post("/v1/v1/messages?beta=true", headers=ANTHROPIC, json=body)
+    assert r.status_code == 200 and r.json()["content"][0]["text"] == "v1v1"

@@ -155,6 +155,9 @@ class EchoProvider:
     async def count_tokens(self, req: ChatRequest) -> int | None:
         return estimate_request(req)
 
+    async def aclose(self) -> None:
+        return None
+
     async def complete(self, req: ChatRequest) -> ChatResponse:
         return await acollect(self.stream(req), new_id("echo-"), req.model)
 

@@ -1,0 +1,71 @@
+"""Config loading: validation names the bad key, ${ENV} interpolation, secrets kept out of
+messages and reprs, and the CLI refusing a bad file with exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dragoman.config import ConfigError, build_gateway, load_config, parse_config
+
+
+def test_defaults_serve_echo() -> None:
+    gw = build_gateway(parse_config(None))
+    assert [d.name for d in gw.models.listed()] == ["dragoman/echo", "echo"]
+    assert gw.auth is None
+
+
+def test_unknown_key_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"provder.*\$\.models\[0\]"):
+        parse_config({"models": [{"name": "m", "provder": "openai"}]})
+
+
+def test_wrong_type_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"\$\.server\.port"):
+        parse_config({"server": {"port": "eighty"}})
+
+
+def test_unknown_provider_and_missing_model() -> None:
+    with pytest.raises(ConfigError, match=r"unknown provider 'nope' at `\$\.models\[0\]\.provider`"):
+        parse_config({"models": [{"name": "m", "provider": "nope"}]})
+    with pytest.raises(ConfigError, match=r"\$\.models\[0\]\.model"):
+        parse_config({"models": [{"name": "m", "provider": "openai"}]})
+    with pytest.raises(ConfigError, match="duplicate model name"):
+        parse_config({"models": [{"name": "m", "provider": "echo"}, {"name": "m", "provider": "echo"}]})
+
+
+def test_env_interpolation(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UP_KEY", "sk-very-secret")
+    cfg = parse_config({"models": [{"name": "m", "provider": "openai", "model": "gpt",
+                                    "api_key": "${UP_KEY}", "base_url": "${UP_URL:-http://x/v1}"}]})
+    assert cfg.models[0].api_key == "sk-very-secret"
+    assert cfg.models[0].base_url == "http://x/v1"
+    assert "sk-very-secret" not in repr(cfg.models[0])
+    provider = build_gateway(cfg).models.resolve("m").provider
+    assert "sk-very-secret" not in repr(provider)
+
+
+def test_missing_env_names_variable_and_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOT_SET_VAR", raising=False)
+    with pytest.raises(ConfigError, match=r"NOT_SET_VAR.*\$\.models\[0\]\.api_key"):
+        parse_config({"models": [{"name": "m", "provider": "openai", "model": "x",
+                                  "api_key": "${NOT_SET_VAR}"}]})
+
+
+def test_yaml_file_and_cli_exit_code(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("server: {port: 9999}\nmodels:\n  - {name: a, provider: echo}\n")
+    assert load_config(good).server.port == 9999
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models:\n  - {name: a, provider: echo, colour: red}\n")
+    r = subprocess.run([sys.executable, "-m", "dragoman.cli", "serve", "--config", str(bad)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert "colour" in r.stderr and "$.models[0]" in r.stderr
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("models: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(broken)

@@ -186,8 +186,15 @@ def test_error_mid_stream(client: openai.OpenAI) -> None:
     with pytest.raises(openai.APIError):
         list(client.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "a b c\n::fail overloaded"}], stream=True))
-    with pytest.raises(openai.APIError), client.responses.stream(model=MODEL, input="a b c\n::fail overloaded") as s:
-        s.get_final_response()
+    # Responses report a failure after the first byte as a terminal response.failed event;
+    # the SDK helper then has no completed response to give.
+    with client.responses.stream(model=MODEL, input="a b c\n::fail overloaded") as s:
+        events = list(s)
+        with pytest.raises(RuntimeError):
+            s.get_final_response()
+    assert events[-1].type == "response.failed"
+    assert events[-1].response.status == "failed"
+    assert events[-1].response.error is not None and events[-1].response.error.message
 
 
 def test_wrong_key(echo_gateway: str) -> None:

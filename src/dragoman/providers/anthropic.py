@@ -7,7 +7,7 @@ import msgspec
 
 from ..core import ChatRequest, UpstreamError
 from ..dialects.anthropic_messages import DIALECT as ANTHROPIC_MESSAGES
-from .base import HttpDialectProvider
+from .base import HttpDialectProvider, upstream_error
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -40,7 +40,7 @@ class Anthropic(HttpDialectProvider):
         finally:
             resp.release()
         if resp.status >= 400:
-            raise self.dialect.parse_error(resp.status, raw)
+            raise upstream_error(self.dialect, resp, raw)
         try:
             n = msgspec.json.decode(raw)["input_tokens"]
         except Exception:

@@ -7,6 +7,8 @@ the request/response/stream plumbing once; an adapter subclass only says where t
 
 from __future__ import annotations
 
+import email.utils
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -22,10 +24,42 @@ from ..core import (
     UpstreamError,
 )
 from ..dialects.base import Dialect
-from ..net import HttpClient, SseDecoder, Timeouts
+from ..net import HttpClient, SseDecoder, Timeouts, UpstreamResponse
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """The upstream's ``retry-after-ms`` (float ms) or ``retry-after`` (seconds or an HTTP
+    date), as the vendor SDKs read them; None when absent or unreadable."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    ra = headers.get("retry-after")
+    if not ra:
+        return None
+    try:
+        return max(0.0, float(ra))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(ra)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def upstream_error(dialect: Dialect, resp: UpstreamResponse, raw: bytes) -> DragomanError:
+    """The dialect's reading of an upstream HTTP error, plus the retry delay from the
+    response headers (the body parsers only see the body)."""
+    err = dialect.parse_error(resp.status, raw)
+    if err.retry_after is None:
+        err.retry_after = retry_after_seconds(resp.headers)
+    return err
 
 
 @runtime_checkable
@@ -104,7 +138,7 @@ class HttpDialectProvider:
         finally:
             resp.release()
         if resp.status >= 400:
-            raise self.dialect.parse_error(resp.status, raw)
+            raise upstream_error(self.dialect, resp, raw)
         try:
             return self.dialect.parse_response(_decode(raw))
         except DragomanError:
@@ -118,7 +152,7 @@ class HttpDialectProvider:
         completed = False
         try:
             if resp.status >= 400:
-                raise self.dialect.parse_error(resp.status, await resp.read())
+                raise upstream_error(self.dialect, resp, await resp.read())
             decoder = SseDecoder()
             parser = self.dialect.stream_parser()
             try:

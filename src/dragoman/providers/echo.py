@@ -79,9 +79,10 @@ def _error_directive(rest: str) -> tuple[str, str]:
 
 def parse_script(req: ChatRequest) -> Script:
     """Read the directives of the last user message (none if the conversation ends with
-    a tool result or an assistant turn)."""
+    a tool result or an assistant turn; trailing system messages are skipped)."""
     s = Script()
-    last = req.messages[-1] if req.messages else None
+    # System text may follow the user's turn (Claude Code appends a system message).
+    last = next((m for m in reversed(req.messages) if not m.is_system), None)
     if last is None:
         return s
     if last.role == "tool":

@@ -71,7 +71,10 @@ _ROUTES: dict[tuple[str, ...], Routes] = {
 
 
 def _match(parts: list[str]) -> tuple[Routes | None, list[str]]:
-    """Exact routes first, then routes with one ``*`` segment (an id)."""
+    """Exact routes first, then routes with one ``*`` segment (an id). Model ids may
+    contain slashes (``dragoman/echo``), so everything after ``models/`` is the id."""
+    if len(parts) > 2 and parts[0] == "models":
+        return _ROUTES[("models", "*")], ["/".join(parts[1:])]
     exact = _ROUTES.get(tuple(parts))
     if exact is not None:
         return exact, []

@@ -8,9 +8,10 @@ that disconnects cancels the provider stream (which closes the upstream connecti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import msgspec
 
@@ -69,7 +70,9 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
     provider = deployment.provider
 
     if not req.stream:
-        resp = await provider.complete(req)
+        resp = await _complete_unless_gone(provider.complete(req), receive)
+        if resp is None:
+            return  # the client left: the upstream call was cancelled (connection closed)
         await send_json(send, dialect.render_response(resp, ctx))
         if store:
             await _store(gw, principal, ctx, req, client_input, history, resp)
@@ -154,11 +157,30 @@ async def stream_events(events: AsyncIterator[StreamEvent], renderer: object,
         return pump_task.result()
     # The client left: stop generating (the provider's finally closes the upstream).
     pump_task.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError, Exception):
         await pump_task
-    except (asyncio.CancelledError, Exception):
-        pass
     return False
+
+
+async def _complete_unless_gone(call: Awaitable[ChatResponse],
+                                receive: Receive) -> ChatResponse | None:
+    """Await a non-streamed upstream call, cancelling it if the client disconnects first
+    (cancelling closes the upstream connection, which stops the generation)."""
+    task = asyncio.ensure_future(call)
+    watch = asyncio.ensure_future(_wait_disconnect(receive))
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        watch.cancel()
+        raise
+    if task.done():
+        watch.cancel()
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    return None
 
 
 async def _wait_disconnect(receive: Receive) -> None:

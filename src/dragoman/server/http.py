@@ -32,9 +32,6 @@ def header(scope: Scope, name: bytes) -> str | None:
 async def read_body(receive: Receive, scope: Scope, limit: int) -> bytes:
     """The whole request body, refused past ``limit`` bytes (before and after
     decompression, so a small zip bomb cannot expand without bound)."""
-    cl = header(scope, b"content-length")
-    if cl is not None and cl.isdigit() and int(cl) > limit:
-        raise RequestTooLarge(f"Request body too large: the limit is {limit} bytes.")
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -45,6 +42,7 @@ async def read_body(receive: Receive, scope: Scope, limit: int) -> bytes:
         if body:
             size += len(body)
             if size > limit:
+                await _drain(receive, msg)
                 raise RequestTooLarge(f"Request body too large: the limit is {limit} bytes.")
             chunks.append(body)
         if not msg.get("more_body", False):
@@ -54,6 +52,21 @@ async def read_body(receive: Receive, scope: Scope, limit: int) -> bytes:
     if encoding and encoding.lower() != "identity":
         raw = decompress(raw, encoding.lower(), limit)
     return raw
+
+
+_DRAIN_MAX = 64 * 1024 * 1024
+
+
+async def _drain(receive: Receive, msg: Message) -> None:
+    """Read and drop the rest of an oversized body (up to a bound) before answering 413:
+    a server that answers mid-upload and closes makes the client see a connection reset
+    instead of our error."""
+    dropped = 0
+    while msg.get("more_body", False) and dropped < _DRAIN_MAX:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            raise ClientGone()
+        dropped += len(msg.get("body", b""))
 
 
 def decompress(raw: bytes, encoding: str, limit: int) -> bytes:

@@ -4,7 +4,7 @@
 
 Measures, for each ASGI server:
 - non-stream request: p50/p99 with one connection (wrk -c1) and req/s at 64 connections,
-  direct to nginx and through dragoman; "added" = through − direct;
+  direct to nginx and through dragoman; "added" = through - direct;
 - stream: time to first ``data:`` byte (TTFT) and to ``[DONE]``, sequential requests.
 Load generator and upstream are pinned to CPU 0, dragoman to CPU 1 (as in
 ../shared/bench-notes.md). Needs nginx and wrk (apt: nginx-light wrk).

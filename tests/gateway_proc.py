@@ -47,7 +47,7 @@ def run_gateway(config: dict[str, Any], tmp: Path, *, server: str | None = None,
            "--port", str(port), "--host", "127.0.0.1"]
     if server:
         cmd += ["--server", server]
-    log = open(tmp / f"dragoman-{port}.log", "wb")
+    log = open(tmp / f"dragoman-{port}.log", "wb")  # noqa: SIM115 (lives as long as the process)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, **(env or {})})
     base = f"http://127.0.0.1:{port}"

@@ -4,6 +4,7 @@ streaming-only upstream, and for agents that need the whole turn)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Iterable
+from typing import Literal
 
 from .content import Opaque, Part, RedactedThinking, Text, Thinking, ToolCall
 from .events import (
@@ -27,8 +28,16 @@ class Collector:
     """Accumulates events; ``response()`` builds the result. Raises the in-band error of a
     ``StreamError`` event, so a collected failure looks like an immediate one."""
 
-    __slots__ = ("_content", "_text", "_thinking", "_calls", "usage", "stop_reason",
-                 "stop_sequence", "finished")
+    __slots__ = (
+        "_calls",
+        "_content",
+        "_text",
+        "_thinking",
+        "finished",
+        "stop_reason",
+        "stop_sequence",
+        "usage",
+    )
 
     def __init__(self) -> None:
         self._content: list[Part] = []
@@ -67,7 +76,8 @@ class Collector:
         elif isinstance(ev, ToolCallStart):
             self._close_text()
             self._close_thinking(None)
-            call = ToolCall(id=ev.id, name=ev.name, kind="custom" if ev.kind == "custom" else "function")
+            kind: Literal["function", "custom"] = "custom" if ev.kind == "custom" else "function"
+            call = ToolCall(id=ev.id, name=ev.name, kind=kind)
             self._calls[ev.id] = (call, [])
             self._content.append(call)
         elif isinstance(ev, ToolCallDelta):
@@ -75,9 +85,7 @@ class Collector:
             if entry is not None:
                 entry[1].append(ev.arguments)
         elif isinstance(ev, ToolCallEnd):
-            entry = self._calls.get(ev.id)
-            if entry is not None:
-                entry[0].arguments = "".join(entry[1])
+            pass  # arguments are joined in response(): a late (interleaved) delta still counts
         elif isinstance(ev, OpaqueItem):
             self._close_text()
             self._close_thinking(None)
@@ -106,8 +114,7 @@ class Collector:
         self._close_text()
         self._close_thinking(None)
         for call, parts in self._calls.values():
-            if not call.arguments and parts:
-                call.arguments = "".join(parts)
+            call.arguments = "".join(parts)
         return ChatResponse(id=id, model=model, content=self._content,
                             stop_reason=self.stop_reason, stop_sequence=self.stop_sequence,
                             usage=self.usage, created=created)

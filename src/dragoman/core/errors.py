@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 
 
-class ErrorKind(str, enum.Enum):
+class ErrorKind(enum.StrEnum):
     INVALID_REQUEST = "invalid_request"
     AUTHENTICATION = "authentication"
     PERMISSION = "permission"

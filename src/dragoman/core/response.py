@@ -9,7 +9,7 @@ import msgspec
 from .content import Part, Text, ToolCall
 
 
-class StopReason(str, enum.Enum):
+class StopReason(enum.StrEnum):
     END_TURN = "end_turn"
     MAX_TOKENS = "max_tokens"
     TOOL_USE = "tool_use"

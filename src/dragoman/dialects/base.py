@@ -101,7 +101,8 @@ def require(obj: Mapping[str, Any], key: str, typ: type | tuple[type, ...], wher
     return val
 
 
-def optional(obj: Mapping[str, Any], key: str, typ: type | tuple[type, ...], where: str = "") -> Any:
+def optional(obj: Mapping[str, Any], key: str, typ: type | tuple[type, ...],
+             where: str = "") -> Any:
     val = obj.get(key)
     if val is None:
         return None

@@ -6,6 +6,7 @@ route answers in the envelope of the API it belongs to.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -17,7 +18,17 @@ from . import models as model_routes
 from . import responses as response_routes
 from .gateway import Gateway, Principal
 from .generate import generate
-from .http import ClientGone, Receive, Scope, Send, header, parse_json, read_body, send_error, send_json
+from .http import (
+    ClientGone,
+    Receive,
+    Scope,
+    Send,
+    header,
+    parse_json,
+    read_body,
+    send_error,
+    send_json,
+)
 
 log = logging.getLogger("dragoman.server")
 
@@ -154,9 +165,7 @@ class App:
             return
         except Exception:
             log.exception("unhandled error on %s %s", method, scope["path"])
-            err = UpstreamError("The server had an error while processing your request.",
-                                status=500)
-            try:
-                await send_error(send, dialect, err)
-            except Exception:
-                pass
+            internal = UpstreamError("The server had an error while processing your request.",
+                                     status=500)
+            with contextlib.suppress(Exception):
+                await send_error(send, dialect, internal)

@@ -1,0 +1,32 @@
+"""The OpenAI Chat Completions dialect (``POST /v1/chat/completions``), both directions.
+
+ingress: ``parse_request``, ``render_response``, ``StreamRenderer``, ``render_error``
+egress:  ``render_request``, ``parse_response``, ``StreamParser``, ``parse_error``
+"""
+
+from __future__ import annotations
+
+from ..base import Dialect
+from ._common import ID_PREFIX, NAME
+from .ingress import parse_request
+from .render import StreamRenderer, render_error, render_response
+from .stream_parser import StreamParser
+from .upstream import parse_error, parse_response, render_request
+
+DIALECT = Dialect(
+    name=NAME,
+    parse_request=parse_request,
+    render_response=render_response,
+    stream_renderer=StreamRenderer,
+    render_error=render_error,
+    render_request=render_request,
+    parse_response=parse_response,
+    stream_parser=StreamParser,
+    parse_error=parse_error,
+    id_prefix=ID_PREFIX,
+)
+
+__all__ = [
+    "DIALECT", "ID_PREFIX", "NAME", "StreamParser", "StreamRenderer", "parse_error",
+    "parse_request", "parse_response", "render_error", "render_request", "render_response",
+]

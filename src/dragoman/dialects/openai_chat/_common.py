@@ -1,0 +1,185 @@
+"""Shared tables of the OpenAI Chat Completions dialect: finish reasons, usage, error types."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...core import (
+    ContextLengthExceeded,
+    DragomanError,
+    ErrorKind,
+    InvalidRequest,
+    Overloaded,
+    RateLimited,
+    StopReason,
+    UpstreamError,
+    UpstreamTimeout,
+    Usage,
+    error_for_status,
+)
+
+NAME = "openai_chat"
+ID_PREFIX = "chatcmpl-"
+
+# --- finish reasons (mapping.md §6) ---------------------------------------------------------
+
+FINISH_REASON: dict[StopReason, str] = {
+    StopReason.END_TURN: "stop",
+    StopReason.STOP_SEQUENCE: "stop",
+    StopReason.REFUSAL: "stop",
+    StopReason.ERROR: "stop",
+    StopReason.MAX_TOKENS: "length",
+    StopReason.MAX_STEPS: "length",
+    StopReason.TOOL_USE: "tool_calls",
+    StopReason.CONTENT_FILTER: "content_filter",
+}
+
+_STOP_REASON: dict[str, StopReason] = {
+    "stop": StopReason.END_TURN,
+    "length": StopReason.MAX_TOKENS,
+    "model_length": StopReason.MAX_TOKENS,  # Mistral
+    "tool_calls": StopReason.TOOL_USE,
+    "function_call": StopReason.TOOL_USE,
+    "content_filter": StopReason.CONTENT_FILTER,
+    "error": StopReason.ERROR,  # Mistral, OpenRouter
+}
+
+
+def finish_reason_for(reason: StopReason, has_tool_calls: bool) -> str:
+    """The Chat ``finish_reason`` for a neutral stop reason. A natural end of a turn that
+    called tools is ``tool_calls`` (clients look at it to run their tool loop)."""
+    fr = FINISH_REASON.get(reason, "stop")
+    if has_tool_calls and reason in (StopReason.END_TURN, StopReason.STOP_SEQUENCE):
+        return "tool_calls"
+    return fr
+
+
+def stop_reason_for(finish_reason: Any, has_tool_calls: bool, refused: bool) -> StopReason:
+    """Neutral stop reason for an upstream ``finish_reason`` (unknown values end the turn).
+    ``stop`` with tool calls is ``tool_use`` (OpenAI answers a forced named tool that way);
+    ``stop`` with a refusal is ``refusal``."""
+    reason = _STOP_REASON.get(finish_reason, StopReason.END_TURN) if isinstance(
+        finish_reason, str) else StopReason.END_TURN
+    if reason is StopReason.END_TURN:
+        if has_tool_calls:
+            return StopReason.TOOL_USE
+        if refused:
+            return StopReason.REFUSAL
+    return reason
+
+
+def reasoning_text(obj: dict[str, Any]) -> str:
+    """Non-standard reasoning text (vLLM, DeepSeek: ``reasoning_content``; OpenRouter,
+    newer vLLM: ``reasoning``) of a message or delta."""
+    for key in ("reasoning_content", "reasoning"):
+        val = obj.get(key)
+        if isinstance(val, str) and val:
+            return val
+    return ""
+
+
+# --- usage (mapping.md §7) -------------------------------------------------------------------
+
+
+def usage_json(u: Usage) -> dict[str, Any]:
+    prompt_details: dict[str, Any] = {"cached_tokens": u.cached_tokens, "audio_tokens": 0}
+    if u.cache_write_tokens:
+        prompt_details["cache_write_tokens"] = u.cache_write_tokens
+    return {
+        "prompt_tokens": u.input_tokens,
+        "completion_tokens": u.output_tokens,
+        "total_tokens": u.input_tokens + u.output_tokens,
+        "prompt_tokens_details": prompt_details,
+        "completion_tokens_details": {
+            "reasoning_tokens": u.reasoning_tokens,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def _int(obj: Any, key: str) -> int:
+    if not isinstance(obj, dict):
+        return 0
+    v = obj.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return 0
+    return max(int(v), 0)
+
+
+def parse_usage(obj: Any) -> Usage | None:
+    """Lenient: any missing or malformed count is 0; None when ``obj`` is not an object."""
+    if not isinstance(obj, dict):
+        return None
+    prompt = obj.get("prompt_tokens_details")
+    completion = obj.get("completion_tokens_details")
+    return Usage(
+        input_tokens=_int(obj, "prompt_tokens"),
+        output_tokens=_int(obj, "completion_tokens"),
+        cached_tokens=_int(prompt, "cached_tokens"),
+        cache_write_tokens=_int(prompt, "cache_write_tokens"),
+        reasoning_tokens=_int(completion, "reasoning_tokens"),
+    )
+
+
+# --- errors (mapping.md §10) -----------------------------------------------------------------
+
+#: kind → (error.type, default error.code)
+ERROR_TYPE: dict[ErrorKind, tuple[str, str | None]] = {
+    ErrorKind.INVALID_REQUEST: ("invalid_request_error", None),
+    ErrorKind.CONTEXT_LENGTH: ("invalid_request_error", "context_length_exceeded"),
+    ErrorKind.AUTHENTICATION: ("invalid_request_error", "invalid_api_key"),
+    ErrorKind.PERMISSION: ("permission_error", None),
+    ErrorKind.NOT_FOUND: ("invalid_request_error", "model_not_found"),
+    ErrorKind.CONFLICT: ("invalid_request_error", "conflict"),
+    ErrorKind.REQUEST_TOO_LARGE: ("invalid_request_error", "request_too_large"),
+    ErrorKind.RATE_LIMITED: ("rate_limit_error", "rate_limit_exceeded"),
+    ErrorKind.BUDGET_EXHAUSTED: ("insufficient_quota", "insufficient_quota"),
+    ErrorKind.OVERLOADED: ("server_error", None),
+    ErrorKind.CIRCUIT_OPEN: ("server_error", None),
+    ErrorKind.UPSTREAM: ("server_error", None),
+    ErrorKind.TRANSPORT: ("server_error", None),
+    ErrorKind.TIMEOUT: ("server_error", "timeout"),
+}
+
+
+def error_object(err: DragomanError) -> dict[str, Any]:
+    typ, code = ERROR_TYPE.get(err.kind, ("server_error", None))
+    return {"message": err.message, "type": typ, "param": err.param, "code": err.code or code}
+
+
+def error_from_payload(obj: Any, status: int | None = None) -> DragomanError:
+    """Classify an OpenAI-style ``error`` value (object or bare string) from an upstream."""
+    if isinstance(obj, str):
+        message, typ, code, param = obj, None, None, None
+    elif isinstance(obj, dict):
+        m = obj.get("message")
+        message = m if isinstance(m, str) and m else "upstream error"
+        t, c, p = obj.get("type"), obj.get("code"), obj.get("param")
+        typ = t if isinstance(t, str) else None
+        code = c if isinstance(c, str) else None
+        param = p if isinstance(p, str) else None
+        if status is None and isinstance(c, int) and not isinstance(c, bool) and 400 <= c < 600:
+            status = c
+    else:
+        message, typ, code, param = "upstream error", None, None, None
+    message = message[:2000]
+    err: DragomanError
+    if code == "context_length_exceeded":
+        err = ContextLengthExceeded(message, code=code)
+    elif status is not None:
+        err = error_for_status(status, message, code=code)
+    elif code in ("rate_limit_exceeded", "insufficient_quota") or typ in (
+            "rate_limit_error", "requests", "tokens", "insufficient_quota"):
+        err = RateLimited(message, code=code)
+    elif code == "server_is_overloaded" or typ == "overloaded_error":
+        err = Overloaded(message, code=code)
+    elif code == "timeout" or typ == "timeout_error":
+        err = UpstreamTimeout(message, code=code)
+    elif typ == "invalid_request_error":
+        err = InvalidRequest(message, code=code)
+    else:
+        err = UpstreamError(message, code=code)
+    err.param = param
+    return err

@@ -1,0 +1,338 @@
+"""Egress: speak Chat Completions to an upstream (OpenAI, Azure, Mistral, vLLM…): the
+request body, the non-stream response and error bodies. Streams: ``stream_parser``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ...core import (
+    ChatRequest,
+    ChatResponse,
+    DragomanError,
+    File,
+    Image,
+    Message,
+    Opaque,
+    Part,
+    Reasoning,
+    Text,
+    Thinking,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    ToolResult,
+    UpstreamError,
+    Usage,
+    error_for_status,
+    new_id,
+)
+from ..base import data_url, effort_for_budget
+from ._common import NAME, error_from_payload, parse_usage, reasoning_text, stop_reason_for
+from .render import tool_call_json
+
+_decode = msgspec.json.decode
+
+# --- request --------------------------------------------------------------------------------
+
+
+def _part_json(p: Part) -> dict[str, Any] | None:
+    """A user/system/tool content part; None for parts Chat cannot carry there."""
+    if isinstance(p, Text):
+        return {"type": "text", "text": p.text}
+    if isinstance(p, Image):
+        url = data_url(p.mime, p.data) if p.data is not None else p.url
+        if not url:
+            return None
+        img: dict[str, Any] = {"url": url}
+        if p.detail is not None:
+            img["detail"] = p.detail
+        return {"type": "image_url", "image_url": img}
+    if isinstance(p, File):
+        f: dict[str, Any] = {}
+        if p.data is not None:
+            f["file_data"] = data_url(p.mime, p.data) if p.mime else p.data
+        if p.file_id is not None:
+            f["file_id"] = p.file_id
+        if p.filename is not None:
+            f["filename"] = p.filename
+        if not f:  # a URL-only document: Chat has no form for it
+            return {"type": "text", "text": f"[document: {p.url}]"} if p.url else None
+        return {"type": "file", "file": f}
+    if isinstance(p, Opaque) and p.dialect == NAME:
+        return p.data
+    return None
+
+
+def _content_json(parts: list[Any]) -> str | list[dict[str, Any]]:
+    """One text part → a string; anything else → an array of parts; nothing → ""."""
+    if len(parts) == 1 and parts[0].get("type") == "text":
+        return str(parts[0]["text"])
+    return parts if parts else ""
+
+
+def _tool_result_content(r: ToolResult) -> str | list[dict[str, Any]]:
+    """Chat tool messages carry text only: images and files become a short text note."""
+    parts: list[dict[str, Any]] = []
+    for p in r.content:
+        if isinstance(p, Text):
+            parts.append({"type": "text", "text": p.text})
+        elif isinstance(p, Image):
+            parts.append({"type": "text", "text": f"[image: {p.url}]" if p.url and p.data is None
+                          else f"[image omitted: {p.mime or 'inline data'}]"})
+        elif isinstance(p, File):
+            what = p.filename or p.url or p.file_id or "inline data"
+            parts.append({"type": "text", "text": f"[file omitted: {what}]"})
+    if r.is_error:
+        if parts:
+            parts[0] = {"type": "text", "text": "Error: " + parts[0]["text"]}
+        else:
+            parts.append({"type": "text", "text": "Error"})
+    return _content_json(parts)
+
+
+def _messages_json(req: ChatRequest) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if req.system:
+        out.append({"role": "system", "content": _content_json(
+            [{"type": "text", "text": t.text} for t in req.system])})
+    for m in req.messages:
+        _message_json(m, out)
+    return out
+
+
+def _message_json(m: Message, out: list[dict[str, Any]]) -> None:
+    parts: list[dict[str, Any]] = []
+    calls: list[dict[str, Any]] = []
+    for p in m.content:
+        if isinstance(p, ToolResult):  # results first (canonical form keeps them in "tool")
+            out.append({"role": "tool", "tool_call_id": p.call_id,
+                        "content": _tool_result_content(p)})
+        elif isinstance(p, ToolCall):
+            if m.role == "assistant":
+                calls.append(tool_call_json(p))
+        elif m.role == "assistant":
+            if isinstance(p, Text):
+                parts.append({"type": "text", "text": p.text})
+            elif isinstance(p, Opaque) and p.dialect == NAME:
+                parts.append(p.data)
+            # Thinking / RedactedThinking: Chat cannot replay reasoning; dropped.
+        elif m.role != "tool":
+            pj = _part_json(p)
+            if pj is not None and (m.role == "user" or pj.get("type") == "text"):
+                parts.append(pj)
+    if m.role == "tool":
+        return
+    msg: dict[str, Any] = {"role": m.role}
+    if m.role == "assistant":
+        msg["content"] = _content_json(parts) if parts or not calls else None
+        if calls:
+            msg["tool_calls"] = calls
+    else:
+        if not parts and any(isinstance(p, ToolResult) for p in m.content):
+            return  # a user turn that only carried tool results
+        msg["content"] = _content_json(parts)
+    if m.name is not None:
+        msg["name"] = m.name
+    out.append(msg)
+
+
+def _tool_json(t: Tool) -> dict[str, Any]:
+    if t.kind == "custom":
+        c: dict[str, Any] = {"name": t.name}
+        if t.description is not None:
+            c["description"] = t.description
+        if t.format is not None:
+            c["format"] = t.format
+        return {"type": "custom", "custom": c}
+    fn: dict[str, Any] = {"name": t.name}
+    if t.description is not None:
+        fn["description"] = t.description
+    if t.parameters is not None:
+        fn["parameters"] = t.parameters
+    if t.strict is not None:
+        fn["strict"] = t.strict
+    return {"type": "function", "function": fn}
+
+
+def _named_json(name: str, custom: set[str]) -> dict[str, Any]:
+    if name in custom:
+        return {"type": "custom", "custom": {"name": name}}
+    return {"type": "function", "function": {"name": name}}
+
+
+def _tool_choice_json(tc: ToolChoice, custom: set[str]) -> Any:
+    if tc.mode == "tool" and tc.name:
+        return _named_json(tc.name, custom)
+    if tc.allowed is not None and tc.mode in ("auto", "required"):
+        return {"type": "allowed_tools", "allowed_tools": {
+            "mode": tc.mode, "tools": [_named_json(n, custom) for n in tc.allowed]}}
+    return tc.mode if tc.mode != "tool" else "required"
+
+
+def _reasoning_effort(r: Reasoning) -> str | None:
+    """``effort`` as given, else the effort covering ``budget_tokens``; ``disabled`` and
+    ``adaptive`` without either leave the model's default."""
+    if r.effort is not None:
+        return r.effort
+    if r.budget_tokens is not None and r.mode != "disabled":
+        return effort_for_budget(r.budget_tokens)
+    return None
+
+
+def render_request(req: ChatRequest) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": req.model, "messages": _messages_json(req)}
+    tools = [_tool_json(t) for t in req.tools or ()]
+    tools.extend(h.data for h in req.hosted_tools or () if h.dialect == NAME)
+    if tools:
+        body["tools"] = tools
+        custom = {t.name for t in req.tools or () if t.kind == "custom"}
+        if req.tool_choice is not None:
+            body["tool_choice"] = _tool_choice_json(req.tool_choice, custom)
+        if req.parallel_tool_calls is not None:
+            body["parallel_tool_calls"] = req.parallel_tool_calls
+    if req.max_tokens is not None:
+        body["max_completion_tokens"] = req.max_tokens
+    if req.temperature is not None:
+        body["temperature"] = req.temperature
+    if req.top_p is not None:
+        body["top_p"] = req.top_p
+    if req.stop:
+        body["stop"] = req.stop
+    if req.seed is not None:
+        body["seed"] = req.seed
+    if req.user is not None:
+        body["user"] = req.user
+    rf = req.response_format
+    if rf is not None:
+        if rf.type == "json_schema":
+            js: dict[str, Any] = {"name": rf.name or "response"}
+            for key in ("schema", "strict", "description"):
+                val = getattr(rf, key)
+                if val is not None:
+                    js[key] = val
+            body["response_format"] = {"type": "json_schema", "json_schema": js}
+        else:
+            body["response_format"] = {"type": rf.type}
+    if req.reasoning is not None:
+        effort = _reasoning_effort(req.reasoning)
+        if effort is not None:
+            body["reasoning_effort"] = effort
+    same = req.dialect == NAME
+    if req.metadata is not None and same:
+        # OpenAI accepts metadata only with store:true, which only a Chat client sets.
+        body["metadata"] = req.metadata
+    if req.stream:
+        body["stream"] = True
+        so = req.extra.get("stream_options") if same and req.extra else None
+        body["stream_options"] = {**(so if isinstance(so, dict) else {}), "include_usage": True}
+    if same and req.extra:
+        for k, v in req.extra.items():
+            if k not in body and k != "stream_options":
+                body[k] = v
+    return body
+
+
+# --- non-stream response --------------------------------------------------------------------
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # some servers answer with content parts
+        return "".join(p["text"] for p in content
+                       if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+def _call_of(tc: Any) -> ToolCall | None:
+    if not isinstance(tc, dict):
+        return None
+    call_id = tc.get("id")
+    if not isinstance(call_id, str) or not call_id:
+        call_id = new_id("call_")
+    custom = tc.get("custom")
+    if tc.get("type") == "custom" or isinstance(custom, dict):
+        if not isinstance(custom, dict):
+            return None
+        name, inp = custom.get("name"), custom.get("input")
+        return ToolCall(id=call_id, name=name if isinstance(name, str) else "",
+                        arguments=inp if isinstance(inp, str) else "", kind="custom")
+    fn = tc.get("function")
+    if not isinstance(fn, dict):
+        return None
+    name, args = fn.get("name"), fn.get("arguments")
+    if isinstance(args, (dict, list)):
+        args = msgspec.json.encode(args).decode()
+    return ToolCall(id=call_id, name=name if isinstance(name, str) else "",
+                    arguments=args if isinstance(args, str) else "")
+
+
+def parse_response(body: Any) -> ChatResponse:
+    if not isinstance(body, dict):
+        raise UpstreamError("malformed upstream response: not a JSON object")
+    if body.get("error") is not None and not body.get("choices"):
+        raise error_from_payload(body["error"])
+    choices = body.get("choices")
+    choice: dict[str, Any] = {}
+    if isinstance(choices, list):
+        for c in choices:
+            if isinstance(c, dict) and c.get("index", 0) == 0:
+                choice = c
+                break
+    msg = choice.get("message")
+    if not isinstance(msg, dict):
+        msg = {}
+    content: list[Any] = []
+    reasoning = reasoning_text(msg)
+    if reasoning:
+        content.append(Thinking(text=reasoning))
+    text = _text_of(msg.get("content"))
+    if text:
+        content.append(Text(text=text))
+    refusal = msg.get("refusal")
+    refused = isinstance(refusal, str) and bool(refusal)
+    if isinstance(refusal, str) and refusal:
+        content.append(Text(text=refusal))
+    calls = msg.get("tool_calls")
+    has_calls = False
+    for tc in calls if isinstance(calls, list) else ():
+        call = _call_of(tc)
+        if call is not None:
+            content.append(call)
+            has_calls = True
+    fc = msg.get("function_call")
+    if isinstance(fc, dict):
+        call = _call_of({"function": fc})
+        if call is not None:
+            content.append(call)
+            has_calls = True
+    rid, model, created = body.get("id"), body.get("model"), body.get("created")
+    return ChatResponse(
+        id=rid if isinstance(rid, str) else "",
+        model=model if isinstance(model, str) else "",
+        content=content,
+        stop_reason=stop_reason_for(choice.get("finish_reason"), has_calls, refused),
+        usage=parse_usage(body.get("usage")) or Usage(),
+        created=created if isinstance(created, int) and not isinstance(created, bool) else 0,
+    )
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def parse_error(status: int, body: bytes) -> DragomanError:
+    try:
+        obj = _decode(body) if body else None
+    except msgspec.DecodeError:
+        obj = None
+    if isinstance(obj, dict):
+        err_val = obj.get("error")
+        if err_val is None and isinstance(obj.get("message"), str):
+            err_val = obj  # vLLM / some proxies: {"object":"error","message":...}
+        if err_val is not None:
+            return error_from_payload(err_val, status)
+    excerpt = " ".join(body[:200].decode("utf-8", "replace").split())
+    message = f"upstream returned HTTP {status}"
+    return error_for_status(status, f"{message}: {excerpt}" if excerpt else message)

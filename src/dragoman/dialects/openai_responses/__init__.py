@@ -1,0 +1,36 @@
+"""The OpenAI Responses dialect (``POST /v1/responses``), both directions.
+
+ingress: ``parse_request``, ``render_response``, ``StreamRenderer``, ``render_error``, plus
+``render_response_object`` (``GET /v1/responses/{id}``) and ``render_input_items``
+(``GET /v1/responses/{id}/input_items``); egress: ``render_request``, ``parse_response``,
+``StreamParser``, ``parse_error``.
+"""
+
+from __future__ import annotations
+
+from ..base import Dialect
+from ._common import NAME
+from .ingress import parse_request
+from .render import render_error, render_input_items, render_response, render_response_object
+from .stream import StreamRenderer
+from .stream_parser import StreamParser
+from .upstream import parse_error, parse_response, render_request
+
+DIALECT = Dialect(
+    name=NAME,
+    parse_request=parse_request,
+    render_response=render_response,
+    stream_renderer=StreamRenderer,
+    render_error=render_error,
+    render_request=render_request,
+    parse_response=parse_response,
+    stream_parser=StreamParser,
+    parse_error=parse_error,
+    id_prefix="resp_",
+)
+
+__all__ = [
+    "DIALECT", "NAME", "StreamParser", "StreamRenderer", "parse_error", "parse_request",
+    "parse_response", "render_error", "render_input_items", "render_request",
+    "render_response", "render_response_object",
+]

@@ -1,3 +1,29 @@
-"""dragoman: an LLM gateway and agent runtime."""
+"""dragoman: an LLM gateway and agent runtime.
+
+The public surface is small: ``Gateway`` (a model table and settings, served as an ASGI
+app), ``serve`` (run one in the current event loop), ``load_config``/``build_gateway``
+(the YAML route), and the packages ``dragoman.core`` (neutral model) and
+``dragoman.providers`` (upstream adapters).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import build_gateway, load_config
+from .router import Deployment, ModelTable
+from .server import Gateway, Principal
 
 __version__ = "0.1.0"
+
+
+async def serve(gateway: Gateway, *, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Serve ``gateway`` on ``host:port`` inside the running event loop until cancelled."""
+    from .server.runner import serve as _serve
+
+    app: Any = gateway.app()
+    await _serve(app, host=host, port=port)
+
+
+__all__ = ["Deployment", "Gateway", "ModelTable", "Principal", "__version__", "build_gateway",
+           "load_config", "serve"]

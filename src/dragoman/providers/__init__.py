@@ -1,6 +1,30 @@
-"""Upstream adapters behind one ``LlmProvider`` protocol."""
+"""Upstream adapters behind one ``LlmProvider`` protocol.
+
+``OpenAIChat``/``OpenAIResponses``/``Anthropic`` import their dialects on first use, so
+importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from .base import HttpDialectProvider, LlmProvider
 from .echo import EchoProvider
 
-__all__ = ["EchoProvider", "HttpDialectProvider", "LlmProvider"]
+if TYPE_CHECKING:
+    from .anthropic import Anthropic
+    from .openai import OpenAIChat, OpenAIResponses
+
+_LAZY = {"OpenAIChat": ".openai", "OpenAIResponses": ".openai", "Anthropic": ".anthropic"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(name)
+
+
+__all__ = ["Anthropic", "EchoProvider", "HttpDialectProvider", "LlmProvider", "OpenAIChat",
+           "OpenAIResponses"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import anthropic
 import httpx
@@ -22,11 +23,14 @@ from tests.fakes.upstream import (
     ENCRYPTED_REASONING,
     OPENAI_KEY,
     PARTIAL,
+    PATCH,
+    PATCH_TOOL,
     PREAMBLE,
     RESP_CALL_IDS,
     TEXT,
     THINK_ANSWER,
     THINKING,
+    TRUNCATED,
     FakeUpstream,
 )
 
@@ -190,3 +194,50 @@ def test_slow_stream_close_is_seen(fake: FakeUpstream) -> None:
     assert rec.wait(5)
     assert rec.closed_early and rec.closed_at is not None
     assert rec.closed_at - t0 < 1.0
+
+
+def test_more_scenarios_are_sdk_valid(oai: openai.OpenAI, ant: anthropic.Anthropic) -> None:
+    r = oai.chat.completions.create(model="m",
+                                    messages=[{"role": "user", "content": "scenario:truncated"}])
+    assert r.choices[0].finish_reason == "length" and r.choices[0].message.content == TRUNCATED
+    events = list(oai.responses.create(model="m", input="scenario:truncated", stream=True))
+    assert events[-1].type == "response.incomplete"
+    assert events[-1].response.incomplete_details is not None
+    with ant.messages.stream(model="c", max_tokens=10,
+                             messages=[{"role": "user", "content": "scenario:truncated"}]) as s:
+        assert s.get_final_message().stop_reason == "max_tokens"
+    with pytest.raises(openai.InternalServerError) as eo:
+        oai.chat.completions.create(model="m",
+                                    messages=[{"role": "user", "content": "scenario:overloaded"}])
+    assert eo.value.status_code == 503
+    with pytest.raises(anthropic.InternalServerError) as ea:
+        ant.messages.create(model="c", max_tokens=10,
+                            messages=[{"role": "user", "content": "scenario:overloaded"}])
+    assert ea.value.status_code == 529
+    with pytest.raises(openai.BadRequestError) as eb:
+        oai.responses.create(model="m", input="scenario:error400")
+    assert eb.value.code == "context_length_exceeded"
+    with pytest.raises(openai.NotFoundError):
+        oai.responses.create(model="m", input="hi", previous_response_id="resp_unknown")
+
+
+def test_custom_scenario_is_sdk_valid(oai: openai.OpenAI, ant: anthropic.Anthropic) -> None:
+    tools: list[Any] = [{"type": "custom", "name": PATCH_TOOL}]
+    with oai.responses.stream(model="m", input="scenario:custom", tools=tools) as s:
+        r = s.get_final_response()
+    assert [(o.type, o.input) for o in r.output] == [("custom_tool_call", PATCH)]
+    fn: list[Any] = [{"type": "function", "name": PATCH_TOOL, "parameters": {}}]
+    with oai.responses.stream(model="m", input="scenario:custom", tools=fn) as s:
+        r = s.get_final_response()
+    assert [(o.type, json.loads(o.arguments)) for o in r.output] == \
+        [("function_call", {"input": PATCH})]
+    chat_tools: list[Any] = [{"type": "custom", "custom": {"name": PATCH_TOOL}}]
+    c = oai.chat.completions.create(model="m", tools=chat_tools,
+                                    messages=[{"role": "user", "content": "scenario:custom"}])
+    tc = (c.choices[0].message.tool_calls or [])[0]
+    assert tc.type == "custom" and tc.custom.input == PATCH
+    with ant.messages.stream(model="c", max_tokens=10,
+                             messages=[{"role": "user", "content": "scenario:custom"}]) as s:
+        final = s.get_final_message()
+    assert final.content[0].type == "tool_use"
+    assert final.content[0].input == {"input": PATCH}

@@ -4,6 +4,7 @@ running event loop (uvicorn), then talk to it over a real socket."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import openai
 
@@ -32,7 +33,5 @@ async def test_serve_gateway_object() -> None:
         assert r.choices[0].message.content == "in process"
     finally:
         task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError, SystemExit):
             await task
-        except (asyncio.CancelledError, SystemExit):
-            pass

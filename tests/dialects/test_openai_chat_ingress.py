@@ -356,7 +356,8 @@ def test_tools_and_tool_choice_forms() -> None:
             name="patch",
             description="p",
             kind="custom",
-            format={"type": "grammar", "grammar": {"syntax": "lark", "definition": "x"}},
+            # Neutral form is the flat Responses shape; Chat's nesting is undone on parse.
+            format={"type": "grammar", "syntax": "lark", "definition": "x"},
         ),
     ]
     assert req.hosted_tools == [

@@ -40,7 +40,7 @@ class UpstreamResponse:
     async def read(self) -> bytes:
         try:
             return await self._resp.read()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise UpstreamTimeout("upstream went silent while sending the body") from None
         except aiohttp.ClientError as e:
             raise TransportError(f"upstream connection failed: {type(e).__name__}") from None
@@ -49,7 +49,7 @@ class UpstreamResponse:
         try:
             async for chunk in self._resp.content.iter_any():
                 yield chunk
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise UpstreamTimeout("upstream stream went idle") from None
         except aiohttp.ClientError as e:
             raise TransportError(f"upstream stream broke: {type(e).__name__}") from None

@@ -3,10 +3,13 @@ the client's ``anthropic-beta`` passed through."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
-from ..core import ChatRequest, UpstreamError
+from ..core import ChatRequest, ChatResponse, UpstreamError
 from ..dialects.anthropic_messages import DIALECT as ANTHROPIC_MESSAGES
+from ..dialects.anthropic_messages import StreamParser, parse_response
 from .base import HttpDialectProvider, upstream_error
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -27,6 +30,19 @@ class Anthropic(HttpDialectProvider):
 
     def path(self, req: ChatRequest, stream: bool) -> str:
         return self._messages_path()
+
+    # Anthropic has no free-text tools: the dialect emulates them as a function with one
+    # ``input`` string, and needs the request's custom tool names to turn such calls back
+    # into custom calls.
+    @staticmethod
+    def _custom_tools(req: ChatRequest) -> frozenset[str]:
+        return frozenset(t.name for t in req.tools or () if t.kind == "custom")
+
+    def parse_upstream_response(self, body: Any, req: ChatRequest) -> ChatResponse:
+        return parse_response(body, self._custom_tools(req))
+
+    def upstream_stream_parser(self, req: ChatRequest) -> StreamParser:
+        return StreamParser(self._custom_tools(req))
 
     async def count_tokens(self, req: ChatRequest) -> int | None:
         """Ask the upstream's own counter (exact for its models)."""

@@ -23,7 +23,7 @@ from ..core import (
     StreamEvent,
     UpstreamError,
 )
-from ..dialects.base import Dialect
+from ..dialects.base import Dialect, StreamParser
 from ..net import HttpClient, SseDecoder, Timeouts, UpstreamResponse
 
 _encode = msgspec.json.Encoder().encode
@@ -114,6 +114,13 @@ class HttpDialectProvider:
         body["stream"] = stream
         return body
 
+    def parse_upstream_response(self, body: Any, req: ChatRequest) -> ChatResponse:
+        """The upstream's JSON answer → neutral (adapters may pass request context)."""
+        return self.dialect.parse_response(body)
+
+    def upstream_stream_parser(self, req: ChatRequest) -> StreamParser:
+        return self.dialect.stream_parser()
+
     def request_headers(self, req: ChatRequest, stream: bool) -> dict[str, str]:
         h = {"content-type": "application/json",
              "accept": "text/event-stream" if stream else "application/json"}
@@ -140,7 +147,7 @@ class HttpDialectProvider:
         if resp.status >= 400:
             raise upstream_error(self.dialect, resp, raw)
         try:
-            return self.dialect.parse_response(_decode(raw))
+            return self.parse_upstream_response(_decode(raw), req)
         except DragomanError:
             raise
         except Exception:
@@ -154,7 +161,7 @@ class HttpDialectProvider:
             if resp.status >= 400:
                 raise upstream_error(self.dialect, resp, await resp.read())
             decoder = SseDecoder()
-            parser = self.dialect.stream_parser()
+            parser = self.upstream_stream_parser(req)
             try:
                 async for chunk in resp.iter_chunks():
                     for name, data in decoder.feed(chunk):

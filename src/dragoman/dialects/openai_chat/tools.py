@@ -42,7 +42,7 @@ def parse_tools(body: dict[str, Any]) -> tuple[list[Tool] | None, list[HostedToo
             c = obj(c, f"{where}.custom")
             tools.append(Tool(name=req_str(c, "name", f"{where}.custom"),
                               description=opt(c, "description", str, f"{where}.custom"),
-                              format=opt(c, "format", dict, f"{where}.custom"),
+                              format=flat_format(opt(c, "format", dict, f"{where}.custom")),
                               kind="custom"))
         else:  # a provider-specific tool: only meaningful to a Chat upstream
             hosted.append(HostedTool(dialect=NAME, data=t))
@@ -50,6 +50,22 @@ def parse_tools(body: dict[str, Any]) -> tuple[list[Tool] | None, list[HostedToo
         where = f"functions[{i}]"
         tools.append(_function_tool(obj(fn, where), where))
     return tools or None, hosted or None
+
+
+def flat_format(fmt: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Chat nests a custom tool's grammar (``{"type":"grammar","grammar":{syntax,
+    definition}}``); the neutral form is the flat Responses shape
+    (``{"type":"grammar","syntax","definition"}``)."""
+    if fmt is None or fmt.get("type") != "grammar" or not isinstance(fmt.get("grammar"), dict):
+        return fmt
+    return {"type": "grammar", **fmt["grammar"]}
+
+
+def nested_format(fmt: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of ``flat_format``: neutral → Chat."""
+    if fmt.get("type") != "grammar" or "grammar" in fmt:
+        return fmt
+    return {"type": "grammar", "grammar": {k: v for k, v in fmt.items() if k != "type"}}
 
 
 def _named(item: dict[str, Any], where: str) -> str:

@@ -31,6 +31,7 @@ from ...core import (
 from ..base import data_url, effort_for_budget
 from ._common import NAME, error_from_payload, parse_usage, reasoning_text, stop_reason_for
 from .render import tool_call_json
+from .tools import nested_format
 
 _decode = msgspec.json.decode
 
@@ -144,7 +145,7 @@ def _tool_json(t: Tool) -> dict[str, Any]:
         if t.description is not None:
             c["description"] = t.description
         if t.format is not None:
-            c["format"] = t.format
+            c["format"] = nested_format(t.format)
         return {"type": "custom", "custom": c}
     fn: dict[str, Any] = {"name": t.name}
     if t.description is not None:

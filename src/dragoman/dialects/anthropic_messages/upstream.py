@@ -1,0 +1,345 @@
+"""Upstream → neutral: an Anthropic-family response body, SSE stream and HTTP errors.
+
+Lenient like the official SDK: unknown event types, block types and keys are ignored (or
+kept as ``Opaque`` blocks), usage is accepted wherever it appears.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Collection
+from typing import Any
+
+import msgspec
+
+from ...core import (
+    ChatResponse,
+    ContextLengthExceeded,
+    DragomanError,
+    Finish,
+    Opaque,
+    OpaqueItem,
+    Part,
+    RedactedThinking,
+    RedactedThinkingBlock,
+    StopReason,
+    StreamError,
+    StreamEvent,
+    Text,
+    TextDelta,
+    Thinking,
+    ThinkingDelta,
+    ThinkingEnd,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    TransportError,
+    UpstreamError,
+    UsageUpdate,
+    error_for_status,
+)
+from ._common import (
+    NAME,
+    ORIGIN,
+    WireUsage,
+    arguments_from_input,
+    error_for_type,
+    is_context_length_message,
+    stop_from_wire,
+    usage_from_wire,
+)
+
+_decode = msgspec.json.decode
+
+
+def _custom_input(inp: Any) -> str | None:
+    """The raw text of an emulated custom-tool call (``{"input": "<text>"}``), else None."""
+    if isinstance(inp, dict) and isinstance(inp.get("input"), str):
+        return str(inp["input"])
+    return None
+
+
+def _block_part(b: dict[str, Any], custom_tools: Collection[str]) -> Part | None:
+    t = b.get("type")
+    if t == "text":
+        text = b.get("text")
+        return Text(text=text) if isinstance(text, str) else None
+    if t == "tool_use":
+        tid, name, inp = b.get("id"), b.get("name"), b.get("input")
+        if not isinstance(tid, str) or not isinstance(name, str):
+            return None
+        if name in custom_tools and (raw := _custom_input(inp)) is not None:
+            return ToolCall(id=tid, name=name, arguments=raw, kind="custom")
+        return ToolCall(id=tid, name=name,
+                        arguments=arguments_from_input(inp if isinstance(inp, dict) else {}))
+    if t == "thinking":
+        text, sig = b.get("thinking"), b.get("signature")
+        sig = sig if isinstance(sig, str) and sig else None
+        return Thinking(text=text if isinstance(text, str) else "", signature=sig,
+                        origin=ORIGIN if sig else None)
+    if t == "redacted_thinking":
+        data = b.get("data")
+        return RedactedThinking(data=data, origin=ORIGIN) if isinstance(data, str) else None
+    if isinstance(t, str):
+        return Opaque(dialect=NAME, data=b)  # server tool blocks and anything newer
+    return None
+
+
+def parse_response(body: Any, custom_tools: Collection[str] = ()) -> ChatResponse:
+    """An upstream's non-stream ``Message``. ``custom_tools`` names the request's custom
+    (free-text) tools, whose emulated ``{"input": text}`` calls are unwrapped back."""
+    if not isinstance(body, dict):
+        raise UpstreamError("upstream returned a malformed response body")
+    if body.get("type") == "error":
+        raise _error_from_body(502, body)
+    raw_content = body.get("content")
+    if not isinstance(raw_content, list):
+        raise UpstreamError("upstream returned a response without content")
+    content = [p for b in raw_content if isinstance(b, dict)
+               if (p := _block_part(b, custom_tools)) is not None]
+    rid, model, seq = body.get("id"), body.get("model"), body.get("stop_sequence")
+    return ChatResponse(
+        id=rid if isinstance(rid, str) else "",
+        model=model if isinstance(model, str) else "",
+        content=content,
+        stop_reason=stop_from_wire(body.get("stop_reason")),
+        stop_sequence=seq if isinstance(seq, str) else None,
+        usage=usage_from_wire(body.get("usage")),
+    )
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def _excerpt(body: bytes) -> str:
+    text = body[:200].decode("utf-8", "replace")
+    text = "".join(c if c.isprintable() else " " for c in text).strip()
+    return text or "(empty body)"
+
+
+def _error_from_body(status: int, data: Any) -> DragomanError:
+    err = data.get("error") if isinstance(data, dict) else None
+    if isinstance(err, dict):
+        msg = err.get("message")
+        etype = err.get("type")
+        message = msg if isinstance(msg, str) else f"upstream error (HTTP {status})"
+        # Anthropic's error.type is not copied to ``code``: that field holds OpenAI-style
+        # codes (other dialects' renderers echo it); the kind already carries the class.
+        if status == 400 and is_context_length_message(message):
+            return ContextLengthExceeded(message)
+        if etype == "overloaded_error" and status >= 500:
+            return error_for_status(529, message)
+        return error_for_status(status, message)
+    if isinstance(err, str):
+        return error_for_status(status, err)
+    return error_for_status(status, f"upstream error (HTTP {status})")
+
+
+def parse_error(status: int, body: bytes) -> DragomanError:
+    """Classify an upstream HTTP failure, keeping the upstream's message."""
+    try:
+        data = _decode(body)
+    except (msgspec.DecodeError, ValueError):
+        return error_for_status(status, f"upstream error (HTTP {status}): {_excerpt(body)}")
+    return _error_from_body(status, data)
+
+
+# --- stream ----------------------------------------------------------------------------------
+
+_TEXT, _THINKING, _TOOL, _CUSTOM, _OPAQUE, _SKIP = 1, 2, 3, 4, 5, 6
+
+
+class _Block:
+    __slots__ = ("buf", "data", "got_delta", "id", "kind", "signature")
+
+    def __init__(self, kind: int, id: str = "", data: dict[str, Any] | None = None) -> None:
+        self.kind = kind
+        self.id = id
+        self.data = data
+        self.buf: list[str] = []
+        self.got_delta = False
+        self.signature: str | None = None
+
+
+class StreamParser:
+    """One decoded SSE event at a time → neutral events."""
+
+    __slots__ = ("_blocks", "_custom", "_done", "_stop_reason", "_stop_sequence", "_usage")
+
+    def __init__(self, custom_tools: Collection[str] = ()) -> None:
+        self._custom = custom_tools
+        self._blocks: dict[int, _Block] = {}
+        self._usage = WireUsage()
+        self._stop_reason: Any = None
+        self._stop_sequence: str | None = None
+        self._done = False
+
+    def feed(self, event: str | None, data: str) -> list[StreamEvent]:
+        if self._done:
+            return []
+        try:
+            obj = _decode(data)
+        except (msgspec.DecodeError, ValueError):
+            return []  # keep-alives, comments, "[DONE]" from lookalike servers
+        if not isinstance(obj, dict):
+            return []
+        kind = obj.get("type")
+        if not isinstance(kind, str):
+            kind = event
+        if kind == "content_block_delta":
+            return self._on_delta(obj)
+        if kind == "content_block_start":
+            return self._on_start(obj)
+        if kind == "content_block_stop":
+            return self._on_stop(obj)
+        if kind == "message_start":
+            msg = obj.get("message")
+            if isinstance(msg, dict):
+                self._usage.merge(msg.get("usage"))
+            return [UsageUpdate(usage=self._usage.neutral())]
+        if kind == "message_delta":
+            delta = obj.get("delta")
+            if isinstance(delta, dict):
+                if delta.get("stop_reason") is not None:
+                    self._stop_reason = delta["stop_reason"]
+                seq = delta.get("stop_sequence")
+                self._stop_sequence = seq if isinstance(seq, str) else None
+            if "usage" not in obj:
+                return []
+            self._usage.merge(obj.get("usage"))
+            return [UsageUpdate(usage=self._usage.neutral())]
+        if kind == "message_stop":
+            return [self._finish()]
+        if kind == "error":
+            self._done = True
+            err = obj.get("error")
+            etype, msg = "", "upstream stream error"
+            if isinstance(err, dict):
+                if isinstance(err.get("type"), str):
+                    etype = err["type"]
+                if isinstance(err.get("message"), str):
+                    msg = err["message"]
+            return [StreamError(error=error_for_type(etype, msg))]
+        return []  # ping and anything unknown
+
+    def close(self) -> list[StreamEvent]:
+        if self._done:
+            return []
+        if self._stop_reason is not None:
+            # message_delta carried the stop reason; only message_stop went missing.
+            return [self._finish()]
+        self._done = True
+        return [StreamError(error=TransportError("upstream stream ended before completion"))]
+
+    def _finish(self) -> Finish:
+        self._done = True
+        reason = stop_from_wire(self._stop_reason)
+        seq = self._stop_sequence if reason is StopReason.STOP_SEQUENCE else None
+        return Finish(stop_reason=reason, stop_sequence=seq)
+
+    def _on_start(self, obj: dict[str, Any]) -> list[StreamEvent]:
+        index, cb = obj.get("index"), obj.get("content_block")
+        if not isinstance(index, int) or not isinstance(cb, dict):
+            return []
+        t = cb.get("type")
+        if t == "text":
+            self._blocks[index] = _Block(_TEXT)
+            text = cb.get("text")
+            return [TextDelta(text=text)] if isinstance(text, str) and text else []
+        if t == "thinking":
+            b = self._blocks[index] = _Block(_THINKING)
+            sig = cb.get("signature")
+            if isinstance(sig, str) and sig:
+                b.signature = sig
+            text = cb.get("thinking")
+            return [ThinkingDelta(text=text)] if isinstance(text, str) and text else []
+        if t == "redacted_thinking":
+            self._blocks[index] = _Block(_SKIP)
+            data = cb.get("data")
+            return [RedactedThinkingBlock(data=data, origin=ORIGIN)] if isinstance(data, str) \
+                else []
+        if t == "tool_use":
+            tid, name = cb.get("id"), cb.get("name")
+            if not isinstance(tid, str) or not isinstance(name, str):
+                self._blocks[index] = _Block(_SKIP)
+                return []
+            custom = name in self._custom
+            b = self._blocks[index] = _Block(_CUSTOM if custom else _TOOL, tid, cb)
+            return [ToolCallStart(id=tid, name=name, kind="custom" if custom else "function")]
+        if isinstance(t, str):
+            self._blocks[index] = _Block(_OPAQUE, data=dict(cb))
+            return []
+        self._blocks[index] = _Block(_SKIP)
+        return []
+
+    def _on_delta(self, obj: dict[str, Any]) -> list[StreamEvent]:
+        index = obj.get("index")
+        b = self._blocks.get(index) if isinstance(index, int) else None
+        delta = obj.get("delta")
+        if b is None or not isinstance(delta, dict):
+            return []
+        dt = delta.get("type")
+        if dt == "text_delta":
+            text = delta.get("text")
+            if b.kind == _TEXT and isinstance(text, str) and text:
+                return [TextDelta(text=text)]
+        elif dt == "input_json_delta":
+            pj = delta.get("partial_json")
+            if not isinstance(pj, str) or not pj:
+                return []
+            b.got_delta = True
+            if b.kind == _TOOL:
+                return [ToolCallDelta(id=b.id, arguments=pj)]
+            if b.kind in (_CUSTOM, _OPAQUE):
+                b.buf.append(pj)
+        elif dt == "thinking_delta":
+            text = delta.get("thinking")
+            if b.kind == _THINKING and isinstance(text, str) and text:
+                return [ThinkingDelta(text=text)]
+        elif dt == "signature_delta":
+            sig = delta.get("signature")
+            if isinstance(sig, str) and sig:
+                b.signature = sig
+        return []  # citations_delta and anything newer
+
+    def _on_stop(self, obj: dict[str, Any]) -> list[StreamEvent]:
+        index = obj.get("index")
+        b = self._blocks.pop(index, None) if isinstance(index, int) else None
+        if b is None:
+            return []
+        out: list[StreamEvent] = []
+        inp: Any
+        if b.kind == _THINKING:
+            return [ThinkingEnd(signature=b.signature,
+                                origin=ORIGIN if b.signature else None)]
+        if b.kind == _TOOL:
+            if not b.got_delta:
+                # No input_json_delta: the input is the start block's (``{}`` normally);
+                # a tool_use input is always an object, so neutral arguments say "{}".
+                inp = b.data.get("input") if b.data is not None else None
+                out.append(ToolCallDelta(id=b.id, arguments=arguments_from_input(
+                    inp if isinstance(inp, dict) else {})))
+            out.append(ToolCallEnd(id=b.id))
+            return out
+        if b.kind == _CUSTOM:
+            inp = b.data.get("input") if b.data is not None else None
+            if b.buf:
+                try:
+                    inp = _decode("".join(b.buf))
+                except (msgspec.DecodeError, ValueError):
+                    inp = None
+            raw = _custom_input(inp)
+            if raw is None:  # not the emulated shape: pass the JSON through unchanged
+                raw = "".join(b.buf) if b.buf else arguments_from_input(
+                    inp if isinstance(inp, dict) else {})
+            if raw:
+                out.append(ToolCallDelta(id=b.id, arguments=raw))
+            out.append(ToolCallEnd(id=b.id))
+            return out
+        if b.kind == _OPAQUE and b.data is not None:
+            if b.buf:
+                with contextlib.suppress(msgspec.DecodeError, ValueError):
+                    b.data["input"] = _decode("".join(b.buf))
+            return [OpaqueItem(part=Opaque(dialect=NAME, data=b.data))]
+        return []

@@ -69,3 +69,14 @@ def test_yaml_file_and_cli_exit_code(tmp_path: Path) -> None:
     broken.write_text("models: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(broken)
+
+
+def test_capabilities_are_validated_and_used() -> None:
+    cfg = parse_config({"models": [{"name": "m", "provider": "echo",
+                                    "capabilities": {"max_context_tokens": 1000,
+                                                     "input_cost_per_mtok": 2.5}}]})
+    caps = build_gateway(cfg).models.resolve("m").provider.capabilities()
+    assert caps.max_context_tokens == 1000 and caps.cost(1_000_000, 0) == 2.5
+    with pytest.raises(ConfigError, match=r"max_contxt.*\$\.models\[0\]\.capabilities"):
+        parse_config({"models": [{"name": "m", "provider": "echo",
+                                  "capabilities": {"max_contxt": 1}}]})

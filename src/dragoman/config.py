@@ -42,18 +42,6 @@ class TimeoutConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     idle: float = 300.0
 
 
-class CapabilitiesConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    max_context_tokens: int = 128_000
-    max_output_tokens: int | None = None
-    streaming: bool = True
-    tools: bool = True
-    vision: bool = True
-    json_mode: bool = True
-    thinking: bool = False
-    input_cost_per_mtok: float = 0.0
-    output_cost_per_mtok: float = 0.0
-
-
 class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: str
     provider: str
@@ -62,7 +50,7 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     api_key: str | None = None
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     timeouts: TimeoutConfig = msgspec.field(default_factory=TimeoutConfig)
-    capabilities: CapabilitiesConfig | None = None
+    capabilities: Capabilities | None = None
 
     def __repr__(self) -> str:  # the key must never reach a log
         return f"ModelConfig(name={self.name!r}, provider={self.provider!r}, model={self.model!r})"
@@ -137,23 +125,17 @@ def load_config(path: str | Path | None) -> Config:
 # --- providers ------------------------------------------------------------------------------
 
 
-def _capabilities(m: ModelConfig) -> Capabilities | None:
-    if m.capabilities is None:
-        return None
-    return msgspec.convert(msgspec.to_builtins(m.capabilities), Capabilities)
-
-
 def _http_kwargs(m: ModelConfig) -> dict[str, Any]:
     t = m.timeouts
     return {"model": m.model or m.name, "base_url": m.base_url, "api_key": m.api_key,
-            "headers": m.headers, "capabilities": _capabilities(m), "name": m.name,
+            "headers": m.headers, "capabilities": m.capabilities, "name": m.name,
             "timeouts": Timeouts(connect=t.connect, first_byte=t.first_byte, idle=t.idle)}
 
 
 def _echo(m: ModelConfig) -> LlmProvider:
     from .providers.echo import EchoProvider
 
-    return EchoProvider(name=m.name, capabilities=_capabilities(m))
+    return EchoProvider(name=m.name, capabilities=m.capabilities)
 
 
 def _openai(m: ModelConfig) -> LlmProvider:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 
-class Capabilities(msgspec.Struct, kw_only=True, frozen=True):
+class Capabilities(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     max_context_tokens: int = 128_000
     max_output_tokens: int | None = None
     streaming: bool = True

@@ -11,12 +11,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import msgspec
 
 from ..core import (
-    ChatRequest,
     ChatResponse,
     Collector,
     DragomanError,
@@ -29,7 +29,7 @@ from ..core import (
     new_id,
 )
 from ..dialects import openai_responses
-from ..dialects.base import Dialect, RenderContext
+from ..dialects.base import Dialect, RenderContext, StreamRenderer
 from ..sessions.memory import StoredResponse
 from .gateway import Gateway, Principal
 from .http import Receive, Scope, Send, header, send_json
@@ -43,6 +43,8 @@ _SSE_HEADERS = [
 ]
 
 RESPONSES = openai_responses.DIALECT.name
+
+T = TypeVar("T")
 
 
 async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: object,
@@ -69,41 +71,45 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
     store = dialect.name == RESPONSES and req.store is not False
     provider = deployment.provider
 
+    async def persist(resp: ChatResponse) -> None:
+        # Stored before the client is told the response is complete, so a follow-up
+        # naming it can never arrive first.
+        resp.id = ctx.id
+        await gw.responses.put(StoredResponse(
+            id=ctx.id, tenant=principal.tenant_id, created=ctx.created, model=req.model,
+            request=msgspec.structs.replace(req, messages=client_input), response=resp,
+            history=[*history, *client_input,
+                     Message(role="assistant", content=resp.content)]))
+
     if not req.stream:
-        resp = await _complete_unless_gone(provider.complete(req), receive)
+        resp = await unless_client_leaves(provider.complete(req), receive)
         if resp is None:
             return  # the client left: the upstream call was cancelled (connection closed)
-        await send_json(send, dialect.render_response(resp, ctx))
         if store:
-            await _store(gw, principal, ctx, req, client_input, history, resp)
+            await persist(resp)
+        await send_json(send, dialect.render_response(resp, ctx))
         return
 
     collector = Collector() if store else None
-    events = provider.stream(req)
-    finished = await stream_events(events, dialect.stream_renderer(ctx), collector,
-                                   receive, send)
-    if collector is not None and finished:
-        resp = collector.response(ctx.id, req.model, ctx.created)
-        await _store(gw, principal, ctx, req, client_input, history, resp)
+
+    async def on_finish() -> None:
+        assert collector is not None
+        await persist(collector.response(ctx.id, req.model, ctx.created))
+
+    await stream_events(provider.stream(req), dialect.stream_renderer(ctx), receive, send,
+                        collector, on_finish if store else None)
 
 
-async def _store(gw: Gateway, principal: Principal, ctx: RenderContext, req: ChatRequest,
-                 client_input: list[Message], history: list[Message],
-                 resp: ChatResponse) -> None:
-    resp.id = ctx.id
-    own_request = msgspec.structs.replace(req, messages=client_input)
-    chain = [*history, *client_input, Message(role="assistant", content=resp.content)]
-    await gw.responses.put(StoredResponse(
-        id=ctx.id, tenant=principal.tenant_id, created=ctx.created, model=req.model,
-        request=own_request, response=resp, history=chain))
+async def stream_events(events: AsyncIterator[StreamEvent], renderer: StreamRenderer,
+                        receive: Receive, send: Send, collector: Collector | None = None,
+                        on_finish: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Pump provider events to the client as SSE.
 
-
-async def stream_events(events: AsyncIterator[StreamEvent], renderer: object,
-                        collector: Collector | None, receive: Receive, send: Send) -> bool:
-    """Pump provider events to the client as SSE. Errors before the first event propagate
-    (the caller answers with an HTTP error); after it they are rendered in-band. Returns
-    True when the stream reached its terminal event."""
-    feed = renderer.feed  # type: ignore[attr-defined]
+    Errors before the first event propagate (the caller answers with an HTTP error); after
+    it they are rendered in-band. ``collector`` sees every event; ``on_finish`` runs when a
+    successful ``Finish`` arrives, before its frames are written. A client that leaves
+    cancels the pump, which closes the provider stream and with it the upstream request.
+    """
     try:
         first = await events.__anext__()
     except StopAsyncIteration:
@@ -113,17 +119,18 @@ async def stream_events(events: AsyncIterator[StreamEvent], renderer: object,
         await _aclose(events)
         raise
 
-    async def pump() -> bool:
-        terminal = False
+    async def pump() -> None:
+        feed = renderer.feed
         try:
             await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
             ev: StreamEvent = first
-            chunk = renderer.start() + feed(ev)  # type: ignore[attr-defined]
+            chunk = renderer.start() + feed(ev)
             while True:
                 if collector is not None and not isinstance(ev, StreamError):
                     collector.feed(ev)
-                if isinstance(ev, (Finish, StreamError)):
-                    terminal = True
+                terminal = isinstance(ev, (Finish, StreamError))
+                if on_finish is not None and isinstance(ev, Finish):
+                    await on_finish()
                 if chunk:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 if terminal:
@@ -141,32 +148,15 @@ async def stream_events(events: AsyncIterator[StreamEvent], renderer: object,
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             await _aclose(events)
-        return terminal and not isinstance(ev, StreamError)
 
-    pump_task = asyncio.ensure_future(pump())
-    watch_task = asyncio.ensure_future(_wait_disconnect(receive))
-    try:
-        done, _ = await asyncio.wait({pump_task, watch_task},
-                                     return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        pump_task.cancel()
-        watch_task.cancel()
-        raise
-    if pump_task in done:
-        watch_task.cancel()
-        return pump_task.result()
-    # The client left: stop generating (the provider's finally closes the upstream).
-    pump_task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await pump_task
-    return False
+    await unless_client_leaves(pump(), receive)
 
 
-async def _complete_unless_gone(call: Awaitable[ChatResponse],
-                                receive: Receive) -> ChatResponse | None:
-    """Await a non-streamed upstream call, cancelling it if the client disconnects first
-    (cancelling closes the upstream connection, which stops the generation)."""
-    task = asyncio.ensure_future(call)
+async def unless_client_leaves(work: Awaitable[T], receive: Receive) -> T | None:
+    """Await ``work``; if the client disconnects first, cancel it and return None.
+    Cancelling a provider call closes its upstream connection, which is what stops the
+    upstream from generating for nobody."""
+    task = asyncio.ensure_future(work)
     watch = asyncio.ensure_future(_wait_disconnect(receive))
     try:
         await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)

@@ -19,8 +19,14 @@ def test_defaults_serve_echo() -> None:
 
 
 def test_unknown_key_is_named() -> None:
-    with pytest.raises(ConfigError, match=r"provder.*\$\.models\[0\]"):
+    with pytest.raises(ConfigError, match=r"provider.*\$\.models\[0\]"):
         parse_config({"models": [{"name": "m", "provder": "openai"}]})
+    with pytest.raises(ConfigError, match=r"base_ulr.*\$\.models\[1\]"):
+        build_gateway(parse_config({"models": [
+            {"name": "a", "provider": "echo"},
+            {"name": "m", "provider": "openai", "model": "x", "base_ulr": "http://x"}]}))
+    with pytest.raises(ConfigError, match=r"servr"):
+        parse_config({"servr": {}})
 
 
 def test_wrong_type_is_named() -> None:

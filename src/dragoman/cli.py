@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from .config import ConfigError, load_config
+from .config import ConfigError, build_gateway, load_config
 
 CONFIG_ENV = "DRAGOMAN_CONFIG"
 
@@ -15,6 +15,7 @@ CONFIG_ENV = "DRAGOMAN_CONFIG"
 def _serve(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config)
+        build_gateway(cfg)  # provider-specific keys are checked here, before any worker starts
     except ConfigError as e:
         print(f"dragoman: {e}", file=sys.stderr)
         return 2

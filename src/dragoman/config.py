@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,9 @@ import yaml
 
 from .core import Capabilities
 from .net import Timeouts
+from .providers import registry
 from .providers.base import LlmProvider
+from .providers.registry import ProviderSpec
 from .router import Deployment, ModelTable
 from .server.gateway import DEFAULT_MAX_BODY, Gateway
 
@@ -42,7 +43,10 @@ class TimeoutConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     idle: float = 300.0
 
 
-class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class ModelConfig(msgspec.Struct, kw_only=True):
+    """The keys every model entry may have; any other key is provider-specific and is
+    validated by that provider (see ``providers.registry``)."""
+
     name: str
     provider: str
     model: str | None = None
@@ -51,9 +55,21 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     timeouts: TimeoutConfig = msgspec.field(default_factory=TimeoutConfig)
     capabilities: Capabilities | None = None
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def __repr__(self) -> str:  # the key must never reach a log
         return f"ModelConfig(name={self.name!r}, provider={self.provider!r}, model={self.model!r})"
+
+    def spec(self) -> ProviderSpec:
+        t = self.timeouts
+        return ProviderSpec(name=self.name, provider=self.provider, model=self.model,
+                            base_url=self.base_url, api_key=self.api_key, headers=self.headers,
+                            timeouts=Timeouts(connect=t.connect, first_byte=t.first_byte,
+                                              idle=t.idle),
+                            capabilities=self.capabilities, options=self.options)
+
+
+_COMMON_KEYS = frozenset(ModelConfig.__struct_fields__) - {"options"}
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -61,6 +77,19 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     models: list[ModelConfig] = msgspec.field(default_factory=list)
 
 
+def _split_model_options(data: dict[str, Any]) -> dict[str, Any]:
+    """Move each model entry's provider-specific keys under ``options``."""
+    models = data.get("models")
+    if not isinstance(models, list):
+        return data
+    out = []
+    for m in models:
+        if isinstance(m, dict):
+            common = {k: v for k, v in m.items() if k in _COMMON_KEYS}
+            common["options"] = {k: v for k, v in m.items() if k not in _COMMON_KEYS}
+            m = common
+        out.append(m)
+    return {**data, "models": out}
 #: What ``dragoman serve`` offers with no configuration: the offline echo model.
 DEFAULT_MODELS = [ModelConfig(name="dragoman/echo", provider="echo"),
                   ModelConfig(name="echo", provider="echo")]
@@ -92,18 +121,18 @@ def parse_config(data: Any) -> Config:
     if not isinstance(data, dict):
         raise ConfigError("the configuration must be a mapping at the top level")
     try:
-        cfg = msgspec.convert(_interpolate(data, "$"), Config)
+        cfg = msgspec.convert(_split_model_options(_interpolate(data, "$")), Config)
     except msgspec.ValidationError as e:
-        raise ConfigError(f"invalid configuration: {e}") from None
+        raise ConfigError(f"invalid configuration: {e}".replace(".options", "")) from None
     names = [m.name for m in cfg.models]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise ConfigError(f"duplicate model name(s) in `$.models`: {', '.join(sorted(dup))}")
     for i, m in enumerate(cfg.models):
-        if m.provider not in PROVIDERS:
+        if m.provider not in registry.PROVIDERS:
             raise ConfigError(f"unknown provider {m.provider!r} at `$.models[{i}].provider` "
-                              f"(known: {', '.join(sorted(PROVIDERS))})")
-        if m.provider != "echo" and not m.model:
+                              f"(known: {', '.join(sorted(registry.PROVIDERS))})")
+        if m.provider not in registry.MODEL_OPTIONAL and not m.model:
             raise ConfigError(f"`$.models[{i}].model` is required for provider {m.provider!r}")
     return cfg
 
@@ -122,52 +151,20 @@ def load_config(path: str | Path | None) -> Config:
     return parse_config(data)
 
 
-# --- providers ------------------------------------------------------------------------------
-
-
-def _http_kwargs(m: ModelConfig) -> dict[str, Any]:
-    t = m.timeouts
-    return {"model": m.model or m.name, "base_url": m.base_url, "api_key": m.api_key,
-            "headers": m.headers, "capabilities": m.capabilities, "name": m.name,
-            "timeouts": Timeouts(connect=t.connect, first_byte=t.first_byte, idle=t.idle)}
-
-
-def _echo(m: ModelConfig) -> LlmProvider:
-    from .providers.echo import EchoProvider
-
-    return EchoProvider(name=m.name, capabilities=m.capabilities)
-
-
-def _openai(m: ModelConfig) -> LlmProvider:
-    from .providers.openai import OpenAIChat
-
-    return OpenAIChat(**_http_kwargs(m))
-
-
-def _openai_responses(m: ModelConfig) -> LlmProvider:
-    from .providers.openai import OpenAIResponses
-
-    return OpenAIResponses(**_http_kwargs(m))
-
-
-def _anthropic(m: ModelConfig) -> LlmProvider:
-    from .providers.anthropic import Anthropic
-
-    return Anthropic(**_http_kwargs(m))
-
-
-PROVIDERS: dict[str, Callable[[ModelConfig], LlmProvider]] = {
-    "echo": _echo,
-    "openai": _openai,
-    "openai_responses": _openai_responses,
-    "anthropic": _anthropic,
-}
+def _build_provider(i: int, m: ModelConfig) -> LlmProvider:
+    try:
+        return registry.build(m.spec())
+    except registry.OptionsError as e:
+        msg = str(e).replace("`$", f"`$.models[{i}]")
+        if "- at `" not in msg:
+            msg += f" - at `$.models[{i}]`"
+        raise ConfigError(f"invalid configuration: {msg}") from None
 
 
 def build_gateway(cfg: Config) -> Gateway:
     models = cfg.models or DEFAULT_MODELS
-    deployments = [Deployment(name=m.name, provider=PROVIDERS[m.provider](m),
+    deployments = [Deployment(name=m.name, provider=_build_provider(i, m),
                               owned_by="dragoman" if m.provider == "echo" else m.provider)
-                   for m in models]
+                   for i, m in enumerate(models)]
     return Gateway(ModelTable(deployments), api_keys=cfg.server.api_keys,
                    max_body_bytes=cfg.server.max_body_bytes)

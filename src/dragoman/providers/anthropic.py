@@ -11,6 +11,7 @@ from ..core import ChatRequest, ChatResponse, UpstreamError
 from ..dialects.anthropic_messages import DIALECT as ANTHROPIC_MESSAGES
 from ..dialects.anthropic_messages import StreamParser, parse_response
 from .base import HttpDialectProvider, upstream_error
+from .registry import ProviderSpec, no_options
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -75,3 +76,8 @@ class Anthropic(HttpDialectProvider):
             if beta:
                 h["anthropic-beta"] = beta
         return h
+
+
+def from_spec(spec: ProviderSpec) -> Anthropic:
+    no_options(spec)
+    return Anthropic(**spec.http_kwargs())

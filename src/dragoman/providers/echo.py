@@ -51,6 +51,7 @@ from ..core import (
     new_id,
 )
 from ..core.estimate import estimate_request
+from .registry import ProviderSpec, no_options
 
 _TOKEN = re.compile(r"\s*\S+\s*|\s+")
 ECHO_ORIGIN = "echo"
@@ -220,3 +221,7 @@ class EchoProvider:
         yield UsageUpdate(usage=usage)
         yield Finish(stop_reason=stop or StopReason.END_TURN)
 
+
+def from_spec(spec: ProviderSpec) -> EchoProvider:
+    no_options(spec)
+    return EchoProvider(name=spec.name, capabilities=spec.capabilities)

@@ -9,6 +9,7 @@ from ..core import ChatRequest
 from ..dialects.openai_chat import DIALECT as OPENAI_CHAT
 from ..dialects.openai_responses import DIALECT as OPENAI_RESPONSES
 from .base import HttpDialectProvider
+from .registry import ProviderSpec, no_options
 
 
 class OpenAIChat(HttpDialectProvider):
@@ -35,3 +36,9 @@ class OpenAIResponses(HttpDialectProvider):
 
     def path(self, req: ChatRequest, stream: bool) -> str:
         return "/responses"
+
+
+def from_spec(spec: ProviderSpec) -> HttpDialectProvider:
+    no_options(spec)
+    cls = OpenAIResponses if spec.provider == "openai_responses" else OpenAIChat
+    return cls(**spec.http_kwargs())

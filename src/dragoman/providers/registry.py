@@ -1,0 +1,83 @@
+"""Provider name (the config ``provider:`` key) → how to build one.
+
+Each adapter module exposes ``from_spec(spec: ProviderSpec) -> LlmProvider``; the table
+below names the module, imported only when a config uses it. Provider-specific config keys
+arrive in ``spec.options``; an adapter validates them with its own msgspec struct via
+``spec.parse_options`` so an unknown or mistyped key is reported with its path.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, TypeVar
+
+import msgspec
+
+from ..core import Capabilities
+from ..net import Timeouts
+from .base import LlmProvider
+
+OptionsT = TypeVar("OptionsT")
+
+
+class OptionsError(ValueError):
+    """A provider-specific config key is unknown or mistyped; ``str()`` names it."""
+
+
+class ProviderSpec(msgspec.Struct, kw_only=True):
+    """Everything a model entry of the config says about its provider."""
+
+    name: str
+    provider: str
+    model: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+    timeouts: Timeouts = msgspec.field(default_factory=Timeouts)
+    capabilities: Capabilities | None = None
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def __repr__(self) -> str:  # never the key
+        return f"ProviderSpec(name={self.name!r}, provider={self.provider!r}, model={self.model!r})"
+
+    def parse_options(self, typ: type[OptionsT]) -> OptionsT:
+        try:
+            return msgspec.convert(self.options, typ)
+        except msgspec.ValidationError as e:
+            raise OptionsError(str(e)) from None
+
+    def http_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments every ``HttpDialectProvider`` takes."""
+        return {"model": self.model or self.name, "base_url": self.base_url,
+                "api_key": self.api_key, "headers": self.headers,
+                "capabilities": self.capabilities, "name": self.name,
+                "timeouts": self.timeouts}
+
+
+class _NoOptions(msgspec.Struct, forbid_unknown_fields=True):
+    pass
+
+
+#: provider name → module under ``dragoman.providers`` exposing ``from_spec``
+PROVIDERS: dict[str, str] = {
+    "echo": "echo",
+    "openai": "openai",
+    "openai_responses": "openai",
+    "anthropic": "anthropic",
+}
+
+#: providers that need no ``model:`` key
+MODEL_OPTIONAL = frozenset({"echo"})
+
+
+def build(spec: ProviderSpec) -> LlmProvider:
+    if spec.provider not in PROVIDERS:
+        raise KeyError(spec.provider)
+    module = importlib.import_module(f"{__package__}.{PROVIDERS[spec.provider]}")
+    provider: LlmProvider = module.from_spec(spec)
+    return provider
+
+
+def no_options(spec: ProviderSpec) -> None:
+    """For adapters without provider-specific keys: refuse any."""
+    spec.parse_options(_NoOptions)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from .auth import Principal
 from .config import build_gateway, load_config
 from .router import Deployment, ModelTable
-from .server import Gateway, Principal
+from .server import Gateway
 
 __version__ = "0.1.0"
 

@@ -10,13 +10,14 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from ..auth import Principal
 from ..core import DragomanError, InvalidRequest, NotFound, UpstreamError
 from ..core.estimate import estimate_request
 from ..dialects import anthropic_messages, openai_chat, openai_responses
 from ..dialects.base import Dialect
 from . import models as model_routes
 from . import responses as response_routes
-from .gateway import Gateway, Principal
+from .gateway import Gateway
 from .generate import generate
 from .http import (
     ClientGone,
@@ -157,7 +158,7 @@ class App:
             handler, route_dialect, needs_auth = entry
             if parts[0] != "models":  # /v1/models serves both API families
                 dialect = route_dialect
-            principal = self.gw.authenticate(scope) if needs_auth else None
+            principal = await self.gw.authenticate(scope) if needs_auth else None
             await handler(self.gw, principal, scope, receive, send, params)  # type: ignore[arg-type]
         except DragomanError as err:
             await send_error(send, dialect, err)

@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import msgspec
 
+from ..auth import Principal
 from ..core import (
     ChatResponse,
     Collector,
@@ -31,7 +32,7 @@ from ..core import (
 from ..dialects import openai_responses
 from ..dialects.base import Dialect, RenderContext, StreamRenderer
 from ..sessions.memory import StoredResponse
-from .gateway import Gateway, Principal
+from .gateway import Gateway
 from .http import Receive, Scope, Send, header, send_json
 
 log = logging.getLogger("dragoman.server")

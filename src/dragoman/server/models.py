@@ -9,8 +9,9 @@ from typing import Any
 
 import msgspec
 
+from ..auth import Principal
 from ..router import Deployment
-from .gateway import Gateway, Principal
+from .gateway import Gateway
 from .http import Receive, Scope, Send, header, send_json
 
 _encode = msgspec.json.Encoder().encode

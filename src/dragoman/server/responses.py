@@ -10,11 +10,12 @@ from urllib.parse import parse_qs
 
 import msgspec
 
+from ..auth import Principal
 from ..core import InvalidRequest, NotFound
 from ..dialects import openai_responses
 from ..dialects.base import RenderContext
 from ..sessions.memory import StoredResponse
-from .gateway import Gateway, Principal
+from .gateway import Gateway
 from .http import Receive, Scope, Send, send_json
 
 _encode = msgspec.json.Encoder().encode

@@ -103,3 +103,16 @@ def test_collect_and_events_of_are_inverse() -> None:
     resp = collect(events, "id", "m")
     assert resp.text() == "Hello" and resp.tool_calls()[0].arguments == '{"a":1}'
     assert collect(events_of(resp), "id", "m") == resp
+
+
+def test_ndjson_split_anywhere() -> None:
+    from dragoman.core import UpstreamError
+    from dragoman.net import NdjsonDecoder
+
+    data = b'{"a":1}\n\n{"b":"\xc3\xa9"}\r\n{"c":[1,2]}'
+    for cut in range(len(data) + 1):
+        d = NdjsonDecoder()
+        got = d.feed(data[:cut]) + d.feed(data[cut:]) + d.close()
+        assert got == [{"a": 1}, {"b": "é"}, {"c": [1, 2]}]
+    with pytest.raises(UpstreamError):
+        NdjsonDecoder().feed(b"{nope\n")

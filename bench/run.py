@@ -2,10 +2,14 @@
 
     python bench/run.py [--seconds 5] [--servers granian,uvicorn]
 
-Measures, for each ASGI server:
+Measures, for each ASGI server, and for each of dragoman's two paths for a client of the
+upstream's own dialect (Chat client → ``openai`` provider): ``pass-through`` (the default
+fast path: bytes forwarded, usage scanned) and ``translated`` (the same model with
+``passthrough: false``: parsed to the neutral model and rendered back):
 - non-stream request: p50/p99 with one connection (wrk -c1) and req/s at 64 connections,
   direct to nginx and through dragoman; "added" = through - direct;
-- stream: time to first ``data:`` byte (TTFT) and to ``[DONE]``, sequential requests.
+- stream: time to first ``data:`` byte (TTFT) and to ``[DONE]``, sequential requests;
+- long stream: time to ``[DONE]`` of a 400-chunk stream (per-chunk cost shows here).
 Load generator and upstream are pinned to CPU 0, dragoman to CPU 1 (as in
 ../shared/bench-notes.md). Needs nginx and wrk (apt: nginx-light wrk).
 """
@@ -28,6 +32,25 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CHAT_BODY = {"model": "bench-chat", "messages": [{"role": "user", "content": "Say hello"}]}
+LONG_CHUNKS = 400
+PATHS = {"translated": "-slow", "pass-through": ""}  # model name suffix per path
+
+
+def long_stream_body(n: int = LONG_CHUNKS) -> str:
+    """An OpenAI Chat stream of ``n`` content chunks, then finish, usage and [DONE]."""
+    def chunk(delta: str, finish: str | None = None, usage: str = "") -> str:
+        fin = "null" if finish is None else f'"{finish}"'
+        return ('data: {"id":"chatcmpl-long","object":"chat.completion.chunk",'
+                '"created":1700000000,"model":"static-model","choices":[{"index":0,'
+                f'"delta":{delta},"finish_reason":{fin}}}]{usage}}}\n\n')
+    out = [chunk('{"role":"assistant","content":""}')]
+    out += [chunk(f'{{"content":"word{i} "}}') for i in range(n)]
+    out.append(chunk("{}", "stop"))
+    out.append('data: {"id":"chatcmpl-long","object":"chat.completion.chunk",'
+               '"created":1700000000,"model":"static-model","choices":[],'
+               '"usage":{"prompt_tokens":5,"completion_tokens":400,"total_tokens":405}}\n\n')
+    out.append("data: [DONE]\n\n")
+    return "".join(out)
 
 
 def free_port() -> int:
@@ -48,7 +71,11 @@ def wait(url: str) -> None:
 
 def start_nginx(tmp: Path, port: int) -> subprocess.Popen[bytes]:
     (tmp / "tmp").mkdir(parents=True, exist_ok=True)
-    (tmp / "nginx.conf").write_text((HERE / "nginx.conf").read_text().replace("PORT", str(port)))
+    (tmp / "long.sse").write_text(long_stream_body())
+    os.chmod(tmp, 0o755)  # nginx workers (user nobody) read the file
+    os.chmod(tmp / "long.sse", 0o644)
+    conf = (HERE / "nginx.conf").read_text().replace("PORT", str(port))
+    (tmp / "nginx.conf").write_text(conf.replace("LONGFILE", str(tmp / "long.sse")))
     p = subprocess.Popen(["taskset", "-c", "0", "nginx", "-p", str(tmp), "-c", "nginx.conf"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait(f"http://127.0.0.1:{port}/healthz")
@@ -58,14 +85,15 @@ def start_nginx(tmp: Path, port: int) -> subprocess.Popen[bytes]:
 def start_dragoman(tmp: Path, upstream: int, server: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     cfg = tmp / f"bench-{server}.yaml"
-    cfg.write_text(json.dumps({
-        "server": {"api_keys": ["sk-bench"]},
-        "models": [
-            {"name": "bench-chat", "provider": "openai", "model": "static-model",
-             "base_url": f"http://127.0.0.1:{upstream}/v1", "api_key": "sk-up"},
-            {"name": "bench-stream", "provider": "openai", "model": "static-model",
-             "base_url": f"http://127.0.0.1:{upstream}/stream/v1", "api_key": "sk-up"},
-        ]}))
+    models = []
+    for suffix, fast in (("", True), ("-slow", False)):
+        for name, prefix in (("bench-chat", ""), ("bench-stream", "/stream"),
+                             ("bench-long", "/long")):
+            models.append({"name": name + suffix, "provider": "openai",
+                           "model": "static-model", "passthrough": fast,
+                           "base_url": f"http://127.0.0.1:{upstream}{prefix}/v1",
+                           "api_key": "sk-up"})
+    cfg.write_text(json.dumps({"server": {"api_keys": ["sk-bench"]}, "models": models}))
     p = subprocess.Popen(["taskset", "-c", "1", sys.executable, "-m", "dragoman.cli", "serve",
                           "--config", str(cfg), "--port", str(port), "--server", server],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -138,6 +166,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="dragoman-bench-"))
     body_file = tmp / "chat.json"
     body_file.write_text(json.dumps(CHAT_BODY))
+    slow_body_file = tmp / "chat-slow.json"
+    slow_body_file.write_text(json.dumps({**CHAT_BODY, "model": "bench-chat-slow"}))
     up = free_port()
     nginx = start_nginx(tmp, up)
     rows = []
@@ -145,17 +175,25 @@ def main() -> None:
         direct = wrk(f"http://127.0.0.1:{up}/v1/chat/completions", body_file, 1, args.seconds)
         direct64 = wrk(f"http://127.0.0.1:{up}/v1/chat/completions", body_file, 64, args.seconds)
         d_ttft, d_total = stream_timings(up, "/stream/v1/chat/completions", "x", args.streams)
-        rows.append(("direct to nginx", direct, direct64, d_ttft, d_total))
+        _, d_long = stream_timings(up, "/long/v1/chat/completions", "x", args.streams // 3)
+        rows.append(("direct to nginx", direct, direct64, d_ttft, d_total, d_long))
         for server in args.servers.split(","):
             proc, port = start_dragoman(tmp, up, server)
             try:
                 url = f"http://127.0.0.1:{port}/v1/chat/completions"
-                wrk(url, body_file, 1, 1)  # warm-up
-                seq = wrk(url, body_file, 1, args.seconds)
-                par = wrk(url, body_file, 64, args.seconds)
-                ttft, total = stream_timings(port, "/v1/chat/completions", "bench-stream",
-                                             args.streams)
-                rows.append((f"dragoman ({server})", seq, par, ttft, total))
+                for suffix in PATHS.values():  # warm both paths up before measuring either
+                    wrk(url, slow_body_file if suffix else body_file, 1, 1)
+                    stream_timings(port, "/v1/chat/completions", "bench-long" + suffix, 20)
+                for path, suffix in PATHS.items():
+                    bf = slow_body_file if suffix else body_file
+                    seq = wrk(url, bf, 1, args.seconds)
+                    par = wrk(url, bf, 64, args.seconds)
+                    ttft, total = stream_timings(port, "/v1/chat/completions",
+                                                 "bench-stream" + suffix, args.streams)
+                    _, long_total = stream_timings(port, "/v1/chat/completions",
+                                                   "bench-long" + suffix, args.streams // 3)
+                    rows.append((f"dragoman ({server}, {path})", seq, par, ttft, total,
+                                 long_total))
             finally:
                 proc.terminate()
                 proc.wait(10)
@@ -166,12 +204,14 @@ def main() -> None:
 
     base = rows[0]
     print("| target | p50 ms | p99 ms | added p50 ms | added p99 ms | req/s @64 | "
-          "stream TTFT ms | added TTFT ms | stream total ms |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for name, seq, par, ttft, total in rows:
+          f"stream TTFT ms | added TTFT ms | stream total ms | {LONG_CHUNKS}-chunk stream ms |"
+          " added long ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, seq, par, ttft, total, long_total in rows:
         print(f"| {name} | {seq['p50']:.3f} | {seq['p99']:.3f} | "
               f"{seq['p50'] - base[1]['p50']:.3f} | {seq['p99'] - base[1]['p99']:.3f} | "
-              f"{par['rps']:.0f} | {ttft:.3f} | {ttft - base[3]:.3f} | {total:.3f} |")
+              f"{par['rps']:.0f} | {ttft:.3f} | {ttft - base[3]:.3f} | {total:.3f} | "
+              f"{long_total:.3f} | {long_total - base[5]:.3f} |")
 
 
 if __name__ == "__main__":

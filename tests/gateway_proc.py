@@ -38,8 +38,10 @@ def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen[bytes] | N
 
 @contextmanager
 def run_gateway(config: dict[str, Any], tmp: Path, *, server: str | None = None,
-                env: dict[str, str] | None = None) -> Iterator[str]:
-    """Yield the base URL (``http://127.0.0.1:PORT``) of a running gateway."""
+                env: dict[str, str] | None = None, args: list[str] | None = None
+                ) -> Iterator[str]:
+    """Yield the base URL (``http://127.0.0.1:PORT``) of a running gateway; ``args`` are
+    extra ``dragoman serve`` arguments. Its output goes to ``log_path(tmp, base)``."""
     port = free_port()
     cfg = tmp / f"dragoman-{port}.yaml"
     cfg.write_text(yaml.safe_dump(config))
@@ -47,9 +49,12 @@ def run_gateway(config: dict[str, Any], tmp: Path, *, server: str | None = None,
            "--port", str(port), "--host", "127.0.0.1"]
     if server:
         cmd += ["--server", server]
+    cmd += args or []
     log = open(tmp / f"dragoman-{port}.log", "wb")  # noqa: SIM115 (lives as long as the process)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, **(env or {})})
+                            # The default session database goes under tmp, not ~/.local.
+                            env={**os.environ, "XDG_DATA_HOME": str(tmp / "xdg-data"),
+                                 **(env or {})})
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(base + "/healthz", proc=proc)
@@ -62,3 +67,8 @@ def run_gateway(config: dict[str, Any], tmp: Path, *, server: str | None = None,
             proc.kill()
             proc.wait()
         log.close()
+
+
+def log_path(tmp: Path, base: str) -> Path:
+    """Where ``run_gateway(config, tmp)`` serving at ``base`` writes its output."""
+    return tmp / f"dragoman-{base.rsplit(':', 1)[1]}.log"

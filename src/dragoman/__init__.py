@@ -2,17 +2,20 @@
 
 The public surface is small: ``Gateway`` (a model table and settings, served as an ASGI
 app), ``serve`` (run one in the current event loop), ``load_config``/``build_gateway``
-(the YAML route), and the packages ``dragoman.core`` (neutral model) and
-``dragoman.providers`` (upstream adapters).
+(the YAML route), ``SingleAgent`` and ``serve_openai`` (an orchestrator served as a model),
+and the packages ``dragoman.core`` (neutral model), ``dragoman.providers`` (upstream
+adapters) and ``dragoman.agents`` (tools and orchestrators).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .agents import SingleAgent
 from .auth import Principal
 from .config import build_gateway, load_config
 from .router import Deployment, ModelTable
+from .serve_agent import serve_openai
 from .server import Gateway
 
 __version__ = "0.1.0"
@@ -26,5 +29,5 @@ async def serve(gateway: Gateway, *, host: str = "127.0.0.1", port: int = 8080) 
     await _serve(app, host=host, port=port)
 
 
-__all__ = ["Deployment", "Gateway", "ModelTable", "Principal", "__version__", "build_gateway",
-           "load_config", "serve"]
+__all__ = ["Deployment", "Gateway", "ModelTable", "Principal", "SingleAgent", "__version__",
+           "build_gateway", "load_config", "serve", "serve_openai"]

@@ -1,4 +1,5 @@
-"""``dragoman serve [--config FILE] [--host H] [--port P] [--workers N]``."""
+"""``dragoman serve [--config FILE] [--host H] [--port P] [--workers N]``;
+``dragoman sessions purge --older-than 7d [--config FILE]``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import os
 import sys
 
+from . import cli_sessions
 from .config import ConfigError, build_gateway, load_config
 
 CONFIG_ENV = "DRAGOMAN_CONFIG"
@@ -22,12 +24,18 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or cfg.server.host
     port = args.port if args.port is not None else cfg.server.port
     workers = args.workers or cfg.server.workers
+    problem = cli_sessions.prepare(cfg, workers)
+    if problem is not None:
+        print(f"dragoman: {problem}", file=sys.stderr)
+        return 2
     if args.config:
         # Worker processes build the gateway themselves from the same file.
         os.environ[CONFIG_ENV] = os.path.abspath(args.config)
     else:
         os.environ.pop(CONFIG_ENV, None)
     names = ", ".join(m.name for m in cfg.models) or "dragoman/echo, echo (offline test model)"
+    if cfg.agents:
+        names += " and agents " + ", ".join(a.name for a in cfg.agents)
     print(f"dragoman: serving {names} on http://{host}:{port}", file=sys.stderr, flush=True)
     from .server.runner import run
 
@@ -46,11 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--server", choices=["granian", "uvicorn"], default=None,
                        help="ASGI server (default: the faster one measured in bench/)")
     serve.add_argument("--log-level", default="warning")
+    cli_sessions.add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         return _serve(args)
+    if args.command == "sessions":
+        return cli_sessions.run(args)
     return 2
 
 

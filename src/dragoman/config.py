@@ -11,18 +11,24 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 import yaml
 
+from .agents.spec import AgentSpec, AgentSpecError, build_agent
+from .auth import AuthResolver
+from .auth.settings import AuthConfig, AuthConfigError, build_resolver
 from .core import Capabilities
 from .net import Timeouts
+from .net.fetch import FetchPolicy
 from .providers import registry
 from .providers.base import LlmProvider
 from .providers.registry import ProviderSpec
 from .router import Deployment, ModelTable
 from .server.gateway import DEFAULT_MAX_BODY, Gateway
+from .sessions import StoreSettings, open_store, parse_duration
+from .sessions.settings import DEFAULT_LOCK_WAIT
 
 
 class ConfigError(ValueError):
@@ -55,6 +61,10 @@ class ModelConfig(msgspec.Struct, kw_only=True):
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     timeouts: TimeoutConfig = msgspec.field(default_factory=TimeoutConfig)
     capabilities: Capabilities | None = None
+    passthrough: bool = True
+    """False: never take the same-dialect fast path (always translate)."""
+    hold_history: bool = False
+    """True: dragoman holds the conversation of thread-keyed requests (sessions)."""
     options: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def __repr__(self) -> str:  # the key must never reach a log
@@ -72,9 +82,65 @@ class ModelConfig(msgspec.Struct, kw_only=True):
 _COMMON_KEYS = frozenset(ModelConfig.__struct_fields__) - {"options"}
 
 
+class FetchConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``fetch:`` — how dragoman fetches URLs itself (images for vendors that cannot take
+    URLs: Bedrock, Ollama) through the SSRF-safe fetcher. ``allow_hosts`` names hosts
+    exempt from the private/loopback/metadata address checks (e.g. an internal image
+    server); everything else must resolve to public addresses only."""
+
+    allow_hosts: list[str] = msgspec.field(default_factory=list)
+    max_bytes: Annotated[int, msgspec.Meta(gt=0)] = 20 * 1024 * 1024
+    timeout: Annotated[float, msgspec.Meta(gt=0)] = 15.0
+    max_redirects: Annotated[int, msgspec.Meta(ge=0)] = 5
+
+    def image_policy(self) -> FetchPolicy:
+        return FetchPolicy(max_bytes=self.max_bytes, timeout=self.timeout,
+                           max_redirects=self.max_redirects, allowed_content_types=("image/",),
+                           allow_hosts=frozenset(h.strip().strip("[]").rstrip(".").lower()
+                                                 for h in self.allow_hosts))
+
+
+class SessionsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``sessions:`` — where stored Responses and threads live (``dragoman.sessions``).
+    ``path`` defaults to ``$XDG_DATA_HOME/dragoman/sessions.db``; durations are ``7d``,
+    ``12h``, ``30m``, ``45s`` or seconds; ``ttl: null`` keeps everything."""
+
+    backend: Literal["sqlite", "postgres", "memory"] = "sqlite"
+    path: str | None = None
+    dsn: str | None = None
+    pool_size: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    ttl: str | float | None = "30d"
+    lock_wait: str | float = DEFAULT_LOCK_WAIT
+    record_threads: bool = True
+
+    def __repr__(self) -> str:  # the DSN may hold a password
+        return f"SessionsConfig(backend={self.backend!r}, path={self.path!r})"
+
+    def settings(self) -> StoreSettings:
+        def duration(key: str, value: str | float) -> float:
+            try:
+                return parse_duration(value)
+            except ValueError as e:
+                raise ConfigError(f"invalid configuration: {e} - at `$.sessions.{key}`") from None
+        if self.backend == "postgres" and not self.dsn:
+            raise ConfigError("`$.sessions.dsn` is required for the postgres backend "
+                              "(postgresql://user:password@host:port/database)")
+        ttl = duration("ttl", self.ttl) if self.ttl is not None else None
+        return StoreSettings(backend=self.backend, path=self.path, dsn=self.dsn,
+                             pool_size=self.pool_size, ttl=ttl or None,
+                             lock_wait=duration("lock_wait", self.lock_wait),
+                             record_threads=self.record_threads)
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    #: Who may call: a resolver (static tokens, jwt, oidc, vault, chain); see README.
+    #: ``server.api_keys`` is the shorthand for a static table of bare keys.
+    auth: AuthConfig | None = None
+    fetch: FetchConfig = msgspec.field(default_factory=FetchConfig)
     models: list[ModelConfig] = msgspec.field(default_factory=list)
+    agents: list[AgentSpec] = msgspec.field(default_factory=list)
+    sessions: SessionsConfig = msgspec.field(default_factory=lambda: SessionsConfig())
 
 
 def _split_model_options(data: dict[str, Any]) -> dict[str, Any]:
@@ -134,7 +200,22 @@ def parse_config(data: Any) -> Config:
                               f"(known: {', '.join(sorted(registry.PROVIDERS))})")
         if m.provider not in registry.MODEL_OPTIONAL and not m.model:
             raise ConfigError(f"`$.models[{i}].model` is required for provider {m.provider!r}")
+    _check_agents(cfg)
     return cfg
+
+
+def _check_agents(cfg: Config) -> None:
+    """Agent names are model names too (unique); each runs on a model (or an agent)
+    defined before it, named exactly."""
+    known = {m.name for m in cfg.models or DEFAULT_MODELS}
+    for i, a in enumerate(cfg.agents):
+        if a.name in known:
+            raise ConfigError(f"`$.agents[{i}].name`: {a.name!r} is already a model or agent "
+                              "name")
+        if a.model not in known:
+            raise ConfigError(f"`$.agents[{i}].model`: {a.model!r} is not a model (or agent) "
+                              "defined before this agent")
+        known.add(a.name)
 
 
 def load_config(path: str | Path | None) -> Config:
@@ -151,9 +232,11 @@ def load_config(path: str | Path | None) -> Config:
     return parse_config(data)
 
 
-def _build_provider(i: int, m: ModelConfig) -> LlmProvider:
+def _build_provider(i: int, m: ModelConfig, fetch_policy: FetchPolicy) -> LlmProvider:
+    spec = m.spec()
+    spec.fetch_policy = fetch_policy
     try:
-        return registry.build(m.spec())
+        return registry.build(spec)
     except registry.OptionsError as e:
         msg = str(e).replace("`$", f"`$.models[{i}]")
         if "- at `" not in msg:
@@ -163,8 +246,34 @@ def _build_provider(i: int, m: ModelConfig) -> LlmProvider:
 
 def build_gateway(cfg: Config) -> Gateway:
     models = cfg.models or DEFAULT_MODELS
-    deployments = [Deployment(name=m.name, provider=_build_provider(i, m),
-                              owned_by="dragoman" if m.provider == "echo" else m.provider)
+    fetch_policy = cfg.fetch.image_policy()
+    deployments = [Deployment(name=m.name, provider=_build_provider(i, m, fetch_policy),
+                              owned_by="dragoman" if m.provider == "echo" else m.provider,
+                              passthrough=m.passthrough, hold_history=m.hold_history)
                    for i, m in enumerate(models)]
-    return Gateway(ModelTable(deployments), api_keys=cfg.server.api_keys,
-                   max_body_bytes=cfg.server.max_body_bytes)
+    by_name = {d.name: d.provider for d in deployments}
+    for i, a in enumerate(cfg.agents):
+        try:
+            # The model's own deployment closes the shared provider.
+            agent = build_agent(a, by_name[a.model], owns_provider=False)
+        except AgentSpecError as e:
+            raise ConfigError(f"invalid configuration: {e.message} - at "
+                              f"`$.agents[{i}]{e.where}`") from None
+        by_name[a.name] = agent
+        deployments.append(Deployment(name=a.name, provider=agent, owned_by="dragoman-agent",
+                                      passthrough=False, hold_history=True))
+    return Gateway(ModelTable(deployments), auth=_build_auth(cfg),
+                   api_keys=cfg.server.api_keys, max_body_bytes=cfg.server.max_body_bytes,
+                   sessions=open_store(cfg.sessions.settings()))
+
+
+def _build_auth(cfg: Config) -> AuthResolver | None:
+    if cfg.auth is None:
+        return None
+    if cfg.server.api_keys:
+        raise ConfigError("`$.server.api_keys` and `$.auth` are both set: list the keys as "
+                          "`auth: {type: static, tokens: [...]}` instead")
+    try:
+        return build_resolver(cfg.auth)
+    except AuthConfigError as e:
+        raise ConfigError(f"invalid configuration: {e.message} - at `$.auth{e.where}`") from None

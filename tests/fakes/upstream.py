@@ -34,6 +34,13 @@ text contains ``scenario:<name>`` (default ``text``):
                     ``incomplete``/``max_output_tokens``, Anthropic ``max_tokens``)
 ``error400``        HTTP 400: the prompt is longer than the context window
 ``overloaded``      OpenAI HTTP 503 / Anthropic HTTP 529 ``overloaded_error``
+``error403``        OpenAI: HTTP 403, no access to the model
+``error404``        OpenAI: HTTP 404, the model does not exist
+``error413``        OpenAI: HTTP 413 from the front proxy (an HTML body, not JSON)
+``image``           a description of every image received (``image_answer``): size and
+                    digest of inline data, or the URL (OpenAI)
+``cut``             OpenAI: the connection drops halfway (stream: after some text)
+``malformed``       OpenAI: a frame (non-stream: a body) that is not valid JSON
 
 Like the real APIs, the fake checks the credentials (Bearer for OpenAI; ``x-api-key`` or
 Bearer plus ``anthropic-version`` for Anthropic) and the structural rules a translator
@@ -44,6 +51,8 @@ messages answering a preceding call), answering in the vendor's own error envelo
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import re
 import socket
@@ -100,6 +109,46 @@ CUSTOM_IDS = {"chat": "call_Cp5xq", "responses": "call_Rc6yw", "anthropic": "too
 RESP_CUSTOM_ITEM_ID = "ctc_68a3"
 
 COUNT_TOKENS = 4242
+
+#: the image every vision scenario sends: a 1x1 red PNG
+IMAGE_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+IMAGE_PNG_B64 = base64.b64encode(IMAGE_PNG).decode()
+
+
+def image_note(data: bytes | None = None, url: str | None = None) -> str:
+    """How a fake describes one image it received (inline bytes, or a URL it was given)."""
+    if data is not None:
+        return f"an image of {len(data)} bytes (sha256 {hashlib.sha256(data).hexdigest()[:12]})"
+    return f"an image at {url}"
+
+
+def image_answer(notes: list[str]) -> str:
+    return "I see " + ("; ".join(notes) if notes else "no image") + "."
+
+
+def _url_note(url: Any) -> str:
+    if isinstance(url, str) and url.startswith("data:"):
+        return image_note(data=base64.b64decode(url.partition(",")[2]))
+    return image_note(url=url)
+
+
+def _image_notes(api: str, body: dict[str, Any]) -> list[str]:
+    """Every image of every user turn (Chat ``image_url`` parts, whose value may be a string
+    for Mistral; Responses ``input_image`` parts)."""
+    notes: list[str] = []
+    items = body.get("input") if api == "responses" else body.get("messages")
+    for m in items if isinstance(items, list) else ():
+        content = m.get("content") if isinstance(m, dict) else None
+        for p in content if isinstance(content, list) else ():
+            if not isinstance(p, dict):
+                continue
+            if p.get("type") == "image_url":
+                img = p.get("image_url")
+                notes.append(_url_note(img.get("url") if isinstance(img, dict) else img))
+            elif p.get("type") == "input_image":
+                notes.append(_url_note(p.get("image_url")))
+    return notes
 RETRY_AFTER = "7"
 
 #: usage each vendor reports for the ``text`` scenario
@@ -116,6 +165,13 @@ RESP_USAGE = {"input_tokens": 12, "input_tokens_details": {"cached_tokens": 0},
 ANTHROPIC_INPUT, ANTHROPIC_CACHE_READ, ANTHROPIC_OUTPUT = 13, 100, 9
 
 _SCENARIO = re.compile(r"scenario:([a-z0-9_]+)")
+
+#: yielded by a frame generator: drop the connection there (a stream cut mid-way)
+CUT = b"<cut the connection here>"
+#: a frame whose JSON is cut short (the ``malformed`` scenario)
+MALFORMED_DATA = b'data: {"id":"chatcmpl-fake02","choices":[{"index":0,"delta":{"content":\n\n'
+MALFORMED_EVENT = (b'event: response.output_text.delta\n'
+                   b'data: {"type":"response.output_text.delta","delta":\n\n')
 
 
 def _j(obj: Any) -> str:
@@ -461,10 +517,7 @@ class FakeUpstream:
         asyncio.set_event_loop(loop)
         try:
             app = web.Application(client_max_size=64 * 1024 * 1024)
-            app.router.add_post("/v1/chat/completions", self._chat)
-            app.router.add_post("/v1/responses", self._responses)
-            app.router.add_post("/v1/messages", self._messages)
-            app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
+            self.add_routes(app)
             app.router.add_route("*", "/{tail:.*}", self._unknown)
             # handler_cancellation: a client that disconnects cancels its handler at once,
             # which is how the fake timestamps an early close precisely.
@@ -483,6 +536,13 @@ class FakeUpstream:
         finally:
             loop.run_until_complete(runner.cleanup())
             loop.close()
+
+    def add_routes(self, app: web.Application) -> None:
+        """The vendor routes (vendor fakes built on this one add or replace theirs)."""
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/responses", self._responses)
+        app.router.add_post("/v1/messages", self._messages)
+        app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
 
     def stop(self) -> None:
         loop, thread = self._loop, self._thread
@@ -551,15 +611,41 @@ class FakeUpstream:
             await resp.prepare(request)
             if isinstance(frames, AsyncIterator):
                 async for f in frames:
+                    if f is CUT:
+                        return self._cut(request, rec, resp)
                     await resp.write(f)
             else:
                 for f in frames:
+                    if f is CUT:
+                        return self._cut(request, rec, resp)
                     await resp.write(f)
             await resp.write_eof()
         except (ConnectionError, asyncio.CancelledError):
             self._gone(rec)
             raise
         return self._done(rec, resp)
+
+    @staticmethod
+    def _cut(request: web.Request, rec: Recorded, resp: web.StreamResponse) -> web.StreamResponse:
+        """Drop the connection in the middle of a body (no terminal chunk)."""
+        rec.status = resp.status
+        rec.finished.set()
+        if request.transport is not None:
+            request.transport.abort()
+        return resp
+
+    async def _broken_json(self, request: web.Request, rec: Recorded,
+                           partial: bytes) -> web.StreamResponse:
+        """Non-stream ``cut``: half a JSON body, then the connection drops; ``malformed``:
+        a 200 whose body is not JSON."""
+        if rec.scenario == "malformed":
+            resp = web.Response(status=200, body=partial, content_type="application/json")
+            return self._done(rec, resp)
+        out = web.StreamResponse(status=200, headers={"content-type": "application/json",
+                                                      "content-length": str(len(partial) * 2)})
+        await out.prepare(request)
+        await out.write(partial)
+        return self._cut(request, rec, out)
 
     async def _slow_json(self, rec: Recorded, payload: dict[str, Any]) -> web.Response:
         """A non-streamed answer that takes ~10 s to come."""
@@ -619,6 +705,20 @@ class FakeUpstream:
             return self._json(rec, self._openai_error(
                 "The engine is currently overloaded, please try again later.", "server_error",
                 None), 503)
+        if rec.scenario == "error403":
+            return self._json(rec, self._openai_error(
+                "Project `proj_fake` does not have access to model `gpt-fake`",
+                "invalid_request_error", "model_not_found"), 403)
+        if rec.scenario == "error404":
+            return self._json(rec, self._openai_error(
+                "The model `gpt-fake` does not exist or you do not have access to it.",
+                "invalid_request_error", "model_not_found"), 404)
+        if rec.scenario == "error413":
+            resp = web.Response(status=413, content_type="text/html", text=(
+                "<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n"
+                "<body>\r\n<center><h1>413 Request Entity Too Large</h1></center>\r\n"
+                "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"))
+            return self._done(rec, resp)  # type: ignore[return-value]
         if rec.scenario == "error500" or (rec.scenario == "midstream_error" and not rec.stream):
             return self._json(rec, self._openai_error(
                 "The server had an error while processing your request. Sorry about that!",
@@ -647,6 +747,9 @@ class FakeUpstream:
         if not rec.stream:
             if scen == "slow":
                 return await self._slow_json(rec, self._chat_json(body, SLOW_TICK * SLOW_TICKS))
+            if scen in ("cut", "malformed"):
+                return await self._broken_json(request, rec,
+                                               _j(self._chat_completion(body, "text"))[:60].encode())
             return self._json(rec, self._chat_completion(body, scen))
         return await self._sse(request, rec, self._chat_frames(body, scen))
 
@@ -689,6 +792,8 @@ class FakeUpstream:
         if scen == "thinking":
             return self._chat_json(body, THINK_ANSWER,
                                    extra_message={"reasoning_content": THINKING})
+        if scen == "image":
+            return self._chat_json(body, image_answer(_image_notes("chat", body)))
         return self._chat_json(body, TEXT)
 
     def _chat_frames(self, body: dict[str, Any], scen: str) -> AsyncIterator[bytes]:
@@ -753,6 +858,11 @@ class FakeUpstream:
                     "The server had an error while processing your request. Sorry about that!",
                     "server_error", None))
                 return
+            elif scen == "cut":
+                frames = [role, chunk({"content": PARTIAL}), CUT]
+            elif scen == "malformed":
+                frames = [role, chunk({"content": PARTIAL}), MALFORMED_DATA, chunk({}, "stop"),
+                          *usage_chunk(CHAT_USAGE), done]
             elif scen == "slow":
                 yield role
                 for _ in range(SLOW_TICKS):
@@ -783,7 +893,8 @@ class FakeUpstream:
                 frames = [role, *(chunk({"content": t}) for t in TRUNCATED_CHUNKS),
                           chunk({}, "length"), *usage_chunk(CHAT_USAGE), done]
             else:
-                chunks = FOLLOWUP_CHUNKS if scen == "followup" else TEXT_CHUNKS
+                chunks = FOLLOWUP_CHUNKS if scen == "followup" else \
+                    (image_answer(_image_notes("chat", body)),) if scen == "image" else TEXT_CHUNKS
                 frames = [role, *(chunk({"content": t}) for t in chunks), chunk({}, "stop"),
                           *usage_chunk(CHAT_USAGE), done]
             for f in frames:
@@ -817,6 +928,10 @@ class FakeUpstream:
                                                                     RESP_USAGE))
             if scen == "truncated":
                 return self._json(rec, self._resp_truncated(body))
+            if scen in ("cut", "malformed"):
+                output, usage = self._resp_output(body, "text")
+                full = _j(self._resp_object(body, "completed", output, usage))
+                return await self._broken_json(request, rec, full[:60].encode())
             output, usage = self._resp_output(body, scen)
             return self._json(rec, self._resp_object(body, "completed", output, usage))
         return await self._sse(request, rec, self._resp_frames(body, scen))
@@ -891,6 +1006,9 @@ class FakeUpstream:
                  "total_tokens": 113}
         if scen == "followup":
             return [self._resp_message("msg_68a0follow", FOLLOWUP)], RESP_USAGE
+        if scen == "image":
+            text = image_answer(_image_notes("responses", body))
+            return [self._resp_message("msg_68a0image", text)], RESP_USAGE
         if scen == "custom":
             return [self._resp_custom(body, PATCH)], RESP_USAGE
         if scen == "thinking":
@@ -987,6 +1105,15 @@ class FakeUpstream:
                     *text_item(1, "msg_68a0think", THINK_ANSWER_CHUNKS),
                     completed(output, usage),
                 ]
+            elif scen in ("cut", "malformed"):
+                mid = "msg_68a0part"
+                frames = [*head(), *text_open(0, mid), text_delta(0, mid, PARTIAL)]
+                if scen == "cut":
+                    frames.append(CUT)
+                else:
+                    # the Responses parser skips what it cannot read: the rest still counts
+                    frames += [MALFORMED_EVENT, *text_close(0, mid, PARTIAL),
+                               completed([self._resp_message(mid, PARTIAL)], RESP_USAGE)]
             elif scen == "midstream_error":
                 mid = "msg_68a0part"
                 for f in [*head(), *text_open(0, mid), text_delta(0, mid, PARTIAL)]:
@@ -1039,11 +1166,10 @@ class FakeUpstream:
                              item=self._resp_message(cid, TRUNCATED, "incomplete")),
                           ev("response.incomplete", response=self._resp_truncated(body))]
             else:
-                followup = scen == "followup"
                 output, usage = self._resp_output(body, scen)
-                frames = [*head(),
-                          *text_item(0, output[0]["id"],
-                                     FOLLOWUP_CHUNKS if followup else TEXT_CHUNKS),
+                chunks = FOLLOWUP_CHUNKS if scen == "followup" else \
+                    (output[0]["content"][0]["text"],) if scen == "image" else TEXT_CHUNKS
+                frames = [*head(), *text_item(0, output[0]["id"], chunks),
                           completed(output, usage)]
             for f in frames:
                 yield f

@@ -60,16 +60,23 @@ class StreamParser(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Dialect:
+class UpstreamDialect:
+    """The egress half: all an HTTP provider needs. Upstream-only wire formats (Bedrock
+    Converse, Gemini…) provide just this; client-facing dialects are full ``Dialect``s."""
+
     name: str
-    parse_request: Callable[[Any], ChatRequest]
-    render_response: Callable[[ChatResponse, RenderContext], bytes]
-    stream_renderer: Callable[[RenderContext], StreamRenderer]
-    render_error: Callable[[DragomanError], tuple[int, bytes]]
     render_request: Callable[[ChatRequest], dict[str, Any]]
     parse_response: Callable[[Any], ChatResponse]
     stream_parser: Callable[[], StreamParser]
     parse_error: Callable[[int, bytes], DragomanError]
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect(UpstreamDialect):
+    parse_request: Callable[[Any], ChatRequest]
+    render_response: Callable[[ChatResponse, RenderContext], bytes]
+    stream_renderer: Callable[[RenderContext], StreamRenderer]
+    render_error: Callable[[DragomanError], tuple[int, bytes]]
     id_prefix: str
 
 

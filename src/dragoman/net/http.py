@@ -9,10 +9,12 @@ relay ceiling.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import aiohttp
+from yarl import URL
 
 from ..core import TransportError, UpstreamTimeout
 
@@ -67,11 +69,15 @@ class HttpClient:
     """A keep-alive connection pool to one upstream base URL."""
 
     def __init__(self, base_url: str, *, timeouts: Timeouts | None = None,
-                 limit: int = 256, unix_socket: str | None = None) -> None:
+                 limit: int = 256, unix_socket: str | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        """``ssl_context`` replaces the default TLS settings (a private CA, a client
+        certificate for mTLS: see ``net.tls``)."""
         self.base_url = base_url.rstrip("/")
         self.timeouts = timeouts or Timeouts()
         self._limit = limit
         self._unix_socket = unix_socket
+        self._ssl = ssl_context
         self._session: aiohttp.ClientSession | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
@@ -83,7 +89,8 @@ class HttpClient:
                 connector = aiohttp.UnixConnector(path=self._unix_socket, limit=self._limit)
             else:
                 connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit,
-                                                 ttl_dns_cache=300, enable_cleanup_closed=True)
+                                                 ttl_dns_cache=300, enable_cleanup_closed=True,
+                                                 ssl=self._ssl if self._ssl is not None else True)
             s = self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=None, connect=self.timeouts.connect,
@@ -94,8 +101,13 @@ class HttpClient:
         return s
 
     async def request(self, method: str, path: str, *, body: bytes | None = None,
-                      headers: Mapping[str, str] | None = None) -> UpstreamResponse:
-        url = path if path.startswith(("http://", "https://")) else self.base_url + path
+                      headers: Mapping[str, str] | None = None,
+                      encoded: bool = False) -> UpstreamResponse:
+        """``encoded=True``: the path is already percent-encoded and goes out byte for byte
+        (a signed request must send exactly the path it signed)."""
+        url: str | URL = path if path.startswith(("http://", "https://")) else self.base_url + path
+        if encoded:
+            url = URL(url, encoded=True)
         try:
             async with asyncio.timeout(self.timeouts.first_byte):
                 resp = await self._get_session().request(method, url, data=body,

@@ -13,9 +13,18 @@ from .echo import EchoProvider
 
 if TYPE_CHECKING:
     from .anthropic import Anthropic
+    from .azure import AzureOpenAI
+    from .codex import Codex, CodexCredentials
+    from .http_generic import HttpGeneric
+    from .mistral import Mistral
+    from .ollama import Ollama
     from .openai import OpenAIChat, OpenAIResponses
+    from .python import PythonProvider
 
-_LAZY = {"OpenAIChat": ".openai", "OpenAIResponses": ".openai", "Anthropic": ".anthropic"}
+_LAZY = {"OpenAIChat": ".openai", "OpenAIResponses": ".openai", "Anthropic": ".anthropic",
+         "AzureOpenAI": ".azure", "Codex": ".codex", "CodexCredentials": ".codex",
+         "Mistral": ".mistral", "Ollama": ".ollama", "HttpGeneric": ".http_generic",
+         "PythonProvider": ".python"}
 
 
 def __getattr__(name: str) -> Any:
@@ -26,5 +35,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-__all__ = ["Anthropic", "EchoProvider", "HttpDialectProvider", "LlmProvider", "OpenAIChat",
-           "OpenAIResponses"]
+__all__ = ["Anthropic", "AzureOpenAI", "Codex", "CodexCredentials", "EchoProvider",
+           "HttpDialectProvider", "HttpGeneric", "LlmProvider", "Mistral", "Ollama",
+           "OpenAIChat", "OpenAIResponses", "PythonProvider"]

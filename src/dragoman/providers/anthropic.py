@@ -20,6 +20,7 @@ class Anthropic(HttpDialectProvider):
     """``POST {base}/v1/messages``."""
 
     dialect = ANTHROPIC_MESSAGES
+    passthrough_safe = True
     default_base_url = "https://api.anthropic.com"
 
     _COUNT_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking",

@@ -7,10 +7,8 @@ the request/response/stream plumbing once; an adapter subclass only says where t
 
 from __future__ import annotations
 
-import email.utils
-import time
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import msgspec
 
@@ -23,43 +21,49 @@ from ..core import (
     StreamEvent,
     UpstreamError,
 )
-from ..dialects.base import Dialect, StreamParser
-from ..net import HttpClient, SseDecoder, Timeouts, UpstreamResponse
+from ..dialects.base import StreamParser, UpstreamDialect
+from ..net import HttpClient, NdjsonDecoder, SseDecoder, Timeouts, UpstreamResponse
+from ..net.retry import retry_after_seconds
+
+if TYPE_CHECKING:
+    from .passthrough import Passthrough
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
 
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """The upstream's ``retry-after-ms`` (float ms) or ``retry-after`` (seconds or an HTTP
-    date), as the vendor SDKs read them; None when absent or unreadable."""
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    ra = headers.get("retry-after")
-    if not ra:
-        return None
-    try:
-        return max(0.0, float(ra))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(ra)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def upstream_error(dialect: Dialect, resp: UpstreamResponse, raw: bytes) -> DragomanError:
+def upstream_error(dialect: UpstreamDialect, resp: UpstreamResponse, raw: bytes) -> DragomanError:
     """The dialect's reading of an upstream HTTP error, plus the retry delay from the
     response headers (the body parsers only see the body)."""
     err = dialect.parse_error(resp.status, raw)
     if err.retry_after is None:
         err.retry_after = retry_after_seconds(resp.headers)
     return err
+
+
+class FrameDecoder(Protocol):
+    """Bytes split anywhere → complete frames ``(event name or None, payload)``, fed to the
+    dialect's stream parser (SSE: the ``data`` text; NDJSON: the decoded line). May be
+    lazy: a corrupt frame can raise after the good frames before it were yielded."""
+
+    def feed(self, chunk: bytes) -> Iterable[tuple[str | None, Any]]: ...
+
+    def close(self) -> Iterable[tuple[str | None, Any]]: ...
+
+
+class NdjsonFrames:
+    """NDJSON as frames: every decoded line is one ``(None, value)`` frame."""
+
+    __slots__ = ("_decoder",)
+
+    def __init__(self) -> None:
+        self._decoder = NdjsonDecoder()
+
+    def feed(self, chunk: bytes) -> list[tuple[str | None, Any]]:
+        return [(None, v) for v in self._decoder.feed(chunk)]
+
+    def close(self) -> list[tuple[str | None, Any]]:
+        return [(None, v) for v in self._decoder.close()]
 
 
 @runtime_checkable
@@ -84,8 +88,16 @@ class LlmProvider(Protocol):
 class HttpDialectProvider:
     """An upstream that speaks one of the wire dialects over HTTP+JSON/SSE."""
 
-    dialect: Dialect
+    dialect: UpstreamDialect
     default_base_url: str = ""
+    passthrough_safe: ClassVar[bool] = False
+    """The adapter's envelope is exactly its dialect's plus auth headers, so a client of
+    the same dialect may have its body forwarded as is (``passthrough``). Never inherited:
+    an adapter that changes the envelope must not forward bodies unless it says so."""
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        cls.passthrough_safe = bool(cls.__dict__.get("passthrough_safe", False))
 
     def __init__(self, *, model: str, base_url: str | None = None, api_key: str | None = None,
                  headers: Mapping[str, str] | None = None,
@@ -133,19 +145,47 @@ class HttpDialectProvider:
     def capabilities(self) -> Capabilities:
         return self._caps
 
+    def passthrough(self, req: ChatRequest, body: dict[str, Any]) -> Passthrough | None:
+        """The fast path: ``req`` (parsed from the client's ``body``) forwarded byte for
+        byte, or None when it must be translated (another dialect, an adapter that changes
+        the envelope, a request the dialect's rules say needs changing)."""
+        if not self.passthrough_safe or req.dialect != self.dialect.name \
+                or type(self).send is not HttpDialectProvider.send:
+            # (an adapter whose ``send`` does more — tokens, media, retries — is not
+            # bypassed: pass-through posts the body itself)
+            return None
+        from .passthrough import prepare
+
+        return prepare(self, req, body)
+
     def _body(self, req: ChatRequest, stream: bool) -> bytes:
         upstream_req = msgspec.structs.replace(req, model=self.model)
         return _encode(self.prepare(self.dialect.render_request(upstream_req), req, stream))
 
+    async def send(self, req: ChatRequest, stream: bool) -> UpstreamResponse:
+        """POST one request upstream. Adapters that need I/O first (a token provider, media
+        to fetch) or a second attempt (refresh on 401) override this one method."""
+        return await self.http.request("POST", self.path(req, stream),
+                                       body=self._body(req, stream),
+                                       headers=self.request_headers(req, stream))
+
+    def stream_decoder(self) -> FrameDecoder:
+        """How the upstream frames a stream: SSE by default; NDJSON upstreams override."""
+        return SseDecoder()
+
+    def error_from(self, resp: UpstreamResponse, raw: bytes) -> DragomanError:
+        """An upstream HTTP failure → core error (adapters whose vendor names the error in
+        a header, like Bedrock's ``x-amzn-ErrorType``, override it)."""
+        return upstream_error(self.dialect, resp, raw)
+
     async def complete(self, req: ChatRequest) -> ChatResponse:
-        resp = await self.http.request("POST", self.path(req, False), body=self._body(req, False),
-                                       headers=self.request_headers(req, False))
+        resp = await self.send(req, False)
         try:
             raw = await resp.read()
         finally:
             resp.release()
         if resp.status >= 400:
-            raise upstream_error(self.dialect, resp, raw)
+            raise self.error_from(resp, raw)
         try:
             return self.parse_upstream_response(_decode(raw), req)
         except DragomanError:
@@ -154,13 +194,12 @@ class HttpDialectProvider:
             raise UpstreamError("upstream returned a body that is not valid JSON") from None
 
     async def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
-        resp = await self.http.request("POST", self.path(req, True), body=self._body(req, True),
-                                       headers=self.request_headers(req, True))
+        resp = await self.send(req, True)
         completed = False
         try:
             if resp.status >= 400:
-                raise upstream_error(self.dialect, resp, await resp.read())
-            decoder = SseDecoder()
+                raise self.error_from(resp, await resp.read())
+            decoder = self.stream_decoder()
             parser = self.upstream_stream_parser(req)
             try:
                 async for chunk in resp.iter_chunks():

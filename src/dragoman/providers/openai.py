@@ -16,6 +16,7 @@ class OpenAIChat(HttpDialectProvider):
     """``POST {base}/chat/completions``."""
 
     dialect = OPENAI_CHAT
+    passthrough_safe = True
     default_base_url = "https://api.openai.com/v1"
 
     def path(self, req: ChatRequest, stream: bool) -> str:
@@ -32,6 +33,7 @@ class OpenAIResponses(HttpDialectProvider):
     """``POST {base}/responses``."""
 
     dialect = OPENAI_RESPONSES
+    passthrough_safe = True
     default_base_url = "https://api.openai.com/v1"
 
     def path(self, req: ChatRequest, stream: bool) -> str:

@@ -15,6 +15,7 @@ import msgspec
 
 from ..core import Capabilities
 from ..net import Timeouts
+from ..net.fetch import FetchPolicy
 from .base import LlmProvider
 
 OptionsT = TypeVar("OptionsT")
@@ -36,6 +37,9 @@ class ProviderSpec(msgspec.Struct, kw_only=True):
     timeouts: Timeouts = msgspec.field(default_factory=Timeouts)
     capabilities: Capabilities | None = None
     options: dict[str, Any] = msgspec.field(default_factory=dict)
+    fetch_policy: FetchPolicy | None = None
+    """Limits and allowlist (config ``fetch:``) for media a provider must fetch itself
+    (image URLs its vendor cannot take); None: the provider's defaults."""
 
     def __repr__(self) -> str:  # never the key
         return f"ProviderSpec(name={self.name!r}, provider={self.provider!r}, model={self.model!r})"
@@ -64,10 +68,19 @@ PROVIDERS: dict[str, str] = {
     "openai": "openai",
     "openai_responses": "openai",
     "anthropic": "anthropic",
+    "bedrock": "bedrock",
+    "gemini": "gemini",
+    "vertex": "gemini",
+    "http_generic": "http_generic",
+    "python": "python",
+    "azure_openai": "azure",
+    "codex": "codex",
+    "mistral": "mistral",
+    "ollama": "ollama",
 }
 
 #: providers that need no ``model:`` key
-MODEL_OPTIONAL = frozenset({"echo"})
+MODEL_OPTIONAL = frozenset({"echo", "http_generic", "python"})
 
 
 def build(spec: ProviderSpec) -> LlmProvider:

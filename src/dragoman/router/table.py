@@ -22,6 +22,12 @@ class Deployment:
     provider: LlmProvider
     owned_by: str = "dragoman"
     created: int = 0
+    passthrough: bool = True
+    """Allow the same-dialect fast path (``providers.passthrough``); False always
+    translates through the neutral model."""
+    hold_history: bool = False
+    """dragoman holds the conversation of thread-keyed requests (``dragoman.sessions``):
+    clients may send only their newest message; turns on one thread are serialized."""
 
     @property
     def is_pattern(self) -> bool:

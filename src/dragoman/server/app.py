@@ -10,7 +10,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from ..auth import Principal
+from ..auth import Principal, require_model
 from ..core import DragomanError, InvalidRequest, NotFound, UpstreamError
 from ..core.estimate import estimate_request
 from ..dialects import anthropic_messages, openai_chat, openai_responses
@@ -53,6 +53,7 @@ async def _count_tokens(gw: Gateway, principal: Principal, scope: Scope, receive
                         send: Send, params: list[str]) -> None:
     body = parse_json(await read_body(receive, scope, gw.max_body_bytes))
     req = anthropic_messages.parse_count_tokens_request(body)
+    require_model(principal, req.model)
     provider = gw.models.resolve(req.model).provider
     n = await provider.count_tokens(req)
     if n is None:
@@ -129,6 +130,7 @@ class App:
         while True:
             msg = await receive()
             if msg["type"] == "lifespan.startup":
+                await self.gw.open()
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
                 await self.gw.aclose()

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
 from collections.abc import Iterable
 
 from ..auth import ANONYMOUS, AuthResolver, Principal, RequestInfo, StaticTokens
 from ..router import ModelTable
-from ..sessions.memory import MemoryResponseStore
+from ..router.usage import UsageAccounting
+from ..sessions import SessionStore
+from ..sessions.memory import MemoryStore
 from .http import Scope
 
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
+
+log = logging.getLogger("dragoman.server")
 
 
 def request_info(scope: Scope) -> RequestInfo:
@@ -25,14 +32,19 @@ class Gateway:
     def __init__(self, models: ModelTable, *, auth: AuthResolver | None = None,
                  api_keys: Iterable[str] | None = None,
                  max_body_bytes: int = DEFAULT_MAX_BODY,
-                 response_store: MemoryResponseStore | None = None) -> None:
+                 sessions: SessionStore | None = None,
+                 usage: UsageAccounting | None = None) -> None:
         """``auth`` resolves every request to a Principal; ``api_keys`` is the shorthand for
         ``StaticTokens(api_keys)``; with neither, every caller is the anonymous tenant."""
         self.models = models
         keys = list(api_keys or ())
         self.auth: AuthResolver | None = auth or (StaticTokens(keys) if keys else None)
         self.max_body_bytes = max_body_bytes
-        self.responses = response_store or MemoryResponseStore()
+        #: stored Responses and threads (``dragoman.sessions``); in memory unless given
+        self.sessions = sessions or MemoryStore()
+        self._purger: asyncio.Task[None] | None = None
+        #: called once per finished generation with its usage and cost (budgets, metrics)
+        self.usage = usage or UsageAccounting()
 
     async def authenticate(self, scope: Scope) -> Principal:
         if self.auth is None:
@@ -44,6 +56,34 @@ class Gateway:
 
         return App(self)
 
+    async def open(self) -> None:
+        """Start-up work (ASGI lifespan): open the session store and, with a TTL, purge
+        expired sessions now and then. A store that cannot open yet is retried on use."""
+        try:
+            await self.sessions.open()
+        except Exception as e:
+            log.error("session store not available at start-up (retried on use): %s", e)
+        if self.sessions.settings.ttl and self._purger is None:
+            self._purger = asyncio.create_task(self._purge_expired())
+
+    async def _purge_expired(self) -> None:
+        ttl = self.sessions.settings.ttl
+        assert ttl
+        while True:
+            # Every worker purges, at random times: deletes are idempotent and cheap.
+            await asyncio.sleep(random.uniform(0.5, 1.5) * min(ttl / 4, 3600))
+            try:
+                await self.sessions.purge(ttl)
+            except Exception:
+                log.warning("purging expired sessions failed", exc_info=True)
+
     async def aclose(self) -> None:
+        if self._purger is not None:
+            self._purger.cancel()
+            self._purger = None
+        await self.sessions.aclose()
         for p in self.models.providers():
             await p.aclose()
+        close_auth = getattr(self.auth, "aclose", None)  # resolvers with connection pools
+        if close_auth is not None:
+            await close_auth()

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 import zstandard
 
+from ..auth.errors import AuthError
 from ..core import DragomanError, InvalidRequest, RequestTooLarge
 from ..dialects.base import Dialect
 
@@ -119,7 +120,10 @@ def error_headers(err: DragomanError) -> list[tuple[bytes, bytes]]:
     if err.retry_after is not None:
         h.append((b"retry-after", str(max(1, round(err.retry_after))).encode()))
         h.append((b"retry-after-ms", str(int(err.retry_after * 1000)).encode()))
-    if err.status == 401:
+    if isinstance(err, AuthError) and err.status in (401, 403):
+        # RFC 6750 §3: the challenge names what was wrong (never the token itself).
+        h.append((b"www-authenticate", err.challenge().encode("latin-1", "replace")))
+    elif err.status == 401:
         h.append((b"www-authenticate", b'Bearer realm="dragoman"'))
     return h
 

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from ..auth import Principal
+from ..core import NotFound
 from ..router import Deployment
 from .gateway import Gateway
 from .http import Receive, Scope, Send, header, send_json
@@ -32,7 +33,8 @@ def _is_anthropic(scope: Scope) -> bool:
 
 async def list_models(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
                       send: Send, params: list[str]) -> None:
-    listed = gw.models.listed()
+    # A principal limited to some models sees only those.
+    listed = [d for d in gw.models.listed() if principal.may_use(d.name)]
     if _is_anthropic(scope):
         data = [_anthropic(d, d.name) for d in listed]
         body: dict[str, Any] = {"data": data, "has_more": False,
@@ -46,6 +48,9 @@ async def list_models(gw: Gateway, principal: Principal, scope: Scope, receive: 
 async def get_model(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
                     send: Send, params: list[str]) -> None:
     name = params[0]
+    if not principal.may_use(name):  # as absent as in the list (no probing for names)
+        raise NotFound(f"The model '{name[:200]}' does not exist or you do not have access "
+                       "to it.", param="model", code="model_not_found")
     d = gw.models.resolve(name)
     render = _anthropic if _is_anthropic(scope) else _openai
     await send_json(send, _encode(render(d, name)))

@@ -14,7 +14,7 @@ from ..auth import Principal
 from ..core import InvalidRequest, NotFound
 from ..dialects import openai_responses
 from ..dialects.base import RenderContext
-from ..sessions.memory import StoredResponse
+from ..sessions import StoredResponse
 from .gateway import Gateway
 from .http import Receive, Scope, Send, send_json
 
@@ -22,10 +22,14 @@ _encode = msgspec.json.Encoder().encode
 
 
 async def _load(gw: Gateway, principal: Principal, id: str) -> StoredResponse:
-    rec = await gw.responses.get(principal.tenant_id, id)
+    rec = await gw.sessions.get_response(principal.tenant_id, id)
     if rec is None:
-        raise NotFound(f"No response found with id '{id[:100]}'.", param="response_id")
+        raise _not_found(id)
     return rec
+
+
+def _not_found(id: str) -> NotFound:
+    return NotFound(f"No response found with id '{id[:100]}'.", param="response_id")
 
 
 async def get(gw: Gateway, principal: Principal, scope: Scope, receive: Receive, send: Send,
@@ -37,14 +41,15 @@ async def get(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
 
 async def delete(gw: Gateway, principal: Principal, scope: Scope, receive: Receive, send: Send,
                  params: list[str]) -> None:
-    rec = await _load(gw, principal, params[0])
-    await gw.responses.delete(principal.tenant_id, rec.id)
-    await send_json(send, _encode({"id": rec.id, "object": "response.deleted", "deleted": True}))
+    id = params[0]
+    if not await gw.sessions.delete_response(principal.tenant_id, id):
+        raise _not_found(id)
+    await send_json(send, _encode({"id": id, "object": "response.deleted", "deleted": True}))
 
 
 async def input_items(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
                       send: Send, params: list[str]) -> None:
-    rec = await _load(gw, principal, params[0])
+    id = params[0]
     q = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     order = q.get("order", ["desc"])[0]
     if order not in ("asc", "desc"):
@@ -55,10 +60,13 @@ async def input_items(gw: Gateway, principal: Principal, scope: Scope, receive: 
         raise InvalidRequest("'limit' must be an integer.", param="limit") from None
     if not 1 <= limit <= 100:
         raise InvalidRequest("'limit' must be between 1 and 100.", param="limit")
-    items = openai_responses.render_input_items(rec.request.messages)
+    messages = await gw.sessions.response_input(principal.tenant_id, id)
+    if messages is None:
+        raise _not_found(id)
+    items = openai_responses.render_input_items(messages)
     # Ids must be stable across calls for ``after`` paging: derive them from the response
     # id and the position, keeping each item type's own prefix (msg_, fc_…).
-    stem = rec.id.partition("_")[2]
+    stem = id.partition("_")[2]
     for i, it in enumerate(items):
         prefix = str(it.get("id") or "item_").partition("_")[0]
         it["id"] = f"{prefix}_{stem}{i:04x}"

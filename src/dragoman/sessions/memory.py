@@ -1,45 +1,190 @@
-"""In-memory store of Responses-API state (``store: true``), keyed by tenant and id.
-
-Each record keeps the full neutral history up to and including its output, so continuing
-a chain with ``previous_response_id`` is one lookup however long the chain is (history
-lists share their message objects, so this costs references, not copies). Durable
-backends arrive with the sessions issue behind the same interface.
-"""
+"""The in-process backend: the same plans applied to dicts. Nothing survives the process
+and worker processes do not share it; for tests and the embedded Python API."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from ..core import ChatRequest, ChatResponse, Message
+from . import plans as p
+from .settings import StoreSettings
+from .store import SessionStore
 
-
-@dataclass(frozen=True, slots=True)
-class StoredResponse:
-    id: str
-    tenant: str
-    created: int
-    model: str
-    request: ChatRequest  # as the client sent it (its own input only)
-    response: ChatResponse
-    history: list[Message]  # every message of the chain, this response's output included
-    status: str = "completed"
+R = TypeVar("R")
 
 
-class MemoryResponseStore:
-    def __init__(self, max_items: int = 10_000) -> None:
-        self._items: OrderedDict[tuple[str, str], StoredResponse] = OrderedDict()
-        self._max = max_items
+class MemoryStore(SessionStore):
+    def __init__(self, settings: StoreSettings | None = None) -> None:
+        super().__init__(settings or StoreSettings(backend="memory"))
+        self._threads: dict[tuple[str, str], p.ThreadRow] = {}
+        self._thread_by_id: dict[str, p.ThreadRow] = {}
+        self._leases: dict[str, tuple[str, int]] = {}
+        self._branches: dict[str, p.BranchRow] = {}
+        self._rows: dict[str, list[tuple[bytes, bytes]]] = {}  # row i is seq parent_len + i
+        self._responses: dict[tuple[str, str], p.ResponseRow] = {}
+        self._users: dict[str, int] = {}  # branch id → responses and forks that read it
 
-    async def put(self, rec: StoredResponse) -> None:
-        key = (rec.tenant, rec.id)
-        self._items[key] = rec
-        self._items.move_to_end(key)
-        while len(self._items) > self._max:
-            self._items.popitem(last=False)
+    async def _open(self) -> None:
+        return None
 
-    async def get(self, tenant: str, id: str) -> StoredResponse | None:
-        return self._items.get((tenant, id))
+    async def _close(self) -> None:
+        return None
 
-    async def delete(self, tenant: str, id: str) -> bool:
-        return self._items.pop((tenant, id), None) is not None
+    async def _execute(self, plan: p.Plan[R], write: bool) -> R:
+        # No await inside: the whole plan runs atomically on the event loop.
+        return p.run_sync(plan, self._op)
+
+    def _op(self, op: p.Op[Any]) -> Any:
+        return getattr(self, "_" + type(op).__name__)(op)
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def _FetchResponse(self, op: p.FetchResponse) -> p.ResponseRow | None:
+        row = self._responses.get((op.tenant, op.id))
+        return row if row is not None and row.created >= op.min_created else None
+
+    def _segments(self, branch_id: str, end: int) -> list[tuple[list[tuple[bytes, bytes]],
+                                                                 int, int]]:
+        """(rows, first seq, upto) for the branch and its ancestors, oldest first."""
+        out = []
+        b = self._branches.get(branch_id)
+        upto = end
+        while b is not None:
+            out.append((self._rows[b.id], b.parent_len, upto))
+            upto = min(upto, b.parent_len)
+            b = self._branches.get(b.parent_id) if b.parent_id else None
+        out.reverse()
+        return out
+
+    def _slice(self, branch_id: str, start: int, end: int, col: int) -> list[bytes]:
+        got: list[bytes] = []
+        for rows, first, upto in self._segments(branch_id, end):
+            lo, hi = max(start, first), upto
+            got.extend(r[col] for r in rows[max(0, lo - first):max(0, hi - first)])
+        return got
+
+    def _FetchRows(self, op: p.FetchRows) -> list[bytes]:
+        return self._slice(op.branch_id, op.start, op.end, 1)
+
+    def _FetchChains(self, op: p.FetchChains) -> list[bytes]:
+        return self._slice(op.branch_id, 0, op.end, 0)
+
+    def _FetchThread(self, op: p.FetchThread) -> p.ThreadRow | None:
+        return self._threads.get((op.tenant, op.key))
+
+    def _FetchBranch(self, op: p.FetchBranch) -> p.BranchRow | None:
+        return self._branches.get(op.id)
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def _LockThread(self, op: p.LockThread) -> p.ThreadRow:
+        th = self._threads.get((op.tenant, op.key))
+        if th is None:
+            th = p.ThreadRow(id=op.new_id, tenant=op.tenant, key=op.key, main_branch=None,
+                             created=op.now, updated=op.now)
+            self._threads[(op.tenant, op.key)] = th
+            self._thread_by_id[th.id] = th
+        return th
+
+    def _RecentBranches(self, op: p.RecentBranches) -> list[p.BranchRow]:
+        found = [b for b in self._branches.values()
+                 if b.thread_id == op.thread_id and b.updated >= op.min_updated]
+        found.sort(key=lambda b: b.updated, reverse=True)
+        return found[:op.limit]
+
+    def _AdvanceBranch(self, op: p.AdvanceBranch) -> bool:
+        b = self._branches.get(op.id)
+        if b is None or b.length != op.old_length:
+            return False
+        b.length, b.head_chain, b.updated = op.new_length, op.head_chain, op.now
+        return True
+
+    def _InsertBranch(self, op: p.InsertBranch) -> None:
+        self._branches[op.row.id] = op.row
+        self._rows[op.row.id] = []
+        if op.row.parent_id is not None:
+            self._use(op.row.parent_id, 1)
+
+    def _InsertRows(self, op: p.InsertRows) -> None:
+        rows = self._rows[op.branch_id]
+        assert self._branches[op.branch_id].parent_len + len(rows) == op.start
+        rows.extend(op.rows)
+
+    def _SetMainBranch(self, op: p.SetMainBranch) -> None:
+        th = self._thread_by_id[op.thread_id]
+        th.main_branch, th.updated = op.branch_id, op.now
+
+    def _InsertResponse(self, op: p.InsertResponse) -> None:
+        self._responses[(op.row.tenant, op.row.id)] = op.row
+        self._use(op.row.branch_id, 1)
+
+    def _DeleteResponse(self, op: p.DeleteResponse) -> str | None:
+        row = self._responses.pop((op.tenant, op.id), None)
+        if row is None:
+            return None
+        self._use(row.branch_id, -1)
+        return row.branch_id
+
+    def _use(self, branch_id: str, delta: int) -> None:
+        n = self._users.get(branch_id, 0) + delta
+        if n:
+            self._users[branch_id] = n
+        else:
+            self._users.pop(branch_id, None)
+
+    def _used(self, branch_id: str) -> bool:
+        return branch_id in self._users
+
+    def _drop(self, branch_id: str) -> None:
+        b = self._branches.pop(branch_id)
+        del self._rows[branch_id]
+        if b.parent_id is not None:
+            self._use(b.parent_id, -1)
+
+    def _DropOrphanBranch(self, op: p.DropOrphanBranch) -> str | None:
+        b = self._branches.get(op.id)
+        if b is None or b.thread_id is not None or self._used(b.id):
+            return None
+        self._drop(b.id)
+        return b.parent_id
+
+    def _TakeLease(self, op: p.TakeLease) -> bool:
+        held = self._leases.get(op.thread_id)
+        if held is not None and held[1] >= op.now and held[0] != op.token:
+            return False
+        self._leases[op.thread_id] = (op.token, op.until)
+        return True
+
+    def _RenewLease(self, op: p.RenewLease) -> bool:
+        held = self._leases.get(op.thread_id)
+        if held is None or held[0] != op.token:
+            return False
+        self._leases[op.thread_id] = (op.token, op.until)
+        return True
+
+    def _ReleaseLease(self, op: p.ReleaseLease) -> None:
+        held = self._leases.get(op.thread_id)
+        if held is not None and held[0] == op.token:
+            del self._leases[op.thread_id]
+
+    def _PurgeResponses(self, op: p.PurgeResponses) -> int:
+        old = [k for k, r in self._responses.items() if r.created < op.before]
+        for k in old:
+            self._use(self._responses.pop(k).branch_id, -1)
+        return len(old)
+
+    def _PurgeLeafBranches(self, op: p.PurgeLeafBranches) -> int:
+        old = [b.id for b in self._branches.values()
+               if b.updated < op.before and not self._used(b.id)]
+        for b in old:
+            self._drop(b)
+        return len(old)
+
+    def _PurgeThreads(self, op: p.PurgeThreads) -> int:
+        live = {b.thread_id for b in self._branches.values()}
+        old = [k for k, th in self._threads.items() if th.updated < op.before
+               and th.id not in live]
+        for k in old:
+            th = self._threads.pop(k)
+            del self._thread_by_id[th.id]
+            self._leases.pop(th.id, None)
+        return len(old)

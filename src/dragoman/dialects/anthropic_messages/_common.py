@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
 from ...core import (
     ContextLengthExceeded,
     DragomanError,
@@ -20,7 +18,6 @@ from ...core import (
     UpstreamTimeout,
     Usage,
 )
-from ..base import compact_json
 
 NAME = "anthropic_messages"
 """Dialect name (``ChatRequest.dialect``, ``HostedTool.dialect``, ``Opaque.dialect``)."""
@@ -37,12 +34,6 @@ for (``defer_loading``, ``eager_input_streaming``, ``input_examples``…), by to
 Only this dialect's ``render_request`` reads it (extra is forwarded to same-dialect
 upstreams only) and it never reaches the wire under that name."""
 
-CUSTOM_TOOL_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"input": {"type": "string"}},
-    "required": ["input"],
-}
-"""How a free-text (custom) tool is emulated: one string argument ``input``."""
 
 # Content block types that have no neutral meaning and travel as ``Opaque`` parts
 # (besides any type ending in ``_tool_use`` / ``_tool_result``).
@@ -160,34 +151,6 @@ def usage_from_wire(raw: Any) -> Usage:
     w = WireUsage()
     w.merge(raw)
     return w.neutral()
-
-
-# --- tool input <-> arguments ------------------------------------------------------------
-
-_decode = msgspec.json.decode
-
-
-def input_from_arguments(arguments: str, custom: bool) -> dict[str, Any]:
-    """A ``tool_use.input`` object for neutral ``ToolCall.arguments``.
-
-    Custom (free-text) calls and arguments that are not a JSON object (invalid JSON from
-    a sloppy upstream, a bare array…) are wrapped as ``{"input": <raw text>}`` so the
-    block stays valid and nothing is lost; empty arguments give ``{}``."""
-    if custom:
-        return {"input": arguments}
-    if not arguments:
-        return {}
-    try:
-        value = _decode(arguments)
-    except (msgspec.DecodeError, ValueError):
-        return {"input": arguments}
-    if isinstance(value, dict):
-        return value
-    return {"input": arguments}
-
-
-def arguments_from_input(value: Any) -> str:
-    return compact_json(value if value is not None else {})
 
 
 # --- errors ------------------------------------------------------------------------------

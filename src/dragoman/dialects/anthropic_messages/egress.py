@@ -21,7 +21,9 @@ from ...core import (
     ToolResult,
 )
 from ..base import budget_for_effort, split_data_url
-from ._common import CUSTOM_TOOL_SCHEMA, NAME, ORIGIN, TOOL_EXTRAS_KEY, input_from_arguments
+from ..tool_args import CUSTOM_TOOL_SCHEMA, custom_tool_description
+from ..tool_args import object_from_arguments as input_from_arguments
+from ._common import NAME, ORIGIN, TOOL_EXTRAS_KEY
 
 DEFAULT_MAX_TOKENS = 4096
 """``max_tokens`` when the neutral request has none (the Messages API requires one)."""
@@ -358,13 +360,7 @@ def _render_tools(req: ChatRequest, same: bool) -> list[dict[str, Any]]:
 def _tool(t: Tool, same: bool, extra: Any) -> dict[str, Any]:
     d: dict[str, Any] = {"name": t.name}
     if t.kind == "custom":
-        desc = t.description or ""
-        fmt = t.format or {}
-        if fmt.get("type") == "grammar" and isinstance(fmt.get("definition"), str):
-            syntax = fmt.get("syntax") or "grammar"
-            desc = (f"{desc}\n\n" if desc else "") + (
-                f"Put the whole tool input, as raw text following this {syntax} grammar, "
-                f"in the `input` string:\n{fmt['definition']}")
+        desc = custom_tool_description(t)
         if desc:
             d["description"] = desc
         d["input_schema"] = CUSTOM_TOOL_SCHEMA

@@ -29,7 +29,8 @@ from ...core import (
     ToolResult,
 )
 from ..base import check_base64, expect_object, optional, optional_number, require
-from ._common import NAME, ORIGIN, TOOL_EXTRAS_KEY, arguments_from_input, is_opaque_block_type
+from ..tool_args import arguments_from_object as arguments_from_input
+from ._common import NAME, ORIGIN, TOOL_EXTRAS_KEY, is_opaque_block_type
 
 KNOWN_FIELDS = frozenset({
     "model", "max_tokens", "messages", "system", "stop_sequences", "temperature", "top_p",

@@ -27,12 +27,12 @@ from ...core import (
 )
 from ...core import Opaque as OpaquePart
 from ..base import RenderContext, dumps, sse
+from ..tool_args import object_from_arguments as input_from_arguments
 from ._common import (
     ERROR_STATUS,
     NAME,
     ORIGIN,
     error_envelope,
-    input_from_arguments,
     stop_to_wire,
     usage_to_wire,
 )

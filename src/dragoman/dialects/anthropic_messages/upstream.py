@@ -39,11 +39,12 @@ from ...core import (
     UsageUpdate,
     error_for_status,
 )
+from ..tool_args import arguments_from_object as arguments_from_input
+from ..tool_args import custom_input
 from ._common import (
     NAME,
     ORIGIN,
     WireUsage,
-    arguments_from_input,
     error_for_type,
     is_context_length_message,
     stop_from_wire,
@@ -51,13 +52,6 @@ from ._common import (
 )
 
 _decode = msgspec.json.decode
-
-
-def _custom_input(inp: Any) -> str | None:
-    """The raw text of an emulated custom-tool call (``{"input": "<text>"}``), else None."""
-    if isinstance(inp, dict) and isinstance(inp.get("input"), str):
-        return str(inp["input"])
-    return None
 
 
 def _block_part(b: dict[str, Any], custom_tools: Collection[str]) -> Part | None:
@@ -69,7 +63,7 @@ def _block_part(b: dict[str, Any], custom_tools: Collection[str]) -> Part | None
         tid, name, inp = b.get("id"), b.get("name"), b.get("input")
         if not isinstance(tid, str) or not isinstance(name, str):
             return None
-        if name in custom_tools and (raw := _custom_input(inp)) is not None:
+        if name in custom_tools and (raw := custom_input(inp)) is not None:
             return ToolCall(id=tid, name=name, arguments=raw, kind="custom")
         return ToolCall(id=tid, name=name,
                         arguments=arguments_from_input(inp if isinstance(inp, dict) else {}))
@@ -329,7 +323,7 @@ class StreamParser:
                     inp = _decode("".join(b.buf))
                 except (msgspec.DecodeError, ValueError):
                     inp = None
-            raw = _custom_input(inp)
+            raw = custom_input(inp)
             if raw is None:  # not the emulated shape: pass the JSON through unchanged
                 raw = "".join(b.buf) if b.buf else arguments_from_input(
                     inp if isinstance(inp, dict) else {})

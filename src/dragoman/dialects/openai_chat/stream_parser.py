@@ -186,7 +186,11 @@ class StreamParser:
         except msgspec.DecodeError:
             self._done = True
             return [StreamError(error=UpstreamError("malformed chunk in upstream stream"))]
-        if not isinstance(obj, dict):
+        return self.feed_chunk(obj)
+
+    def feed_chunk(self, obj: Any) -> list[StreamEvent]:
+        """One already-decoded chunk (for adapters that rewrite chunks before parsing)."""
+        if self._done or not isinstance(obj, dict):
             return []
         if obj.get("error") is not None:
             self._done = True

@@ -1,0 +1,298 @@
+"""``SingleAgent``: one model, a set of tools, a loop.
+
+Each step streams one model turn. Text and thinking go to the caller as they arrive;
+tool calls of the agent's own tools are collected, run (concurrently when the model made
+several), and their results sent back in the next step. The loop ends when the model
+answers without calling a tool, when it calls a tool the CLIENT declared (the turn ends
+with that call, see ``turns``), or after ``max_steps`` model calls (``StopReason.MAX_STEPS``).
+
+It implements ``LlmProvider``, so it is served like any model: its stream is ordinary
+events (the final text, client tool calls, summed usage) plus agent events (``StepStart``,
+``AgentToolCall``, ``AgentToolResult``) that dialect renderers ignore and the server turns
+into named ``dragoman.*`` SSE events.
+
+Cancellation: closing or cancelling the stream closes the model's stream (its upstream
+connection) and cancels running tools; nothing is left running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from typing import Any
+
+import msgspec
+
+from ..core import (
+    AgentToolCall,
+    AgentToolResult,
+    Capabilities,
+    ChatRequest,
+    ChatResponse,
+    Collector,
+    DragomanError,
+    Finish,
+    Message,
+    OpaqueItem,
+    Part,
+    RedactedThinkingBlock,
+    StepStart,
+    StopReason,
+    StreamError,
+    StreamEvent,
+    Text,
+    TextDelta,
+    ThinkingDelta,
+    ThinkingEnd,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    ToolResult,
+    UpstreamError,
+    Usage,
+    UsageUpdate,
+    acollect,
+    new_id,
+)
+from ..core import Tool as ToolSpec
+from ..providers.base import LlmProvider
+from .tools import Tool, ToolOutcome, ToolRegistry, parse_arguments
+from .turns import MemoryTurnStore, PendingTurn, TurnStore, restore
+
+_replace = msgspec.structs.replace
+
+#: Shown between the texts of two steps, so "Let me check." and the answer do not run
+#: together in the one assistant message the client sees.
+STEP_SEPARATOR = "\n\n"
+
+#: Events a model turn forwards to the client as they are (they also build the turn).
+_PASS_THROUGH = (ThinkingDelta, ThinkingEnd, RedactedThinkingBlock, OpaqueItem)
+
+
+def _event_args(raw: str) -> Any:
+    """Arguments for an ``AgentToolCall`` event: the object, or the raw text if the model
+    wrote something that is not one."""
+    try:
+        return parse_arguments(raw)
+    except Exception:
+        return raw
+
+
+class SingleAgent:
+    """A tool loop over one provider. See the module docstring.
+
+    ``tools``: ``Tool`` objects, plain functions (wrapped by ``FunctionTool``) or a ready
+    ``ToolRegistry``. ``system`` comes before the client's own system text.
+    ``parallel_tool_calls=False`` runs a step's calls one after another.
+    ``owns_provider``: ``aclose`` closes the provider too (False when the provider is
+    shared with other deployments that close it themselves).
+    """
+
+    #: The server keeps a thread-keyed conversation with an agent model (the sessions
+    #: layer): a client may send only its newest message. See README "Sessions".
+    holds_history = True
+
+    def __init__(self, provider: LlmProvider, tools: ToolRegistry | Iterable[
+                     Tool | Callable[..., Any]] = (), *,
+                 system: str | None = None, max_steps: int = 10, name: str = "agent",
+                 parallel_tool_calls: bool = True, tool_timeout: float | None = None,
+                 turns: TurnStore | None = None, owns_provider: bool = True) -> None:
+        if max_steps < 1:
+            raise ValueError("max_steps must be at least 1")
+        self.provider = provider
+        self.tools = tools if isinstance(tools, ToolRegistry) else ToolRegistry(
+            tools, timeout=tool_timeout)
+        self.system = system
+        self.max_steps = max_steps
+        self.name = name
+        self.parallel_tool_calls = parallel_tool_calls
+        self.turns: TurnStore = turns if turns is not None else MemoryTurnStore()
+        self.owns_provider = owns_provider
+
+    def __repr__(self) -> str:
+        return (f"SingleAgent(name={self.name!r}, provider={self.provider!r}, "
+                f"tools={[t.name for t in self.tools]!r}, max_steps={self.max_steps})")
+
+    # --- LlmProvider ----------------------------------------------------------------------
+
+    def capabilities(self) -> Capabilities:
+        return self.provider.capabilities()
+
+    async def count_tokens(self, req: ChatRequest) -> int | None:
+        return await self.provider.count_tokens(self._base_request(req, req.tools or [])[0])
+
+    async def aclose(self) -> None:
+        if self.owns_provider:
+            await self.provider.aclose()
+
+    async def complete(self, req: ChatRequest) -> ChatResponse:
+        async with contextlib.aclosing(self.stream(req)) as events:
+            return await acollect(events, new_id("agent-"), req.model)
+
+    async def stream(self, req: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        base, client_names = self._base_request(req, req.tools or [])
+        messages = await restore(list(req.messages), self.turns)
+        added: list[Message] = []  # what this turn adds to the conversation
+        total = Usage()
+        separate = False  # an earlier step showed text
+        for step in range(self.max_steps):
+            step_req = _replace(base, messages=[*messages, *added],
+                                tool_choice=base.tool_choice if step == 0 else None)
+            turn = Collector()
+            forwarded: set[str] = set()  # ids of client tool calls streamed to the client
+            step_usage = Usage()
+            finish: Finish | None = None
+            shown_text = False
+            async with _closing(self.provider.stream(step_req)) as upstream:
+                try:
+                    first = await anext(upstream)
+                except StopAsyncIteration:
+                    first = StreamError(error=UpstreamError("the model produced an empty "
+                                                            "stream"))
+                except DragomanError as e:
+                    if step == 0:
+                        raise  # nothing sent yet: the client gets a proper HTTP error
+                    first = StreamError(error=e)
+                yield StepStart(index=step)
+                ev: StreamEvent | None = first
+                while ev is not None:
+                    if isinstance(ev, TextDelta):
+                        if ev.text:
+                            if separate and not shown_text:
+                                yield TextDelta(text=STEP_SEPARATOR)
+                            shown_text = True
+                            turn.feed(ev)
+                            yield ev
+                    elif isinstance(ev, _PASS_THROUGH):
+                        turn.feed(ev)
+                        yield ev
+                    elif isinstance(ev, ToolCallStart):
+                        turn.feed(ev)
+                        if ev.name in client_names:
+                            forwarded.add(ev.id)
+                            yield ev
+                    elif isinstance(ev, (ToolCallDelta, ToolCallEnd)):
+                        turn.feed(ev)
+                        if ev.id in forwarded:
+                            yield ev
+                    elif isinstance(ev, UsageUpdate):
+                        step_usage = ev.usage
+                        yield UsageUpdate(usage=total + step_usage)
+                    elif isinstance(ev, Finish):
+                        finish = ev
+                        break
+                    elif isinstance(ev, StreamError):
+                        yield ev
+                        return
+                    # a nested agent's own events are not passed on: steps are ours
+                    try:
+                        ev = await anext(upstream)
+                    except StopAsyncIteration:
+                        ev = None
+                    except DragomanError as e:
+                        ev = StreamError(error=e)
+            if finish is None:
+                yield StreamError(error=UpstreamError("the model's stream ended early"))
+                return
+            total = total + step_usage
+            separate = separate or shown_text
+            resp = turn.response("", req.model)
+            calls = resp.tool_calls()
+            if not calls or finish.stop_reason not in (StopReason.TOOL_USE,
+                                                       StopReason.END_TURN):
+                yield finish
+                return
+            client_calls = [c for c in calls if c.name in client_names]
+            own_calls = [c for c in calls if c.name not in client_names]
+            if not client_calls and step == self.max_steps - 1:
+                # Out of steps: running these calls would produce results no model reads.
+                yield Finish(stop_reason=StopReason.MAX_STEPS)
+                return
+            assistant = Message(role="assistant", content=resp.content)
+            results: list[ToolResult] = []
+            async with contextlib.aclosing(self._run_calls(own_calls)) as running:
+                async for item in running:
+                    if isinstance(item, ToolResult):
+                        results.append(item)
+                    else:
+                        yield item
+            results.sort(key=lambda r: [c.id for c in own_calls].index(r.call_id))
+            if client_calls:
+                await self.turns.put([c.id for c in client_calls],
+                                     PendingTurn(messages=[*added, assistant], results=results))
+                yield Finish(stop_reason=StopReason.TOOL_USE)
+                return
+            content: list[Part] = list(results)
+            added += [assistant, Message(role="tool", content=content)]
+        raise AssertionError("unreachable: the last step always returns")  # pragma: no cover
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _base_request(self, req: ChatRequest,
+                      client_tools: list[ToolSpec]) -> tuple[ChatRequest, set[str]]:
+        """The request every step starts from: the agent's system text first, its tools
+        merged with the client's (an agent tool shadows a client tool of the same name)."""
+        mine = self.tools.specs()
+        theirs = [t for t in client_tools if t.name not in self.tools]
+        tools = [*mine, *theirs]
+        system = [Text(text=self.system)] if self.system else []
+        system += req.system or []
+        base = _replace(req, system=system or None, tools=tools or None, stream=True,
+                        previous_response_id=None,
+                        tool_choice=req.tool_choice if tools else None,
+                        parallel_tool_calls=req.parallel_tool_calls if tools else None)
+        return base, {t.name for t in theirs}
+
+    async def _run_calls(self, calls: list[ToolCall]
+                         ) -> AsyncGenerator[AgentToolCall | AgentToolResult | ToolResult, None]:
+        """Run the calls (concurrently unless disabled), yielding each ``AgentToolCall``
+        when it starts and each ``AgentToolResult`` + ``ToolResult`` as it finishes.
+        Leaving early (cancellation, a closed stream) cancels every unfinished call."""
+        if not calls:
+            return
+        if not self.parallel_tool_calls:
+            for c in calls:
+                yield AgentToolCall(id=c.id, name=c.name, args=_event_args(c.arguments))
+                outcome = await self.tools.call(c.name, c.arguments)
+                for item in _result(c, outcome):
+                    yield item
+            return
+        tasks = {asyncio.ensure_future(self.tools.call(c.name, c.arguments)): c for c in calls}
+        try:
+            for c in calls:
+                yield AgentToolCall(id=c.id, name=c.name, args=_event_args(c.arguments))
+            pending = set(tasks)
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for t in sorted(done, key=lambda t: calls.index(tasks[t])):
+                    for item in _result(tasks[t], t.result()):
+                        yield item
+        finally:
+            unfinished = [t for t in tasks if not t.done()]
+            for t in unfinished:
+                t.cancel()
+            if unfinished:
+                await asyncio.wait(unfinished)
+
+
+@contextlib.asynccontextmanager
+async def _closing(events: AsyncIterator[StreamEvent]
+                   ) -> AsyncGenerator[AsyncIterator[StreamEvent], None]:
+    """Close a provider stream however the step ends: an abandoned stream closes its
+    upstream connection (an unclosed async generator would wait for the garbage
+    collector)."""
+    try:
+        yield events
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _result(call: ToolCall, outcome: ToolOutcome) -> tuple[AgentToolResult, ToolResult]:
+    text = outcome.text or "(no output)"  # some APIs refuse an empty tool result
+    return (AgentToolResult(id=call.id, name=call.name, result=text, is_error=outcome.is_error),
+            ToolResult(call_id=call.id, content=[Text(text=text)], is_error=outcome.is_error,
+                       kind=call.kind))

@@ -1,0 +1,64 @@
+"""Per-request usage, as the server sees it: what one generation used, the response
+headers that show it, and the record handed to ``Gateway.usage`` when the request ends."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from ..auth import Principal
+from ..core import Capabilities, ChatRequest, DragomanError, Usage
+from ..dialects.base import Dialect
+from ..router import Deployment
+from ..router.usage import UsageAccounting, UsageRecord, format_cost
+
+T = TypeVar("T")
+
+
+class RequestMeter:
+    """Filled in while a request runs (``usage``, ``outcome``, ``passthrough``); ``finish``
+    prices it and records it once. Nothing here runs per chunk."""
+
+    __slots__ = ("_accounting", "_caps", "_dialect", "_model", "_provider", "_start",
+                 "_stream", "_tenant", "outcome", "passthrough", "usage")
+
+    def __init__(self, accounting: UsageAccounting, principal: Principal,
+                 deployment: Deployment, dialect: Dialect, req: ChatRequest,
+                 caps: Capabilities) -> None:
+        self._accounting = accounting
+        self._tenant = principal.tenant_id
+        self._model = req.model
+        self._provider = deployment.provider.name
+        self._dialect = dialect.name
+        self._stream = req.stream
+        self._caps = caps
+        self._start = time.perf_counter()
+        self.usage: Usage | None = None
+        self.outcome = "ok"
+        self.passthrough = False
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """``x-dragoman-*`` response headers for a whole (non-stream) answer."""
+        u = self.usage or Usage()
+        return [(b"x-dragoman-input-tokens", str(u.input_tokens).encode()),
+                (b"x-dragoman-output-tokens", str(u.output_tokens).encode()),
+                (b"x-dragoman-cached-tokens", str(u.cached_tokens).encode()),
+                (b"x-dragoman-cost-usd", format_cost(self._caps.cost_of(u)).encode())]
+
+    async def run(self, work: Awaitable[T]) -> T:
+        """Await ``work``; a failure is recorded (with its kind) before it propagates."""
+        try:
+            return await work
+        except DragomanError as e:
+            self.outcome = e.kind.value
+            await self.finish()
+            raise
+
+    async def finish(self) -> None:
+        usage = self.usage or Usage()
+        await self._accounting.record(UsageRecord(
+            tenant=self._tenant, model=self._model, provider=self._provider,
+            dialect=self._dialect, stream=self._stream, passthrough=self.passthrough,
+            usage=usage, cost=self._caps.cost_of(usage), outcome=self.outcome,
+            duration_ms=(time.perf_counter() - self._start) * 1000))

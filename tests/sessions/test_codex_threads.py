@@ -7,20 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from dragoman.sessions import StoreSettings, open_store
+from tests.cli_clients import codex
 from tests.fakes.upstream import OPENAI_KEY, TEXT, FakeUpstream
 from tests.sessions.conftest import sessions_section, settings_for
 from tests.sessions.helpers import count_rows
 from tests.sessions.procs import GatewayProcess
-from tests.test_real_clients import _binary
 
 pytestmark = pytest.mark.clients
 
@@ -29,28 +27,7 @@ TENANT = "key-" + hashlib.sha256(KEY.encode()).hexdigest()[:12]
 
 
 def _codex(url: str, tmp: Path, model: str, *args: str) -> str:
-    codex_home = tmp / "codex-home"
-    codex_home.mkdir(exist_ok=True)
-    (codex_home / "config.toml").write_text(f"""
-model = "{model}"
-model_provider = "gw"
-[model_providers.gw]
-name = "dragoman"
-base_url = "{url}/v1"
-wire_api = "responses"
-env_key = "GW_KEY"
-request_max_retries = 0
-stream_max_retries = 0
-""")
-    home = tmp / "home"
-    home.mkdir(exist_ok=True)
-    env = {"PATH": os.environ["PATH"], "HOME": str(home), "CODEX_HOME": str(codex_home),
-           "GW_KEY": KEY}
-    # Not --ephemeral: the session must be recorded for ``resume`` to find it.
-    proc = subprocess.run([_binary("codex"), "exec", "--skip-git-repo-check",
-                           "--dangerously-bypass-approvals-and-sandbox", "-m", model, *args],
-                          env=env, cwd=tmp, stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, timeout=120)
+    proc = codex(url, tmp, *args, model=model, key=KEY, ephemeral=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 

@@ -26,11 +26,8 @@ def fake() -> Iterator[FakeOllama]:
 
 @pytest.fixture(scope="module")
 def gw(fake: FakeOllama, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clients]:
-    config = {"models": [
-        {"name": "llama", "provider": "ollama", "model": OLLAMA_MODEL, "base_url": fake.url,
-         "image_fetch": {"allow_hosts": ["127.0.0.1"]}},
-        {"name": "llama-strict", "provider": "ollama", "model": OLLAMA_MODEL,
-         "base_url": fake.url},
+    config = {"fetch": {"allow_hosts": ["127.0.0.1"]}, "models": [
+        {"name": "llama", "provider": "ollama", "model": OLLAMA_MODEL, "base_url": fake.url},
     ]}
     with gateway(config, tmp_path_factory.mktemp("ollama-gw")) as c:
         yield c
@@ -102,16 +99,18 @@ def test_url_image_fetched_by_the_gateway(ingress: str, gw: Clients, fake: FakeO
 @pytest.mark.parametrize("ingress", ["chat", "messages"])
 def test_private_url_refused_with_a_400(ingress: str, gw: Clients, fake: FakeOllama) -> None:
     user, nonce = prompt("image")
-    url = fake.url + "/images/red.png"  # loopback, and this model has no allowlist
+    # The same loopback server, named "localhost": not on the fetch allowlist (which names
+    # 127.0.0.1), so its loopback address is refused.
+    url = fake.url.replace("127.0.0.1", "localhost") + "/images/red.png"
     if ingress == "chat":
         with pytest.raises(openai.BadRequestError) as ei:
-            gw.oai.chat.completions.create(model="llama-strict", messages=[
+            gw.oai.chat.completions.create(model="llama", messages=[
                 {"role": "user", "content": [{"type": "text", "text": user},
                                              {"type": "image_url", "image_url": {"url": url}}]}])
         assert "loopback" in ei.value.message
     else:
         with pytest.raises(anthropic.BadRequestError) as ai:
-            gw.ant.messages.create(model="llama-strict", max_tokens=100, messages=[
+            gw.ant.messages.create(model="llama", max_tokens=100, messages=[
                 {"role": "user", "content": [{"type": "text", "text": user},
                                              {"type": "image", "source": {"type": "url",
                                                                           "url": url}}]}])

@@ -236,6 +236,16 @@ async def test_image_fetch_checks_content_type(ollama: Ollama, fake: FakeOllama)
         await ollama.complete(req)
 
 
+async def test_image_fetch_refuses_an_error_page(ollama: Ollama, fake: FakeOllama) -> None:
+    n = len(fake.requests)
+    req = request("image", False)
+    req.messages[0].content.append(Image(url=fake.url + "/images/missing.png"))
+    with pytest.raises(InvalidRequest, match="HTTP 404"):
+        await ollama.complete(req)
+    # the image GET reached the fake; no chat request followed it
+    assert [r.path for r in fake.requests[n:]] == ["/images/missing.png"]
+
+
 async def test_documents_refused(ollama: Ollama) -> None:
     req = request("text", False)
     req.messages[0].content.append(File(mime="application/pdf", data="JVBERi0="))
@@ -245,13 +255,18 @@ async def test_documents_refused(ollama: Ollama) -> None:
 
 def test_config() -> None:
     p = build(ProviderSpec(name="o", provider="ollama", model=OLLAMA_MODEL, options={
-        "keep_alive": "5m", "think_levels": True, "options": {"num_ctx": 4096},
-        "image_fetch": {"allow_hosts": ["Images.Internal"], "max_bytes": 1000}}))
+        "keep_alive": "5m", "think_levels": True, "options": {"num_ctx": 4096}}))
     assert isinstance(p, Ollama) and p.http.base_url == "http://127.0.0.1:11434"
-    with pytest.raises(ConfigError, match="allow_host"):
+    with pytest.raises(ConfigError, match="image_fetch"):  # the gateway-wide fetch: applies
         build_gateway(parse_config({"models": [{
             "name": "o", "provider": "ollama", "model": "m",
-            "image_fetch": {"allow_host": ["x"]}}]}))
+            "image_fetch": {"allow_hosts": ["x"]}}]}))
+    gw = build_gateway(parse_config({
+        "fetch": {"allow_hosts": ["Images.Internal"], "max_bytes": 1000},
+        "models": [{"name": "o", "provider": "ollama", "model": "m"}]}))
+    policy = gw.models.resolve("o").provider._image_fetch  # type: ignore[attr-defined]
+    assert policy.max_bytes == 1000 and "images.internal" in policy.allow_hosts
+    assert policy.allowed_content_types == ("image/",)
 
 
 # --- failures ---------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from ..core import ChatRequest, File, Image, Message, Part, ToolResult
+from ..core import ChatRequest, File, Image, InvalidRequest, Message, Part, ToolResult
 from ..dialects.base import split_data_url
 from ..net.fetch import FetchPolicy, fetch
 
@@ -61,6 +61,9 @@ async def _load(url: str, policy: FetchPolicy) -> tuple[str, str]:
     if inline is not None:
         return inline
     got = await fetch(url, policy)
+    if not 200 <= got.status < 300:  # an error page is not the image the client meant
+        raise InvalidRequest(f"Could not fetch a media URL: the server answered HTTP "
+                             f"{got.status}.")
     mime = got.content_type.split(";", 1)[0].strip() or "application/octet-stream"
     return mime, base64.b64encode(got.body).decode()
 

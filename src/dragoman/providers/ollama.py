@@ -1,7 +1,7 @@
 """Ollama's native API: ``POST {base}/api/chat`` (base ``http://127.0.0.1:11434``), NDJSON
 streams, no credentials locally (a key, for ollama.com, goes as a bearer token).
 
-Envelope: images given by URL are fetched by dragoman (SSRF-safe, ``image_fetch`` policy)
+Envelope: images given by URL are fetched by dragoman (SSRF-safe, the ``fetch:`` policy)
 and sent inline, since Ollama takes only base64; ``keep_alive`` and extra model ``options``
 (``num_ctx``…) come from the config; ``think_levels: true`` sends the reasoning effort
 (``low``/``medium``/``high``) instead of ``true`` for models that take levels (gpt-oss).
@@ -9,6 +9,7 @@ and sent inline, since Ollama takes only base64; ``keep_alive`` and extra model 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import msgspec
@@ -26,25 +27,10 @@ _LEVEL = {"minimal": "low", "low": "low", "medium": "medium", "high": "high",
           "xhigh": "high", "max": "high"}
 
 
-class ImageFetchOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """How URL images are fetched: the hosts exempt from the private-address refusal, and
-    size and time limits."""
-
-    allow_hosts: list[str] = msgspec.field(default_factory=list)
-    max_bytes: int = IMAGE_FETCH_POLICY.max_bytes
-    timeout: float = IMAGE_FETCH_POLICY.timeout
-
-    def policy(self) -> FetchPolicy:
-        return FetchPolicy(max_bytes=self.max_bytes, timeout=self.timeout,
-                           allowed_content_types=IMAGE_FETCH_POLICY.allowed_content_types,
-                           allow_hosts=frozenset(h.lower() for h in self.allow_hosts))
-
-
 class OllamaOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     keep_alive: str | int | None = None
     options: dict[str, Any] = msgspec.field(default_factory=dict)
     think_levels: bool = False
-    image_fetch: ImageFetchOptions = msgspec.field(default_factory=ImageFetchOptions)
 
 
 def _custom(req: ChatRequest) -> frozenset[str]:
@@ -100,5 +86,8 @@ class Ollama(HttpDialectProvider):
 
 def from_spec(spec: ProviderSpec) -> Ollama:
     opts = spec.parse_options(OllamaOptions)
+    # URL images go through the gateway-wide ``fetch:`` policy, narrowed to images.
+    policy = dataclasses.replace(spec.fetch_policy or IMAGE_FETCH_POLICY,
+                                 allowed_content_types=IMAGE_FETCH_POLICY.allowed_content_types)
     return Ollama(**spec.http_kwargs(), keep_alive=opts.keep_alive, options=opts.options,
-                  think_levels=opts.think_levels, image_fetch=opts.image_fetch.policy())
+                  think_levels=opts.think_levels, image_fetch=policy)

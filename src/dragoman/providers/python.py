@@ -10,7 +10,8 @@ Config names the callables by import path::
 or build one in Python: ``PythonProvider(complete=answer, stream=answer_stream)``.
 
 ``complete`` may be a plain or an ``async`` function returning a ``ChatResponse`` or just
-the answer text. ``stream`` may be an async generator (or any function returning an async
+the answer text; a plain function runs in a worker thread, so it may block. A plain
+(synchronous) ``stream`` iterable is consumed on the event loop: it should not block. ``stream`` may be an async generator (or any function returning an async
 or plain iterable) yielding ``core`` stream events, ``str`` text deltas, or a ``Usage``;
 ``Finish`` is added if the generator just ends. With only one of the two, the other is
 derived: a stream is the whole answer replayed, a complete answer is the stream collected.
@@ -23,6 +24,7 @@ so nothing from inside user code reaches a client.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import logging
@@ -133,9 +135,14 @@ class PythonProvider:
         if self._complete is None:
             return await acollect(self.stream(req), new_id("py_"), self.model or req.model)
         try:
-            out = self._complete(req)
-            if inspect.isawaitable(out):
-                out = await out
+            if inspect.iscoroutinefunction(self._complete):
+                out = await self._complete(req)
+            else:
+                # A plain function may block (I/O, CPU): a worker thread keeps it from
+                # stalling every other request on the event loop.
+                out = await asyncio.to_thread(self._complete, req)
+                if inspect.isawaitable(out):
+                    out = await out
         except DragomanError:
             raise
         except Exception:

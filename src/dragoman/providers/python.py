@@ -10,11 +10,12 @@ Config names the callables by import path::
 or build one in Python: ``PythonProvider(complete=answer, stream=answer_stream)``.
 
 ``complete`` may be a plain or an ``async`` function returning a ``ChatResponse`` or just
-the answer text; a plain function runs in a worker thread, so it may block.
-``stream`` may be an async generator (or any function returning an async or plain
-iterable; a plain one is consumed on the event loop, so it should not block) yielding
-``core`` stream events, ``str`` text deltas, or a ``Usage``; ``Finish`` is added if the
-generator just ends. With only one of the two, the other is derived: a stream is the whole answer replayed, a complete answer is the stream collected.
+the answer text; a plain function runs in a worker thread, so it may block. ``stream`` may
+be an async generator (or any function returning an async or plain iterable; a plain one
+is consumed on the event loop, so it should not block) yielding ``core`` stream events,
+``str`` text deltas, or a ``Usage``; ``Finish`` is added if the generator just ends. With
+only one of the two, the other is derived: a stream is the whole answer replayed, a
+complete answer is the stream collected.
 
 An exception from user code becomes an error the client sees in its own dialect: a
 ``DragomanError`` (``RateLimited``, ``InvalidRequest``…) passes through as it is; anything

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -247,9 +248,11 @@ def _build_provider(i: int, m: ModelConfig, fetch_policy: FetchPolicy) -> LlmPro
 def build_gateway(cfg: Config) -> Gateway:
     models = cfg.models or DEFAULT_MODELS
     fetch_policy = cfg.fetch.image_policy()
+    created = int(time.time())  # /v1/models "created": when this gateway configured them
     deployments = [Deployment(name=m.name, provider=_build_provider(i, m, fetch_policy),
                               owned_by="dragoman" if m.provider == "echo" else m.provider,
-                              passthrough=m.passthrough, hold_history=m.hold_history)
+                              passthrough=m.passthrough, hold_history=m.hold_history,
+                              created=created)
                    for i, m in enumerate(models)]
     by_name = {d.name: d.provider for d in deployments}
     for i, a in enumerate(cfg.agents):
@@ -261,7 +264,7 @@ def build_gateway(cfg: Config) -> Gateway:
                               f"`$.agents[{i}]{e.where}`") from None
         by_name[a.name] = agent
         deployments.append(Deployment(name=a.name, provider=agent, owned_by="dragoman-agent",
-                                      passthrough=False, hold_history=True))
+                                      passthrough=False, hold_history=True, created=created))
     return Gateway(ModelTable(deployments), auth=_build_auth(cfg),
                    api_keys=cfg.server.api_keys, max_body_bytes=cfg.server.max_body_bytes,
                    sessions=open_store(cfg.sessions.settings()))

@@ -7,6 +7,7 @@ existing event loop. The choice is measured in bench/README.md.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -38,9 +39,20 @@ def run(*, host: str, port: int, workers: int = 1, server: str | None = None) ->
 
 
 async def serve(app: Any, *, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Serve an app object in the running event loop until cancelled."""
+    """Serve an app object in the running event loop until cancelled. Cancelling is a
+    graceful shutdown: open requests finish, the lifespan shutdown (closing pools and
+    stores) runs, then the cancellation propagates."""
     import uvicorn
 
     config = uvicorn.Config(app, host=host, port=port, loop="none", http="httptools",
                             log_level="warning", access_log=False, lifespan="on")
-    await uvicorn.Server(config).serve()
+    server = uvicorn.Server(config)
+    # uvicorn installs signal handlers only in its own run(); serve() inside our loop is
+    # stopped through should_exit, so the server runs in its own task that we never cancel.
+    task = asyncio.ensure_future(server.serve())
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        server.should_exit = True
+        await task
+        raise

@@ -34,6 +34,7 @@ from .agent_events import AGENT_EVENTS, agent_frame, agent_framer
 from .conversation import conversation
 from .gateway import Gateway
 from .http import Receive, Scope, Send, header, send_json
+from .writer import BodyWriter
 
 log = logging.getLogger("dragoman.server")
 
@@ -131,8 +132,10 @@ async def stream_events(events: AsyncIterator[StreamEvent], renderer: StreamRend
 
     async def pump() -> bool:
         feed = renderer.feed
+        writer: BodyWriter | None = None
         try:
             await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+            writer = BodyWriter(send)
             ev: StreamEvent = first
             head = renderer.start()
             while True:
@@ -152,7 +155,7 @@ async def stream_events(events: AsyncIterator[StreamEvent], renderer: StreamRend
                     elif type(ev) is StreamError:
                         meter.outcome = ev.error.kind.value
                 if chunk:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    await writer.write(chunk)
                 if terminal:
                     break
                 try:
@@ -164,9 +167,12 @@ async def stream_events(events: AsyncIterator[StreamEvent], renderer: StreamRend
                 except Exception:
                     log.exception("provider stream failed")
                     ev = StreamError(error=UpstreamError("internal error while streaming"))
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await writer.close()
+            writer = None
             return True
         finally:
+            if writer is not None:
+                writer.abort()
             await _aclose(events)
 
     if await unless_client_leaves(pump(), receive) is None and meter is not None:

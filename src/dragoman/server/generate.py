@@ -8,7 +8,6 @@ that disconnects cancels the provider stream (which closes the upstream connecti
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -57,6 +56,7 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
     beta = header(scope, b"anthropic-beta")
     if beta:
         req.forward_headers = {"anthropic-beta": beta}
+    req.tenant = principal.tenant_id  # scopes what an agent keeps between requests
 
     async with conversation(gw, dialect, principal, req, deployment, scope) as conv:
         ctx = RenderContext(id=new_id(dialect.id_prefix), model=req.model,
@@ -180,24 +180,34 @@ async def stream_events(events: AsyncIterator[StreamEvent], renderer: StreamRend
 
 
 async def unless_client_leaves(work: Awaitable[T], receive: Receive) -> T | None:
-    """Await ``work``; if the client disconnects first, cancel it and return None.
-    Cancelling a provider call closes its upstream connection, which is what stops the
-    upstream from generating for nobody."""
-    task = asyncio.ensure_future(work)
+    """Await ``work`` in this task; if the client disconnects first, cancel it and return
+    None. Cancelling a provider call closes its upstream connection, which is what stops
+    the upstream from generating for nobody.
+
+    One watcher task per request (not a task for the work plus ``asyncio.wait``): the
+    watcher cancels this very task when ``http.disconnect`` arrives."""
+    current = asyncio.current_task()
+    assert current is not None
+    state = {"finished": False, "gone": False}
+
+    def on_disconnect(watcher: asyncio.Future[None]) -> None:
+        # A callback queued just before the work finished must not cancel what follows.
+        if not state["finished"] and not watcher.cancelled() and watcher.exception() is None:
+            state["gone"] = True
+            current.cancel()
+
     watch = asyncio.ensure_future(_wait_disconnect(receive))
+    watch.add_done_callback(on_disconnect)
     try:
-        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+        return await work
     except asyncio.CancelledError:
-        task.cancel()
+        if not state["gone"]:
+            raise
+        current.uncancel()  # the cancellation was ours: the request simply ends
+        return None
+    finally:
+        state["finished"] = True
         watch.cancel()
-        raise
-    if task.done():
-        watch.cancel()
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
-    return None
 
 
 async def _wait_disconnect(receive: Receive) -> None:

@@ -18,7 +18,8 @@ def add_parser(sub: Any) -> None:
     sessions = sub.add_parser("sessions", help="manage stored responses and threads")
     commands = sessions.add_subparsers(dest="sessions_command", required=True)
     purge = commands.add_parser(
-        "purge", help="delete stored responses and threads older than a duration")
+        "purge", help="delete stored responses, threads and agent turns older than a "
+                      "duration")
     purge.add_argument("--older-than", required=True, metavar="DURATION",
                        help="e.g. 7d, 12h, 30m, 45s (seconds if no unit)")
     purge.add_argument("--config", "-c", help="YAML config file (its `sessions:` section)")
@@ -69,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
             stats = await store.purge(older_than)
         finally:
             await store.aclose()
-        return (f"purged {stats.responses} stored responses, {stats.branches} branches and "
-                f"{stats.threads} threads older than {args.older_than}")
+        return (f"purged {stats.responses} stored responses, {stats.branches} branches, "
+                f"{stats.threads} threads and {stats.agent_turns} agent turns older than "
+                f"{args.older_than}")
 
     try:
         print(asyncio.run(purge()))

@@ -27,6 +27,7 @@ from .providers import registry
 from .providers.base import LlmProvider
 from .providers.registry import ProviderSpec
 from .router import Deployment, ModelTable
+from .server.agent_turns import StoredTurns
 from .server.gateway import DEFAULT_MAX_BODY, Gateway
 from .sessions import StoreSettings, open_store, parse_duration
 from .sessions.settings import DEFAULT_LOCK_WAIT
@@ -255,10 +256,12 @@ def build_gateway(cfg: Config) -> Gateway:
                               created=created)
                    for i, m in enumerate(models)]
     by_name = {d.name: d.provider for d in deployments}
+    sessions = open_store(cfg.sessions.settings())
+    turns = StoredTurns(sessions)  # a client-tool follow-up may reach any worker or host
     for i, a in enumerate(cfg.agents):
         try:
             # The model's own deployment closes the shared provider.
-            agent = build_agent(a, by_name[a.model], owns_provider=False)
+            agent = build_agent(a, by_name[a.model], owns_provider=False, turns=turns)
         except AgentSpecError as e:
             raise ConfigError(f"invalid configuration: {e.message} - at "
                               f"`$.agents[{i}]{e.where}`") from None
@@ -267,7 +270,7 @@ def build_gateway(cfg: Config) -> Gateway:
                                       passthrough=False, hold_history=True, created=created))
     return Gateway(ModelTable(deployments), auth=_build_auth(cfg),
                    api_keys=cfg.server.api_keys, max_body_bytes=cfg.server.max_body_bytes,
-                   sessions=open_store(cfg.sessions.settings()))
+                   sessions=sessions)
 
 
 def _build_auth(cfg: Config) -> AuthResolver | None:

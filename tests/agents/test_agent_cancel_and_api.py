@@ -52,7 +52,7 @@ async def served(orch: dragoman.SingleAgent) -> AsyncIterator[str]:
             await task
 
 
-async def _settled(baseline: set[asyncio.Task[object]], timeout: float = 2.0) -> set[str]:
+async def _settled(baseline: set[asyncio.Task[object]], timeout: float = 5.0) -> set[str]:
     """Tasks started since ``baseline`` that are still running after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:

@@ -155,7 +155,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-async def _wait_dead(pid: int, timeout: float = 3.0) -> bool:
+async def _wait_dead(pid: int, timeout: float = 6.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not _alive(pid):

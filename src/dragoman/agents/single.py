@@ -87,7 +87,10 @@ class SingleAgent:
     ``ToolRegistry``. ``system`` comes before the client's own system text.
     ``parallel_tool_calls=False`` runs a step's calls one after another.
     ``owns_provider``: ``aclose`` closes the provider too (False when the provider is
-    shared with other deployments that close it themselves).
+    shared with other deployments that close it themselves). ``turns``: where the hidden
+    part of a turn that ends with client tool calls waits for the results (``turns``
+    module; in this process unless given, the config-built gateway passes a store on the
+    session database).
     """
 
     #: The server keeps a thread-keyed conversation with an agent model (the sessions
@@ -133,7 +136,8 @@ class SingleAgent:
 
     async def stream(self, req: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         base, client_names = self._base_request(req, req.tools or [])
-        messages = await restore(list(req.messages), self.turns)
+        tenant = req.tenant or ""  # "": an agent called in-process, without a server
+        messages = await restore(list(req.messages), self.turns, tenant)
         added: list[Message] = []  # what this turn adds to the conversation
         total = Usage()
         separate = False  # an earlier step showed text
@@ -220,7 +224,7 @@ class SingleAgent:
                         yield item
             results.sort(key=lambda r: [c.id for c in own_calls].index(r.call_id))
             if client_calls:
-                await self.turns.put([c.id for c in client_calls],
+                await self.turns.put(tenant, [c.id for c in client_calls],
                                      PendingTurn(messages=[*added, assistant], results=results))
                 yield Finish(stop_reason=StopReason.TOOL_USE)
                 return

@@ -27,6 +27,7 @@ from ..providers.base import LlmProvider
 from .builtin import BuiltinError, build_builtin
 from .single import SingleAgent
 from .tools import Tool
+from .turns import TurnStore
 from .workspace import Workspace
 
 
@@ -101,15 +102,17 @@ def build_tools(spec: AgentSpec) -> list[Any]:
     return out
 
 
-def build_agent(spec: AgentSpec, provider: LlmProvider, *,
-                owns_provider: bool = False) -> SingleAgent:
-    """One orchestrator from its config entry, running on ``provider``."""
+def build_agent(spec: AgentSpec, provider: LlmProvider, *, owns_provider: bool = False,
+                turns: TurnStore | None = None) -> SingleAgent:
+    """One orchestrator from its config entry, running on ``provider``; ``turns`` keeps
+    the hidden part of turns that end with client tool calls (in memory when None)."""
     if spec.max_steps < 1:
         raise AgentSpecError("max_steps must be at least 1", ".max_steps")
     tools = build_tools(spec)
     try:
         return SingleAgent(provider, tools, system=spec.system, max_steps=spec.max_steps,
                            name=spec.name, parallel_tool_calls=spec.parallel_tool_calls,
-                           tool_timeout=spec.tool_timeout, owns_provider=owns_provider)
+                           tool_timeout=spec.tool_timeout, owns_provider=owns_provider,
+                           turns=turns)
     except (TypeError, ValueError) as e:  # two tools with one name, a bad function
         raise AgentSpecError(str(e), ".tools") from None

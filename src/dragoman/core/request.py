@@ -126,3 +126,7 @@ class ChatRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     forward_headers: dict[str, str] | None = None
     """Client headers meant for a same-family upstream (``anthropic-beta``…), set by the
     server, forwarded by providers that know them."""
+    tenant: str | None = None
+    """The authenticated caller's tenant, set by the server (never parsed from or rendered
+    to a wire format): state kept across requests, such as an agent's hidden part of a
+    turn (``dragoman.agents.turns``), is scoped by it."""

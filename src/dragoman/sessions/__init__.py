@@ -52,13 +52,22 @@ whole conversations (the server passes it for Claude Code's and Codex's own sess
 headers, and does not hold the thread for them: they run unrelated conversations, such as
 sub-agents, concurrently on one session id).
 
+Agent turns
+-----------
+An agent whose turn ends with a call of the CLIENT's tool keeps the part of that turn the
+client never saw (its own tool calls and results) until the client sends the result
+(``dragoman.agents.turns``). ``put_agent_turn`` / ``get_agent_turn`` keep that record,
+opaque bytes to the store, per ``(tenant, client call id)``, so the follow-up may reach any
+worker process or host sharing the database.
+
 Isolation and durability
 ------------------------
 Every read takes the tenant; a response or thread of another tenant is simply not found
 (the server answers 404, never 403). ``commit_turn`` returns only after the transaction is
 committed (SQLite ``synchronous=FULL``; PostgreSQL commit), and the server calls it before
 the client is told the turn is complete, so an acknowledged turn survives ``kill -9``.
-Retention: rows older than ``settings.ttl`` are invisible and removed by ``purge``.
+Retention: rows older than ``settings.ttl`` (responses and agent turns by creation, threads
+and branches by last write) are invisible and removed by ``purge``.
 """
 
 from .history import Continuation, ThreadView, chain, fingerprint

@@ -22,6 +22,7 @@ class MemoryStore(SessionStore):
         self._rows: dict[str, list[tuple[bytes, bytes]]] = {}  # row i is seq parent_len + i
         self._responses: dict[tuple[str, str], p.ResponseRow] = {}
         self._users: dict[str, int] = {}  # branch id → responses and forks that read it
+        self._agent_turns: dict[tuple[str, str], tuple[int, bytes]] = {}  # → (created, data)
 
     async def _open(self) -> None:
         return None
@@ -187,4 +188,20 @@ class MemoryStore(SessionStore):
             th = self._threads.pop(k)
             del self._thread_by_id[th.id]
             self._leases.pop(th.id, None)
+        return len(old)
+
+    # --- agent turns ------------------------------------------------------------------------
+
+    def _PutAgentTurn(self, op: p.PutAgentTurn) -> None:
+        for cid in op.call_ids:
+            self._agent_turns[(op.tenant, cid)] = (op.now, op.data)
+
+    def _FetchAgentTurn(self, op: p.FetchAgentTurn) -> bytes | None:
+        hit = self._agent_turns.get((op.tenant, op.call_id))
+        return hit[1] if hit is not None and hit[0] >= op.min_created else None
+
+    def _PurgeAgentTurns(self, op: p.PurgeAgentTurns) -> int:
+        old = [k for k, (created, _) in self._agent_turns.items() if created < op.before]
+        for k in old:
+            del self._agent_turns[k]
         return len(old)

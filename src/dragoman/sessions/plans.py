@@ -260,6 +260,30 @@ class PurgeThreads(Op[int]):
     before: int  # ms
 
 
+# Agent turns: opaque records, one per (tenant, client call id).
+
+@dataclass(frozen=True, slots=True)
+class PutAgentTurn(Op[None]):
+    """Store ``data`` under each call id (replacing an older record of the same id)."""
+
+    tenant: str
+    call_ids: list[str]
+    data: bytes
+    now: int  # ms
+
+
+@dataclass(frozen=True, slots=True)
+class FetchAgentTurn(Op["bytes | None"]):
+    tenant: str
+    call_id: str
+    min_created: int  # ms
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeAgentTurns(Op[int]):
+    before: int  # ms
+
+
 # --- plans ----------------------------------------------------------------------------------
 
 def load_response(tenant: str, id: str, min_created: int) -> Plan[StoredResponse | None]:
@@ -330,6 +354,14 @@ def release_lease(thread_id: str, token: str) -> Plan[None]:
     yield from do(ReleaseLease(thread_id, token))
 
 
+def put_agent_turn(tenant: str, call_ids: list[str], data: bytes, now: int) -> Plan[None]:
+    yield from do(PutAgentTurn(tenant, call_ids, data, now))
+
+
+def load_agent_turn(tenant: str, call_id: str, min_created: int) -> Plan[bytes | None]:
+    return (yield from do(FetchAgentTurn(tenant, call_id, min_created)))
+
+
 def purge(before_s: int, before_ms: int) -> Plan[PurgeStats]:
     responses = yield from do(PurgeResponses(before_s))
     branches = 0
@@ -339,7 +371,9 @@ def purge(before_s: int, before_ms: int) -> Plan[PurgeStats]:
             break
         branches += n
     threads = yield from do(PurgeThreads(before_ms))
-    return PurgeStats(responses=responses, branches=branches, threads=threads)
+    agent_turns = yield from do(PurgeAgentTurns(before_ms))
+    return PurgeStats(responses=responses, branches=branches, threads=threads,
+                      agent_turns=agent_turns)
 
 
 @dataclass(slots=True)
@@ -424,7 +458,8 @@ def commit_turn(t: Turn, now: int, min_updated: int) -> Plan[TurnResult]:
         yield from do(SetMainBranch(thread.id, branch.id, now))
     if t.response is not None:
         r = t.response
-        request = msgspec.structs.replace(r.request, messages=[], forward_headers=None)
+        request = msgspec.structs.replace(r.request, messages=[], forward_headers=None,
+                                          tenant=None)
         yield from do(InsertResponse(ResponseRow(
             tenant=t.tenant, id=r.id, branch_id=branch.id,
             input_seq=max(0, len(messages) - t.input_count), output_seq=len(messages),

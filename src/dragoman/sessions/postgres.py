@@ -250,6 +250,24 @@ async def _purge_threads(c: Any, op: p.PurgeThreads) -> int:
                                   op.before))
 
 
+async def _put_agent_turn(c: Any, op: p.PutAgentTurn) -> None:
+    await c.execute("INSERT INTO agent_turns (tenant, call_id, created, data) "
+                    "SELECT $1, cid, $3, $4 FROM unnest($2::text[]) AS t(cid) "
+                    "ON CONFLICT (tenant, call_id) DO UPDATE SET created = excluded.created, "
+                    "data = excluded.data", op.tenant, op.call_ids, op.now, op.data)
+
+
+async def _fetch_agent_turn(c: Any, op: p.FetchAgentTurn) -> bytes | None:
+    data: bytes | None = await c.fetchval(
+        "SELECT data FROM agent_turns WHERE tenant = $1 AND call_id = $2 AND created >= $3",
+        op.tenant, op.call_id, op.min_created)
+    return data
+
+
+async def _purge_agent_turns(c: Any, op: p.PurgeAgentTurns) -> int:
+    return _count(await c.execute("DELETE FROM agent_turns WHERE created < $1", op.before))
+
+
 _OPS: dict[type, Any] = {
     p.FetchResponse: _fetch_response, p.FetchRows: _fetch_rows, p.FetchChains: _fetch_chains,
     p.FetchThread: _fetch_thread, p.FetchBranch: _fetch_branch, p.LockThread: _lock_thread,
@@ -259,5 +277,6 @@ _OPS: dict[type, Any] = {
     p.DeleteResponse: _delete_response, p.DropOrphanBranch: _drop_orphan_branch,
     p.TakeLease: _take_lease, p.RenewLease: _renew_lease, p.ReleaseLease: _release_lease,
     p.PurgeResponses: _purge_responses, p.PurgeLeafBranches: _purge_leaf_branches,
-    p.PurgeThreads: _purge_threads,
+    p.PurgeThreads: _purge_threads, p.PutAgentTurn: _put_agent_turn,
+    p.FetchAgentTurn: _fetch_agent_turn, p.PurgeAgentTurns: _purge_agent_turns,
 }

@@ -78,7 +78,8 @@ class PurgeStats:
     responses: int = 0
     branches: int = 0
     threads: int = 0
+    agent_turns: int = 0
 
     @property
     def total(self) -> int:
-        return self.responses + self.branches + self.threads
+        return self.responses + self.branches + self.threads + self.agent_turns

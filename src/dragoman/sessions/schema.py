@@ -11,6 +11,9 @@ describe the same tables (see the package docstring for what they mean):
 - ``messages``: ``(branch_id, seq)`` → the chained fingerprint and the msgpack-encoded
   neutral message. Ordered by the primary key, so a history is one range scan.
 - ``responses``: stored Responses objects: where on which branch their history ends.
+- ``agent_turns`` (version 2): an agent's hidden part of a turn that ended with client
+  tool calls, opaque to the store (``dragoman.server.agent_turns`` encodes it), one row per
+  ``(tenant, client call id)``; ``created`` (ms) drives the TTL and ``purge``.
 """
 
 from __future__ import annotations
@@ -65,6 +68,15 @@ SQLITE: list[list[str]] = [
         "CREATE INDEX responses_created ON responses (created)",
         "CREATE INDEX responses_branch ON responses (branch_id)",
     ],
+    [  # 2
+        """CREATE TABLE agent_turns (
+            tenant TEXT NOT NULL,
+            call_id TEXT NOT NULL,
+            created INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (tenant, call_id)) WITHOUT ROWID""",
+        "CREATE INDEX agent_turns_created ON agent_turns (created)",
+    ],
 ]
 
 POSTGRES: list[list[str]] = [
@@ -116,6 +128,15 @@ POSTGRES: list[list[str]] = [
             PRIMARY KEY (tenant, id))""",
         "CREATE INDEX responses_created ON responses (created)",
         "CREATE INDEX responses_branch ON responses (branch_id)",
+    ],
+    [  # 2
+        """CREATE TABLE agent_turns (
+            tenant TEXT NOT NULL,
+            call_id TEXT NOT NULL,
+            created BIGINT NOT NULL,
+            data BYTEA NOT NULL,
+            PRIMARY KEY (tenant, call_id))""",
+        "CREATE INDEX agent_turns_created ON agent_turns (created)",
     ],
 ]
 

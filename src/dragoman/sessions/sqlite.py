@@ -268,6 +268,21 @@ def _purge_threads(c: sqlite3.Connection, op: p.PurgeThreads) -> int:
                      (op.before,)).rowcount
 
 
+def _put_agent_turn(c: sqlite3.Connection, op: p.PutAgentTurn) -> None:
+    c.executemany("INSERT OR REPLACE INTO agent_turns VALUES (?, ?, ?, ?)",
+                  [(op.tenant, cid, op.now, op.data) for cid in op.call_ids])
+
+
+def _fetch_agent_turn(c: sqlite3.Connection, op: p.FetchAgentTurn) -> bytes | None:
+    row = c.execute("SELECT data FROM agent_turns WHERE tenant = ? AND call_id = ? AND "
+                    "created >= ?", (op.tenant, op.call_id, op.min_created)).fetchone()
+    return row[0] if row is not None else None
+
+
+def _purge_agent_turns(c: sqlite3.Connection, op: p.PurgeAgentTurns) -> int:
+    return c.execute("DELETE FROM agent_turns WHERE created < ?", (op.before,)).rowcount
+
+
 _OPS: dict[type, Any] = {
     p.FetchResponse: _fetch_response, p.FetchRows: _fetch_rows, p.FetchChains: _fetch_chains,
     p.FetchThread: _fetch_thread, p.FetchBranch: _fetch_branch, p.LockThread: _lock_thread,
@@ -277,5 +292,6 @@ _OPS: dict[type, Any] = {
     p.DeleteResponse: _delete_response, p.DropOrphanBranch: _drop_orphan_branch,
     p.TakeLease: _take_lease, p.RenewLease: _renew_lease, p.ReleaseLease: _release_lease,
     p.PurgeResponses: _purge_responses, p.PurgeLeafBranches: _purge_leaf_branches,
-    p.PurgeThreads: _purge_threads,
+    p.PurgeThreads: _purge_threads, p.PutAgentTurn: _put_agent_turn,
+    p.FetchAgentTurn: _fetch_agent_turn, p.PurgeAgentTurns: _purge_agent_turns,
 }

@@ -176,11 +176,24 @@ class SessionStore(abc.ABC):
             except DragomanError:
                 log.warning("could not renew a thread lease; retrying")
 
+    # --- agent turns ------------------------------------------------------------------------
+
+    async def put_agent_turn(self, tenant: str, call_ids: list[str], data: bytes) -> None:
+        """Keep an agent's hidden part of a turn (``data``, opaque here) under each of the
+        client call ids the turn ended with, until the TTL (``dragoman.agents.turns``)."""
+        await self._run(plans.put_agent_turn(tenant, call_ids, data, _ms()), write=True)
+
+    async def get_agent_turn(self, tenant: str, call_id: str) -> bytes | None:
+        """The record ``put_agent_turn`` kept for ``(tenant, call_id)`` (None for another
+        tenant's, or expired)."""
+        return await self._run(plans.load_agent_turn(tenant, call_id, self._min_updated()))
+
     # --- retention --------------------------------------------------------------------------
 
     async def purge(self, older_than: float) -> PurgeStats:
-        """Delete stored responses created, and threads and branches last written, more
-        than ``older_than`` seconds ago (branches a newer fork reads are kept)."""
+        """Delete stored responses and agent turns created, and threads and branches last
+        written, more than ``older_than`` seconds ago (branches a newer fork reads are
+        kept)."""
         before_ms = _ms() - int(older_than * 1000)
         return await self._run(plans.purge(before_ms // 1000, before_ms), write=True)
 

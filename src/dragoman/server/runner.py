@@ -1,8 +1,9 @@
 """Run the ASGI app under a production server.
 
-granian is the default for ``dragoman serve``; uvicorn (uvloop + httptools) serves the
-in-process Python API (``dragoman.serve``), because it can run an app object inside an
-existing event loop. The choice is measured in bench/README.md.
+uvicorn (uvloop + httptools) is the default for ``dragoman serve`` and serves the
+in-process Python API (``dragoman.serve``, which needs an app object inside an existing
+event loop); granian is the alternative (``--server granian``). The choice is measured in
+bench/README.md.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import os
 from typing import Any
 
-DEFAULT_SERVER = "granian"
+DEFAULT_SERVER = "uvicorn"
 
 
 def create_app() -> Any:

@@ -41,6 +41,19 @@ def _kill_group(proc: asyncio.subprocess.Process) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+async def _reap(proc: asyncio.subprocess.Process) -> None:
+    """Kill the group and wait for it. The unread output must be drained first: on
+    Python 3.11 ``wait()`` completes only once the pipe is closed, and a full, paused pipe
+    never reports its end."""
+    _kill_group(proc)
+    if proc.stdout is not None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5):
+                while await proc.stdout.read(1 << 16):
+                    pass
+    await proc.wait()
+
+
 class Bash:
     name = "bash"
     description = ("Run a bash command in the workspace directory and return its output "
@@ -84,17 +97,17 @@ class Bash:
                         overflow = True
                         break
                 if overflow:
-                    _kill_group(proc)
-                await proc.wait()
+                    await _reap(proc)
+                else:
+                    await proc.wait()
         except TimeoutError:
-            _kill_group(proc)
-            await proc.wait()
+            await _reap(proc)
             raise ToolError(_show(out, cap) + f"\n[the command timed out after "
                             f"{opts.timeout:g} s and was killed]") from None
         except BaseException:  # cancelled: leave nothing running
             _kill_group(proc)
             with contextlib.suppress(BaseException):
-                await asyncio.shield(proc.wait())
+                await asyncio.shield(_reap(proc))
             raise
         finally:
             # Background children the shell left behind share its process group.

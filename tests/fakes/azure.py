@@ -53,7 +53,7 @@ class FakeAzure(FakeUpstream):
         super().__init__()
         self.tokens: set[str] = {AZURE_AD_TOKENS[0]}
 
-    def add_routes(self, app: web.Application) -> None:
+    def vendor_routes(self, app: web.Application) -> None:
         app.router.add_post("/openai/deployments/{deployment}/chat/completions",
                             self._classic_chat)
         app.router.add_post("/openai/responses", self._classic_responses)

@@ -445,7 +445,7 @@ _ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
 class FakeBedrock(FakeUpstream):
     """See the module docstring."""
 
-    def add_routes(self, app: web.Application) -> None:
+    def vendor_routes(self, app: web.Application) -> None:
         app.router.add_post("/model/{tail:.*}", self._bedrock)
         app.router.add_get("/images/red.png", self._image)
 

@@ -49,7 +49,7 @@ class FakeCodex(FakeUpstream):
         super().__init__()
         self.tokens: set[str] = {CODEX_TOKENS[0]}
 
-    def add_routes(self, app: web.Application) -> None:
+    def vendor_routes(self, app: web.Application) -> None:
         app.router.add_post("/backend-api/codex/responses", self._codex)
 
     def _check(self, rec: Recorded) -> tuple[int, dict[str, Any]] | None:

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.server import ThreadedServer
 
 PARTIAL = "Partial ans"
 CHAT_ID, RESP_ID, MSG_ID = "chatcmpl-cut01", "resp_cut01", "msg_cut01"
@@ -101,48 +101,10 @@ FRAMES = {"/v1/chat/completions": chat_frames, "/v1/responses": responses_frames
           "/v1/messages": messages_frames}
 
 
-class CutUpstream:
-    def __init__(self) -> None:
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> CutUpstream:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(64)
-        sock.setblocking(False)
-        self.port = sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._run, args=(sock,), daemon=True)
-        self._thread.start()
-        assert self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-
-    def _run(self, sock: socket.socket) -> None:
-        loop = self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        app = web.Application()
+class CutUpstream(ThreadedServer):
+    def add_routes(self, app: web.Application) -> None:
         for path in FRAMES:
             app.router.add_post(path, self._handle)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.2)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.SockSite(runner, sock).start())
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         text = (await request.read()).decode()

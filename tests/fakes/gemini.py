@@ -254,7 +254,7 @@ class FakeGemini(FakeUpstream):
 
     # --- routes ------------------------------------------------------------------------------
 
-    def add_routes(self, app: web.Application) -> None:
+    def vendor_routes(self, app: web.Application) -> None:
         for version in ("v1beta", "v1"):
             app.router.add_post(f"/{version}/models/{{action}}", self._gemini)
         app.router.add_post("/{version}/projects/{project}/locations/{location}/publishers/"

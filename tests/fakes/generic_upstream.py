@@ -25,12 +25,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.server import ThreadedServer
 
 KEY = "sk-generic-upstream-key"
 CHUNKS = ("Hello", " from", " generic.")
@@ -58,51 +59,16 @@ def _frame(obj: Any) -> bytes:
     return (json.dumps(obj, separators=(",", ":")) + "\n").encode()
 
 
-class GenericUpstream:
+class GenericUpstream(ThreadedServer):
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[Seen] = []
         self._lock = threading.Lock()
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> GenericUpstream:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(64)
-        sock.setblocking(False)
-        self.port = sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._run, args=(sock,), daemon=True)
-        self._thread.start()
-        assert self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-
-    def _run(self, sock: socket.socket) -> None:
-        loop = self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/api/generate", self._generate)
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/acme/chat", self._acme)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.2)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.SockSite(runner, sock).start())
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
 
     def last(self, path: str) -> Seen:
         with self._lock:

@@ -145,7 +145,7 @@ def _validate(body: Any) -> None:
 
 
 class FakeMistral(FakeUpstream):
-    def add_routes(self, app: web.Application) -> None:
+    def vendor_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._mistral)
 
     async def _mistral(self, request: web.Request) -> web.StreamResponse:

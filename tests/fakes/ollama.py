@@ -108,7 +108,7 @@ class FakeOllama(FakeUpstream):
         super().__init__()
         self.key = key
 
-    def add_routes(self, app: web.Application) -> None:
+    def vendor_routes(self, app: web.Application) -> None:
         app.router.add_post("/api/chat", self._chat_api)
         app.router.add_get("/images/red.png", self._png)
         app.router.add_get("/images/page.html", self._html)

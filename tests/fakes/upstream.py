@@ -55,7 +55,6 @@ import base64
 import hashlib
 import json
 import re
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -63,6 +62,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.server import ThreadedServer
 
 OPENAI_KEY = "sk-fake-openai-upstream-key"
 ANTHROPIC_KEY = "sk-ant-fake-upstream-key"
@@ -469,88 +470,31 @@ def _validate_anthropic(body: Any, *, count_tokens: bool = False) -> None:
 # --- the server ------------------------------------------------------------------------------
 
 
-class FakeUpstream:
-    """See the module docstring. Use as a context manager, or ``start()`` / ``stop()``."""
+class FakeUpstream(ThreadedServer):
+    """See the module docstring. Use as a context manager, or ``start()`` / ``stop()``.
+    ``url`` is the Anthropic base URL; the OpenAI base is ``url + "/v1"``."""
+
+    handler_cancellation = True
 
     def __init__(self, *, openai_key: str = OPENAI_KEY,
                  anthropic_key: str = ANTHROPIC_KEY) -> None:
+        super().__init__()
         self.openai_key = openai_key
         self.anthropic_key = anthropic_key
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self.port = 0
-
-    # --- lifecycle ----------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT`` (Anthropic base URL; OpenAI base is ``url + "/v1"``)."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> FakeUpstream:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(128)
-        sock.setblocking(False)
-        self.port = sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._run, args=(sock,), daemon=True,
-                                        name=f"fake-upstream-{self.port}")
-        self._thread.start()
-        if not self._ready.wait(10) or self._error is not None:
-            raise RuntimeError(f"fake upstream did not start: {self._error!r}")
-
-    def _run(self, sock: socket.socket) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            app = web.Application(client_max_size=64 * 1024 * 1024)
-            self.add_routes(app)
-            app.router.add_route("*", "/{tail:.*}", self._unknown)
-            # handler_cancellation: a client that disconnects cancels its handler at once,
-            # which is how the fake timestamps an early close precisely.
-            runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                                   shutdown_timeout=0.5, handler_cancellation=True)
-            loop.run_until_complete(runner.setup())
-            self._runner = runner
-            loop.run_until_complete(web.SockSite(runner, sock).start())
-        except BaseException as e:
-            self._error = e
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
 
     def add_routes(self, app: web.Application) -> None:
-        """The vendor routes (vendor fakes built on this one add or replace theirs)."""
+        """The vendor routes (vendor fakes built on this one add or replace theirs), then
+        a catch-all for unknown paths."""
+        self.vendor_routes(app)
+        app.router.add_route("*", "/{tail:.*}", self._unknown)
+
+    def vendor_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/responses", self._responses)
         app.router.add_post("/v1/messages", self._messages)
         app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
-
-    def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(15)
-        self._loop = self._thread = None
 
     # --- what tests read ----------------------------------------------------------------
 

@@ -62,3 +62,14 @@ async def outcome(provider: LlmProvider, scenario: str, stream: bool) -> Outcome
     except DragomanError as e:
         out.error = e
     return out
+
+
+async def assert_broken_streams(provider: LlmProvider, stream: bool, partial: str) -> None:
+    """A stream cut midway, a malformed frame and an in-band error each end as a transport
+    or upstream error; streamed, they come in-band after the ``partial`` text."""
+    for scenario in ("cut", "malformed", "midstream_error"):
+        got = await outcome(provider, scenario, stream)
+        assert got.error is not None, scenario
+        assert got.error.kind in (ErrorKind.TRANSPORT, ErrorKind.UPSTREAM), scenario
+        if stream:
+            assert got.in_band and got.text == partial, scenario

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from dragoman.core import (
     ContextLengthExceeded,
-    ErrorKind,
     Image,
     InvalidRequest,
     Message,
@@ -46,7 +45,13 @@ from tests.fakes.upstream import (
     image_note,
 )
 
-from .failures import HTTP_FAILURES, RETRY_AFTER_SECONDS, outcome, request
+from .failures import (
+    HTTP_FAILURES,
+    RETRY_AFTER_SECONDS,
+    assert_broken_streams,
+    outcome,
+    request,
+)
 
 ID = re.compile(r"^[a-zA-Z0-9]{9}$")
 TOOLS = [Tool(name="get_weather", parameters={"type": "object",
@@ -244,11 +249,6 @@ async def test_wrong_key(stream: bool, fake: FakeMistral) -> None:
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_cut_malformed_midstream(stream: bool, mistral: Mistral) -> None:
-    for scenario in ("cut", "malformed", "midstream_error"):
-        got = await outcome(mistral, scenario, stream)
-        assert got.error is not None, scenario
-        assert got.error.kind in (ErrorKind.TRANSPORT, ErrorKind.UPSTREAM), scenario
-        if stream:
-            assert got.in_band and got.text == PARTIAL, scenario
+    await assert_broken_streams(mistral, stream, PARTIAL)
     got = await outcome(mistral, "midstream_error", True)
     assert got.error is not None and got.error.message == "Internal server error"

@@ -130,3 +130,9 @@ class ChatRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     """The authenticated caller's tenant, set by the server (never parsed from or rendered
     to a wire format): state kept across requests, such as an agent's hidden part of a
     turn (``dragoman.agents.turns``), is scoped by it."""
+
+    def custom_tool_names(self) -> frozenset[str]:
+        """Names of the free-text (custom) tools. Upstreams without custom tools get them
+        emulated as one-string functions, and their parsers turn calls to these names back
+        into custom calls."""
+        return frozenset(t.name for t in self.tools or () if t.kind == "custom")

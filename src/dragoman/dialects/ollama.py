@@ -188,7 +188,7 @@ def think_value(req: ChatRequest) -> bool | None:
 
 
 def render_request(req: ChatRequest) -> dict[str, Any]:
-    custom = frozenset(t.name for t in req.tools or () if t.kind == "custom")
+    custom = req.custom_tool_names()
     body: dict[str, Any] = {"model": req.model, "messages": _messages(req, custom),
                             "stream": req.stream}
     tools = _tools(req)

@@ -36,15 +36,11 @@ class Anthropic(HttpDialectProvider):
     # Anthropic has no free-text tools: the dialect emulates them as a function with one
     # ``input`` string, and needs the request's custom tool names to turn such calls back
     # into custom calls.
-    @staticmethod
-    def _custom_tools(req: ChatRequest) -> frozenset[str]:
-        return frozenset(t.name for t in req.tools or () if t.kind == "custom")
-
     def parse_upstream_response(self, body: Any, req: ChatRequest) -> ChatResponse:
-        return parse_response(body, self._custom_tools(req))
+        return parse_response(body, req.custom_tool_names())
 
     def upstream_stream_parser(self, req: ChatRequest) -> StreamParser:
-        return StreamParser(self._custom_tools(req))
+        return StreamParser(req.custom_tool_names())
 
     async def count_tokens(self, req: ChatRequest) -> int | None:
         """Ask the upstream's own counter (exact for its models)."""

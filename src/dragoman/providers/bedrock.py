@@ -136,15 +136,12 @@ class Bedrock(HttpDialectProvider):
             h["accept"] = EVENT_STREAM
         return h
 
-    @staticmethod
-    def _custom_tools(req: ChatRequest) -> frozenset[str]:
-        return frozenset(t.name for t in req.tools or () if t.kind == "custom")
 
     def parse_upstream_response(self, body: Any, req: ChatRequest) -> ChatResponse:
-        return parse_response(body, self._custom_tools(req))
+        return parse_response(body, req.custom_tool_names())
 
     def upstream_stream_parser(self, req: ChatRequest) -> StreamParser:
-        return StreamParser(self._custom_tools(req))
+        return StreamParser(req.custom_tool_names())
 
     def stream_decoder(self) -> FrameDecoder:
         return _EventStreamFrames()

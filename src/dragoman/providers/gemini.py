@@ -208,10 +208,6 @@ class GoogleGenerateContent(HttpDialectProvider):
     # --- request context the dialect's parsers need -------------------------------------
 
     @staticmethod
-    def _custom_tools(req: ChatRequest) -> frozenset[str]:
-        return frozenset(t.name for t in req.tools or () if t.kind == "custom")
-
-    @staticmethod
     def _call_prefix(req: ChatRequest) -> str:
         """Synthesized call ids in the shape the client's own vendor mints."""
         if req.dialect == anthropic_messages.NAME:
@@ -219,12 +215,12 @@ class GoogleGenerateContent(HttpDialectProvider):
         return "call_"
 
     def parse_upstream_response(self, body: Any, req: ChatRequest) -> ChatResponse:
-        resp = parse_response(body, self._custom_tools(req), self._call_prefix(req))
+        resp = parse_response(body, req.custom_tool_names(), self._call_prefix(req))
         self.signatures.observe(resp.content)
         return resp
 
     def upstream_stream_parser(self, req: ChatRequest) -> StreamParser:
-        return _ObservingParser(GeminiStreamParser(self._custom_tools(req),
+        return _ObservingParser(GeminiStreamParser(req.custom_tool_names(),
                                                    self._call_prefix(req)), self.signatures)
 
     # --- sending ------------------------------------------------------------------------

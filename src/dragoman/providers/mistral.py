@@ -190,7 +190,7 @@ class Inbound:
 
     def __init__(self, req: ChatRequest) -> None:
         self.restore = restore_map(req)
-        self.custom = frozenset(t.name for t in req.tools or () if t.kind == "custom")
+        self.custom = req.custom_tool_names()
 
     def _calls(self, msg: dict[str, Any]) -> None:
         for tc in msg.get("tool_calls") or ():

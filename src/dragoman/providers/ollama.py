@@ -33,10 +33,6 @@ class OllamaOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     think_levels: bool = False
 
 
-def _custom(req: ChatRequest) -> frozenset[str]:
-    return frozenset(t.name for t in req.tools or () if t.kind == "custom")
-
-
 class Ollama(HttpDialectProvider):
     dialect = OLLAMA
     default_base_url = "http://127.0.0.1:11434"
@@ -74,10 +70,10 @@ class Ollama(HttpDialectProvider):
         return NdjsonFrames()
 
     def parse_upstream_response(self, body: Any, req: ChatRequest) -> ChatResponse:
-        return parse_response(body, _custom(req))
+        return parse_response(body, req.custom_tool_names())
 
     def upstream_stream_parser(self, req: ChatRequest) -> StreamParser:
-        return StreamParser(_custom(req))
+        return StreamParser(req.custom_tool_names())
 
     async def send(self, req: ChatRequest, stream: bool) -> UpstreamResponse:
         return await super().send(

@@ -150,9 +150,7 @@ def namespaces(req: ChatRequest | None) -> dict[str, str]:
 
 
 def custom_names(req: ChatRequest | None) -> frozenset[str]:
-    if req is None or not req.tools:
-        return frozenset()
-    return frozenset(t.name for t in req.tools if t.kind == "custom")
+    return req.custom_tool_names() if req is not None else frozenset()
 
 
 def custom_input(arguments: str) -> str:

@@ -20,13 +20,23 @@ import yaml
 from .agents.spec import AgentSpec, AgentSpecError, build_agent
 from .auth import AuthResolver
 from .auth.settings import AuthConfig, AuthConfigError, build_resolver
-from .core import Capabilities
+from .core import Capabilities, ErrorKind
 from .net import Timeouts
 from .net.fetch import FetchPolicy
 from .providers import registry
 from .providers.base import LlmProvider
 from .providers.registry import ProviderSpec
-from .router import Deployment, ModelTable
+from .router import BreakerPolicy, Deployment, ModelTable, RetryPolicy, RoutePolicy
+from .router.limits import (
+    Budget,
+    Limiter,
+    LimitsPolicy,
+    LimitStore,
+    MemoryLimitStore,
+    RateLimit,
+)
+from .router.routed import RoutedProvider
+from .router.table import DEFAULT_FALLBACK_ON
 from .server.agent_turns import StoredTurns
 from .server.gateway import DEFAULT_MAX_BODY, Gateway
 from .sessions import StoreSettings, open_store, parse_duration
@@ -49,14 +59,53 @@ class TimeoutConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     connect: float = 10.0
     first_byte: float = 600.0
     idle: float = 300.0
+    total: float | None = None
 
 
-class ModelConfig(msgspec.Struct, kw_only=True):
-    """The keys every model entry may have; any other key is provider-specific and is
+Duration = str | float
+
+
+def _seconds(value: Duration, where: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise ConfigError(f"invalid configuration: {e} - at `{where}`") from None
+
+
+class BreakerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A deployment's circuit breaker (``router.health.BreakerPolicy``)."""
+
+    failures: Annotated[int, msgspec.Meta(ge=0)] = 5
+    error_rate: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.5
+    min_requests: Annotated[int, msgspec.Meta(ge=1)] = 20
+    window: Duration = 30.0
+    cooldown: Duration = 30.0
+
+    def policy(self, where: str) -> BreakerPolicy:
+        return BreakerPolicy(failures=self.failures, error_rate=self.error_rate,
+                             min_requests=self.min_requests,
+                             window=_seconds(self.window, f"{where}.window"),
+                             cooldown=_seconds(self.cooldown, f"{where}.cooldown"))
+
+
+class RetryConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``router.table.RetryPolicy``: attempts after the first, and their back-off."""
+
+    retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 0
+    backoff: Annotated[float, msgspec.Meta(ge=0)] = 0.25
+    max_backoff: Annotated[float, msgspec.Meta(ge=0)] = 8.0
+    max_retry_after: Annotated[float, msgspec.Meta(ge=0)] = 20.0
+
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(retries=self.retries, backoff=self.backoff,
+                           max_backoff=self.max_backoff, max_retry_after=self.max_retry_after)
+
+
+class DeploymentConfig(msgspec.Struct, kw_only=True):
+    """The keys every deployment may have; any other key is provider-specific and is
     validated by that provider (see ``providers.registry``)."""
 
-    name: str
-    provider: str
+    provider: str | None = None
     model: str | None = None
     base_url: str | None = None
     api_key: str | None = None
@@ -65,23 +114,111 @@ class ModelConfig(msgspec.Struct, kw_only=True):
     capabilities: Capabilities | None = None
     passthrough: bool = True
     """False: never take the same-dialect fast path (always translate)."""
+    weight: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    breaker: BreakerConfig | None = None
+    """None: a breaker with the defaults when the model has another deployment or a
+    fallback, else none."""
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def __repr__(self) -> str:  # the key must never reach a log
+        return f"{type(self).__name__}(provider={self.provider!r}, model={self.model!r})"
+
+    def spec(self, name: str) -> ProviderSpec:
+        t = self.timeouts
+        assert self.provider is not None
+        return ProviderSpec(name=name, provider=self.provider, model=self.model,
+                            base_url=self.base_url, api_key=self.api_key, headers=self.headers,
+                            timeouts=Timeouts(connect=t.connect, first_byte=t.first_byte,
+                                              idle=t.idle, total=t.total),
+                            capabilities=self.capabilities, options=self.options)
+
+
+class ModelConfig(DeploymentConfig, kw_only=True):
+    """One client-visible model name: either one deployment written inline
+    (``provider``, ``model``, …) or several under ``deployments``, plus how requests are
+    spread over them and where they go when all fail."""
+
+    name: str
+    deployments: list[DeploymentConfig] = msgspec.field(default_factory=list)
     hold_history: bool = False
     """True: dragoman holds the conversation of thread-keyed requests (sessions)."""
-    options: dict[str, Any] = msgspec.field(default_factory=dict)
+    balance: Literal["weighted", "least_outstanding", "latency"] = "weighted"
+    fallbacks: list[str] = msgspec.field(default_factory=list)
+    fallback_on: list[ErrorKind] | None = None
+    retry: RetryConfig = msgspec.field(default_factory=RetryConfig)
 
     def __repr__(self) -> str:  # the key must never reach a log
         return f"ModelConfig(name={self.name!r}, provider={self.provider!r}, model={self.model!r})"
 
-    def spec(self) -> ProviderSpec:
-        t = self.timeouts
-        return ProviderSpec(name=self.name, provider=self.provider, model=self.model,
-                            base_url=self.base_url, api_key=self.api_key, headers=self.headers,
-                            timeouts=Timeouts(connect=t.connect, first_byte=t.first_byte,
-                                              idle=t.idle),
-                            capabilities=self.capabilities, options=self.options)
+    def deployment_configs(self) -> list[DeploymentConfig]:
+        return self.deployments or [self]
+
+    def route_policy(self) -> RoutePolicy:
+        on = frozenset(self.fallback_on) if self.fallback_on is not None \
+            else DEFAULT_FALLBACK_ON
+        return RoutePolicy(balance=self.balance, fallbacks=tuple(self.fallbacks),
+                           fallback_on=on, retry=self.retry.policy())
 
 
-_COMMON_KEYS = frozenset(ModelConfig.__struct_fields__) - {"options"}
+_DEPLOYMENT_KEYS = frozenset(DeploymentConfig.__struct_fields__) - {"options"}
+_MODEL_KEYS = frozenset(ModelConfig.__struct_fields__) - {"options"}
+
+
+class RateLimitConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    rpm: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    tpm: Annotated[float, msgspec.Meta(gt=0)] | None = None
+
+    def limit(self) -> RateLimit:
+        return RateLimit(rpm=self.rpm, tpm=self.tpm)
+
+
+class BudgetConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    usd: Annotated[float, msgspec.Meta(ge=0)]
+    window: Duration = "30d"
+
+    def budget(self, where: str) -> Budget:
+        return Budget(amount=self.usd, window=_seconds(self.window, f"{where}.window"))
+
+
+class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``limits:`` — rate limits and budgets (``router.limits``). ``backend: redis`` shares
+    the counters between every worker and host pointed at the same Redis."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str | None = None
+    redis_prefix: str = "dragoman"
+    tenant: RateLimitConfig = msgspec.field(default_factory=RateLimitConfig)
+    tenants: dict[str, RateLimitConfig] = msgspec.field(default_factory=dict)
+    models: dict[str, RateLimitConfig] = msgspec.field(default_factory=dict)
+    budget: BudgetConfig | None = None
+    budgets: dict[str, BudgetConfig] = msgspec.field(default_factory=dict)
+    reserve_output_tokens: Annotated[int, msgspec.Meta(gt=0)] = 4096
+
+    def __repr__(self) -> str:  # the Redis URL may hold a password
+        return f"LimitsConfig(backend={self.backend!r})"
+
+    def policy(self) -> LimitsPolicy:
+        w = "$.limits"
+        return LimitsPolicy(
+            tenant=self.tenant.limit(),
+            tenants={k: v.limit() for k, v in self.tenants.items()},
+            models={k: v.limit() for k, v in self.models.items()},
+            budget=self.budget.budget(f"{w}.budget") if self.budget else None,
+            budgets={k: v.budget(f"{w}.budgets.{k}") for k, v in self.budgets.items()},
+            reserve_output_tokens=self.reserve_output_tokens)
+
+    def store(self) -> LimitStore:
+        if self.backend == "memory":
+            return MemoryLimitStore()
+        if not self.redis_url:
+            raise ConfigError("`$.limits.redis_url` is required for the redis backend "
+                              "(redis://[:password@]host:port/db)")
+        try:
+            from .router.limits.redis_store import RedisLimitStore
+        except ImportError:
+            raise ConfigError("the redis backend of `$.limits` needs the redis package: "
+                              "pip install 'dragoman[redis]'") from None
+        return RedisLimitStore(self.redis_url, prefix=self.redis_prefix)
 
 
 class FetchConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -143,21 +280,28 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     models: list[ModelConfig] = msgspec.field(default_factory=list)
     agents: list[AgentSpec] = msgspec.field(default_factory=list)
     sessions: SessionsConfig = msgspec.field(default_factory=lambda: SessionsConfig())
+    limits: LimitsConfig | None = None
+
+
+def _split(entry: Any, common: frozenset[str]) -> Any:
+    """A model or deployment mapping with its provider-specific keys under ``options``."""
+    if not isinstance(entry, dict):
+        return entry
+    out = {k: v for k, v in entry.items() if k in common}
+    out["options"] = {k: v for k, v in entry.items() if k not in common}
+    if isinstance(out.get("deployments"), list):
+        out["deployments"] = [_split(d, _DEPLOYMENT_KEYS) for d in out["deployments"]]
+    return out
 
 
 def _split_model_options(data: dict[str, Any]) -> dict[str, Any]:
-    """Move each model entry's provider-specific keys under ``options``."""
+    """Move each model entry's (and deployment's) provider-specific keys under ``options``."""
     models = data.get("models")
     if not isinstance(models, list):
         return data
-    out = []
-    for m in models:
-        if isinstance(m, dict):
-            common = {k: v for k, v in m.items() if k in _COMMON_KEYS}
-            common["options"] = {k: v for k, v in m.items() if k not in _COMMON_KEYS}
-            m = common
-        out.append(m)
-    return {**data, "models": out}
+    return {**data, "models": [_split(m, _MODEL_KEYS) for m in models]}
+
+
 #: What ``dragoman serve`` offers with no configuration: the offline echo model.
 DEFAULT_MODELS = [ModelConfig(name="dragoman/echo", provider="echo"),
                   ModelConfig(name="echo", provider="echo")]
@@ -197,13 +341,36 @@ def parse_config(data: Any) -> Config:
     if dup:
         raise ConfigError(f"duplicate model name(s) in `$.models`: {', '.join(sorted(dup))}")
     for i, m in enumerate(cfg.models):
-        if m.provider not in registry.PROVIDERS:
-            raise ConfigError(f"unknown provider {m.provider!r} at `$.models[{i}].provider` "
-                              f"(known: {', '.join(sorted(registry.PROVIDERS))})")
-        if m.provider not in registry.MODEL_OPTIONAL and not m.model:
-            raise ConfigError(f"`$.models[{i}].model` is required for provider {m.provider!r}")
+        _check_model(i, m, set(names))
     _check_agents(cfg)
+    if cfg.limits is not None:
+        cfg.limits.policy()  # durations checked now, not at the first request
     return cfg
+
+
+def _check_model(i: int, m: ModelConfig, names: set[str]) -> None:
+    where = f"$.models[{i}]"
+    if m.deployments and (m.provider or m.model or m.options):
+        stray = sorted(m.options) or ["provider/model"]
+        raise ConfigError(f"invalid configuration: `{where}` lists `deployments`, so "
+                          f"{', '.join(stray)} belong(s) in each deployment, not the model "
+                          f"- at `{where}`")
+    for j, d in enumerate(m.deployment_configs()):
+        at = f"{where}.deployments[{j}]" if m.deployments else where
+        if d.provider is None:
+            unknown = f" (unknown keys: {', '.join(sorted(d.options))})" if d.options else ""
+            raise ConfigError(f"invalid configuration: missing required field `provider`"
+                              f"{unknown} - at `{at}`")
+        if d.provider not in registry.PROVIDERS:
+            raise ConfigError(f"unknown provider {d.provider!r} at `{at}.provider` "
+                              f"(known: {', '.join(sorted(registry.PROVIDERS))})")
+        if d.provider not in registry.MODEL_OPTIONAL and not d.model:
+            raise ConfigError(f"`{at}.model` is required for provider {d.provider!r}")
+        if d.breaker is not None:
+            d.breaker.policy(f"{at}.breaker")
+    for f in m.fallbacks:
+        if f == m.name or f not in names:
+            raise ConfigError(f"`{where}.fallbacks`: {f!r} is not another model of `$.models`")
 
 
 def _check_agents(cfg: Config) -> None:
@@ -234,43 +401,76 @@ def load_config(path: str | Path | None) -> Config:
     return parse_config(data)
 
 
-def _build_provider(i: int, m: ModelConfig, fetch_policy: FetchPolicy) -> LlmProvider:
-    spec = m.spec()
+def _build_provider(where: str, name: str, d: DeploymentConfig,
+                    fetch_policy: FetchPolicy) -> LlmProvider:
+    spec = d.spec(name)
     spec.fetch_policy = fetch_policy
     try:
         return registry.build(spec)
     except registry.OptionsError as e:
-        msg = str(e).replace("`$", f"`$.models[{i}]")
+        msg = str(e).replace("`$", f"`{where}")
         if "- at `" not in msg:
-            msg += f" - at `$.models[{i}]`"
+            msg += f" - at `{where}`"
         raise ConfigError(f"invalid configuration: {msg}") from None
+
+
+def _deployments(i: int, m: ModelConfig, fetch_policy: FetchPolicy,
+                 created: int) -> list[Deployment]:
+    out = []
+    for j, d in enumerate(m.deployment_configs()):
+        where = f"$.models[{i}].deployments[{j}]" if m.deployments else f"$.models[{i}]"
+        assert d.provider is not None
+        out.append(Deployment(
+            name=m.name, provider=_build_provider(where, m.name, d, fetch_policy),
+            owned_by="dragoman" if d.provider == "echo" else d.provider,
+            passthrough=d.passthrough, hold_history=m.hold_history, created=created,
+            weight=d.weight,
+            breaker=d.breaker.policy(f"{where}.breaker") if d.breaker is not None else None,
+            label=f"{m.name}#{j}"))
+    return out
+
+
+#: Agents are not retried by the router: a failed run may have executed tools already.
+_AGENT_POLICY = RoutePolicy(retry=RetryPolicy(retries=0))
 
 
 def build_gateway(cfg: Config) -> Gateway:
     models = cfg.models or DEFAULT_MODELS
     fetch_policy = cfg.fetch.image_policy()
     created = int(time.time())  # /v1/models "created": when this gateway configured them
-    deployments = [Deployment(name=m.name, provider=_build_provider(i, m, fetch_policy),
-                              owned_by="dragoman" if m.provider == "echo" else m.provider,
-                              passthrough=m.passthrough, hold_history=m.hold_history,
-                              created=created)
-                   for i, m in enumerate(models)]
-    by_name = {d.name: d.provider for d in deployments}
+    deployments = [d for i, m in enumerate(models)
+                   for d in _deployments(i, m, fetch_policy, created)]
+    policies = {m.name: m.route_policy() for m in models}
+    table = ModelTable(deployments, policies)
     sessions = open_store(cfg.sessions.settings())
     turns = StoredTurns(sessions)  # a client-tool follow-up may reach any worker or host
+    by_name = {r.name: r for r in table.routes()}
     for i, a in enumerate(cfg.agents):
         try:
-            # The model's own deployment closes the shared provider.
-            agent = build_agent(a, by_name[a.model], owns_provider=False, turns=turns)
+            # The model's own deployment closes the shared provider; the agent's model
+            # calls go through that model's route (retries, fallbacks, breakers).
+            agent = build_agent(a, RoutedProvider(table, by_name[a.model]),
+                                owns_provider=False, turns=turns)
         except AgentSpecError as e:
             raise ConfigError(f"invalid configuration: {e.message} - at "
                               f"`$.agents[{i}]{e.where}`") from None
-        by_name[a.name] = agent
         deployments.append(Deployment(name=a.name, provider=agent, owned_by="dragoman-agent",
                                       passthrough=False, hold_history=True, created=created))
-    return Gateway(ModelTable(deployments), auth=_build_auth(cfg),
+        policies[a.name] = _AGENT_POLICY
+        table = ModelTable(deployments, policies)
+        by_name = {r.name: r for r in table.routes()}
+    return Gateway(table, auth=_build_auth(cfg),
                    api_keys=cfg.server.api_keys, max_body_bytes=cfg.server.max_body_bytes,
-                   sessions=sessions)
+                   sessions=sessions, limiter=_build_limiter(cfg))
+
+
+def _build_limiter(cfg: Config) -> Limiter | None:
+    """Limits apply when configured, and whenever callers are authenticated (their
+    credentials may carry ``rpm``/``tpm``/``budget_usd``); in process by default."""
+    if cfg.limits is None and cfg.auth is None and not cfg.server.api_keys:
+        return None
+    limits = cfg.limits or LimitsConfig()
+    return Limiter(limits.policy(), limits.store())
 
 
 def _build_auth(cfg: Config) -> AuthResolver | None:

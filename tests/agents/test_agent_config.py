@@ -9,6 +9,7 @@ import pytest
 
 from dragoman.agents import SingleAgent
 from dragoman.config import ConfigError, build_gateway, parse_config
+from dragoman.router.routed import RoutedProvider
 
 ECHO = {"name": "m", "provider": "echo"}
 
@@ -34,10 +35,12 @@ def test_agents_become_deployments(tmp_path: Path) -> None:
     assert agent.system == "Be careful." and agent.max_steps == 7
     assert [t.name for t in agent.tools] == ["read_file", "write_file", "edit_file", "list_dir",
                                              "glob", "grep", "bash", "web_fetch", "get_weather"]
-    assert agent.provider is gw.models.resolve("m").provider
+    # the agent calls its model through the router (retries, fallbacks, breakers)
+    assert isinstance(agent.provider, RoutedProvider) and agent.provider.name == "m"
     assert not agent.owns_provider  # the model's own deployment closes it
     boss = gw.models.resolve("boss").provider
-    assert isinstance(boss, SingleAgent) and boss.provider is agent
+    assert isinstance(boss, SingleAgent) and isinstance(boss.provider, RoutedProvider) \
+        and boss.provider.name == "coder"
     assert [d.name for d in gw.models.listed()] == ["m", "coder", "boss"]
 
 

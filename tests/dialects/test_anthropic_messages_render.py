@@ -343,7 +343,7 @@ def test_empty_text_delta_opens_no_delta_frame() -> None:
     (Conflict("busy"), 409, "invalid_request_error"),
     (RequestTooLarge("big"), 413, "request_too_large"),
     (RateLimited("slow down", retry_after=3), 429, "rate_limit_error"),
-    (BudgetExhausted("broke"), 429, "rate_limit_error"),
+    (BudgetExhausted("broke"), 429, "billing_error"),  # its own type (a 429: SDKs see RateLimitError)
     (Overloaded("Overloaded"), 529, "overloaded_error"),
     (CircuitOpen("open"), 529, "overloaded_error"),
     (UpstreamError("boom"), 502, "api_error"),

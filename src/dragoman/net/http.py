@@ -22,11 +22,13 @@ from ..core import TransportError, UpstreamTimeout
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     """``connect``: TCP+TLS set-up; ``first_byte``: until response headers arrive;
-    ``idle``: longest silence between two body chunks of a stream."""
+    ``idle``: longest silence between two body chunks of a stream; ``total``: the whole
+    exchange, body or stream included (None: no limit)."""
 
     connect: float = 10.0
     first_byte: float = 600.0
     idle: float = 300.0
+    total: float | None = None
 
 
 class UpstreamResponse:
@@ -52,7 +54,8 @@ class UpstreamResponse:
             async for chunk in self._resp.content.iter_any():
                 yield chunk
         except TimeoutError:
-            raise UpstreamTimeout("upstream stream went idle") from None
+            raise UpstreamTimeout("upstream stream went idle or ran past its total time "
+                                  "limit") from None
         except aiohttp.ClientError as e:
             raise TransportError(f"upstream stream broke: {type(e).__name__}") from None
 
@@ -93,7 +96,8 @@ class HttpClient:
                                                  ssl=self._ssl if self._ssl is not None else True)
             s = self._session = aiohttp.ClientSession(
                 connector=connector,
-                timeout=aiohttp.ClientTimeout(total=None, connect=self.timeouts.connect,
+                timeout=aiohttp.ClientTimeout(total=self.timeouts.total,
+                                              connect=self.timeouts.connect,
                                               sock_read=self.timeouts.idle),
                 auto_decompress=True,
                 skip_auto_headers=("User-Agent",),

@@ -1,5 +1,9 @@
-"""Model name → target. Retries, fallbacks and budgets arrive with the routing issue."""
+"""Model name → deployments: load balancing, retries, fallbacks, circuit breakers
+(``attempts``), and rate limits and budgets (``limits``)."""
 
-from .table import Deployment, ModelTable
+from .attempts import Started, dispatch
+from .health import BreakerPolicy
+from .table import Deployment, ModelTable, RetryPolicy, Route, RoutePolicy
 
-__all__ = ["Deployment", "ModelTable"]
+__all__ = ["BreakerPolicy", "Deployment", "ModelTable", "RetryPolicy", "Route", "RoutePolicy",
+           "Started", "dispatch"]

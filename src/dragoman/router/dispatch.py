@@ -8,6 +8,7 @@ picks the same-dialect fast path when nothing about the request needs translatin
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,11 +19,14 @@ from ..core import (
     InvalidRequest,
     StreamEvent,
     ToolResult,
+    UpstreamError,
     events_of,
 )
 from ..providers.base import HttpDialectProvider, LlmProvider
 from ..providers.passthrough import Passthrough
 from .table import Deployment
+
+log = logging.getLogger("dragoman.router")
 
 
 def _first_image(req: ChatRequest) -> str | None:
@@ -62,6 +66,32 @@ def open_stream(provider: LlmProvider, req: ChatRequest,
     if caps.streaming:
         return provider.stream(req)
     return _synthesized(provider, req)
+
+
+async def open_first(provider: LlmProvider, req: ChatRequest, caps: Capabilities
+                     ) -> tuple[AsyncIterator[StreamEvent], StreamEvent]:
+    """Open a stream and wait for its first event: a failure up to here raises (and the
+    stream is closed), so the router may still retry; after it, failures are in-band."""
+    events = open_stream(provider, req, caps)
+    try:
+        first = await events.__anext__()
+    except StopAsyncIteration:
+        await aclose_events(events)
+        raise UpstreamError("upstream produced an empty stream") from None
+    except BaseException:
+        await aclose_events(events)
+        raise
+    return events, first
+
+
+async def aclose_events(events: AsyncIterator[StreamEvent]) -> None:
+    """Close a provider stream (its upstream connection with it); never raises."""
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:
+            log.debug("closing provider stream failed", exc_info=True)
 
 
 async def _synthesized(provider: LlmProvider, req: ChatRequest) -> AsyncIterator[StreamEvent]:

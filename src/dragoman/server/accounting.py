@@ -8,35 +8,45 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from ..auth import Principal
-from ..core import Capabilities, ChatRequest, DragomanError, Usage
+from ..core import ChatRequest, DragomanError, Usage
 from ..dialects.base import Dialect
-from ..router import Deployment
+from ..router import Deployment, Route
 from ..router.usage import UsageAccounting, UsageRecord, format_cost
 
 T = TypeVar("T")
 
 
 class RequestMeter:
-    """Filled in while a request runs (``usage``, ``outcome``, ``passthrough``); ``finish``
-    prices it and records it once. Nothing here runs per chunk."""
+    """Filled in while a request runs (``usage``, ``outcome``, ``passthrough``, the
+    deployment that served it); ``finish`` prices it and records it once. Nothing here
+    runs per chunk."""
 
-    __slots__ = ("_accounting", "_caps", "_dialect", "_model", "_provider", "_start",
-                 "_stream", "_tenant", "outcome", "passthrough", "usage")
+    __slots__ = ("_accounting", "_caps", "_dialect", "_finished", "_model", "_provider",
+                 "_start", "_stream", "_tenant", "outcome", "passthrough", "usage")
 
-    def __init__(self, accounting: UsageAccounting, principal: Principal,
-                 deployment: Deployment, dialect: Dialect, req: ChatRequest,
-                 caps: Capabilities) -> None:
+    def __init__(self, accounting: UsageAccounting, principal: Principal, route: Route,
+                 dialect: Dialect, req: ChatRequest) -> None:
         self._accounting = accounting
         self._tenant = principal.tenant_id
         self._model = req.model
-        self._provider = deployment.provider.name
+        self._provider = route.provider.name
         self._dialect = dialect.name
         self._stream = req.stream
-        self._caps = caps
+        self._caps = route.provider.capabilities()
         self._start = time.perf_counter()
+        self._finished = False
         self.usage: Usage | None = None
         self.outcome = "ok"
         self.passthrough = False
+
+    def served_by(self, deployment: Deployment) -> None:
+        """The deployment that took the request (priced at its rates)."""
+        self._provider = deployment.provider.name
+        self._caps = deployment.provider.capabilities()
+
+    def cost(self) -> float | None:
+        """What the request cost, or None while its usage is unknown."""
+        return None if self.usage is None else self._caps.cost_of(self.usage)
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """``x-dragoman-*`` response headers for a whole (non-stream) answer."""
@@ -47,15 +57,18 @@ class RequestMeter:
                 (b"x-dragoman-cost-usd", format_cost(self._caps.cost_of(u)).encode())]
 
     async def run(self, work: Awaitable[T]) -> T:
-        """Await ``work``; a failure is recorded (with its kind) before it propagates."""
+        """Await ``work``; a failure's kind becomes the outcome before it propagates."""
         try:
             return await work
         except DragomanError as e:
             self.outcome = e.kind.value
-            await self.finish()
             raise
 
     async def finish(self) -> None:
+        """Record the request (once; later calls do nothing)."""
+        if self._finished:
+            return
+        self._finished = True
         usage = self.usage or Usage()
         await self._accounting.record(UsageRecord(
             tenant=self._tenant, model=self._model, provider=self._provider,

@@ -10,6 +10,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+import msgspec
+
 from ..auth import Principal, require_model
 from ..core import DragomanError, InvalidRequest, NotFound, UpstreamError
 from ..core.estimate import estimate_request
@@ -32,6 +34,7 @@ from .http import (
 )
 
 log = logging.getLogger("dragoman.server")
+_encode = msgspec.json.Encoder().encode
 
 CHAT = openai_chat.DIALECT
 RESPONSES = openai_responses.DIALECT
@@ -66,6 +69,14 @@ async def _health(gw: Gateway, principal: Principal, scope: Scope, receive: Rece
     await send_json(send, b'{"status":"ok"}')
 
 
+async def _ready(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
+                 send: Send, params: list[str]) -> None:
+    """Ready for traffic: stores reachable and some deployment not behind an open breaker
+    (503 otherwise, so a load balancer sends the traffic elsewhere)."""
+    report = await gw.readiness()
+    await send_json(send, _encode(report), 200 if report["status"] == "ready" else 503)
+
+
 Routes = dict[str, tuple[Handler, Dialect, bool]]
 
 #: (method, path segments after /v1) → (handler, dialect for errors, needs auth)
@@ -80,6 +91,7 @@ _ROUTES: dict[tuple[str, ...], Routes] = {
     ("models",): {"GET": (model_routes.list_models, CHAT, True)},
     ("models", "*"): {"GET": (model_routes.get_model, CHAT, True)},
     ("healthz",): {"GET": (_health, CHAT, False)},
+    ("readyz",): {"GET": (_ready, CHAT, False)},
 }
 
 

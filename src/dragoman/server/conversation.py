@@ -26,7 +26,7 @@ from ..auth import Principal
 from ..core import ChatRequest, ChatResponse, InvalidRequest, Message, NotFound
 from ..dialects import openai_responses
 from ..dialects.base import Dialect, RenderContext
-from ..router import Deployment
+from ..router import Route
 from ..sessions import NewResponse, PreviousResponse, SessionStore, Turn
 from .gateway import Gateway
 from .http import Scope
@@ -66,12 +66,12 @@ def thread_key(scope: Scope) -> ThreadKey | None:
     return ThreadKey(value, name in RESENDING_CLIENTS)
 
 
-def holds_history(deployment: Deployment) -> bool:
+def holds_history(route: Route) -> bool:
     """Whether dragoman, not the client, holds this model's conversation history: set by
     ``hold_history: true`` on a model entry (agents from the config get it), or by a
     provider declaring ``holds_history = True``."""
-    return deployment.hold_history or bool(getattr(deployment.provider, "holds_history",
-                                                   False))
+    return route.hold_history or any(getattr(d.provider, "holds_history", False)
+                                     for d in route.deployments)
 
 
 class Conversation:
@@ -119,7 +119,7 @@ class Conversation:
 
 @contextlib.asynccontextmanager
 async def conversation(gw: Gateway, dialect: Dialect, principal: Principal, req: ChatRequest,
-                       deployment: Deployment, scope: Scope) -> AsyncIterator[Conversation]:
+                       route: Route, scope: Scope) -> AsyncIterator[Conversation]:
     """Resolve the request's history into ``req.messages`` (``previous_response_id``, a
     history-holding thread) and hold that thread for the duration of the request."""
     store = gw.sessions
@@ -136,7 +136,7 @@ async def conversation(gw: Gateway, dialect: Dialect, principal: Principal, req:
                            code="previous_response_not_found")
         req.messages = previous.messages + client_input
     store_response = dialect.name == RESPONSES and req.store is not False
-    if tk is None or not holds_history(deployment):
+    if tk is None or not holds_history(route):
         yield Conversation(store, tenant, key, previous, client_input, store_response, False)
         return
     async with contextlib.AsyncExitStack() as stack:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Iterable
 
 from ..auth import ANONYMOUS, AuthResolver, Principal, RequestInfo, StaticTokens
 from ..router import ModelTable
+from ..router.limits import Limiter
 from ..router.usage import UsageAccounting
 from ..sessions import SessionStore
 from ..sessions.memory import MemoryStore
@@ -33,7 +35,8 @@ class Gateway:
                  api_keys: Iterable[str] | None = None,
                  max_body_bytes: int = DEFAULT_MAX_BODY,
                  sessions: SessionStore | None = None,
-                 usage: UsageAccounting | None = None) -> None:
+                 usage: UsageAccounting | None = None,
+                 limiter: Limiter | None = None) -> None:
         """``auth`` resolves every request to a Principal; ``api_keys`` is the shorthand for
         ``StaticTokens(api_keys)``; with neither, every caller is the anonymous tenant."""
         self.models = models
@@ -45,6 +48,8 @@ class Gateway:
         self._purger: asyncio.Task[None] | None = None
         #: called once per finished generation with its usage and cost (budgets, metrics)
         self.usage = usage or UsageAccounting()
+        #: rate limits and budgets (``router.limits``); None admits everything
+        self.limiter = limiter
 
     async def authenticate(self, scope: Scope) -> Principal:
         if self.auth is None:
@@ -77,6 +82,33 @@ class Gateway:
             except Exception:
                 log.warning("purging expired sessions failed", exc_info=True)
 
+    async def readiness(self) -> dict[str, object]:
+        """What ``/readyz`` reports: the session store and the limits store reachable, and
+        per model name whether at least one deployment is not behind an open breaker."""
+        checks: dict[str, object] = {}
+        ready = True
+        for name, probe in (("sessions", self.sessions.ping),
+                            ("limits", self.limiter.store.ping if self.limiter else None)):
+            if probe is None:
+                continue
+            try:
+                async with asyncio.timeout(2.0):
+                    await probe()
+                checks[name] = "ok"
+            except Exception as e:
+                ready = False
+                checks[name] = f"unreachable ({type(e).__name__})"
+        now = time.monotonic()
+        models: dict[str, str] = {}
+        any_up = False
+        for route in self.models.routes():
+            up = any(d.health.breaker.available(now) for d in route.deployments)
+            any_up = any_up or up
+            models[route.name] = "ok" if up else "circuit_open"
+        ready = ready and any_up
+        checks["models"] = models
+        return {"status": "ready" if ready else "unavailable", "checks": checks}
+
     async def aclose(self) -> None:
         if self._purger is not None:
             self._purger.cancel()
@@ -84,6 +116,8 @@ class Gateway:
         await self.sessions.aclose()
         for p in self.models.providers():
             await p.aclose()
+        if self.limiter is not None:
+            await self.limiter.store.aclose()
         close_auth = getattr(self.auth, "aclose", None)  # resolvers with connection pools
         if close_auth is not None:
             await close_auth()

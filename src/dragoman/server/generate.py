@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from ..auth import Principal, require_model
 from ..core import (
+    ChatRequest,
+    ChatResponse,
     Collector,
     DragomanError,
     Finish,
@@ -27,12 +30,16 @@ from ..core import (
 from ..dialects import openai_responses
 from ..dialects.base import Dialect, RenderContext, StreamRenderer
 from ..providers.passthrough import Passthrough
-from ..router.dispatch import check_capabilities, open_stream, passthrough
+from ..router import Deployment, dispatch
+from ..router.dispatch import aclose_events, open_first, passthrough
+from ..router.health import Ticket
+from ..router.limits import ADMIT_ALL
+from ..router.limits.policy import settle_quietly
 from .accounting import RequestMeter
 from .agent_events import AGENT_EVENTS, agent_frame, agent_framer
-from .conversation import conversation
+from .conversation import Conversation, conversation
 from .gateway import Gateway
-from .http import Receive, Scope, Send, header, send_json
+from .http import ClientGone, Receive, Scope, Send, header, send_json
 from .writer import BodyWriter
 
 log = logging.getLogger("dragoman.server")
@@ -48,72 +55,143 @@ RESPONSES = openai_responses.DIALECT.name
 T = TypeVar("T")
 
 
+@dataclass(slots=True)
+class Opened:
+    """A deployment's first answer, which is what decides that it took the request: a
+    whole response (``resp``, or ``raw`` bytes on the fast path), or an open stream with
+    its first event (``events``/``first``) or first chunk (``chunks``/``first_chunk``)."""
+
+    fast: Passthrough | None = None
+    raw: bytes | None = None
+    chunks: AsyncGenerator[bytes, None] | None = None
+    first_chunk: bytes = b""
+    resp: ChatResponse | None = None
+    events: AsyncIterator[StreamEvent] | None = None
+    first: StreamEvent | None = None
+
+    async def discard(self) -> None:
+        """Close a stream that will not be pumped (its connection goes with it)."""
+        if self.events is not None:
+            await aclose_events(self.events)
+        if self.chunks is not None:
+            await self.chunks.aclose()
+
+
 async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: object,
                    scope: Scope, receive: Receive, send: Send) -> None:
     req = dialect.parse_request(body)
     require_model(principal, req.model)
-    deployment = gw.models.resolve(req.model)
+    route = gw.models.resolve(req.model)
     beta = header(scope, b"anthropic-beta")
     if beta:
         req.forward_headers = {"anthropic-beta": beta}
     req.tenant = principal.tenant_id  # scopes what an agent keeps between requests
 
-    async with conversation(gw, dialect, principal, req, deployment, scope) as conv:
-        ctx = RenderContext(id=new_id(dialect.id_prefix), model=req.model,
-                            created=int(time.time()), request=req)
-        provider = deployment.provider
-        caps = provider.capabilities()
-        check_capabilities(req, caps)
-        meter = RequestMeter(gw.usage, principal, deployment, dialect, req, caps)
+    async with conversation(gw, dialect, principal, req, route, scope) as conv:
+        meter = RequestMeter(gw.usage, principal, route, dialect, req)
+        admission = await gw.limiter.admit(principal, route, req) \
+            if gw.limiter is not None else ADMIT_ALL
+        ticket: Ticket | None = None
+        try:
+            # Stored, chained or thread-recorded turns need the neutral events (and the
+            # gateway's own ids); anything else may take the same-dialect fast path.
+            fast_ok = not conv.needs_events and isinstance(body, dict)
 
-        # Stored, chained or thread-recorded turns need the neutral events (and the
-        # gateway's own ids).
-        fast = None if conv.needs_events else passthrough(deployment, req, body, caps)
-        if fast is not None:
-            meter.passthrough = True
-            await forward(fast, meter, receive, send)
-            return
+            async def start(dep: Deployment) -> Opened:
+                return await _open(dep, req, body if fast_ok else None)
 
-        if not req.stream:
-            resp = await meter.run(unless_client_leaves(provider.complete(req), receive))
-            if resp is None:
+            started = await meter.run(unless_client_leaves(
+                dispatch(gw.models, route, req, start), receive))
+            if started is None:
                 meter.outcome = "client_closed"
-                await meter.finish()
                 return  # the client left: the upstream call was cancelled (connection closed)
-            meter.usage = resp.usage
-            if conv.records:
-                try:
-                    await conv.commit(req, resp, ctx)
-                except DragomanError as e:  # not saved, so not acknowledged: the tokens
-                    meter.outcome = e.kind.value  # were spent all the same
-                    await meter.finish()
-                    raise
-            await send_json(send, dialect.render_response(resp, ctx), extra=meter.headers())
+            ticket = started.ticket
+            meter.served_by(started.deployment)
+            try:
+                await _serve(started.value, dialect, req, conv, meter, receive, send)
+            finally:
+                await started.value.discard()  # no-op once pumped to the end
+        except ClientGone:
+            meter.outcome = "client_closed"
+            raise
+        except DragomanError as e:
+            meter.outcome = e.kind.value
+            raise
+        finally:
+            if ticket is not None:
+                ticket.end(meter.outcome)
+            usage = meter.usage
+            await settle_quietly(admission, meter.cost(),
+                                 usage.output_tokens if usage is not None else 0)
             await meter.finish()
-            return
-
-        collector = Collector() if conv.records else None
-
-        async def on_finish() -> None:
-            assert collector is not None
-            await conv.commit(req, collector.response(ctx.id, req.model, ctx.created), ctx)
-
-        await meter.run(stream_events(open_stream(provider, req, caps),
-                                      dialect.stream_renderer(ctx), receive, send,
-                                      collector, on_finish if conv.records else None,
-                                      agent_frame=agent_framer(dialect.name), meter=meter))
-        await meter.finish()
 
 
-async def stream_events(events: AsyncIterator[StreamEvent], renderer: StreamRenderer,
+async def _open(dep: Deployment, req: ChatRequest, body: object | None) -> Opened:
+    """Start ``req`` on one deployment and wait for its first answer. Failures raise, so
+    the router can still retry or fall back: nothing has reached the client yet."""
+    provider = dep.provider
+    caps = provider.capabilities()
+    fast = passthrough(dep, req, body, caps) if body is not None else None
+    if fast is not None:
+        if not fast.streaming:
+            return Opened(fast=fast, raw=await fast.complete())
+        chunks = fast.stream()
+        try:
+            first_chunk = await chunks.__anext__()
+        except StopAsyncIteration:
+            raise UpstreamError("upstream produced an empty stream") from None
+        except BaseException:
+            await chunks.aclose()
+            raise
+        return Opened(fast=fast, chunks=chunks, first_chunk=first_chunk)
+    if not req.stream:
+        return Opened(resp=await provider.complete(req))
+    events, first = await open_first(provider, req, caps)
+    return Opened(events=events, first=first)
+
+
+async def _serve(opened: Opened, dialect: Dialect, req: ChatRequest, conv: Conversation,
+                 meter: RequestMeter, receive: Receive, send: Send) -> None:
+    """Write the answer a deployment started to the client."""
+    if opened.fast is not None:
+        meter.passthrough = True
+        await forward(opened, meter, receive, send)
+        return
+    ctx = RenderContext(id=new_id(dialect.id_prefix), model=req.model,
+                        created=int(time.time()), request=req)
+    if opened.resp is not None:
+        resp = opened.resp
+        meter.usage = resp.usage
+        if conv.records:
+            try:
+                await conv.commit(req, resp, ctx)
+            except DragomanError as e:  # not saved, so not acknowledged: the tokens
+                meter.outcome = e.kind.value  # were spent all the same
+                raise
+        await send_json(send, dialect.render_response(resp, ctx), extra=meter.headers())
+        return
+
+    assert opened.events is not None and opened.first is not None
+    collector = Collector() if conv.records else None
+
+    async def on_finish() -> None:
+        assert collector is not None
+        await conv.commit(req, collector.response(ctx.id, req.model, ctx.created), ctx)
+
+    await stream_events(opened.events, opened.first, dialect.stream_renderer(ctx), receive,
+                        send, collector, on_finish if conv.records else None,
+                        agent_frame=agent_framer(dialect.name), meter=meter)
+
+
+async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,
+                        renderer: StreamRenderer,
                         receive: Receive, send: Send, collector: Collector | None = None,
                         on_finish: Callable[[], Awaitable[None]] | None = None, *,
                         agent_frame: Callable[[StreamEvent], bytes] = agent_frame,
                         meter: RequestMeter | None = None) -> None:
-    """Pump provider events to the client as SSE.
-
-    Errors before the first event propagate (the caller answers with an HTTP error); after
-    it they are rendered in-band. ``collector`` sees every event; ``on_finish`` runs when a
+    """Pump provider events to the client as SSE, starting with ``first`` (already read:
+    errors before it were the router's to retry). Errors from here on are rendered
+    in-band. ``collector`` sees every event; ``on_finish`` runs when a
     successful ``Finish`` arrives, before its frames are written. A client that leaves
     cancels the pump, which closes the provider stream and with it the upstream request.
     Agent events (an orchestrator's steps and tool calls) bypass the dialect renderer and
@@ -121,15 +199,6 @@ async def stream_events(events: AsyncIterator[StreamEvent], renderer: StreamRend
     ``meter`` gets the last usage and the outcome (an in-band error's kind, or
     ``client_closed``).
     """
-    try:
-        first = await events.__anext__()
-    except StopAsyncIteration:
-        await _aclose(events)
-        raise UpstreamError("upstream produced an empty stream") from None
-    except BaseException:
-        await _aclose(events)
-        raise
-
     async def pump() -> bool:
         feed = renderer.feed
         writer: BodyWriter | None = None
@@ -173,7 +242,7 @@ async def stream_events(events: AsyncIterator[StreamEvent], renderer: StreamRend
         finally:
             if writer is not None:
                 writer.abort()
-            await _aclose(events)
+            await aclose_events(events)
 
     if await unless_client_leaves(pump(), receive) is None and meter is not None:
         meter.outcome = "client_closed"
@@ -217,36 +286,18 @@ async def _wait_disconnect(receive: Receive) -> None:
             return
 
 
-async def _aclose(events: AsyncIterator[StreamEvent]) -> None:
-    aclose = getattr(events, "aclose", None)
-    if aclose is not None:
-        try:
-            await aclose()
-        except Exception:
-            log.debug("closing provider stream failed", exc_info=True)
-
-
-async def forward(fast: Passthrough, meter: RequestMeter, receive: Receive, send: Send) -> None:
+async def forward(opened: Opened, meter: RequestMeter, receive: Receive, send: Send) -> None:
     """The same-dialect fast path: the upstream's answer goes to the client as it came.
-    Errors before the first byte propagate (answered in the client's envelope); after it
-    the pass-through ends the stream in-band itself."""
-    if not fast.streaming:
-        raw = await meter.run(unless_client_leaves(fast.complete(), receive))
-        if raw is None:
-            meter.outcome = "client_closed"
-        else:
-            meter.usage = fast.usage
-            await send_json(send, raw, extra=meter.headers())
-        await meter.finish()
+    After the first byte the pass-through ends a broken stream in-band itself."""
+    fast = opened.fast
+    assert fast is not None
+    if opened.raw is not None:
+        meter.usage = fast.usage
+        await send_json(send, opened.raw, extra=meter.headers())
         return
-    chunks = fast.stream()
-    try:
-        first = await meter.run(chunks.__anext__())
-    except StopAsyncIteration:
-        raise UpstreamError("upstream produced an empty stream") from None
-    except BaseException:
-        await chunks.aclose()
-        raise
+    chunks = opened.chunks
+    assert chunks is not None
+    first = opened.first_chunk
 
     async def pump() -> bool:
         try:
@@ -264,4 +315,3 @@ async def forward(fast: Passthrough, meter: RequestMeter, receive: Receive, send
     else:
         meter.outcome = fast.outcome
     meter.usage = fast.usage
-    await meter.finish()

@@ -11,7 +11,7 @@ import msgspec
 import zstandard
 
 from ..auth.errors import AuthError
-from ..core import DragomanError, InvalidRequest, RequestTooLarge
+from ..core import DragomanError, ErrorKind, InvalidRequest, RequestTooLarge
 from ..dialects.base import Dialect
 
 Scope = dict[str, Any]
@@ -120,6 +120,9 @@ def error_headers(err: DragomanError) -> list[tuple[bytes, bytes]]:
     if err.retry_after is not None:
         h.append((b"retry-after", str(max(1, round(err.retry_after))).encode()))
         h.append((b"retry-after-ms", str(int(err.retry_after * 1000)).encode()))
+    if err.kind is ErrorKind.BUDGET_EXHAUSTED:
+        # A 429 the SDKs would retry at once; a spent budget does not refill in seconds.
+        h.append((b"x-should-retry", b"false"))
     if isinstance(err, AuthError) and err.status in (401, 403):
         # RFC 6750 §3: the challenge names what was wrong (never the token itself).
         h.append((b"www-authenticate", err.challenge().encode("latin-1", "replace")))

@@ -11,18 +11,18 @@ import msgspec
 
 from ..auth import Principal
 from ..core import NotFound
-from ..router import Deployment
+from ..router import Route
 from .gateway import Gateway
 from .http import Receive, Scope, Send, header, send_json
 
 _encode = msgspec.json.Encoder().encode
 
 
-def _openai(d: Deployment, name: str) -> dict[str, Any]:
+def _openai(d: Route, name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": d.created, "owned_by": d.owned_by}
 
 
-def _anthropic(d: Deployment, name: str) -> dict[str, Any]:
+def _anthropic(d: Route, name: str) -> dict[str, Any]:
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(d.created))
     return {"type": "model", "id": name, "display_name": name, "created_at": created}
 

@@ -87,6 +87,11 @@ class SessionStore(abc.ABC):
             self._opened = False
             await self._close()
 
+    async def ping(self) -> None:
+        """Raise unless the store answers a query (``/readyz``): one indexed lookup of a
+        response id that cannot exist."""
+        await self._run(plans.load_response("", "~ping", 0))
+
     async def _run(self, plan: plans.Plan[R], write: bool = False) -> R:
         try:
             await self.open()

@@ -164,7 +164,7 @@ ERROR_TYPE: dict[ErrorKind, str] = {
     ErrorKind.CONFLICT: "invalid_request_error",
     ErrorKind.REQUEST_TOO_LARGE: "request_too_large",
     ErrorKind.RATE_LIMITED: "rate_limit_error",
-    ErrorKind.BUDGET_EXHAUSTED: "rate_limit_error",
+    ErrorKind.BUDGET_EXHAUSTED: "billing_error",
     ErrorKind.OVERLOADED: "overloaded_error",
     ErrorKind.CIRCUIT_OPEN: "overloaded_error",
     ErrorKind.UPSTREAM: "api_error",

@@ -1,0 +1,154 @@
+"""One request's way through a route: pick a deployment, start it, and on a failure that
+is worth it retry (after a back-off), try another deployment, or move on to a fallback.
+
+Everything here happens before a byte reaches the client: ``start`` is the caller's
+"open the upstream and get its first answer" (a whole response, or a stream's first
+event), so a failure inside it can still be retried. Once ``dispatch`` returns, the
+request is committed to that deployment; later failures are the stream's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from ..core import ChatRequest, CircuitOpen, DragomanError, ErrorKind
+from .balance import pick
+from .dispatch import check_capabilities
+from .health import Ticket
+from .table import RETRYABLE, Deployment, ModelTable, RetryPolicy, Route
+
+T = TypeVar("T")
+
+_RNG = random.Random()
+
+
+@dataclass(slots=True)
+class Started(Generic[T]):
+    """The deployment that took the request, what ``start`` returned, and the ticket the
+    caller ends (``ticket.end(outcome)``) when the request is over."""
+
+    deployment: Deployment
+    value: T
+    ticket: Ticket
+
+
+def backoff_delay(attempt: int, policy: RetryPolicy, retry_after: float | None,
+                  rng: random.Random | None = None) -> float:
+    """Seconds before attempt ``attempt + 1``: exponential with "equal jitter" (half fixed,
+    half random, so retries of many requests spread out), never below ``retry_after``."""
+    cap = min(policy.max_backoff, policy.backoff * (2 ** max(0, attempt - 1)))
+    r = rng or _RNG
+    delay = cap / 2 + r.random() * cap / 2
+    return max(delay, retry_after or 0.0)
+
+
+def capable(route: Route, req: ChatRequest) -> list[Deployment]:
+    """The route's deployments whose capabilities take this request; when none does, the
+    first one's refusal (a 400 naming the problem) is raised."""
+    ok = []
+    first_error: DragomanError | None = None
+    for d in route.deployments:
+        try:
+            check_capabilities(req, d.provider.capabilities())
+        except DragomanError as e:
+            first_error = first_error or e
+            continue
+        ok.append(d)
+    if not ok:
+        assert first_error is not None
+        raise first_error
+    return ok
+
+
+async def dispatch(table: ModelTable, route: Route, req: ChatRequest,
+                   start: Callable[[Deployment], Awaitable[T]]) -> Started[T]:
+    """Run ``start`` on a deployment of ``route`` (or of its fallbacks) until one answers.
+
+    Raises the last error when every option is used up; ``CircuitOpen`` when no
+    deployment was even available."""
+    err: DragomanError | None = None
+    failed_context: int | None = None
+    for i, r in enumerate([route, *table.fallbacks(route)]):
+        if i:
+            assert err is not None
+            if err.kind not in route.policy.fallback_on:
+                raise err
+            if err.kind is ErrorKind.CONTEXT_LENGTH and failed_context is not None \
+                    and r.max_context_tokens <= failed_context:
+                continue  # only a larger context can help
+        try:
+            candidates = capable(r, req)
+        except DragomanError as e:
+            if i == 0 and not route.policy.fallbacks:
+                raise
+            err = err or e
+            continue
+        try:
+            return await _on_route(r, candidates, req, start)
+        except DragomanError as e:
+            err = e
+            if e.kind is ErrorKind.CONTEXT_LENGTH:
+                failed_context = r.max_context_tokens
+    assert err is not None
+    raise err
+
+
+async def _on_route(route: Route, candidates: Sequence[Deployment], req: ChatRequest,
+                    start: Callable[[Deployment], Awaitable[T]]) -> Started[T]:
+    """Every deployment whose breaker lets it through gets one attempt per round (those
+    not cooling down after an upstream 429 first); when a round has failed, the next one
+    starts after a back-off, ``retries`` times at most."""
+    policy = route.policy.retry
+    tried: set[int] = set()
+    rounds = 0
+    last: DragomanError | None = None
+    while True:
+        now = time.monotonic()
+        available = [d for d in candidates if d.health.breaker.available(now)]
+        if not available:
+            if last is not None:
+                raise last
+            raise CircuitOpen(f"No deployment of '{route.name}' is available right now "
+                              "(circuit open).", retry_after=_until_half_open(candidates, now))
+        untried = [d for d in available if id(d) not in tried]
+        if not untried:
+            assert last is not None
+            if rounds >= policy.retries or (last.retry_after is not None
+                                            and last.retry_after > policy.max_retry_after):
+                raise last
+            rounds += 1
+            tried.clear()
+            await asyncio.sleep(backoff_delay(rounds, policy, last.retry_after))
+            continue
+        ready = [d for d in untried if d.health.cool_until <= now] or untried
+        dep = pick(route.policy.balance, ready)
+        dep.health.breaker.admit(now)  # available, so admitted (an expired open: a probe)
+        ticket = Ticket(dep.health)
+        try:
+            value = await start(dep)
+        except DragomanError as e:
+            ticket.end(e.kind)
+            last = e
+            if e.kind not in RETRYABLE:
+                raise
+            if e.retry_after:
+                dep.health.cool_until = time.monotonic() + e.retry_after
+            tried.add(id(dep))
+            continue
+        except BaseException:
+            ticket.end("client_closed")
+            raise
+        ticket.answered()
+        return Started(dep, value, ticket)
+
+
+def _until_half_open(candidates: Sequence[Deployment], now: float) -> float | None:
+    """Seconds until the first open breaker lets a probe through."""
+    waits = [d.health.breaker.opened_until - now for d in candidates
+             if d.health.breaker.state.value == "open"]
+    return max(0.0, min(waits)) if waits else None

@@ -10,6 +10,7 @@ chaos fake with a slow stream that would take a minute to finish.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import threading
@@ -45,10 +46,8 @@ class ThreadedGateway:
         asyncio.set_event_loop(self.loop)
         self._task = self.loop.create_task(serve(self.gw.app(), host="127.0.0.1",
                                                  port=self.port))
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             self.loop.run_until_complete(self._task)
-        except asyncio.CancelledError:
-            pass
 
     def start(self) -> None:
         self._thread.start()

@@ -38,6 +38,10 @@ def prepare(cfg: Config, workers: int) -> str | None:
     if store.settings.backend == "memory" and workers > 1:
         print("dragoman: warning: `sessions.backend: memory` is per worker process; stored "
               "responses and threads are not shared between the workers", file=sys.stderr)
+    if cfg.limits is not None and cfg.limits.backend == "memory" and workers > 1:
+        print(f"dragoman: warning: `limits.backend: memory` counts per worker process; with "
+              f"{workers} workers each limit allows up to {workers} times its value (use "
+              "`backend: redis` to share them)", file=sys.stderr)
 
     async def check() -> None:
         try:

@@ -177,7 +177,11 @@ class BudgetConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     window: Duration = "30d"
 
     def budget(self, where: str) -> Budget:
-        return Budget(amount=self.usd, window=_seconds(self.window, f"{where}.window"))
+        window = _seconds(self.window, f"{where}.window")
+        if window <= 0:  # the counters divide the window into buckets
+            raise ConfigError(f"invalid configuration: a budget window must be longer than "
+                              f"0 - at `{where}.window`")
+        return Budget(amount=self.usd, window=window)
 
 
 class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -49,7 +49,8 @@ class BreakerState(enum.Enum):
 
 
 class CircuitBreaker:
-    __slots__ = ("_consecutive", "_outcomes", "_policy", "_probing", "opened_until", "state")
+    __slots__ = ("_bad", "_consecutive", "_outcomes", "_policy", "_probing", "opened_until",
+                 "state")
 
     def __init__(self, policy: BreakerPolicy) -> None:
         self._policy = policy
@@ -58,6 +59,7 @@ class CircuitBreaker:
         self._consecutive = 0
         self._probing = False
         self._outcomes: deque[tuple[float, bool]] = deque()  # (finished at, failed)
+        self._bad = 0  # failures among _outcomes (kept, not recounted)
 
     def available(self, now: float) -> bool:
         """Would a request be let through now? (No side effect: see ``admit``.)"""
@@ -99,28 +101,30 @@ class CircuitBreaker:
         self._consecutive = self._consecutive + 1 if failed else 0
         outcomes = self._outcomes
         outcomes.append((now, failed))
+        self._bad += failed
         horizon = now - p.window
         while outcomes and outcomes[0][0] < horizon:
-            outcomes.popleft()
+            self._bad -= outcomes.popleft()[1]
         if self.state is BreakerState.OPEN:
             return
-        if self._consecutive >= p.failures:
+        too_many = self._consecutive >= p.failures
+        too_often = failed and len(outcomes) >= p.min_requests \
+            and self._bad / len(outcomes) >= p.error_rate
+        if too_many or too_often:
             self._open(now)
-        elif failed and len(outcomes) >= p.min_requests:
-            bad = sum(1 for _, f in outcomes if f)
-            if bad / len(outcomes) >= p.error_rate:
-                self._open(now)
 
     def _open(self, now: float) -> None:
         self.state = BreakerState.OPEN
         self.opened_until = now + self._policy.cooldown
         self._consecutive = 0
         self._outcomes.clear()
+        self._bad = 0
 
     def _close(self) -> None:
         self.state = BreakerState.CLOSED
         self._consecutive = 0
         self._outcomes.clear()
+        self._bad = 0
 
 
 class DeploymentHealth:

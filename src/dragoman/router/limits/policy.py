@@ -200,12 +200,13 @@ def _refusal(c: _Counted, e: LimitExceeded) -> DragomanError:
     when = ("" if e.retry_after is None
             else f" Please try again in {max(1, round(e.retry_after))}s.")
     if c.budget:
+        # No code of our own: each dialect renders its standard one (OpenAI
+        # ``insufficient_quota``), which is what clients branch on.
         if e.retry_after is None:
             return BudgetExhausted(f"This request could cost more than the whole budget of "
-                                   f"{c.what} ({limit}); lower max_tokens.",
-                                   code="budget_exhausted")
+                                   f"{c.what} ({limit}); lower max_tokens.")
         return BudgetExhausted(f"The budget of {c.what} is exhausted ({limit}).{when}",
-                               code="budget_exhausted", retry_after=e.retry_after)
+                               retry_after=e.retry_after)
     if e.retry_after is None:
         return RateLimited(f"This request alone exceeds the rate limit of {c.what} "
                            f"({limit}).", code="rate_limit_exceeded")

@@ -124,7 +124,7 @@ async def test_two_processes_cannot_overspend_one_budget(pair: list[str]) -> Non
 def test_redis_going_away_makes_the_gateway_unready_and_refuse_clearly(tmp_path: Path) -> None:
     """A limits store that is down means limits cannot be enforced: the gateway says so on
     /readyz (so a load balancer stops sending traffic) and fails requests at once with a
-    502 in the caller's dialect — not a hang, not an internal error."""
+    503 (Anthropic 529) in the caller's dialect — not a hang, not an internal error."""
     try:
         redis_cm = running_redis()  # a private server: this test stops it
         url = redis_cm.__enter__()
@@ -148,18 +148,18 @@ def test_redis_going_away_makes_the_gateway_unready_and_refuse_clearly(tmp_path:
 
             with pytest.raises(openai.APIStatusError) as e:
                 chat(oai(base, key("seq")))
-            assert e.value.status_code == 502
+            assert e.value.status_code == 503
             err = e.value.response.json()["error"]
-            assert err["type"] == "server_error"
-            assert err["message"].startswith("rate-limit store unreachable")
+            assert err["type"] == "server_error" and err["code"] == "limits_unavailable"
+            assert err["message"] == "The rate-limit store is unavailable; please retry."
             with pytest.raises(openai.APIStatusError) as e2:
                 chat(oai(base, key("seq")), stream=True)
-            assert e2.value.status_code == 502
+            assert e2.value.status_code == 503
             with pytest.raises(anthropic.APIStatusError) as e3:
                 ant(base, key("seq")).messages.create(
                     model="e", max_tokens=20, messages=[{"role": "user", "content": OK}])
-            assert e3.value.status_code == 502
-            assert e3.value.response.json()["error"]["type"] == "api_error"
+            assert e3.value.status_code == 529
+            assert e3.value.response.json()["error"]["type"] == "overloaded_error"
             for err_ in (e.value, e2.value, e3.value):
                 assert PASSWORD not in err_.response.text
         log = log_path(tmp_path, base).read_text(errors="replace")

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ...auth import Principal
-from ...core import BudgetExhausted, ChatRequest, DragomanError, RateLimited
+from ...core import BudgetExhausted, ChatRequest, DragomanError, Overloaded, RateLimited
 from ...core.estimate import estimate_request
 from ..table import Route
 from .store import Charge, Held, LimitExceeded, LimitStore
@@ -136,6 +136,13 @@ class Limiter:
             held = await self.store.acquire(charges)
         except LimitExceeded as e:
             raise _refusal(counted[e.index], e) from None
+        except DragomanError as e:
+            # Limits that cannot be checked are not waived: the request is refused as the
+            # gateway being unavailable (503, like a session store or identity provider
+            # that is down), which clients retry and load balancers understand.
+            log.error("limits store failed: %s", e.message)
+            raise Overloaded("The rate-limit store is unavailable; please retry.",
+                             code="limits_unavailable") from None
         budgets = [h for h, c in zip(held, counted, strict=True) if c.budget]
         tpm = [c.charge for c in counted if c.unit == "tokens"]
         return Admission(self.store, budgets, tpm, reserve,

@@ -395,11 +395,14 @@ def test_parse_request_raises_only_invalid_request(body: Any) -> None:
     ["message_start", "content_block_start", "content_block_delta", "content_block_stop",
      "message_delta", "message_stop", "error", "ping"]),
     st.one_of(any_json.map(json.dumps), st.text(max_size=20))), max_size=12))
-def test_stream_parser_never_raises(frames: list[tuple[str | None, str]]) -> None:
+def test_stream_parser_raises_only_dragoman_errors(frames: list[tuple[str | None, str]]
+                                                   ) -> None:
+    # (a named event with corrupt data is an UpstreamError: the answer lost a piece)
     p = StreamParser(custom_tools={"f"})
-    for name, data in frames:
-        p.feed(name, data)
-    p.close()
+    with contextlib.suppress(DragomanError):
+        for name, data in frames:
+            p.feed(name, data)
+        p.close()
 
 
 @settings(max_examples=150, deadline=None)

@@ -175,7 +175,11 @@ class StreamParser:
         try:
             obj = _decode(data)
         except (msgspec.DecodeError, ValueError):
-            return []  # keep-alives, comments, "[DONE]" from lookalike servers
+            if event is None or event == "ping":
+                return []  # keep-alives, comments, "[DONE]" from lookalike servers
+            # A named event whose data is corrupt lost part of the answer: finishing
+            # cleanly would hand the client a silently truncated response.
+            raise UpstreamError(f"upstream sent a malformed '{event[:40]}' event") from None
         if not isinstance(obj, dict):
             return []
         kind = obj.get("type")

@@ -47,12 +47,16 @@ def backoff_delay(attempt: int, policy: RetryPolicy, retry_after: float | None,
     return max(delay, retry_after or 0.0)
 
 
-def capable(route: Route, req: ChatRequest) -> list[Deployment]:
+def capable(route: Route, req: ChatRequest) -> Sequence[Deployment]:
     """The route's deployments whose capabilities take this request; when none does, the
     first one's refusal (a 400 naming the problem) is raised."""
+    deployments = route.deployments
+    if len(deployments) == 1:
+        check_capabilities(req, deployments[0].provider.capabilities())
+        return deployments
     ok = []
     first_error: DragomanError | None = None
-    for d in route.deployments:
+    for d in deployments:
         try:
             check_capabilities(req, d.provider.capabilities())
         except DragomanError as e:
@@ -70,35 +74,37 @@ async def dispatch(table: ModelTable, route: Route, req: ChatRequest,
     """Run ``start`` on a deployment of ``route`` (or of its fallbacks) until one answers.
 
     Raises the last error when every option is used up; ``CircuitOpen`` when no
-    deployment was even available."""
-    err: DragomanError | None = None
-    failed_context: int | None = None
-    for i, r in enumerate([route, *table.fallbacks(route)]):
-        if i:
-            assert err is not None
-            if err.kind not in route.policy.fallback_on:
-                raise err
-            if err.kind is ErrorKind.CONTEXT_LENGTH and failed_context is not None \
-                    and r.max_context_tokens <= failed_context:
-                continue  # only a larger context can help
-        try:
-            candidates = capable(r, req)
-        except DragomanError as e:
-            if i == 0 and not route.policy.fallbacks:
-                raise
-            err = err or e
+    deployment was even available. A request the route's own models cannot take (a 400
+    from ``capable``) is refused, not sent to a fallback; a fallback that cannot take it
+    is skipped."""
+    on = route.policy.fallback_on
+    try:
+        return await _on_route(route, capable(route, req), start)
+    except DragomanError as e:
+        if not route.policy.fallbacks or e.kind not in on:
+            raise
+        err = e
+    # After a context_length refusal only a larger context can help.
+    need_context = route.max_context_tokens if err.kind is ErrorKind.CONTEXT_LENGTH else 0
+    for r in table.fallbacks(route):
+        if err.kind not in on:
+            raise err
+        if need_context and r.max_context_tokens <= need_context:
             continue
         try:
-            return await _on_route(r, candidates, req, start)
+            candidates = capable(r, req)
+        except DragomanError:
+            continue
+        try:
+            return await _on_route(r, candidates, start)
         except DragomanError as e:
             err = e
             if e.kind is ErrorKind.CONTEXT_LENGTH:
-                failed_context = r.max_context_tokens
-    assert err is not None
+                need_context = max(need_context, r.max_context_tokens)
     raise err
 
 
-async def _on_route(route: Route, candidates: Sequence[Deployment], req: ChatRequest,
+async def _on_route(route: Route, candidates: Sequence[Deployment],
                     start: Callable[[Deployment], Awaitable[T]]) -> Started[T]:
     """Every deployment whose breaker lets it through gets one attempt per round (those
     not cooling down after an upstream 429 first); when a round has failed, the next one

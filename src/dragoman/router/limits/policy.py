@@ -91,6 +91,12 @@ class Admission:
     def reserved(self) -> float:
         return self._reserved
 
+    @property
+    def pending(self) -> bool:
+        """Something is left to settle (nothing for a request no limit applied to)."""
+        return not self._settled and self._store is not None and bool(
+            self._budgets or self._tpm)
+
     async def settle(self, cost: float | None, output_tokens: int = 0) -> None:
         """``cost``: what the request really cost (None: unknown — the client left before
         usage arrived; the input share of the reservation is kept)."""
@@ -223,4 +229,5 @@ def _refusal(c: _Counted, e: LimitExceeded) -> DragomanError:
 
 async def settle_quietly(adm: Admission, cost: float | None, output_tokens: int) -> None:
     """Settle even while the request's task is being cancelled (shutdown): shielded."""
-    await asyncio.shield(adm.settle(cost, output_tokens))
+    if adm.pending:  # (shield makes a task: not for the many requests with nothing to do)
+        await asyncio.shield(adm.settle(cost, output_tokens))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +36,33 @@ def dead_dep(model: str, **extra: Any) -> Config:
     return {"provider": "openai", "model": model,
             "base_url": f"http://127.0.0.1:{free_port()}/v1", "api_key": "sk-up",
             "timeouts": {"connect": 2}, **extra}
+
+
+_BLACK_HOLES: list[socket.socket] = []  # kept open for the whole test run
+
+
+def black_hole_port() -> int:
+    """A loopback port where connecting hangs: a listener whose accept queue is full, so
+    the kernel drops new SYNs (what an unreachable host looks like to a client)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = int(listener.getsockname()[1])
+    _BLACK_HOLES.append(listener)
+    for _ in range(4):  # fill the queue (its length is the backlog + 1)
+        c = socket.socket()
+        c.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            c.connect(("127.0.0.1", port))
+        _BLACK_HOLES.append(c)
+    return port
+
+
+def unreachable_dep(model: str, **extra: Any) -> Config:
+    """An ``openai`` deployment whose TCP connect never completes: a connect timeout."""
+    return {"provider": "openai", "model": model,
+            "base_url": f"http://127.0.0.1:{black_hole_port()}/v1", "api_key": "sk-up",
+            "timeouts": {"connect": 0.5}, **extra}
 
 
 def seen(fake: ChaosUpstream) -> list[str]:

@@ -7,6 +7,7 @@ deterministic: the failing one is always tried first (weight 0 only takes what i
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 
 from tests.fakes.chaos import Behaviour, ChaosUpstream, ContextTooLong, Fail, Stall, answer_text
 
-from .support import HI, Config, ant_dep, dead_dep, oai_dep, seen
+from .support import HI, Config, ant_dep, dead_dep, oai_dep, seen, unreachable_dep
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ TRIGGERS = {
     "rate-limited-429": Trigger(oai_dep, Fail(429)),
     "timeout": Trigger(lambda f, m: oai_dep(f, m, timeouts={"first_byte": 0.5}), Stall()),
     "transport": Trigger(lambda f, m: dead_dep(m), None),
+    "connect-timeout": Trigger(lambda f, m: unreachable_dep(m), None),
 }
 
 
@@ -99,7 +101,10 @@ def test_failover_within_the_route(fake: ChaosUpstream, oai: openai.OpenAI, trig
                                    stream: bool) -> None:
     bad, good = f"in-{trigger}-bad", f"in-{trigger}-good"
     failed = script(fake, bad, trigger)
+    began = time.monotonic()
     assert chat(oai, f"in-{trigger}", stream) == answer_text(good)
+    if trigger == "connect-timeout":  # waited out the 0.5 s connect timeout, then failed over
+        assert time.monotonic() - began >= 0.45
     assert seen(fake) == [*failed, good]
     assert all(r.stream is stream for r in fake.requests())
     check_failed_attempt(fake, bad, good, trigger)

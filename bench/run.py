@@ -1,217 +1,324 @@
-"""Added latency of dragoman against an instant upstream (nginx with inline bodies).
+"""The benchmark harness: scenarios a-f against dragoman, the ceilings and LiteLLM.
 
-    python bench/run.py [--seconds 5] [--servers granian,uvicorn]
+    .venv/bin/python bench/run.py [--quick] [--scenarios abcdef] [--workers N]
+                                  [--targets ceiling_asgi,...] [--out FILE]
 
-Measures, for each ASGI server, and for each of dragoman's two paths for a client of the
-upstream's own dialect (Chat client → ``openai`` provider): ``pass-through`` (the default
-fast path: bytes forwarded, usage scanned) and ``translated`` (the same model with
-``passthrough: false``: parsed to the neutral model and rendered back):
-- non-stream request: p50/p99 with one connection (wrk -c1) and req/s at 64 connections,
-  direct to nginx and through dragoman; "added" = through - direct;
-- stream: time to first ``data:`` byte (TTFT) and to ``[DONE]``, sequential requests;
-- long stream: time to ``[DONE]`` of a 400-chunk stream (per-chunk cost shows here).
-Load generator and upstream are pinned to CPU 0, dragoman to CPU 1 (as in
-../shared/bench-notes.md). Needs nginx and wrk (apt: nginx-light wrk).
+Scenarios (bench/README.md says what each measures and why):
+  a  sequential non-stream requests (wrk -c1): latency added over the direct call
+  b  saturation: req/s with 64 connections
+  c  streaming: added time to first token, and chunk pacing kept (no coalescing)
+  d  1,000 concurrent streams: errors and peak RSS of the target
+  e  soak: 100k requests (10k with --quick), RSS at start and end
+  f  in-process micro-benchmarks of every dialect translation (bench/micro.py)
+
+nginx (fixed bodies) and bench/paced_sse.py are the upstreams; the load generator, the
+upstreams and this process are pinned to CPU 0, each target to CPU 1, one target at a
+time. Prints the tables and writes bench/results/latest.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime
 import json
 import os
-import re
+import platform
 import shutil
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
-CHAT_BODY = {"model": "bench-chat", "messages": [{"role": "user", "content": "Say hello"}]}
-LONG_CHUNKS = 400
-PATHS = {"translated": "-slow", "pass-through": ""}  # model name suffix per path
+sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(HERE.parent / "src"))
+
+import micro  # noqa: E402
+import report  # noqa: E402
+import targets as tg  # noqa: E402
+from load import wrk  # noqa: E402
+from procs import RssSampler, cpu_by_process, cpu_seconds, raise_fd_limit, rss_mb  # noqa: E402
+from streams import herd, pacing, sequential_requests, sequential_streams  # noqa: E402
+
+#: c: streams with no delay between chunks, one right after the other: time to first token
+#: with every process awake (a paced stream's first token comes after the CPUs idled).
+WARM_PACE = (5, 0)
+
+ALL_TARGETS = ["ceiling_asgi", "ceiling_aiohttp", "dragoman_pass", "dragoman_translated",
+               "litellm"]
 
 
-def long_stream_body(n: int = LONG_CHUNKS) -> str:
-    """An OpenAI Chat stream of ``n`` content chunks, then finish, usage and [DONE]."""
-    def chunk(delta: str, finish: str | None = None, usage: str = "") -> str:
-        fin = "null" if finish is None else f'"{finish}"'
-        return ('data: {"id":"chatcmpl-long","object":"chat.completion.chunk",'
-                '"created":1700000000,"model":"static-model","choices":[{"index":0,'
-                f'"delta":{delta},"finish_reason":{fin}}}]{usage}}}\n\n')
-    out = [chunk('{"role":"assistant","content":""}')]
-    out += [chunk(f'{{"content":"word{i} "}}') for i in range(n)]
-    out.append(chunk("{}", "stop"))
-    out.append('data: {"id":"chatcmpl-long","object":"chat.completion.chunk",'
-               '"created":1700000000,"model":"static-model","choices":[],'
-               '"usage":{"prompt_tokens":5,"completion_tokens":400,"total_tokens":405}}\n\n')
-    out.append("data: [DONE]\n\n")
-    return "".join(out)
+@dataclass
+class Plan:
+    """How much of each scenario to run (--quick shrinks all of it)."""
+
+    quick: bool
+    scenarios: str
+    seconds: int  # a and b, per run
+    soak_requests: int
+    soak_cap_s: int  # the soak stops here even if the count is not reached (LiteLLM)
+    stream_pace: tuple[int, int]  # c: (chunks, delay ms)
+    streams: int  # c: sequential paced streams per target
+    warm_streams: int  # c: back-to-back streams with no pacing (time to first token)
+    herd: int  # d: concurrent streams
+    herd_pace: tuple[int, int]
+    herd_timeout_s: int
+    load_cpus: str
+    target_cpus: str
+    workers: int
+
+    @staticmethod
+    def model(pace: tuple[int, int]) -> str:
+        return f"paced-{pace[0]}x{pace[1]}"
+
+    @property
+    def paces(self) -> list[str]:
+        return [self.model(WARM_PACE), self.model(self.stream_pace), self.model(self.herd_pace)]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def plan_from(args: argparse.Namespace) -> Plan:
+    quick = args.quick
+    return Plan(
+        quick=quick,
+        scenarios=args.scenarios,
+        seconds=args.seconds or (1 if quick else 5),
+        soak_requests=args.soak_requests or (10_000 if quick else 100_000),
+        soak_cap_s=3 if quick else 120,
+        stream_pace=(20, 10),
+        streams=5 if quick else 40,
+        warm_streams=40 if quick else 300,
+        herd=args.herd or (100 if quick else 1000),
+        herd_pace=(10, 50) if quick else (20, 100),
+        herd_timeout_s=60 if quick else 180,
+        load_cpus=args.load_cpus,
+        target_cpus=args.target_cpus,
+        workers=args.workers,
+    )
 
 
-def wait(url: str) -> None:
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(url, timeout=1).read()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"not ready: {url}")
+class Bench:
+    def __init__(self, plan: Plan, tmp: Path) -> None:
+        self.plan = plan
+        self.tmp = tmp
+
+    def _body_file(self, target: tg.Target) -> Path:
+        f = self.tmp / f"body-{target.key}.json"
+        f.write_text(json.dumps(tg.chat_body(target.model(tg.STATIC_MODEL))))
+        return f
+
+    def _url(self, target: tg.Target) -> str:
+        port, path = target.endpoint(stream=False)
+        return f"http://127.0.0.1:{port}{path}"
+
+    def _wrk(self, target: tg.Target, conns: int, seconds: float,
+             max_requests: int | None = None) -> dict[str, Any]:
+        """One wrk run, plus the target's CPU time per request: on a shared machine that
+        moves much less than req/s (another process on the core lowers req/s, not the
+        work each request takes)."""
+        cpu0 = cpu_seconds(target.pid) if target.pid is not None else None
+        out = wrk(self._url(target), self._body_file(target), conns=conns, seconds=seconds,
+                  cpus=self.plan.load_cpus, max_requests=max_requests).as_dict()
+        if cpu0 is not None and target.pid is not None and out["requests"]:
+            used = cpu_seconds(target.pid) - cpu0
+            out["cpu_us_per_req"] = round(1e6 * used / out["requests"], 1)
+        return out
+
+    def _streams(self, target: tg.Target, n: int, pace: tuple[int, int]) -> list[Any]:
+        port, path = target.endpoint(stream=True)
+        body = tg.chat_body(target.model(self.plan.model(pace)))
+        return sequential_streams(port, path, body, n)
+
+    def warm_up(self, target: tg.Target) -> None:
+        """First requests import, fill pools and caches: keep them out of the numbers."""
+        if self.plan.quick:
+            port, path = target.endpoint(stream=False)
+            sequential_requests(port, path, tg.chat_body(target.model(tg.STATIC_MODEL)), 30)
+        else:
+            self._wrk(target, 8, 2)
+        if any(s in self.plan.scenarios for s in "cd"):
+            self._streams(target, 3, WARM_PACE)
+
+    def measure(self, target: tg.Target) -> dict[str, Any]:
+        p, out = self.plan, {"name": target.name, **target.info}
+        sc = p.scenarios
+        pid = target.pid
+        if target.kind != "direct":
+            self.warm_up(target)
+        if "a" in sc:
+            out["a"] = self._wrk(target, 1, p.seconds)
+        if "b" in sc and target.kind != "direct":
+            out["b"] = self._wrk(target, 64, p.seconds)
+        if "e" in sc and pid is not None:
+            start = rss_mb(pid)
+            with RssSampler(pid, 0.5) as sampler:
+                soak = self._wrk(target, 32, p.soak_cap_s, max_requests=p.soak_requests)
+            end = rss_mb(pid)
+            out["e"] = {**soak, "target_requests": p.soak_requests,
+                        "rss_start_mb": round(start, 1), "rss_end_mb": round(end, 1),
+                        "rss_peak_mb": round(sampler.peak, 1),
+                        "drift_pct": round(100 * (end - start) / start, 2)}
+        if "c" in sc:
+            warm = pacing(self._streams(target, p.warm_streams, WARM_PACE), 0)
+            paced = pacing(self._streams(target, p.streams, p.stream_pace), p.stream_pace[1])
+            c = {"ttft_p50_ms": warm["ttft_p50_ms"], "ttft_p90_ms": warm["ttft_p90_ms"],
+                 "warm_streams": warm["streams"], "warm_pace": p.model(WARM_PACE),
+                 "ttft_after_idle_p50_ms": paced.pop("ttft_p50_ms"),
+                 "ttft_after_idle_p90_ms": paced.pop("ttft_p90_ms"),
+                 **paced, "pace": p.model(p.stream_pace)}
+            out["c"] = {k: round(v, 3) if isinstance(v, float) else v for k, v in c.items()}
+        if "d" in sc and pid is not None:
+            port, path = target.endpoint(stream=True)
+            body = tg.chat_body(target.model(p.model(p.herd_pace)))
+            idle = rss_mb(pid)
+            with RssSampler(pid) as sampler:
+                h = herd(port, path, body, p.herd, p.herd_pace[0], p.herd_timeout_s)
+            out["d"] = {"streams": h.streams, "ok": h.ok, "errors": h.error_count,
+                        "error_kinds": h.errors, "wall_s": round(h.wall_s, 2),
+                        "ttft_p50_ms": round(h.ttft_p50_ms, 1),
+                        "ttft_max_ms": round(h.ttft_max_ms, 1),
+                        "rss_idle_mb": round(idle, 1), "rss_peak_mb": round(sampler.peak, 1),
+                        "pace": p.model(p.herd_pace)}
+        if pid is not None:
+            # CPU seconds per process: with --workers N, every worker should have served.
+            out["cpu_s_by_process"] = list(cpu_by_process(pid).values())
+        return out
 
 
-def start_nginx(tmp: Path, port: int) -> subprocess.Popen[bytes]:
-    (tmp / "tmp").mkdir(parents=True, exist_ok=True)
-    (tmp / "long.sse").write_text(long_stream_body())
-    os.chmod(tmp, 0o755)  # nginx workers (user nobody) read the file
-    os.chmod(tmp / "long.sse", 0o644)
-    conf = (HERE / "nginx.conf").read_text().replace("PORT", str(port))
-    (tmp / "nginx.conf").write_text(conf.replace("LONGFILE", str(tmp / "long.sse")))
-    p = subprocess.Popen(["taskset", "-c", "0", "nginx", "-p", str(tmp), "-c", "nginx.conf"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait(f"http://127.0.0.1:{port}/healthz")
-    return p
+def _target_factories(plan: Plan, ups: tg.Upstreams, tmp: Path, server: str
+                      ) -> dict[str, Callable[[], AbstractContextManager[tg.Target]]]:
+    c, w, paces = plan.target_cpus, plan.workers, plan.paces
+    return {
+        "ceiling_asgi": lambda: tg.ceiling_asgi(ups, tmp, c, w),
+        "ceiling_aiohttp": lambda: tg.ceiling_aiohttp(ups, tmp, c, w),
+        "dragoman_pass": lambda: tg.dragoman(ups, tmp, c, w, "pass", paces, server),
+        "dragoman_translated": lambda: tg.dragoman(ups, tmp, c, w, "translated", paces,
+                                                   server),
+        "litellm": lambda: tg.litellm(ups, tmp, c, w, paces),
+    }
 
 
-def start_dragoman(tmp: Path, upstream: int, server: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    cfg = tmp / f"bench-{server}.yaml"
-    models = []
-    for suffix, fast in (("", True), ("-slow", False)):
-        for name, prefix in (("bench-chat", ""), ("bench-stream", "/stream"),
-                             ("bench-long", "/long")):
-            models.append({"name": name + suffix, "provider": "openai",
-                           "model": "static-model", "passthrough": fast,
-                           "base_url": f"http://127.0.0.1:{upstream}{prefix}/v1",
-                           "api_key": "sk-up"})
-    cfg.write_text(json.dumps({"server": {"api_keys": ["sk-bench"]}, "models": models}))
-    p = subprocess.Popen(["taskset", "-c", "1", sys.executable, "-m", "dragoman.cli", "serve",
-                          "--config", str(cfg), "--port", str(port), "--server", server],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait(f"http://127.0.0.1:{port}/healthz")
-    return p, port
+def machine() -> dict[str, Any]:
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"cpus": os.cpu_count(), "cpu_model": cpu, "python": platform.python_version(),
+            "kernel": platform.release(), "loadavg_before": list(os.getloadavg())}
 
 
-def wrk(url: str, body_file: Path, conns: int, seconds: int) -> dict[str, float]:
-    out = subprocess.run(
-        ["taskset", "-c", "0", "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency",
-         "-s", str(HERE / "post.lua"), url],
-        env={**os.environ, "BODY_FILE": str(body_file)}, capture_output=True, text=True,
-        check=True).stdout
+def versions() -> dict[str, str]:
+    import importlib.metadata as md
 
-    def ms(label: str) -> float:
-        m = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        if not m:
-            return float("nan")
-        v = float(m.group(1))
-        return {"us": v / 1000, "ms": v, "s": v * 1000}[m.group(2)]
-
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if errors:
-        raise SystemExit(f"{url}: {errors.group(1)} failed responses\n{out}")
-    return {"p50": ms("50%"), "p99": ms("99%"), "rps": float(rps.group(1)) if rps else 0.0}
+    out = {}
+    for pkg in ("dragoman", "uvicorn", "uvloop", "httptools", "aiohttp", "msgspec", "granian"):
+        with contextlib.suppress(md.PackageNotFoundError):
+            out[pkg] = md.version(pkg)
+    return out
 
 
-def stream_timings(port: int, path: str, model: str, n: int) -> tuple[float, float]:
-    """Median ms to the first ``data:`` byte and to the end, over n sequential streams on
-    one keep-alive connection (raw socket: no client library in the measurement)."""
-    body = json.dumps({**CHAT_BODY, "model": model, "stream": True}).encode()
-    req = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-           f"Authorization: Bearer sk-bench\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
-    ttft, total = [], []
-    with socket.create_connection(("127.0.0.1", port)) as s:
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for _ in range(n):
-            t0 = time.perf_counter()
-            s.sendall(req)
-            buf = b""
-            first = None
-            while b"[DONE]" not in buf or not buf.endswith((b"\r\n\r\n", b"\n\n")):
-                chunk = s.recv(65536)
-                if not chunk:
-                    raise SystemExit("connection closed")
-                buf += chunk
-                if first is None and b"data:" in buf:
-                    first = time.perf_counter()
-            t1 = time.perf_counter()
-            # Chunked responses end with a zero-length chunk after [DONE].
-            if b"transfer-encoding: chunked" in buf.lower() and not buf.endswith(b"0\r\n\r\n"):
-                while not buf.endswith(b"0\r\n\r\n"):
-                    buf += s.recv(65536)
-                t1 = time.perf_counter()
-            ttft.append(((first or t1) - t0) * 1000)
-            total.append((t1 - t0) * 1000)
-    return statistics.median(ttft), statistics.median(total)
+@contextlib.contextmanager
+def _pinned(cpus: str) -> Iterator[None]:
+    """This process (the stream clients, the micro-benchmarks) runs beside the load
+    generator, never on the target's CPU."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--servers", default="granian,uvicorn")
-    ap.add_argument("--streams", type=int, default=300)
+    ap = argparse.ArgumentParser(description="dragoman benchmark harness (bench/README.md)")
+    ap.add_argument("--quick", action="store_true",
+                    help="a short smoke run of every scenario (well under a minute of load)")
+    ap.add_argument("--scenarios", default="abcdef", help="subset of abcdef")
+    ap.add_argument("--targets", default=",".join(ALL_TARGETS),
+                    help=f"comma-separated subset of {','.join(ALL_TARGETS)}")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="worker processes of every target (dragoman serve --workers N)")
+    ap.add_argument("--server", default="uvicorn", choices=["uvicorn", "granian"],
+                    help="ASGI server dragoman runs under")
+    ap.add_argument("--seconds", type=int, help="length of each a/b run (default 5, quick 1)")
+    ap.add_argument("--soak-requests", type=int, help="e: requests (default 100k, quick 10k)")
+    ap.add_argument("--herd", type=int, help="d: concurrent streams (default 1000)")
+    ap.add_argument("--load-cpus", default="0", help="CPUs of load generator and upstreams")
+    ap.add_argument("--target-cpus", default="1", help="CPUs of the target under test")
+    ap.add_argument("--out", default=str(HERE / "results" / "latest.json"))
+    ap.add_argument("--render", metavar="JSON", help="print the tables of a results file, "
+                    "run nothing")
     args = ap.parse_args()
+    if args.render:
+        print(report.render(json.loads(Path(args.render).read_text())))
+        return
+
+    chosen = [t for t in args.targets.split(",") if t]
+    unknown = set(chosen) - set(ALL_TARGETS)
+    if unknown or not set(args.scenarios) <= set("abcdef"):
+        ap.error(f"unknown target(s) {sorted(unknown)} or scenario(s) in {args.scenarios!r}")
     for tool in ("nginx", "wrk", "taskset"):
         if not shutil.which(tool):
-            raise SystemExit(f"{tool} not found (apt-get install nginx-light wrk)")
+            raise SystemExit(f"{tool} not found (apt-get install nginx-light wrk util-linux)")
+    plan = plan_from(args)
+    raise_fd_limit()
+    started = time.monotonic()
+    result: dict[str, Any] = {
+        "meta": {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                 "quick": args.quick, "workers": args.workers, "server": args.server,
+                 "scenarios": args.scenarios, "load_cpus": plan.load_cpus,
+                 "target_cpus": plan.target_cpus, "machine": machine(),
+                 "versions": versions(),
+                 "plan": {"seconds": plan.seconds, "soak_requests": plan.soak_requests,
+                          "soak_cap_s": plan.soak_cap_s, "streams": plan.streams,
+                          "stream_pace": plan.model(plan.stream_pace), "herd": plan.herd,
+                          "herd_pace": plan.model(plan.herd_pace)}},
+        "targets": {},
+    }
     tmp = Path(tempfile.mkdtemp(prefix="dragoman-bench-"))
-    body_file = tmp / "chat.json"
-    body_file.write_text(json.dumps(CHAT_BODY))
-    slow_body_file = tmp / "chat-slow.json"
-    slow_body_file.write_text(json.dumps({**CHAT_BODY, "model": "bench-chat-slow"}))
-    up = free_port()
-    nginx = start_nginx(tmp, up)
-    rows = []
     try:
-        direct = wrk(f"http://127.0.0.1:{up}/v1/chat/completions", body_file, 1, args.seconds)
-        direct64 = wrk(f"http://127.0.0.1:{up}/v1/chat/completions", body_file, 64, args.seconds)
-        d_ttft, d_total = stream_timings(up, "/stream/v1/chat/completions", "x", args.streams)
-        _, d_long = stream_timings(up, "/long/v1/chat/completions", "x", args.streams // 3)
-        rows.append(("direct to nginx", direct, direct64, d_ttft, d_total, d_long))
-        for server in args.servers.split(","):
-            proc, port = start_dragoman(tmp, up, server)
-            try:
-                url = f"http://127.0.0.1:{port}/v1/chat/completions"
-                for suffix in PATHS.values():  # warm both paths up before measuring either
-                    wrk(url, slow_body_file if suffix else body_file, 1, 1)
-                    stream_timings(port, "/v1/chat/completions", "bench-long" + suffix, 20)
-                for path, suffix in PATHS.items():
-                    bf = slow_body_file if suffix else body_file
-                    seq = wrk(url, bf, 1, args.seconds)
-                    par = wrk(url, bf, 64, args.seconds)
-                    ttft, total = stream_timings(port, "/v1/chat/completions",
-                                                 "bench-stream" + suffix, args.streams)
-                    _, long_total = stream_timings(port, "/v1/chat/completions",
-                                                   "bench-long" + suffix, args.streams // 3)
-                    rows.append((f"dragoman ({server}, {path})", seq, par, ttft, total,
-                                 long_total))
-            finally:
-                proc.terminate()
-                proc.wait(10)
+        with _pinned(plan.load_cpus):
+            if set(plan.scenarios) - {"f"}:
+                with tg.upstreams(tmp, plan.load_cpus) as ups:
+                    bench = Bench(plan, tmp)
+                    factories = _target_factories(plan, ups, tmp, args.server)
+                    _run_one(result, "direct", lambda: contextlib.nullcontext(tg.direct(ups)),
+                             bench)
+                    for key in chosen:
+                        _run_one(result, key, factories[key], bench)
+            if "f" in plan.scenarios:
+                print("f: micro-benchmarks …", file=sys.stderr, flush=True)
+                result["micro"] = micro.run(args.quick)
     finally:
-        nginx.terminate()
-        nginx.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)
+    result["meta"]["elapsed_s"] = round(time.monotonic() - started, 1)
+    result["meta"]["loadavg_after"] = list(os.getloadavg())
+    result["checks"] = report.checks(result)
+    print(report.render(result))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, sort_keys=False) + "\n")
+    print(f"\nwrote {out}", file=sys.stderr)
 
-    base = rows[0]
-    print("| target | p50 ms | p99 ms | added p50 ms | added p99 ms | req/s @64 | "
-          f"stream TTFT ms | added TTFT ms | stream total ms | {LONG_CHUNKS}-chunk stream ms |"
-          " added long ms |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for name, seq, par, ttft, total, long_total in rows:
-        print(f"| {name} | {seq['p50']:.3f} | {seq['p99']:.3f} | "
-              f"{seq['p50'] - base[1]['p50']:.3f} | {seq['p99'] - base[1]['p99']:.3f} | "
-              f"{par['rps']:.0f} | {ttft:.3f} | {ttft - base[3]:.3f} | {total:.3f} | "
-              f"{long_total:.3f} | {long_total - base[5]:.3f} |")
+
+def _run_one(result: dict[str, Any], key: str,
+             factory: Callable[[], AbstractContextManager[tg.Target]], bench: Bench) -> None:
+    print(f"{key}: starting …", file=sys.stderr, flush=True)
+    t0 = time.monotonic()
+    try:
+        with factory() as target:
+            result["targets"][key] = bench.measure(target)
+    except (RuntimeError, SystemExit, OSError) as e:
+        # One target failing (LiteLLM not installable, say) must not lose the others.
+        print(f"{key}: FAILED: {e}", file=sys.stderr, flush=True)
+        result["targets"][key] = {"name": key, "failed": str(e)[-2000:]}
+    print(f"{key}: done in {time.monotonic() - t0:.0f}s", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

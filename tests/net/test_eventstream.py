@@ -193,3 +193,13 @@ def test_string_header_accessor_and_repr_hide_the_payload() -> None:
     assert msg.header(":exception-type") == "validationException"
     assert msg.header(":missing") is None
     assert "secret-ish" not in repr(msg)
+
+
+def test_repeated_header_blocks_decode_to_their_own_headers() -> None:
+    # The decoder parses each distinct header block once; past its memory of 32 blocks it
+    # still parses the rest.
+    kinds = [f"kind{i}" for i in range(40)]
+    frames = [event(k, {"n": i}) for i, k in enumerate(kinds * 2)]
+    msgs = decode_all(b"".join(frames))
+    assert [m.header(":event-type") for m in msgs] == kinds * 2
+    assert [m.payload.startswith(b'{"n":%d' % i) for i, m in enumerate(msgs)] == [True] * 80

@@ -9,6 +9,7 @@ bench/README.md.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from typing import Any
 
@@ -19,7 +20,24 @@ def create_app() -> Any:
     """Factory the server workers call: builds the gateway from ``$DRAGOMAN_CONFIG``."""
     from ..config import build_gateway, load_config
 
-    return build_gateway(load_config(os.environ.get("DRAGOMAN_CONFIG"))).app()
+    app = build_gateway(load_config(os.environ.get("DRAGOMAN_CONFIG"))).app()
+    settle_heap()
+    return app
+
+
+def settle_heap() -> None:
+    """Tune the cyclic garbage collector for a long-lived server, once start-up is done.
+
+    A full collection walks every tracked object: the ~50k that imports and the gateway
+    leave behind cost ~30 ms per walk on the bench machine, a pause in whichever request
+    is running. Freezing moves the start-up objects (they live as long as the worker) out
+    of every later walk, and a first-generation threshold of 10,000 allocations (default
+    700) makes collections rarer: together 20-28 % less CPU per request at saturation.
+    Request garbage is freed by reference counting either way. See bench/README.md.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def run(*, host: str, port: int, workers: int = 1, server: str | None = None) -> None:

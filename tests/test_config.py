@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from dragoman.config import ConfigError, build_gateway, load_config, parse_config
+from dragoman.net.http import DEFAULT_POOL
 
 
 def test_defaults_serve_echo() -> None:
@@ -86,3 +87,17 @@ def test_capabilities_are_validated_and_used() -> None:
     with pytest.raises(ConfigError, match=r"max_contxt.*\$\.models\[0\]\.capabilities"):
         parse_config({"models": [{"name": "m", "provider": "echo",
                                   "capabilities": {"max_contxt": 1}}]})
+
+
+def test_deployment_pool_size_reaches_its_http_client() -> None:
+    gw = build_gateway(parse_config({"models": [
+        {"name": "a", "provider": "openai", "model": "x", "base_url": "http://127.0.0.1:9/v1",
+         "max_connections": 7},
+        {"name": "b", "deployments": [
+            {"provider": "anthropic", "model": "y", "base_url": "http://127.0.0.1:9"},
+            {"provider": "http_generic", "url": "http://127.0.0.1:9/gen", "max_connections": 3,
+             "template": '{"prompt": {{ prompt }}}', "response": {"text": "/text"}}]}]}))
+    pools = [d.provider.http._limit for d in gw.models.deployments()]  # type: ignore[attr-defined]
+    assert pools == [7, DEFAULT_POOL, 3]
+    with pytest.raises(ConfigError, match=r"max_connections"):
+        parse_config({"models": [{"name": "a", "provider": "echo", "max_connections": 0}]})

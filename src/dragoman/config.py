@@ -23,6 +23,7 @@ from .auth.settings import AuthConfig, AuthConfigError, build_resolver
 from .core import Capabilities, ErrorKind
 from .net import Timeouts
 from .net.fetch import FetchPolicy
+from .net.http import DEFAULT_POOL
 from .providers import registry
 from .providers.base import LlmProvider
 from .providers.registry import ProviderSpec
@@ -115,6 +116,8 @@ class DeploymentConfig(msgspec.Struct, kw_only=True):
     passthrough: bool = True
     """False: never take the same-dialect fast path (always translate)."""
     weight: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    max_connections: Annotated[int, msgspec.Meta(ge=1)] = DEFAULT_POOL
+    """Size of this deployment's upstream connection pool."""
     breaker: BreakerConfig | None = None
     """None: a breaker with the defaults when the model has another deployment or a
     fallback, else none."""
@@ -130,6 +133,7 @@ class DeploymentConfig(msgspec.Struct, kw_only=True):
                             base_url=self.base_url, api_key=self.api_key, headers=self.headers,
                             timeouts=Timeouts(connect=t.connect, first_byte=t.first_byte,
                                               idle=t.idle, total=t.total),
+                            max_connections=self.max_connections,
                             capabilities=self.capabilities, options=self.options)
 
 

@@ -68,11 +68,16 @@ class UpstreamResponse:
         self._resp.close()
 
 
+#: Connections one upstream pool may hold. LLM streams are long; a pool smaller than the
+#: number of concurrent streams makes the rest queue before their first byte.
+DEFAULT_POOL = 1024
+
+
 class HttpClient:
     """A keep-alive connection pool to one upstream base URL."""
 
     def __init__(self, base_url: str, *, timeouts: Timeouts | None = None,
-                 limit: int = 256, unix_socket: str | None = None,
+                 limit: int = DEFAULT_POOL, unix_socket: str | None = None,
                  ssl_context: ssl.SSLContext | None = None) -> None:
         """``ssl_context`` replaces the default TLS settings (a private CA, a client
         certificate for mTLS: see ``net.tls``)."""

@@ -23,6 +23,7 @@ from ..core import (
 )
 from ..dialects.base import StreamParser, UpstreamDialect
 from ..net import HttpClient, NdjsonDecoder, SseDecoder, Timeouts, UpstreamResponse
+from ..net.http import DEFAULT_POOL
 from ..net.retry import retry_after_seconds
 
 if TYPE_CHECKING:
@@ -102,13 +103,14 @@ class HttpDialectProvider:
     def __init__(self, *, model: str, base_url: str | None = None, api_key: str | None = None,
                  headers: Mapping[str, str] | None = None,
                  capabilities: Capabilities | None = None, timeouts: Timeouts | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, max_connections: int = DEFAULT_POOL) -> None:
         self.name = name or type(self).__name__
         self.model = model
         self._api_key = api_key
         self._extra_headers = dict(headers or {})
         self._caps = capabilities or Capabilities()
-        self.http = HttpClient(base_url or self.default_base_url, timeouts=timeouts)
+        self.http = HttpClient(base_url or self.default_base_url, timeouts=timeouts,
+                               limit=max_connections)
 
     def __repr__(self) -> str:  # never the key
         return f"{type(self).__name__}(model={self.model!r}, base_url={self.http.base_url!r})"

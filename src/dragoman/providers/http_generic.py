@@ -65,6 +65,7 @@ from ..core import (
     new_id,
 )
 from ..net import HttpClient, NdjsonDecoder, SseDecoder, Timeouts
+from ..net.http import DEFAULT_POOL
 from ..net.retry import retry_after_seconds
 from .json_pointer import MISSING, JsonPointer, JsonPointerError
 from .registry import OptionsError, ProviderSpec
@@ -222,7 +223,8 @@ class HttpGeneric:
                  method: str = "POST", headers: Mapping[str, str] | None = None,
                  api_key: str | None = None, api_key_header: str | None = None,
                  capabilities: Capabilities | None = None, timeouts: Timeouts | None = None,
-                 stop_reasons: Mapping[str, StopReason] | None = None) -> None:
+                 stop_reasons: Mapping[str, StopReason] | None = None,
+                 max_connections: int = DEFAULT_POOL) -> None:
         self.name = name
         self.model = model
         self.method = method
@@ -264,7 +266,7 @@ class HttpGeneric:
             tools=caps.tools and self._calls is not None and "tools" in names,
             vision=caps.vision and "images" in names,
             json_mode=caps.json_mode and "response_format" in names, thinking=False)
-        self.http = HttpClient(url, timeouts=timeouts)
+        self.http = HttpClient(url, timeouts=timeouts, limit=max_connections)
 
     def __repr__(self) -> str:  # never the key or headers
         return f"HttpGeneric(name={self.name!r}, url={self._url!r})"
@@ -466,4 +468,5 @@ def from_spec(spec: ProviderSpec) -> HttpGeneric:
                        stream=o.stream, model=spec.model or "", method=o.method,
                        headers=spec.headers, api_key=spec.api_key,
                        api_key_header=o.api_key_header, capabilities=spec.capabilities,
-                       timeouts=spec.timeouts, stop_reasons=o.stop_reasons)
+                       timeouts=spec.timeouts, stop_reasons=o.stop_reasons,
+                       max_connections=spec.max_connections)

@@ -16,6 +16,7 @@ import msgspec
 from ..core import Capabilities
 from ..net import Timeouts
 from ..net.fetch import FetchPolicy
+from ..net.http import DEFAULT_POOL
 from .base import LlmProvider
 
 OptionsT = TypeVar("OptionsT")
@@ -35,6 +36,7 @@ class ProviderSpec(msgspec.Struct, kw_only=True):
     api_key: str | None = None
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     timeouts: Timeouts = msgspec.field(default_factory=Timeouts)
+    max_connections: int = DEFAULT_POOL
     capabilities: Capabilities | None = None
     options: dict[str, Any] = msgspec.field(default_factory=dict)
     fetch_policy: FetchPolicy | None = None
@@ -55,7 +57,7 @@ class ProviderSpec(msgspec.Struct, kw_only=True):
         return {"model": self.model or self.name, "base_url": self.base_url,
                 "api_key": self.api_key, "headers": self.headers,
                 "capabilities": self.capabilities, "name": self.name,
-                "timeouts": self.timeouts}
+                "timeouts": self.timeouts, "max_connections": self.max_connections}
 
 
 class _NoOptions(msgspec.Struct, forbid_unknown_fields=True):

@@ -114,25 +114,7 @@ def test_tenant_rpm_refuses_in_every_dialect_with_retry_after(gw: str) -> None:
                             messages=[{"role": "user", "content": OK}])
     assert msg.content[0].type == "text" and msg.content[0].text == "ok"
 
-    refusals: list[tuple[Any, bool]] = []
-    with pytest.raises(openai.RateLimitError) as e1:
-        chat(o)
-    refusals.append((e1.value, False))
-    with pytest.raises(openai.RateLimitError) as e2:  # a stream is refused before it starts
-        o.chat.completions.create(model="e", stream=True, max_tokens=MAX_TOKENS,
-                                  messages=[{"role": "user", "content": OK}])
-    refusals.append((e2.value, False))
-    with pytest.raises(openai.RateLimitError) as e3:
-        o.responses.create(model="e", input=OK, max_output_tokens=MAX_TOKENS)
-    refusals.append((e3.value, False))
-    with pytest.raises(anthropic.RateLimitError) as e4:
-        a.messages.create(model="e", max_tokens=MAX_TOKENS,
-                          messages=[{"role": "user", "content": OK}])
-    refusals.append((e4.value, True))
-    with pytest.raises(anthropic.RateLimitError) as e5:
-        a.messages.create(model="e", max_tokens=MAX_TOKENS, stream=True,
-                          messages=[{"role": "user", "content": OK}])
-    refusals.append((e5.value, True))
+    refusals = refused_in_every_dialect(o, a, chat_stream=True)
     for err, is_anthropic in refusals:
         message = check_rate_limited(err, is_anthropic)
         assert "tenant 'rpm-a'" in message and "3 requests per 1m" in message, message
@@ -255,21 +237,7 @@ def test_budget_reserves_the_maximum_and_settles_to_the_actual_cost(gw: str) -> 
         costs.append(float(chat(o).headers["x-dragoman-cost-usd"]))
     assert costs == [actual] * admitted
 
-    refusals: list[tuple[Any, bool]] = []
-    with pytest.raises(openai.RateLimitError) as e1:
-        chat(o)
-    refusals.append((e1.value, False))
-    with pytest.raises(openai.RateLimitError) as e2:
-        o.responses.create(model="e", input=OK, max_output_tokens=MAX_TOKENS)
-    refusals.append((e2.value, False))
-    with pytest.raises(anthropic.RateLimitError) as e3:
-        a.messages.create(model="e", max_tokens=MAX_TOKENS,
-                          messages=[{"role": "user", "content": OK}])
-    refusals.append((e3.value, True))
-    with pytest.raises(anthropic.RateLimitError) as e4:
-        a.messages.create(model="e", max_tokens=MAX_TOKENS, stream=True,
-                          messages=[{"role": "user", "content": OK}])
-    refusals.append((e4.value, True))
+    refusals = refused_in_every_dialect(o, a)
     for err, is_anthropic in refusals:
         message = check_budget_refusal(err, is_anthropic)
         assert "budget of tenant 'budget' is exhausted" in message, message
@@ -357,3 +325,28 @@ def test_limits_config_errors_name_the_key(tmp_path: Path, limits: dict[str, Any
     if "fortnight" in names:
         assert "- at `$.limits.budget.window`" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def refused_in_every_dialect(o: openai.OpenAI, a: anthropic.Anthropic,
+                             chat_stream: bool = False) -> list[tuple[Any, bool]]:
+    """One request per dialect (Chat, optionally a Chat stream, Responses, Messages and a
+    Messages stream), each of which must be refused with a 429: (error, is Anthropic)."""
+    calls: list[tuple[Any, bool]] = [(lambda: chat(o), False)]
+    if chat_stream:  # a stream is refused before it starts
+        calls.append((lambda: o.chat.completions.create(
+            model="e", stream=True, max_tokens=MAX_TOKENS,
+            messages=[{"role": "user", "content": OK}]), False))
+    calls += [
+        (lambda: o.responses.create(model="e", input=OK, max_output_tokens=MAX_TOKENS), False),
+        (lambda: a.messages.create(model="e", max_tokens=MAX_TOKENS,
+                                   messages=[{"role": "user", "content": OK}]), True),
+        (lambda: a.messages.create(model="e", max_tokens=MAX_TOKENS, stream=True,
+                                   messages=[{"role": "user", "content": OK}]), True),
+    ]
+    out: list[tuple[Any, bool]] = []
+    for call, is_anthropic in calls:
+        with pytest.raises(anthropic.RateLimitError if is_anthropic
+                           else openai.RateLimitError) as e:
+            call()
+        out.append((e.value, is_anthropic))
+    return out

@@ -137,6 +137,15 @@ class StreamParser:
 
     def _choice(self, choice: dict[str, Any], out: list[StreamEvent]) -> None:
         delta = choice.get("delta")
+        if type(delta) is dict and len(delta) == 1:
+            # The common chunk by far: ``{"content": "…"}`` and nothing else.
+            text = delta.get("content")
+            if type(text) is str:
+                if text:
+                    if self._thinking or self._open is not None:
+                        self._close_open(out)
+                    out.append(TextDelta(text=text))
+                delta = None
         if isinstance(delta, dict):
             reasoning = reasoning_text(delta)
             if reasoning:
@@ -195,9 +204,11 @@ class StreamParser:
         if obj.get("error") is not None:
             self._done = True
             return [StreamError(error=error_from_payload(obj["error"]))]
-        usage = parse_usage(obj.get("usage"))
-        if usage is not None:
-            self._usage = usage
+        raw_usage = obj.get("usage")  # null on every chunk but the last
+        if raw_usage is not None:
+            usage = parse_usage(raw_usage)
+            if usage is not None:
+                self._usage = usage
         out: list[StreamEvent] = []
         choices = obj.get("choices")
         if isinstance(choices, list):

@@ -20,8 +20,8 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from ...auth import Principal
 from ...core import BudgetExhausted, ChatRequest, DragomanError, Overloaded, RateLimited
 from ...core.estimate import estimate_request
 from ..table import Route
@@ -30,6 +30,20 @@ from .store import Charge, Held, LimitExceeded, LimitStore
 log = logging.getLogger("dragoman.limits")
 
 MINUTE = 60.0
+
+
+class Caller(Protocol):
+    """Who is charged: ``dragoman.auth.Principal`` has these (the router does not import
+    auth; see DESIGN.md's layering)."""
+
+    @property
+    def tenant_id(self) -> str: ...
+
+    @property
+    def subject(self) -> str | None: ...
+
+    @property
+    def limits(self) -> Mapping[str, float]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +138,7 @@ class Limiter:
         self.policy = policy
         self.store = store
 
-    async def admit(self, principal: Principal, route: Route, req: ChatRequest) -> Admission:
+    async def admit(self, principal: Caller, route: Route, req: ChatRequest) -> Admission:
         counted = self._limits_for(principal, route)
         if not counted:
             return ADMIT_ALL
@@ -154,7 +168,7 @@ class Limiter:
         return Admission(self.store, budgets, tpm, reserve,
                          _input_cost(route, input_tokens) if budgets else 0.0)
 
-    def _limits_for(self, principal: Principal, route: Route) -> list[_Counted]:
+    def _limits_for(self, principal: Caller, route: Route) -> list[_Counted]:
         p = self.policy
         tenant = principal.tenant_id
         out: list[_Counted] = []

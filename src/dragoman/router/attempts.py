@@ -19,7 +19,7 @@ from typing import Generic, TypeVar
 from ..core import ChatRequest, CircuitOpen, DragomanError, ErrorKind
 from .balance import pick
 from .dispatch import check_capabilities
-from .health import Ticket
+from .health import BreakerState, Ticket
 from .table import RETRYABLE, Deployment, ModelTable, RetryPolicy, Route
 
 T = TypeVar("T")
@@ -156,5 +156,5 @@ async def _on_route(route: Route, candidates: Sequence[Deployment],
 def _until_half_open(candidates: Sequence[Deployment], now: float) -> float | None:
     """Seconds until the first open breaker lets a probe through."""
     waits = [d.health.breaker.opened_until - now for d in candidates
-             if d.health.breaker.state.value == "open"]
+             if d.health.breaker.state is BreakerState.OPEN]
     return max(0.0, min(waits)) if waits else None

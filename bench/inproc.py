@@ -5,9 +5,10 @@
 The wrk-based scenarios measure through the kernel and the ASGI server, and on this VM
 two runs of the same code can differ by 25 %. This drives the app in-process with the
 offline echo model (no upstream I/O), so what is left is dragoman's own work per
-request — auth, parse, routing, dispatch, render, accounting — and a change of a few
-microseconds shows. Prints µs per request for a Chat request (whole and streamed);
-``--profile`` prints the top functions by own time (cProfile).
+request — auth, parse, routing, dispatch, render, accounting. It still varies by about
+±10 % between runs here (the host's noise): compare alternating runs. Prints µs per
+request for a Chat request (whole and streamed); ``--profile`` prints the top functions
+by own time (cProfile).
 """
 
 from __future__ import annotations

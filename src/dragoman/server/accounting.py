@@ -4,16 +4,12 @@ headers that show it, and the record handed to ``Gateway.usage`` when the reques
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
-from typing import TypeVar
 
 from ..auth import Principal
-from ..core import ChatRequest, DragomanError, Usage
+from ..core import ChatRequest, Usage
 from ..dialects.base import Dialect
 from ..router import Deployment, Route
 from ..router.usage import UsageAccounting, UsageRecord, format_cost
-
-T = TypeVar("T")
 
 
 class RequestMeter:
@@ -55,14 +51,6 @@ class RequestMeter:
                 (b"x-dragoman-output-tokens", str(u.output_tokens).encode()),
                 (b"x-dragoman-cached-tokens", str(u.cached_tokens).encode()),
                 (b"x-dragoman-cost-usd", format_cost(self._caps.cost_of(u)).encode())]
-
-    async def run(self, work: Awaitable[T]) -> T:
-        """Await ``work``; a failure's kind becomes the outcome before it propagates."""
-        try:
-            return await work
-        except DragomanError as e:
-            self.outcome = e.kind.value
-            raise
 
     async def finish(self) -> None:
         """Record the request (once; later calls do nothing)."""

@@ -100,8 +100,8 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
             async def start(dep: Deployment) -> Opened:
                 return await _open(dep, req, body if fast_ok else None)
 
-            started = await meter.run(unless_client_leaves(
-                dispatch(gw.models, route, req, start), receive))
+            started = await unless_client_leaves(dispatch(gw.models, route, req, start),
+                                                 receive)
             if started is None:
                 meter.outcome = "client_closed"
                 return  # the client left: the upstream call was cancelled (connection closed)

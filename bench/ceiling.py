@@ -1,12 +1,14 @@
 """The ceiling: the least a Python forwarding proxy can do, to measure dragoman against.
 
 Two forms, both forwarding the request body as is and the upstream's answer as it comes
-(a stream chunk by chunk, each network read one write), through one aiohttp
-``ClientSession`` without a connection limit:
+(a stream chunk by chunk, each network read one write):
 
 * ``app`` — a raw ASGI callable (no framework) for the same server dragoman runs under:
-  ``uvicorn ceiling:app --app-dir bench --loop uvloop --http httptools``. This is the
-  ceiling for dragoman's own code: everything above it is what dragoman adds.
+  ``uvicorn ceiling:app --app-dir bench --loop uvloop --http httptools``, forwarding
+  through the same upstream client dragoman uses (``dragoman.net.HttpClient``, on
+  ``net.h1``). This is the ceiling for dragoman's own code: everything above it is what
+  dragoman adds. ``CEILING_CLIENT=aiohttp`` forwards through one aiohttp
+  ``ClientSession`` instead (what this ceiling was before dragoman had its own client).
 * ``python bench/ceiling.py --port P [--workers N]`` — the bare aiohttp server + client
   relay of ../shared/bench-notes.md (~60 lines there): no ASGI layer at all.
 
@@ -51,6 +53,16 @@ def upstream_url(path: str) -> str:
 # --- raw ASGI -----------------------------------------------------------------------------
 
 Message = dict[str, Any]
+_clients: dict[str, Any] = {}
+
+
+def h1_client(base: str) -> Any:
+    from dragoman.net import HttpClient
+
+    c = _clients.get(base)
+    if c is None:
+        c = _clients[base] = HttpClient(base, limit=0)
+    return c
 
 
 async def app(scope: dict[str, Any], receive: Callable[[], Awaitable[Message]],
@@ -62,6 +74,31 @@ async def app(scope: dict[str, Any], receive: Callable[[], Awaitable[Message]],
     while msg.get("more_body"):
         msg = await receive()
         body += msg.get("body", b"")
+    if os.environ.get("CEILING_CLIENT") == "aiohttp":
+        await _app_aiohttp(scope, body, send)
+        return
+    path = scope["path"]
+    up = await h1_client(PACED if path.startswith("/paced/") else NGINX).request(
+        "POST", path, body=body, headers=_FORWARD)
+    ctype = up.headers.get("content-type", "application/octet-stream").encode()
+    if ctype.startswith(b"text/event-stream"):
+        await send({"type": "http.response.start", "status": up.status,
+                    "headers": [(b"content-type", ctype)]})
+        async for chunk in up.iter_chunks():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        up.release()
+        await send({"type": "http.response.body", "body": b""})
+        return
+    data = await up.read()
+    up.release()
+    await send({"type": "http.response.start", "status": up.status,
+                "headers": [(b"content-type", ctype),
+                            (b"content-length", str(len(data)).encode())]})
+    await send({"type": "http.response.body", "body": data})
+
+
+async def _app_aiohttp(scope: dict[str, Any], body: bytes,
+                       send: Callable[[Message], Awaitable[None]]) -> None:
     async with session().post(upstream_url(scope["path"]), data=body,
                               headers=_FORWARD) as resp:
         ctype = resp.headers.get("content-type", "application/octet-stream").encode()

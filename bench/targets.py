@@ -131,7 +131,7 @@ def ceiling_asgi(ups: Upstreams, tmp: Path, cpus: str, workers: int) -> Iterator
            "--no-access-log", "--lifespan", "off"]
     with _serving(cmd, f"http://127.0.0.1:{port}/healthz", cpus, tmp / "ceiling-asgi.log",
                   env) as proc:
-        yield Target("ceiling_asgi", "ceiling: raw ASGI (uvicorn) + aiohttp", port,
+        yield Target("ceiling_asgi", "ceiling: raw ASGI (uvicorn) + h1 client", port,
                      proc.pid, "ceiling")
 
 

@@ -1,9 +1,10 @@
 """One pooled HTTP client per upstream, with the timeouts a streaming gateway needs and
 every transport failure classified into a core error kind.
 
-aiohttp rather than httpx: measured here (../shared/bench-notes.md, bench/README.md),
-httpx's pool degrades badly at 64 concurrent requests while aiohttp stays near the bare
-relay ceiling.
+The wire work is ``net.h1`` (keep-alive connections parsed by httptools): measured here,
+aiohttp's client spent ~140 µs of CPU per upstream request where ``h1`` spends ~36 µs
+(bench/README.md). httpx was ruled out earlier: its pool degrades badly at 64 concurrent
+requests (../shared/bench-notes.md).
 """
 
 from __future__ import annotations
@@ -13,17 +14,29 @@ import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
-import aiohttp
+from multidict import CIMultiDictProxy
 from yarl import URL
 
-from ..core import TransportError, UpstreamTimeout
+from ..core import InvalidRequest, TransportError, UpstreamTimeout
+from .h1 import (
+    IDEMPOTENT,
+    Connection,
+    H1Error,
+    H1Timeout,
+    Origin,
+    Pool,
+    StaleConnection,
+    headers_of,
+    request_head,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """``connect``: TCP+TLS set-up; ``first_byte``: until response headers arrive;
-    ``idle``: longest silence between two body chunks of a stream; ``total``: the whole
-    exchange, body or stream included (None: no limit)."""
+    """``connect``: TCP+TLS set-up (and waiting for a free pooled connection);
+    ``first_byte``: from sending the request until the response headers arrive; ``idle``:
+    longest silence between two body reads of a response; ``total``: the whole exchange,
+    body or stream included (None: no limit)."""
 
     connect: float = 10.0
     first_byte: float = 600.0
@@ -34,100 +47,191 @@ class Timeouts:
 class UpstreamResponse:
     """An open upstream response: status, headers, and the body as bytes or chunks."""
 
-    __slots__ = ("_resp", "headers", "status")
+    __slots__ = ("_conn", "_headers", "status")
 
-    def __init__(self, resp: aiohttp.ClientResponse) -> None:
-        self._resp = resp
-        self.status = resp.status
-        self.headers = resp.headers
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self.status = conn.status
+        self._headers: CIMultiDictProxy[str] | None = None
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str]:
+        """Case-insensitive; built on first use (the fast path never looks)."""
+        h = self._headers
+        if h is None:
+            h = self._headers = headers_of(self._conn.head)
+        return h
 
     async def read(self) -> bytes:
+        c = self._conn
+        parts: list[bytes] = []
         try:
-            return await self._resp.read()
-        except TimeoutError:
+            while True:
+                data = c.take()
+                if data is not None:
+                    parts.append(data)
+                if c.complete:
+                    break
+                await c.wait()
+        except H1Timeout:
             raise UpstreamTimeout("upstream went silent while sending the body") from None
-        except aiohttp.ClientError as e:
-            raise TransportError(f"upstream connection failed: {type(e).__name__}") from None
+        except H1Error as e:
+            raise TransportError(f"upstream connection failed: {e}") from None
+        if len(parts) == 1:
+            return parts[0]
+        return b"".join(parts)
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives: each chunk is what came in since the last one."""
+        c = self._conn
         try:
-            async for chunk in self._resp.content.iter_any():
-                yield chunk
-        except TimeoutError:
+            while True:
+                data = c.take()
+                if data is not None:
+                    yield data
+                    continue
+                if c.complete:
+                    return
+                await c.wait()
+        except H1Timeout:
             raise UpstreamTimeout("upstream stream went idle or ran past its total time "
                                   "limit") from None
-        except aiohttp.ClientError as e:
-            raise TransportError(f"upstream stream broke: {type(e).__name__}") from None
+        except H1Error as e:
+            raise TransportError(f"upstream stream broke: {e}") from None
 
     def release(self) -> None:
-        """Body fully read: hand the connection back to the pool."""
-        self._resp.release()
+        """Body fully read: hand the connection back to the pool (closed if it is not
+        reusable, e.g. the body was not read to its end)."""
+        self._conn.finish(True)
 
     def close(self) -> None:
         """Abandon the response: the connection is closed, which stops the upstream."""
-        self._resp.close()
+        self._conn.finish(False)
 
 
 #: Connections one upstream pool may hold. LLM streams are long; a pool smaller than the
 #: number of concurrent streams makes the rest queue before their first byte.
 DEFAULT_POOL = 1024
 
+#: Resolved request URLs kept per client (paths repeat: one per model and mode).
+_TARGETS_KEPT = 256
+
 
 class HttpClient:
-    """A keep-alive connection pool to one upstream base URL."""
+    """Keep-alive connection pools for one upstream base URL (and any absolute URL it is
+    asked for: one pool per origin)."""
 
     def __init__(self, base_url: str, *, timeouts: Timeouts | None = None,
                  limit: int = DEFAULT_POOL, unix_socket: str | None = None,
                  ssl_context: ssl.SSLContext | None = None) -> None:
         """``ssl_context`` replaces the default TLS settings (a private CA, a client
-        certificate for mTLS: see ``net.tls``)."""
+        certificate for mTLS: see ``net.tls``). ``unix_socket``: every request goes to
+        that socket, whatever the URL's host."""
         self.base_url = base_url.rstrip("/")
         self.timeouts = timeouts or Timeouts()
         self._limit = limit
         self._unix_socket = unix_socket
         self._ssl = ssl_context
-        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pools: dict[tuple[object, ...], Pool] = {}
+        self._targets: dict[tuple[str, bool], tuple[Origin, str]] = {}
+        t = self.timeouts
+        limits = [x for x in (t.first_byte, t.idle, t.total) if x is not None]
+        # Deadlines are checked a few times per shortest timeout, at most once a second.
+        self._tick = min(1.0, max(0.01, min(limits) / 8)) if limits else 1.0
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        # Created lazily: an aiohttp session belongs to the running event loop.
-        s = self._session
-        if s is None or s.closed:
-            connector: aiohttp.BaseConnector
-            if self._unix_socket:
-                connector = aiohttp.UnixConnector(path=self._unix_socket, limit=self._limit)
-            else:
-                connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit,
-                                                 ttl_dns_cache=300, enable_cleanup_closed=True,
-                                                 ssl=self._ssl if self._ssl is not None else True)
-            s = self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=self.timeouts.total,
-                                              connect=self.timeouts.connect,
-                                              sock_read=self.timeouts.idle),
-                auto_decompress=True,
-                skip_auto_headers=("User-Agent",),
-            )
-        return s
+    def _resolve(self, url: str, encoded: bool) -> tuple[Origin, str]:
+        """(origin, request target) of a URL, percent-encoded as aiohttp/yarl would
+        unless ``encoded``."""
+        key = (url, encoded)
+        hit = self._targets.get(key)
+        if hit is not None:
+            return hit
+        try:
+            u = URL(url, encoded=encoded)
+        except ValueError:
+            raise TransportError("the upstream URL is not valid") from None
+        if u.scheme not in ("http", "https") or not u.raw_host:
+            raise TransportError("the upstream URL is not an http(s) URL")
+        origin = Origin(u.scheme, u.raw_host, u.port, self._unix_socket)
+        target = u.raw_path_qs or "/"
+        if len(self._targets) >= _TARGETS_KEPT:
+            self._targets.clear()
+        self._targets[key] = (origin, target)
+        return origin, target
+
+    def _pool(self, origin: Origin) -> Pool:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # Pools belong to the loop that opened their sockets.
+            self._loop = loop
+            self._pools = {}
+        pool = self._pools.get(origin.key)
+        if pool is None or pool.closed:
+            pool = self._pools[origin.key] = Pool(
+                loop, origin, limit=self._limit, tls=self._ssl,
+                connect_timeout=self.timeouts.connect, tick=self._tick)
+        return pool
 
     async def request(self, method: str, path: str, *, body: bytes | None = None,
                       headers: Mapping[str, str] | None = None,
                       encoded: bool = False) -> UpstreamResponse:
         """``encoded=True``: the path is already percent-encoded and goes out byte for byte
         (a signed request must send exactly the path it signed)."""
-        url: str | URL = path if path.startswith(("http://", "https://")) else self.base_url + path
-        if encoded:
-            url = URL(url, encoded=True)
+        url = path if path.startswith(("http://", "https://")) else self.base_url + path
+        origin, target = self._resolve(url, encoded)
+        if body is None and method in ("POST", "PUT", "PATCH"):
+            body = b""
         try:
-            async with asyncio.timeout(self.timeouts.first_byte):
-                resp = await self._get_session().request(method, url, data=body,
-                                                         headers=headers)
-        except TimeoutError:
-            raise UpstreamTimeout("upstream did not answer in time") from None
-        except aiohttp.ClientError as e:
-            raise TransportError(f"cannot reach upstream: {type(e).__name__}") from None
-        return UpstreamResponse(resp)
+            head = request_head(method, target, origin.host_header, headers,
+                                None if body is None else len(body))
+        except ValueError as e:
+            raise InvalidRequest(str(e)) from None
+        pool = self._pool(origin)
+        t = self.timeouts
+        for attempt in (0, 1):
+            try:
+                conn, reused = await pool.acquire()
+            except H1Timeout:
+                raise UpstreamTimeout("upstream did not accept a connection in time") \
+                    from None
+            except H1Error as e:
+                raise TransportError(f"cannot reach upstream: {e}") from None
+            answered = conn.start(head, body, reused, t.first_byte, t.idle, t.total)
+            try:
+                drain = conn.draining()
+                if drain is not None:
+                    await drain
+                await answered
+            except StaleConnection:
+                conn.finish(False)
+                if attempt == 0 and method in IDEMPOTENT:
+                    continue
+                raise TransportError("cannot reach upstream: it closed a kept-alive "
+                                     "connection") from None
+            except H1Timeout:
+                conn.finish(False)
+                raise UpstreamTimeout("upstream did not answer in time") from None
+            except H1Error as e:
+                conn.finish(False)
+                raise TransportError(f"cannot reach upstream: {e}") from None
+            except BaseException:
+                conn.finish(False)
+                raise
+            if method == "HEAD":
+                conn.end_without_body()
+            return UpstreamResponse(conn)
+        raise AssertionError("unreachable")
+
+    @property
+    def open_connections(self) -> int:
+        """Connections open or being opened, over every origin."""
+        return sum(p.open for p in self._pools.values())
 
     async def aclose(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
+        # The closed pools stay in the table (a later request replaces them) so that
+        # ``open_connections`` still counts connections that are closing.
+        for pool in self._pools.values():
+            pool.close()
+        if self._pools:
+            await asyncio.sleep(0)  # let the closed transports report connection_lost

@@ -7,12 +7,10 @@ that disconnects cancels the provider stream (which closes the upstream connecti
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from ..auth import Principal, require_model
 from ..core import (
@@ -38,6 +36,7 @@ from ..router.limits.policy import settle_quietly
 from .accounting import RequestMeter
 from .agent_events import AGENT_EVENTS, agent_frame, agent_framer
 from .conversation import Conversation, conversation
+from .disconnect import unless_client_leaves
 from .gateway import Gateway
 from .http import ClientGone, Receive, Scope, Send, header, send_json
 from .writer import BodyWriter
@@ -51,8 +50,6 @@ _SSE_HEADERS = [
 ]
 
 RESPONSES = openai_responses.DIALECT.name
-
-T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -246,44 +243,6 @@ async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,
 
     if await unless_client_leaves(pump(), receive) is None and meter is not None:
         meter.outcome = "client_closed"
-
-
-async def unless_client_leaves(work: Awaitable[T], receive: Receive) -> T | None:
-    """Await ``work`` in this task; if the client disconnects first, cancel it and return
-    None. Cancelling a provider call closes its upstream connection, which is what stops
-    the upstream from generating for nobody.
-
-    One watcher task per request (not a task for the work plus ``asyncio.wait``): the
-    watcher cancels this very task when ``http.disconnect`` arrives."""
-    current = asyncio.current_task()
-    assert current is not None
-    state = {"finished": False, "gone": False}
-
-    def on_disconnect(watcher: asyncio.Future[None]) -> None:
-        # A callback queued just before the work finished must not cancel what follows.
-        if not state["finished"] and not watcher.cancelled() and watcher.exception() is None:
-            state["gone"] = True
-            current.cancel()
-
-    watch = asyncio.ensure_future(_wait_disconnect(receive))
-    watch.add_done_callback(on_disconnect)
-    try:
-        return await work
-    except asyncio.CancelledError:
-        if not state["gone"]:
-            raise
-        current.uncancel()  # the cancellation was ours: the request simply ends
-        return None
-    finally:
-        state["finished"] = True
-        watch.cancel()
-
-
-async def _wait_disconnect(receive: Receive) -> None:
-    while True:
-        msg = await receive()
-        if msg["type"] == "http.disconnect":
-            return
 
 
 async def forward(opened: Opened, meter: RequestMeter, receive: Receive, send: Send) -> None:

@@ -14,9 +14,8 @@ import ssl
 import tempfile
 import time
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 
 import pytest
 import trustme
@@ -24,168 +23,7 @@ import trustme
 from dragoman.core import InvalidRequest, TransportError, UpstreamTimeout
 from dragoman.net import h1
 from dragoman.net.http import HttpClient, Timeouts, UpstreamResponse
-
-# --- the scripted server --------------------------------------------------------------------
-
-
-@dataclass
-class Request:
-    """One request as the server read it off the wire."""
-
-    conn: int  # index of the connection it came on (0: the first accepted)
-    head: bytes  # request line and header lines, without the blank line
-    body: bytes
-
-    @property
-    def line(self) -> bytes:
-        return self.head.split(b"\r\n", 1)[0]
-
-    @property
-    def method(self) -> str:
-        return self.line.split(b" ", 1)[0].decode()
-
-    def header(self, name: str) -> list[str]:
-        out = []
-        for raw in self.head.split(b"\r\n")[1:]:
-            k, _, v = raw.partition(b":")
-            if k.decode().lower() == name.lower():
-                out.append(v.strip().decode())
-        return out
-
-
-class Peer:
-    """One accepted connection, as the script sees it."""
-
-    def __init__(self, server: RawServer, index: int, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter) -> None:
-        self.server = server
-        self.index = index
-        self.reader = reader
-        self.writer = writer
-
-    async def request(self) -> Request | None:
-        """The next request (recorded on the server), or None when the client closed."""
-        try:
-            head = await self.reader.readuntil(b"\r\n\r\n")
-        except (asyncio.IncompleteReadError, ConnectionError):
-            self.server.client_closed(self.index)
-            return None
-        req = Request(self.index, head[:-4], b"")
-        length = req.header("content-length")
-        if length:
-            req.body = await self.reader.readexactly(int(length[0]))
-        self.server.requests.append(req)
-        return req
-
-    async def send(self, *parts: bytes, pause: float = 0.0) -> None:
-        """Each part in its own write (flushed, then ``pause`` seconds before the next)."""
-        for i, part in enumerate(parts):
-            if i and pause:
-                await asyncio.sleep(pause)
-            self.writer.write(part)
-            await self.writer.drain()
-
-    async def until_closed(self) -> None:
-        """Wait, reading nothing of use, until the client closes the connection."""
-        try:
-            while await self.reader.read(65536):
-                pass
-        except ConnectionError:
-            pass
-        self.server.client_closed(self.index)
-
-
-Script = Callable[[Peer], Awaitable[None]]
-
-
-class RawServer:
-    """A TCP (or Unix socket, or TLS) server that runs ``script`` on each connection and
-    records what it saw: connections accepted, how many were open at once, the requests,
-    and which connections the client closed."""
-
-    def __init__(self, script: Script, *, tls: ssl.SSLContext | None = None,
-                 unix: str | None = None) -> None:
-        self.script = script
-        self.tls = tls
-        self.unix = unix
-        self.accepted = 0
-        self.live = 0
-        self.max_live = 0
-        self.requests: list[Request] = []
-        self.closed_by_client: list[int] = []
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def __aenter__(self) -> RawServer:
-        if self.unix is not None:
-            self._server = await asyncio.start_unix_server(self._handle, self.unix)
-        else:
-            self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0,
-                                                      ssl=self.tls)
-            self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, t: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        index = self.accepted
-        self.accepted += 1
-        self.live += 1
-        self.max_live = max(self.max_live, self.live)
-        try:
-            await self.script(Peer(self, index, reader, writer))
-        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
-            self.client_closed(index)  # (or reset) while the script used the connection
-        except asyncio.CancelledError:
-            pass  # only __aexit__ cancels; asyncio's stream callback then logs no error
-        finally:
-            self.live -= 1  # before the close: the client sees the close after this
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-            self._tasks.discard(task)
-
-    def client_closed(self, index: int) -> None:
-        if index not in self.closed_by_client:
-            self.closed_by_client.append(index)
-
-    def seen(self, method: str) -> int:
-        return sum(1 for r in self.requests if r.method == method)
-
-
-def response(body: bytes = b"", *headers: str, status: str = "200 OK",
-             length: bool = True) -> bytes:
-    lines = [f"HTTP/1.1 {status}", *headers]
-    if length:
-        lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
-def answering(*answers: bytes) -> Script:
-    """Each request on a connection gets the next answer (the last one repeats) until
-    the client closes."""
-    async def script(p: Peer) -> None:
-        i = 0
-        while await p.request() is not None:
-            p.writer.write(answers[min(i, len(answers) - 1)])
-            await p.writer.drain()
-            i += 1
-    return script
+from tests.fakes.raw_server import Peer, RawServer, Script, answering, response
 
 
 @contextlib.asynccontextmanager
@@ -935,23 +773,68 @@ async def test_close_mid_body_closes_the_connection() -> None:
         await it.aclose()
 
 
-async def test_release_before_the_end_does_not_reuse() -> None:
+async def release_after_first_chunk(c: HttpClient, expected: bytes) -> None:
+    """Read one chunk of a GET's body, then release the response (as a stream consumer
+    that stopped at its terminal event does) and close the iterator."""
+    resp = await c.request("GET", "/")
+    it = resp.iter_chunks()
+    assert isinstance(it, AsyncGenerator)
+    assert await anext(it) == expected
+    resp.release()
+    await it.aclose()
+
+
+async def test_release_before_the_end_drains_the_rest_and_reuses() -> None:
+    # A stream whose consumer stopped at its terminal event: the upstream's last bytes
+    # are read and dropped, and the connection carries the next request.
+    async def script(p: Peer) -> None:
+        await p.request()
+        await p.send(b"HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n0123456789")
+        await asyncio.sleep(0.05)
+        await p.send(b"abcdefghij", b"ABCDEFGHIJ", pause=0.02)
+        while await p.request() is not None:
+            await p.send(response(b"second"))
+
+    async with RawServer(script) as srv, client(srv.url) as c:
+        await release_after_first_chunk(c, b"0123456789")
+        await eventually(lambda: bool(c._pools) and next(iter(c._pools.values()))._idle != [])
+        assert await get(c) == b"second"
+        assert srv.accepted == 1
+
+
+async def test_release_before_the_end_closes_when_the_rest_does_not_come(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(h1, "DRAIN_SECONDS", 0.2)
+
     async def script(p: Peer) -> None:
         await p.request()
         await p.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
         await p.until_closed()
 
     async with RawServer(script) as srv, client(srv.url) as c:
-        resp = await c.request("GET", "/")
-        it = resp.iter_chunks()
-        assert isinstance(it, AsyncGenerator)
-        assert await anext(it) == b"0123456789"
-        resp.release()
-        await it.aclose()
-        resp2 = await c.request("GET", "/")
+        await release_after_first_chunk(c, b"0123456789")
+        resp2 = await c.request("GET", "/")  # the first one is still draining
         assert srv.accepted == 2
+        await eventually(lambda: srv.closed_by_client == [0])  # given up after 0.2 s
         resp2.close()
         await eventually(lambda: sorted(srv.closed_by_client) == [0, 1])
+
+
+async def test_release_before_the_end_closes_when_too_much_is_left() -> None:
+    big = h1.DRAIN_BYTES * 4
+
+    async def script(p: Peer) -> None:
+        await p.request()
+        await p.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n0123456789" % big)
+        await asyncio.sleep(0.05)
+        with contextlib.suppress(ConnectionError):
+            await p.send(b"x" * (big - 10))
+        await p.until_closed()
+
+    async with RawServer(script) as srv, client(srv.url) as c:
+        await release_after_first_chunk(c, b"0123456789")
+        await eventually(lambda: srv.closed_by_client == [0])
+        assert c.open_connections == 0
 
 
 # --- 15. request line and headers -----------------------------------------------------------

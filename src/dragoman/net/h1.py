@@ -51,6 +51,11 @@ MAX_INFLATED = 32 * 1024 * 1024
 DNS_TTL = 300.0
 #: Happy Eyeballs (RFC 8305): the next address is tried after this many seconds.
 HAPPY_EYEBALLS_DELAY = 0.25
+#: A response released before its end (a stream whose consumer stopped at the terminal
+#: event, with the upstream's last bytes still on the way) keeps its connection if the
+#: rest, at most ``DRAIN_BYTES``, arrives within ``DRAIN_SECONDS``; it is read and dropped.
+DRAIN_SECONDS = 1.0
+DRAIN_BYTES = 64 * 1024
 #: Largest response head accepted (status line and headers).
 MAX_HEAD = 256 * 1024
 #: Bodies larger than this go out in a second write instead of being copied into the head.
@@ -135,11 +140,11 @@ def request_head(method: str, target: str, host: str, headers: Mapping[str, str]
 class Connection(asyncio.Protocol):
     """One keep-alive connection and the exchange currently on it."""
 
-    __slots__ = ("_buffered", "_chunks", "_drain", "_error", "_got_bytes", "_head", "_head_at",
-                 "_head_buf", "_inflate", "_interim", "_loop", "_parser", "_pool", "_waiter",
-                 "active", "closed", "complete", "first_byte", "head", "headers_done", "idle",
-                 "idle_since", "keep_alive", "last_read", "reading_paused", "reused", "started",
-                 "status", "total", "transport")
+    __slots__ = ("_buffered", "_chunks", "_drain", "_drain_until", "_drained", "_draining",
+                 "_error", "_got_bytes", "_head", "_head_at", "_head_buf", "_inflate", "_interim",
+                 "_loop", "_parser", "_pool", "_waiter", "active", "closed", "complete",
+                 "first_byte", "head", "headers_done", "idle", "idle_since", "keep_alive",
+                 "last_read", "reading_paused", "reused", "started", "status", "total", "transport")
 
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
@@ -168,6 +173,9 @@ class Connection(asyncio.Protocol):
         self._drain: asyncio.Future[None] | None = None
         self._inflate: Any = None
         self.keep_alive = True
+        self._draining = False
+        self._drained = 0
+        self._drain_until = 0.0
         # deadlines, checked by the pool's watchdog
         self.started = 0.0
         self.last_read = 0.0
@@ -204,6 +212,9 @@ class Connection(asyncio.Protocol):
         if not self.headers_done and sum(map(len, self._head_buf)) - self._head_at > MAX_HEAD:
             self._fail(H1Error("upstream sent an oversized response head"))
             return
+        if self._draining:
+            self._drained_some()
+            return
         if self._buffered > HIGH_WATER and not self.reading_paused and not self.complete:
             self.reading_paused = True
             self.transport.pause_reading()  # type: ignore[union-attr]
@@ -224,6 +235,8 @@ class Connection(asyncio.Protocol):
             else:
                 self._fail(H1Error("upstream closed the connection" if exc is None
                                    else f"upstream connection failed: {type(exc).__name__}"))
+        if self._draining:
+            self._stop_draining()
         d = self._drain
         if d is not None and not d.done():
             d.set_result(None)
@@ -340,6 +353,9 @@ class Connection(asyncio.Protocol):
 
     def overdue(self, now: float) -> str | None:
         """Which deadline has passed, if one has (the pool's watchdog asks)."""
+        if self._draining:
+            return "the rest of a released answer did not come" \
+                if now >= self._drain_until else None
         if self.total is not None and now >= self.started + self.total:
             return "the exchange ran past its total time limit"
         if not self.headers_done:
@@ -352,7 +368,7 @@ class Connection(asyncio.Protocol):
         return None
 
     def time_out(self, what: str) -> None:
-        if self.active and not self.complete:
+        if self.active and (self._draining or not self.complete):
             self._fail(H1Timeout(what))
 
     def _message_done(self) -> None:
@@ -370,6 +386,8 @@ class Connection(asyncio.Protocol):
         for f in (self._head, self._waiter):
             if f is not None and not f.done():
                 f.set_exception(err)
+        if self._draining:
+            self._stop_draining()
         self._close()
 
     def _reads_until_close(self) -> bool:
@@ -426,11 +444,58 @@ class Connection(asyncio.Protocol):
 
     def finish(self, reuse: bool) -> None:
         """The response is done with: back to the pool when it can carry another
-        exchange, else closed."""
-        if not self.active:
+        exchange (with ``reuse``, after reading the rest of an unfinished answer within
+        the ``DRAIN_*`` bounds), else closed."""
+        if not self.active or self._draining:
+            return
+        if (reuse and not self.complete and self.headers_done and self.keep_alive
+                and not self.closed and self._drain is None and self._error is None):
+            self._start_draining()
             return
         self.active = False
         self._pool.unwatch(self)
+        self._settle_head()
+        if (reuse and self.complete and self.keep_alive and not self.closed
+                and self._drain is None and self._error is None):
+            self._pool.release(self)
+        else:
+            self._close()
+
+    def _start_draining(self) -> None:
+        self._draining = True
+        self._settle_head()
+        self._drained = self._buffered
+        self._chunks = []
+        self._buffered = 0
+        if self._drained > DRAIN_BYTES:
+            self._fail(H1Error("too much of the answer left unread to keep the connection"))
+            return
+        self._drain_until = self._loop.time() + DRAIN_SECONDS
+        if self.reading_paused:
+            self.reading_paused = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
+
+    def _drained_some(self) -> None:
+        """After a read while draining: drop what came, hand the connection back once
+        the answer is complete."""
+        self._drained += self._buffered
+        self._chunks = []
+        self._buffered = 0
+        if self.complete:
+            self._stop_draining()
+            if self.keep_alive and not self.closed:
+                self._pool.release(self)
+            else:
+                self._close()
+        elif self._drained > DRAIN_BYTES:
+            self._fail(H1Error("too much of the answer left unread to keep the connection"))
+
+    def _stop_draining(self) -> None:
+        self._draining = False
+        self.active = False
+        self._pool.unwatch(self)
+
+    def _settle_head(self) -> None:
         h = self._head
         if h is not None:
             self._head = None
@@ -438,11 +503,6 @@ class Connection(asyncio.Protocol):
                 h.cancel()
             elif not h.cancelled():
                 h.exception()  # retrieved: a failure nobody awaited is not logged
-        if (reuse and self.complete and self.keep_alive and not self.closed
-                and self._drain is None and self._error is None):
-            self._pool.release(self)
-        else:
-            self._close()
 
 
 def split_head(head: bytes) -> list[tuple[str, str]]:

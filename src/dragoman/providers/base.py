@@ -17,6 +17,7 @@ from ..core import (
     ChatRequest,
     ChatResponse,
     DragomanError,
+    Finish,
     StreamError,
     StreamEvent,
     UpstreamError,
@@ -197,7 +198,7 @@ class HttpDialectProvider:
 
     async def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
         resp = await self.send(req, True)
-        completed = False
+        completed = finished = False
         try:
             if resp.status >= 400:
                 raise self.error_from(resp, await resp.read())
@@ -207,6 +208,8 @@ class HttpDialectProvider:
                 async for chunk in resp.iter_chunks():
                     for name, data in decoder.feed(chunk):
                         for ev in parser.feed(name, data):
+                            if type(ev) is Finish:
+                                finished = True
                             yield ev
                 for name, data in decoder.close():
                     for ev in parser.feed(name, data):
@@ -218,8 +221,10 @@ class HttpDialectProvider:
                 yield StreamError(error=e)
         finally:
             # Abandoned mid-stream (client left, error): closing the connection is what
-            # tells the upstream to stop generating. Finished: keep it for reuse.
-            if completed:
+            # tells the upstream to stop generating. Finished (or closed by a consumer
+            # that stopped at the terminal event, the upstream's last bytes still on the
+            # way): kept for reuse once those are read.
+            if completed or finished:
                 resp.release()
             else:
                 resp.close()

@@ -198,10 +198,13 @@ async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,
     """
     async def pump() -> bool:
         feed = renderer.feed
+        # The first frame is sent at once; the writer (which coalesces what one upstream
+        # read renders) starts with the second, so a first token never waits for the
+        # rest of its read to be rendered.
         writer: BodyWriter | None = None
+        sent_first = False
         try:
             await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
-            writer = BodyWriter(send)
             ev: StreamEvent = first
             head = renderer.start()
             while True:
@@ -221,7 +224,15 @@ async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,
                     elif type(ev) is StreamError:
                         meter.outcome = ev.error.kind.value
                 if chunk:
-                    await writer.write(chunk)
+                    if writer is not None:
+                        await writer.write(chunk)
+                    elif not sent_first:
+                        sent_first = True
+                        await send({"type": "http.response.body", "body": chunk,
+                                    "more_body": True})
+                    else:
+                        writer = BodyWriter(send)
+                        await writer.write(chunk)
                 if terminal:
                     break
                 try:
@@ -233,8 +244,11 @@ async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,
                 except Exception:
                     log.exception("provider stream failed")
                     ev = StreamError(error=UpstreamError("internal error while streaming"))
-            await writer.close()
-            writer = None
+            if writer is not None:
+                await writer.close()
+                writer = None
+            else:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
             return True
         finally:
             if writer is not None:

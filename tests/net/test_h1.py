@@ -179,6 +179,21 @@ async def test_bytes_past_the_end_of_the_answer_drop_the_connection(
         assert srv.accepted == 2
 
 
+async def test_junk_with_the_end_of_a_body_being_waited_for_loses_nothing() -> None:
+    # The consumer is already waiting for the rest of the body when it arrives in one read
+    # with junk after it: the body is delivered whole, the connection dropped.
+    async def script(p: Peer) -> None:
+        while await p.request() is not None:
+            await p.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234",
+                         b"56789HTTP/1.1 299 Junk\r\n\r\n", pause=0.1)
+
+    async with RawServer(script) as srv, client(srv.url) as c:
+        resp = await c.request("GET", "/")
+        assert await resp.read() == b"0123456789"
+        resp.release()
+        await eventually(lambda: 0 in srv.closed_by_client)
+
+
 # --- 3. interim answers ---------------------------------------------------------------------
 
 INTERIM = (b"HTTP/1.1 100 Continue\r\n\r\n",

@@ -205,8 +205,13 @@ class Connection(asyncio.Protocol):
             self._fail(H1Error("upstream switched protocols"))
             return
         except httptools.HttpParserError:
-            self._fail(self._error or H1Error("upstream sent malformed HTTP"))
-            return
+            if self.complete:
+                # Junk after a complete answer (``on_message_begin``): the answer stands,
+                # the connection does not.
+                self._close()
+            else:
+                self._fail(self._error or H1Error("upstream sent malformed HTTP"))
+                return
         # Checked once parsed: a read that completes a small head may carry up to a read's
         # worth of body too, and only an unfinished head's bytes count against the limit.
         if not self.headers_done and sum(map(len, self._head_buf)) - self._head_at > MAX_HEAD:

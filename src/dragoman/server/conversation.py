@@ -117,14 +117,43 @@ class Conversation:
             previous=self.previous, response=response))
 
 
-@contextlib.asynccontextmanager
-async def conversation(gw: Gateway, dialect: Dialect, principal: Principal, req: ChatRequest,
-                       route: Route, scope: Scope) -> AsyncIterator[Conversation]:
+class _Plain:
+    """The common case, a request with no history to resolve and no thread to hold: the
+    context is the conversation itself (no generator, no exit stack: this runs on every
+    request)."""
+
+    __slots__ = ("conv",)
+
+    def __init__(self, conv: Conversation) -> None:
+        self.conv = conv
+
+    async def __aenter__(self) -> Conversation:
+        return self.conv
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+def conversation(gw: Gateway, dialect: Dialect, principal: Principal, req: ChatRequest,
+                 route: Route, scope: Scope) -> contextlib.AbstractAsyncContextManager[
+                     Conversation]:
     """Resolve the request's history into ``req.messages`` (``previous_response_id``, a
     history-holding thread) and hold that thread for the duration of the request."""
+    tk = thread_key(scope)
+    responses = dialect.name == RESPONSES
+    if not (responses and req.previous_response_id) and (tk is None or not holds_history(route)):
+        return _Plain(Conversation(gw.sessions, principal.tenant_id,
+                                   tk.value if tk is not None else None, None, req.messages,
+                                   responses and req.store is not False, False))
+    return _with_history(gw, dialect, principal, req, route, tk)
+
+
+@contextlib.asynccontextmanager
+async def _with_history(gw: Gateway, dialect: Dialect, principal: Principal,
+                        req: ChatRequest, route: Route,
+                        tk: ThreadKey | None) -> AsyncIterator[Conversation]:
     store = gw.sessions
     tenant = principal.tenant_id
-    tk = thread_key(scope)
     key = tk.value if tk is not None else None
     client_input = req.messages
     previous = None

@@ -45,12 +45,6 @@ def _drive(path: str, n: int, stream: bool, upstream: str) -> None:
     gw = build_gateway(parse_config({"server": {"api_keys": ["bench"]}, "models": [model],
                                      "sessions": {"backend": "memory"}}))
     app: Any = gw.app()
-    if path == "ceiling":  # the raw ASGI ceiling of bench/ceiling.py, same client
-        os.environ["CEILING_NGINX"] = upstream
-        sys.path.insert(0, str(HERE))
-        import ceiling
-
-        app = ceiling.app
     body = json.dumps({"model": "m", "stream": stream,
                        "messages": [{"role": "user", "content": "Say hello"}]}).encode()
     scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions",
@@ -58,6 +52,15 @@ def _drive(path: str, n: int, stream: bool, upstream: str) -> None:
              "headers": [(b"content-type", b"application/json"),
                          (b"content-length", str(len(body)).encode()),
                          (b"authorization", b"Bearer bench")]}
+
+    if path == "ceiling":  # the raw ASGI ceiling of bench/ceiling.py, same client
+        os.environ["CEILING_NGINX"] = upstream
+        sys.path.insert(0, str(HERE))
+        import ceiling
+
+        app = ceiling.app
+        if stream:  # (the ceiling picks the upstream by path, not by the body)
+            scope["path"] = "/stream/v1/chat/completions"
 
     async def run() -> None:
         forever = asyncio.Event()

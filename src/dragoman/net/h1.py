@@ -2,14 +2,16 @@
 
 Why not aiohttp's client for the upstream hop: measured on the bench machine, one
 sequential request through ``aiohttp.ClientSession`` costs ~140 µs of CPU; the same
-exchange on an ``asyncio.Protocol`` with httptools' parser costs ~36 µs (bench/README.md,
-"Upstream HTTP client"). A gateway makes one such request per client request, so that is
-most of what it adds. aiohttp's client does much that an upstream hop never needs
-(cookies, redirects, proxies, tracing, multipart payloads); what it does need is here:
+exchange on an ``asyncio.Protocol`` with httptools' parser costs ~36 µs, and this module
+~45 µs (bench/README.md, "Own upstream HTTP client"). A gateway makes one such request per
+client request, so that was most of what it added. aiohttp's client does much that an
+upstream hop never needs (cookies, redirects, proxies, tracing, multipart payloads); what
+it does need is here:
 
 * one origin per pool (scheme, host, port or a Unix socket), TLS with a caller-supplied
   context, a connection limit with a FIFO of waiters, idle connections reused newest first
-  and closed after ``KEEPALIVE`` seconds;
+  and closed after ``KEEPALIVE`` seconds; host names resolved once per ``DNS_TTL`` and
+  their addresses raced Happy-Eyeballs style (``aiohappyeyeballs``, as aiohttp does);
 * request heads built once with CR/LF/NUL refused (no header injection), bodies sent with
   ``Content-Length`` and write back-pressure;
 * responses framed by httptools (Content-Length, chunked, or read-until-close), interim 1xx
@@ -17,7 +19,10 @@ most of what it adds. aiohttp's client does much that an upstream hop never need
   built only when asked for;
 * read back-pressure: past ``HIGH_WATER`` buffered bytes the socket stops being read until
   the consumer catches up, so a slow client never makes the gateway buffer a whole stream;
-* timeouts from one timer per exchange (first byte, idle between body reads, total);
+* timeouts (first byte, idle between body reads, total) checked by one watchdog timer
+  per pool, not a timer per exchange;
+* a response released before its end is drained (``DRAIN_*``) and its connection reused:
+  a stream's consumer stops at the terminal event, before the upstream's last bytes;
 * a reused connection that the server closed before answering is retried once on a new
   one for idempotent methods only (RFC 9112 §9.3.1), as aiohttp does.
 
@@ -97,6 +102,7 @@ _default_tls: ssl.SSLContext | None = None
 
 
 def default_tls() -> ssl.SSLContext:
+    """The system's trust store, certificate and host name verified, HTTP/1.1 by ALPN."""
     global _default_tls
     if _default_tls is None:
         ctx = ssl.create_default_context()

@@ -294,6 +294,17 @@ def head_of_size(n: int) -> bytes:
     return start + b"a" * (n - len(start))
 
 
+def answering_head(head: bytes, split: bool) -> Script:
+    """Answer with ``head`` (in one write, or split 1,000 bytes before its end), then the
+    blank line and the body ``ok``."""
+    async def script(p: Peer) -> None:
+        await p.request()
+        await p.send(*([head[:-1000], head[-1000:]] if split else [head]),
+                     b"\r\n\r\nok", pause=0.05)
+        await p.until_closed()
+    return script
+
+
 @pytest.mark.parametrize("head", [
     b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (h1.MAX_HEAD + 10),
     b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-H-%d: %s\r\n" % (i, b"v" * 100)
@@ -302,11 +313,7 @@ def head_of_size(n: int) -> bytes:
 ], ids=["one-header", "many-headers", "one-byte-over"])
 @pytest.mark.parametrize("split", [False, True], ids=["one-write", "two-writes"])
 async def test_oversized_head_is_a_transport_error(head: bytes, split: bool) -> None:
-    async def script(p: Peer) -> None:
-        await p.request()
-        await p.send(*([head[:-1000], head[-1000:]] if split else [head]),
-                     b"\r\n\r\nok", pause=0.05)
-        await p.until_closed()
+    script = answering_head(head, split)
 
     async with RawServer(script) as srv, client(srv.url) as c:
         with pytest.raises(TransportError):
@@ -318,11 +325,7 @@ async def test_oversized_head_is_a_transport_error(head: bytes, split: bool) -> 
 async def test_head_of_exactly_max_head_is_accepted(split: bool) -> None:
     head = head_of_size(h1.MAX_HEAD)
 
-    async def script(p: Peer) -> None:
-        await p.request()
-        await p.send(*([head[:-1000], head[-1000:]] if split else [head]),
-                     b"\r\n\r\nok", pause=0.05)
-        await p.until_closed()
+    script = answering_head(head, split)
 
     async with RawServer(script) as srv, client(srv.url) as c:
         resp = await c.request("GET", "/")
@@ -819,7 +822,7 @@ async def test_release_before_the_end_drains_the_rest_and_reuses() -> None:
 
 async def test_release_before_the_end_closes_when_the_rest_does_not_come(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(h1, "DRAIN_SECONDS", 0.2)
+    monkeypatch.setattr(h1.connection, "DRAIN_SECONDS", 0.2)  # where it is read
 
     async def script(p: Peer) -> None:
         await p.request()

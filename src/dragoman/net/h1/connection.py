@@ -1,61 +1,24 @@
-"""A small HTTP/1.1 client: keep-alive connections to one origin, parsed by httptools.
-
-Why not aiohttp's client for the upstream hop: measured on the bench machine, one
-sequential request through ``aiohttp.ClientSession`` costs ~140 µs of CPU; the same
-exchange on an ``asyncio.Protocol`` with httptools' parser costs ~36 µs, and this module
-~45 µs (bench/README.md, "Own upstream HTTP client"). A gateway makes one such request per
-client request, so that was most of what it added. aiohttp's client does much that an
-upstream hop never needs (cookies, redirects, proxies, tracing, multipart payloads); what
-it does need is here:
-
-* one origin per pool (scheme, host, port or a Unix socket), TLS with a caller-supplied
-  context, a connection limit with a FIFO of waiters, idle connections reused newest first
-  and closed after ``KEEPALIVE`` seconds; host names resolved once per ``DNS_TTL`` and
-  their addresses raced Happy-Eyeballs style (``aiohappyeyeballs``, as aiohttp does);
-* request heads built once with CR/LF/NUL refused (no header injection), bodies sent with
-  ``Content-Length`` and write back-pressure;
-* responses framed by httptools (Content-Length, chunked, or read-until-close), interim 1xx
-  answers skipped, gzip/deflate bodies inflated, headers as a case-insensitive multidict
-  built only when asked for;
-* read back-pressure: past ``HIGH_WATER`` buffered bytes the socket stops being read until
-  the consumer catches up, so a slow client never makes the gateway buffer a whole stream;
-* timeouts (first byte, idle between body reads, total) checked by one watchdog timer
-  per pool, not a timer per exchange;
-* a response released before its end is drained (``DRAIN_*``) and its connection reused:
-  a stream's consumer stops at the terminal event, before the upstream's last bytes;
-* a reused connection that the server closed before answering is retried once on a new
-  one for idempotent methods only (RFC 9112 §9.3.1), as aiohttp does.
-
-Failures surface as ``H1Error`` (transport) or ``H1Timeout``; ``net.http`` turns them into
-the core error kinds with messages that say which phase failed.
-"""
+"""One keep-alive connection and the exchange on it: the httptools callbacks, read and
+write back-pressure, deadlines (checked by the pool's watchdog), and draining an answer
+released before its end."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-import ssl
 import zlib
-from collections import deque
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
-import aiohappyeyeballs
 import httptools
-from multidict import CIMultiDict, CIMultiDictProxy
 
-#: Seconds an idle keep-alive connection is kept (aiohttp's default, below the usual
-#: server-side idle limits of 60-120 s, so a reused connection is rarely a stale one).
-KEEPALIVE = 15.0
+from .wire import H1Error, H1Timeout, Inflater, StaleConnection, TooBig, split_head
+
+if TYPE_CHECKING:
+    from .pool import Pool
+
 #: Buffered body bytes past which the socket stops being read.
 HIGH_WATER = 256 * 1024
 #: Inflated body bytes one connection may buffer unread (a compressed answer's limit).
 MAX_INFLATED = 32 * 1024 * 1024
-#: Seconds resolved addresses of an origin are reused (aiohttp's ``ttl_dns_cache``).
-DNS_TTL = 300.0
-#: Happy Eyeballs (RFC 8305): the next address is tried after this many seconds.
-HAPPY_EYEBALLS_DELAY = 0.25
 #: A response released before its end (a stream whose consumer stopped at the terminal
 #: event, with the upstream's last bytes still on the way) keeps its connection if the
 #: rest, at most ``DRAIN_BYTES``, arrives within ``DRAIN_SECONDS``; it is read and dropped.
@@ -65,82 +28,6 @@ DRAIN_BYTES = 64 * 1024
 MAX_HEAD = 256 * 1024
 #: Bodies larger than this go out in a second write instead of being copied into the head.
 _JOIN_LIMIT = 64 * 1024
-
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
-
-
-class H1Error(Exception):
-    """The exchange failed on the wire; the message says how (never a URL or header)."""
-
-
-class H1Timeout(H1Error):
-    """A timeout of the exchange ran out."""
-
-
-class StaleConnection(H1Error):
-    """A reused connection closed before a byte of the answer: safe to retry when the
-    method is idempotent."""
-
-
-class Origin:
-    """Where a pool connects: ``scheme://host:port`` or a Unix socket path."""
-
-    __slots__ = ("host", "host_header", "key", "port", "tls", "unix")
-
-    def __init__(self, scheme: str, host: str, port: int | None, unix: str | None = None) -> None:
-        self.tls = scheme == "https"
-        self.host = host
-        default = 443 if self.tls else 80
-        self.port = port or default
-        self.unix = unix
-        bracketed = f"[{host}]" if ":" in host else host
-        self.host_header = bracketed if self.port == default else f"{bracketed}:{self.port}"
-        self.key = (scheme, host, self.port, unix)
-
-
-_default_tls: ssl.SSLContext | None = None
-
-
-def default_tls() -> ssl.SSLContext:
-    """The system's trust store, certificate and host name verified, HTTP/1.1 by ALPN."""
-    global _default_tls
-    if _default_tls is None:
-        ctx = ssl.create_default_context()
-        ctx.set_alpn_protocols(["http/1.1"])
-        _default_tls = ctx
-    return _default_tls
-
-
-def request_head(method: str, target: str, host: str, headers: Mapping[str, str] | None,
-                 body_len: int | None) -> bytes:
-    """The request line and headers. ``Host`` and ``Content-Length`` are added unless the
-    caller set them; a CR, LF or NUL anywhere in a name or value is refused."""
-    parts = [method, " ", target, " HTTP/1.1\r\n"]
-    has_host = has_length = False
-    lines = 1
-    if headers:
-        for k, v in headers.items():
-            n = len(k)
-            if n == 4 and k.lower() == "host":
-                has_host = True
-            elif n == 14 and k.lower() == "content-length":
-                has_length = True
-            parts += (k, ": ", v, "\r\n")
-            lines += 1
-    if not has_host:
-        parts += ("Host: ", host, "\r\n")
-        lines += 1
-    if body_len is not None and not has_length:
-        parts += ("Content-Length: ", str(body_len), "\r\n")
-        lines += 1
-    parts.append("\r\n")
-    if " " in target:
-        raise ValueError("the request target contains a space (not percent-encoded)")
-    text = "".join(parts)
-    # Every line ends with exactly one CR LF of ours: any other is injected.
-    if text.count("\n") != lines + 1 or text.count("\r") != lines + 1 or "\0" in text:
-        raise ValueError("a request header name or value contains CR, LF or NUL")
-    return text.encode()
 
 
 class Connection(asyncio.Protocol):
@@ -177,7 +64,7 @@ class Connection(asyncio.Protocol):
         self._got_bytes = False
         self.reading_paused = False
         self._drain: asyncio.Future[None] | None = None
-        self._inflate: Any = None
+        self._inflate: Inflater | None = None
         self.keep_alive = True
         self._draining = False
         self._drained = 0
@@ -300,9 +187,9 @@ class Connection(asyncio.Protocol):
             line_end = low.find(b"\r", at + 1)
             enc = low[at + 18:line_end if line_end >= 0 else None].strip()
             if enc in (b"gzip", b"x-gzip"):
-                self._inflate = _Inflater(16 + zlib.MAX_WBITS)
+                self._inflate = Inflater(16 + zlib.MAX_WBITS)
             elif enc == b"deflate":
-                self._inflate = _Inflater(None)
+                self._inflate = Inflater(None)
         h = self._head
         if h is not None and not h.done():
             h.set_result(None)
@@ -314,7 +201,7 @@ class Connection(asyncio.Protocol):
             except zlib.error:
                 self._error = H1Error("upstream sent a corrupt compressed body")
                 raise self._error from None
-            except _TooBig:
+            except TooBig:
                 self._error = H1Error("upstream sent a compressed body that inflates past "
                                       f"{MAX_INFLATED >> 20} MiB unread")
                 raise self._error from None
@@ -514,273 +401,3 @@ class Connection(asyncio.Protocol):
                 h.cancel()
             elif not h.cancelled():
                 h.exception()  # retrieved: a failure nobody awaited is not logged
-
-
-def split_head(head: bytes) -> list[tuple[str, str]]:
-    """The header fields of a response head (status line first, CR LF line ends)."""
-    out = []
-    for line in head.split(b"\r\n")[1:]:
-        name, sep, value = line.partition(b":")
-        if sep:
-            out.append((name.strip().decode("latin-1"),
-                        value.strip().decode("utf-8", "surrogateescape")))
-    return out
-
-
-class _TooBig(Exception):
-    pass
-
-
-class _Inflater:
-    """gzip or deflate, inflated at most ``room`` bytes at a time: read back-pressure
-    bounds the compressed bytes buffered, this bounds what they inflate to (a small
-    compressed read can otherwise inflate to gigabytes)."""
-
-    __slots__ = ("_d",)
-
-    def __init__(self, wbits: int | None) -> None:
-        """``wbits`` None: ``deflate``, zlib-wrapped by the RFC and raw in practice, told
-        apart by its first byte."""
-        self._d: Any = None if wbits is None else zlib.decompressobj(wbits)
-
-    def decompress(self, data: bytes, room: int) -> bytes:
-        d = self._d
-        if d is None:
-            if not data:
-                return b""
-            raw = (data[0] & 0x0F) != 8
-            d = self._d = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
-        out = d.decompress(data, max(room, 1))
-        if d.unconsumed_tail:
-            raise _TooBig
-        return bytes(out)
-
-    def flush(self) -> bytes:
-        return bytes(self._d.flush()) if self._d is not None else b""
-
-
-class Pool:
-    """Connections to one origin: at most ``limit`` open (0: no limit), idle ones reused
-    newest first, callers past the limit served in arrival order."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, origin: Origin, *, limit: int,
-                 tls: ssl.SSLContext | None, connect_timeout: float | None,
-                 tick: float = 1.0) -> None:
-        """``tick``: how often the watchdog checks the deadlines of exchanges in flight;
-        a timeout fires up to one tick late."""
-        self.loop = loop
-        self._tick = tick
-        self._watched: set[Connection] = set()
-        self._watchdog: asyncio.TimerHandle | None = None
-        self.origin = origin
-        self._limit = limit
-        self._tls = tls
-        self._connect_timeout = connect_timeout
-        self._idle: list[Connection] = []
-        self._open = 0
-        self._waiters: deque[asyncio.Future[Connection | None]] = deque()
-        self._sweep: asyncio.TimerHandle | None = None
-        self._addrs: list[Any] | None = None
-        self._addrs_until = 0.0
-        self._resolving: asyncio.Task[list[Any]] | None = None
-        self.closed = False
-
-    @property
-    def open(self) -> int:
-        return self._open
-
-    async def acquire(self) -> tuple[Connection, bool]:
-        """A connection and whether it carried an exchange before."""
-        idle = self._idle
-        if idle:
-            now = self.loop.time()
-            while idle:
-                c = idle.pop()
-                if not c.closed and now - c.idle_since < KEEPALIVE:
-                    return c, True
-                c._close()
-        if self.closed:
-            raise H1Error("the client is closed")
-        if self._limit and self._open >= self._limit:
-            # Wait for a connection handed over by ``release`` or for a slot that
-            # ``_wake`` reserved for us (None).
-            fut: asyncio.Future[Connection | None] = self.loop.create_future()
-            self._waiters.append(fut)
-            try:
-                async with asyncio.timeout(self._connect_timeout):
-                    handed = await fut
-            except BaseException as e:
-                if fut.done() and not fut.cancelled():
-                    got = fut.result()
-                    if got is not None:
-                        self.release(got)
-                    else:
-                        self._open -= 1
-                        self._wake()
-                if isinstance(e, TimeoutError):
-                    raise H1Timeout("no upstream connection came free within the connect "
-                                    "timeout") from None
-                raise
-            if handed is not None:
-                return handed, True
-        else:
-            self._open += 1
-        try:
-            return await self._connect(), False
-        except BaseException:
-            self._open -= 1
-            self._wake()
-            raise
-
-    async def _connect(self) -> Connection:
-        o = self.origin
-        sock: socket.socket | None = None
-        try:
-            async with asyncio.timeout(self._connect_timeout):
-                if o.unix:
-                    _, conn = await self.loop.create_unix_connection(
-                        lambda: Connection(self), o.unix)
-                    return conn
-                infos = await self._addresses()
-                sock = await aiohappyeyeballs.start_connection(
-                    infos, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, interleave=1,
-                    loop=self.loop)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                if o.tls:
-                    _, conn = await self.loop.create_connection(
-                        lambda: Connection(self), sock=sock,
-                        ssl=self._tls or default_tls(), server_hostname=o.host)
-                else:
-                    _, conn = await self.loop.create_connection(
-                        lambda: Connection(self), sock=sock)
-                return conn
-        except BaseException as e:
-            if sock is not None:
-                sock.close()
-            self._addrs = None  # (maybe stale: resolve again next time)
-            if isinstance(e, TimeoutError):
-                raise H1Timeout("connecting to the upstream timed out") from None
-            if isinstance(e, ssl.SSLCertVerificationError):
-                raise H1Error("upstream TLS certificate rejected") from None
-            if isinstance(e, (OSError, ssl.SSLError)):
-                raise H1Error(f"cannot connect: {type(e).__name__}") from None
-            raise
-
-    async def _addresses(self) -> list[Any]:
-        """The origin's addresses, resolved once per ``DNS_TTL`` (concurrent connects
-        share one lookup)."""
-        if self._addrs is not None and self.loop.time() < self._addrs_until:
-            return self._addrs
-        task = self._resolving
-        if task is None:
-            task = self._resolving = self.loop.create_task(self._resolve())
-            task.add_done_callback(_retrieve)
-        return await asyncio.shield(task)
-
-    async def _resolve(self) -> list[Any]:
-        o = self.origin
-        try:
-            infos = await self.loop.getaddrinfo(o.host, o.port, type=socket.SOCK_STREAM)
-        finally:
-            self._resolving = None
-        if not infos:
-            raise OSError(f"no address for {o.host}")
-        self._addrs = infos
-        self._addrs_until = self.loop.time() + DNS_TTL
-        return infos
-
-    def release(self, conn: Connection) -> None:
-        if self.closed or conn.closed:
-            conn._close()
-            return
-        while self._waiters:
-            w = self._waiters.popleft()
-            if not w.done():
-                w.set_result(conn)
-                return
-        conn.idle_since = self.loop.time()
-        self._idle.append(conn)
-        if self._sweep is None:
-            self._sweep = self.loop.call_later(KEEPALIVE, self._sweep_idle)
-
-    # One timer per pool, not one per exchange: arming and cancelling a timer per
-    # request cost ~7 µs under uvloop (bench/README.md).
-
-    def watch(self, conn: Connection) -> None:
-        self._watched.add(conn)
-        if self._watchdog is None:
-            self._watchdog = self.loop.call_later(self._tick, self._check_deadlines)
-
-    def unwatch(self, conn: Connection) -> None:
-        self._watched.discard(conn)
-
-    def _check_deadlines(self) -> None:
-        self._watchdog = None
-        if not self._watched:
-            return
-        now = self.loop.time()
-        for c in list(self._watched):
-            what = c.overdue(now)
-            if what is not None:
-                self._watched.discard(c)
-                c.time_out(what)
-        if self._watched:
-            self._watchdog = self.loop.call_later(self._tick, self._check_deadlines)
-
-    def lost(self, conn: Connection) -> None:
-        self._open -= 1
-        with contextlib.suppress(ValueError):
-            self._idle.remove(conn)
-        self._wake()
-
-    def _wake(self) -> None:
-        """A connection slot came free: it is reserved for the first waiter, which opens
-        a new connection on it."""
-        if self._limit and self._open >= self._limit:
-            return
-        while self._waiters:
-            w = self._waiters.popleft()
-            if not w.done():
-                self._open += 1
-                w.set_result(None)
-                return
-
-    def _sweep_idle(self) -> None:
-        self._sweep = None
-        now = self.loop.time()
-        keep = []
-        for c in self._idle:
-            if now - c.idle_since >= KEEPALIVE:
-                c._close()
-            else:
-                keep.append(c)
-        self._idle = keep
-        if keep and not self.closed:
-            self._sweep = self.loop.call_later(KEEPALIVE, self._sweep_idle)
-
-    def close(self) -> None:
-        self.closed = True
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
-        if self._sweep is not None:
-            self._sweep.cancel()
-            self._sweep = None
-        for c in self._idle:
-            c._close()
-        self._idle = []
-        while self._waiters:
-            w = self._waiters.popleft()
-            if not w.done():
-                w.set_exception(H1Error("the client is closed"))
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    # A lookup whose waiters were all cancelled: its failure is not worth a log line.
-    if not task.cancelled():
-        task.exception()
-
-
-def headers_of(head: bytes) -> CIMultiDictProxy[str]:
-    """The response head's fields as a case-insensitive multidict."""
-    return CIMultiDictProxy(CIMultiDict(split_head(head)))

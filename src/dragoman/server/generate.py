@@ -224,14 +224,13 @@ async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,
                     elif type(ev) is StreamError:
                         meter.outcome = ev.error.kind.value
                 if chunk:
-                    if writer is not None:
-                        await writer.write(chunk)
-                    elif not sent_first:
+                    if not sent_first:
                         sent_first = True
                         await send({"type": "http.response.body", "body": chunk,
                                     "more_body": True})
                     else:
-                        writer = BodyWriter(send)
+                        if writer is None:
+                            writer = BodyWriter(send)
                         await writer.write(chunk)
                 if terminal:
                     break

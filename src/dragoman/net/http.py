@@ -199,9 +199,9 @@ class HttpClient:
                 raise TransportError(f"cannot reach upstream: {e}") from None
             answered = conn.start(head, body, reused, t.first_byte, t.idle, t.total)
             try:
-                drain = conn.draining()
-                if drain is not None:
-                    await drain
+                blocked = conn.write_blocked()
+                if blocked is not None:
+                    await blocked
                 await answered
             except StaleConnection:
                 conn.finish(False)

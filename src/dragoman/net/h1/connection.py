@@ -33,9 +33,9 @@ _JOIN_LIMIT = 64 * 1024
 class Connection(asyncio.Protocol):
     """One keep-alive connection and the exchange currently on it."""
 
-    __slots__ = ("_buffered", "_chunks", "_drain", "_drain_until", "_drained", "_draining",
-                 "_error", "_got_bytes", "_head", "_head_at", "_head_buf", "_inflate", "_interim",
-                 "_loop", "_parser", "_pool", "_waiter", "active", "closed", "complete",
+    __slots__ = ("_buffered", "_chunks", "_drain_until", "_drained", "_draining", "_error",
+                 "_got_bytes", "_head", "_head_at", "_head_buf", "_inflate", "_interim", "_loop",
+                 "_parser", "_pool", "_waiter", "_write_ready", "active", "closed", "complete",
                  "first_byte", "head", "headers_done", "idle", "idle_since", "keep_alive",
                  "last_read", "reading_paused", "reused", "started", "status", "total", "transport")
 
@@ -63,7 +63,7 @@ class Connection(asyncio.Protocol):
         self._error: H1Error | None = None
         self._got_bytes = False
         self.reading_paused = False
-        self._drain: asyncio.Future[None] | None = None
+        self._write_ready: asyncio.Future[None] | None = None
         self._inflate: Inflater | None = None
         self.keep_alive = True
         self._draining = False
@@ -135,17 +135,17 @@ class Connection(asyncio.Protocol):
                                    else f"upstream connection failed: {type(exc).__name__}"))
         if self._draining:
             self._stop_draining()
-        d = self._drain
+        d = self._write_ready
         if d is not None and not d.done():
             d.set_result(None)
         self._pool.lost(self)
 
     def pause_writing(self) -> None:
-        if self._drain is None:
-            self._drain = self._loop.create_future()
+        if self._write_ready is None:
+            self._write_ready = self._loop.create_future()
 
     def resume_writing(self) -> None:
-        d, self._drain = self._drain, None
+        d, self._write_ready = self._write_ready, None
         if d is not None and not d.done():
             d.set_result(None)
 
@@ -245,9 +245,10 @@ class Connection(asyncio.Protocol):
             t.writelines((data, body))
         return head
 
-    def draining(self) -> asyncio.Future[None] | None:
-        """A future to await while the request is still being written (back-pressure)."""
-        return self._drain
+    def write_blocked(self) -> asyncio.Future[None] | None:
+        """A future to await while the request is still being written (back-pressure),
+        or None."""
+        return self._write_ready
 
     def overdue(self, now: float) -> str | None:
         """Which deadline has passed, if one has (the pool's watchdog asks)."""
@@ -347,14 +348,14 @@ class Connection(asyncio.Protocol):
         if not self.active or self._draining:
             return
         if (reuse and not self.complete and self.headers_done and self.keep_alive
-                and not self.closed and self._drain is None and self._error is None):
+                and not self.closed and self._write_ready is None and self._error is None):
             self._start_draining()
             return
         self.active = False
         self._pool.unwatch(self)
         self._settle_head()
         if (reuse and self.complete and self.keep_alive and not self.closed
-                and self._drain is None and self._error is None):
+                and self._write_ready is None and self._error is None):
             self._pool.release(self)
         else:
             self._close()

@@ -68,16 +68,16 @@ async def test_records_are_kept_per_tenant_and_call_id(store: SessionStore) -> N
 
 async def test_records_expire_with_the_ttl_and_go_with_purge(
         store_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    store = open_store(settings_for(store_backend, tmp_path, request, ttl=0.3))
+    store = open_store(settings_for(store_backend, tmp_path, request, ttl=1.0))
     try:
         turns = StoredTurns(store)
         await turns.put("a", ["call_old"], _turn("old"))
         assert await turns.get("a", "call_old") == _turn("old")
-        await asyncio.sleep(0.4)
+        await asyncio.sleep(1.1)
         await turns.put("a", ["call_new"], _turn("new"))
         assert await turns.get("a", "call_old") is None  # expired: invisible at once
         assert await turns.get("a", "call_new") == _turn("new")
-        stats = await store.purge(0.3)
+        stats = await store.purge(1.0)
         assert stats.agent_turns == 1 and stats.total == 1
         assert await turns.get("a", "call_new") == _turn("new")
         if store_backend != "memory":

@@ -250,7 +250,7 @@ def test_a_busy_held_thread_answers_409_in_the_clients_dialect(
     def slow() -> None:
         c = served.oai(**{"x-dragoman-thread-key": key})
         with c.chat.completions.create(model="held-echo", stream=True, messages=[
-                {"role": "user", "content": "::delay 250\none two three four five six"}]) as s:
+                {"role": "user", "content": "::delay 800\none two three four five six"}]) as s:
             for chunk in s:
                 slow_started.set()
                 result.setdefault("text", "")

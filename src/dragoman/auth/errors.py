@@ -93,6 +93,14 @@ def missing_credentials() -> Invalid:
                    bearer_error=None)
 
 
+def repeated_credentials(header: str) -> Invalid:
+    """Two ``Authorization`` (or ``x-api-key``) headers: refused, never resolved by picking
+    one, so nothing that appends a header can change who the caller is (RFC 6750 §3.1:
+    a repeated parameter is ``invalid_request``, 400)."""
+    return Invalid(f"The request carries more than one '{header}' header: send exactly one.",
+                   bearer_error="invalid_request", status=400, code="invalid_request")
+
+
 class PolicyDenied(AuthError, core.PermissionDenied):
     """Authenticated, but this caller may not do this (403)."""
 

@@ -72,8 +72,10 @@ async def _health(gw: Gateway, principal: Principal, scope: Scope, receive: Rece
 async def _ready(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
                  send: Send, params: list[str]) -> None:
     """Ready for traffic: stores reachable and some deployment not behind an open breaker
-    (503 otherwise, so a load balancer sends the traffic elsewhere)."""
-    report = await gw.readiness()
+    (503 otherwise, so a load balancer sends the traffic elsewhere). A request that
+    carries a key gets the detailed view once the key is valid (401 otherwise)."""
+    credentials = header(scope, b"authorization") or header(scope, b"x-api-key")
+    report = await gw.readiness(await gw.authenticate(scope) if credentials else None)
     await send_json(send, _encode(report), 200 if report["status"] == "ready" else 503)
 
 

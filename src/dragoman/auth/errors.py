@@ -7,6 +7,7 @@ of failure it was, for the chain) and an RFC 6750 ``challenge()`` for ``WWW-Auth
 | category          | class              | core kind          | status |
 |-------------------|--------------------|--------------------|--------|
 | invalid           | ``Invalid``         | authentication     | 401    |
+| invalid           | ``Malformed``       | invalid_request    | 400    |
 | policy_denied     | ``PolicyDenied``    | permission         | 403    |
 | transport         | ``Transport``       | transport          | 503    |
 | rate_limited      | ``RateLimited``     | rate_limited       | 429    |
@@ -93,12 +94,19 @@ def missing_credentials() -> Invalid:
                    bearer_error=None)
 
 
-def repeated_credentials(header: str) -> Invalid:
+class Malformed(AuthError, core.InvalidRequest):
+    """Credentials that cannot be read unambiguously (400, RFC 6750 ``invalid_request``)."""
+
+    category = AuthCategory.INVALID
+    bearer_error = "invalid_request"
+
+
+def repeated_credentials(header: str) -> Malformed:
     """Two ``Authorization`` (or ``x-api-key``) headers: refused, never resolved by picking
     one, so nothing that appends a header can change who the caller is (RFC 6750 §3.1:
-    a repeated parameter is ``invalid_request``, 400)."""
-    return Invalid(f"The request carries more than one '{header}' header: send exactly one.",
-                   bearer_error="invalid_request", status=400, code="invalid_request")
+    a repeated parameter is ``invalid_request``)."""
+    return Malformed(f"The request carries more than one '{header}' header: send exactly "
+                     "one.")
 
 
 class PolicyDenied(AuthError, core.PermissionDenied):

@@ -17,6 +17,7 @@ from ..core import DragomanError, InvalidRequest, NotFound, UpstreamError
 from ..core.estimate import estimate_request
 from ..dialects import anthropic_messages, openai_chat, openai_responses
 from ..dialects.base import Dialect
+from . import access_log
 from . import models as model_routes
 from . import responses as response_routes
 from .gateway import Gateway
@@ -152,6 +153,16 @@ class App:
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not access_log.enabled():
+            await self._answer(scope, receive, send)
+            return
+        line = scope[access_log.SCOPE_KEY] = access_log.AccessLine(scope)
+        try:
+            await self._answer(scope, receive, line.watch(send))
+        finally:
+            line.emit()
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
         parts = _split(scope["path"])
         if not parts and method in ("HEAD", "GET"):
@@ -177,12 +188,21 @@ class App:
             principal = await self.gw.authenticate(scope) if needs_auth else None
             await handler(self.gw, principal, scope, receive, send, params)  # type: ignore[arg-type]
         except DragomanError as err:
+            _outcome(scope, err.kind.value)
             await send_error(send, dialect, err)
         except ClientGone:
+            _outcome(scope, "client_closed")
             return
         except Exception:
+            _outcome(scope, "internal_error")
             log.exception("unhandled error on %s %s", method, scope["path"])
             internal = UpstreamError("The server had an error while processing your request.",
                                      status=500)
             with contextlib.suppress(Exception):
                 await send_error(send, dialect, internal)
+
+
+def _outcome(scope: Scope, outcome: str) -> None:
+    line = scope.get(access_log.SCOPE_KEY)
+    if line is not None:
+        line.outcome = outcome

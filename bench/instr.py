@@ -32,8 +32,91 @@ HERE = Path(__file__).resolve().parent
 SHORT, LONG = 200, 1200
 
 
+class _Transport:
+    """Just enough of an asyncio transport for a server protocol: writes are dropped."""
+
+    def __init__(self) -> None:
+        self.closing = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 40000), "sockname": ("127.0.0.1", 8080)}.get(name)
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        pass
+
+
+def _drive_protocol(kind: str, n: int) -> None:
+    """Run inside valgrind: ``n`` keep-alive requests (the bench's request head and body,
+    in one read) through a server protocol to the smallest ASGI app, so what is counted
+    is the server's own work per request: ``httptools`` (uvicorn's), ``guarded``
+    (dragoman's, ``dragoman.server.protocol``) or ``h11`` (uvicorn's pure-Python one)."""
+    import uvicorn
+    import uvloop
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.server import ServerState
+
+    from dragoman.server.protocol import GuardedHttpToolsProtocol, LimitedConfig
+
+    answered: list[asyncio.Future[None]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"{}"})
+        answered[0].set_result(None)
+
+    protocol: Any = {"httptools": HttpToolsProtocol, "h11": H11Protocol,
+                     "guarded": GuardedHttpToolsProtocol}[kind]
+    options = {"lifespan": "off", "log_level": "warning", "access_log": False}
+    config = LimitedConfig(app, **options) if kind == "guarded" \
+        else uvicorn.Config(app, http=protocol, **options)
+    config.load()
+    body = json.dumps({"model": "m", "stream": False,
+                       "messages": [{"role": "user", "content": "Say hello"}]}).encode()
+    request = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
+               b"User-Agent: wrk\r\nContent-Type: application/json\r\n"
+               b"Authorization: Bearer bench\r\nContent-Length: %d\r\n\r\n"
+               % len(body)) + body
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        conn = protocol(config=config, server_state=ServerState(), app_state={}, _loop=loop)
+        conn.connection_made(_Transport())
+        for _ in range(n):
+            answered[:] = [loop.create_future()]
+            conn.data_received(request)
+            await answered[0]
+        conn.connection_lost(None)
+
+    uvloop.run(run())
+
+
 def _drive(path: str, n: int, stream: bool, upstream: str) -> None:
     """Run inside valgrind: ``n`` requests through the app, one after another."""
+    if path.startswith("proto-"):
+        _drive_protocol(path.removeprefix("proto-"), n)
+        return
     import uvloop
 
     from dragoman.config import build_gateway, parse_config
@@ -110,7 +193,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--paths", default="ceiling,pass,translated",
                     help="ceiling: bench/ceiling.py's raw ASGI app (same HTTP client); "
-                    "pass/translated: dragoman's two paths")
+                    "pass/translated: dragoman's two paths; proto-httptools, "
+                    "proto-guarded, proto-h11: a server protocol alone (no upstream)")
     ap.add_argument("--stream", action="store_true", help="streamed requests (nginx's "
                     "four-frame stream) instead of whole ones")
     ap.add_argument("--drive", help=argparse.SUPPRESS)

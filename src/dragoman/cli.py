@@ -36,10 +36,12 @@ def _serve(args: argparse.Namespace) -> int:
     names = ", ".join(m.name for m in cfg.models) or "dragoman/echo, echo (offline test model)"
     if cfg.agents:
         names += " and agents " + ", ".join(a.name for a in cfg.agents)
-    print(f"dragoman: serving {names} on http://{host}:{port}", file=sys.stderr, flush=True)
     from .server.runner import run
 
-    run(host=host, port=port, workers=workers, server=args.server)
+    run(host=host, port=port, workers=workers, server=args.server,
+        limits=cfg.server.http_limits(),
+        on_listening=lambda: print(f"dragoman: serving {names} on http://{host}:{port}",
+                                   file=sys.stderr, flush=True))
     return 0
 
 

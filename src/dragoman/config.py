@@ -40,6 +40,7 @@ from .router.routed import RoutedProvider
 from .router.table import DEFAULT_FALLBACK_ON
 from .server.agent_turns import StoredTurns
 from .server.gateway import DEFAULT_MAX_BODY, Gateway
+from .server.http_limits import HTTP_LIMITS, HttpLimits
 from .sessions import StoreSettings, open_store, parse_duration
 from .sessions.settings import DEFAULT_LOCK_WAIT
 
@@ -53,7 +54,20 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     port: int = 8080
     workers: int = 1
     max_body_bytes: int = DEFAULT_MAX_BODY
+    # The HTTP/1 front door (``server.http_limits.HttpLimits``; README "Request limits").
+    max_head_bytes: Annotated[int, msgspec.Meta(ge=1024)] = HTTP_LIMITS.max_head_bytes
+    max_headers: Annotated[int, msgspec.Meta(ge=1)] = HTTP_LIMITS.max_headers
+    max_request_line: Annotated[int, msgspec.Meta(ge=64)] = HTTP_LIMITS.max_request_line
+    head_timeout: Annotated[float, msgspec.Meta(gt=0)] = HTTP_LIMITS.head_timeout
+    body_timeout: Annotated[float, msgspec.Meta(gt=0)] = HTTP_LIMITS.body_timeout
+    keepalive_timeout: Annotated[float, msgspec.Meta(gt=0)] = HTTP_LIMITS.keepalive_timeout
     api_keys: list[str] = msgspec.field(default_factory=list)
+
+    def http_limits(self) -> HttpLimits:
+        return HttpLimits(max_head_bytes=self.max_head_bytes, max_headers=self.max_headers,
+                          max_request_line=self.max_request_line,
+                          head_timeout=self.head_timeout, body_timeout=self.body_timeout,
+                          keepalive_timeout=self.keepalive_timeout)
 
 
 class TimeoutConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

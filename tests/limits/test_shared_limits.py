@@ -68,7 +68,10 @@ def pair(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[l
 
 def readyz(base: str) -> tuple[int, dict[str, Any]]:
     try:
-        with urllib.request.urlopen(base + "/readyz", timeout=10) as r:
+        # with a valid key: the detailed view, per model name
+        request = urllib.request.Request(base + "/readyz",
+                                         headers={"Authorization": f"Bearer {key('seq')}"})
+        with urllib.request.urlopen(request, timeout=10) as r:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())

@@ -48,7 +48,8 @@ def ask(oai: openai.OpenAI, model: str) -> str:
 
 
 def readyz(base: str) -> tuple[int, Any]:
-    r = httpx.get(base + "/readyz", timeout=CLIENT_TIMEOUT)
+    # a key (any: this gateway has no auth) asks for the detailed view, per model name
+    r = httpx.get(base + "/readyz", timeout=CLIENT_TIMEOUT, headers={"x-api-key": "k"})
     return r.status_code, r.json()
 
 

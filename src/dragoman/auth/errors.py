@@ -7,6 +7,7 @@ of failure it was, for the chain) and an RFC 6750 ``challenge()`` for ``WWW-Auth
 | category          | class              | core kind          | status |
 |-------------------|--------------------|--------------------|--------|
 | invalid           | ``Invalid``         | authentication     | 401    |
+| invalid           | ``Malformed``       | invalid_request    | 400    |
 | policy_denied     | ``PolicyDenied``    | permission         | 403    |
 | transport         | ``Transport``       | transport          | 503    |
 | rate_limited      | ``RateLimited``     | rate_limited       | 429    |
@@ -91,6 +92,21 @@ class Invalid(AuthError, core.AuthenticationFailed):
 def missing_credentials() -> Invalid:
     return Invalid("Missing API key: send it as 'Authorization: Bearer' or 'x-api-key'.",
                    bearer_error=None)
+
+
+class Malformed(AuthError, core.InvalidRequest):
+    """Credentials that cannot be read unambiguously (400, RFC 6750 ``invalid_request``)."""
+
+    category = AuthCategory.INVALID
+    bearer_error = "invalid_request"
+
+
+def repeated_credentials(header: str) -> Malformed:
+    """Two ``Authorization`` (or ``x-api-key``) headers: refused, never resolved by picking
+    one, so nothing that appends a header can change who the caller is (RFC 6750 §3.1:
+    a repeated parameter is ``invalid_request``)."""
+    return Malformed(f"The request carries more than one '{header}' header: send exactly "
+                     "one.")
 
 
 class PolicyDenied(AuthError, core.PermissionDenied):

@@ -50,7 +50,7 @@ def object_from_arguments(arguments: str, custom: bool) -> dict[str, Any]:
         return {}
     try:
         value = _decode(arguments)
-    except (msgspec.DecodeError, ValueError):
+    except (msgspec.DecodeError, ValueError, RecursionError):  # (nested too deep)
         return {"input": arguments}
     if isinstance(value, dict):
         return value

@@ -38,8 +38,8 @@ class UsageRecord:
 
     def logfmt(self) -> str:
         u = self.usage
-        return (f"tenant={_quote(self.tenant)} model={_quote(self.model)} "
-                f"provider={_quote(self.provider)} dialect={self.dialect} "
+        return (f"tenant={logfmt_value(self.tenant)} model={logfmt_value(self.model)} "
+                f"provider={logfmt_value(self.provider)} dialect={self.dialect} "
                 f"stream={str(self.stream).lower()} passthrough={str(self.passthrough).lower()} "
                 f"outcome={self.outcome} input_tokens={u.input_tokens} "
                 f"output_tokens={u.output_tokens} cached_tokens={u.cached_tokens} "
@@ -53,7 +53,8 @@ def format_cost(cost: float) -> str:
     return f"{cost:.10f}".rstrip("0").rstrip(".") or "0"
 
 
-def _quote(value: str) -> str:
+def logfmt_value(value: str) -> str:
+    """A logfmt value: bare when it is a plain token, else quoted and escaped."""
     if value and all(c.isalnum() or c in "-_./:*@" for c in value):
         return value
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -18,7 +18,8 @@ class RequestMeter:
     runs per chunk."""
 
     __slots__ = ("_accounting", "_caps", "_dialect", "_finished", "_model", "_provider",
-                 "_start", "_stream", "_tenant", "outcome", "passthrough", "usage")
+                 "_start", "_stream", "_tenant", "deployment", "outcome", "passthrough",
+                 "usage")
 
     def __init__(self, accounting: UsageAccounting, principal: Principal, route: Route,
                  dialect: Dialect, req: ChatRequest) -> None:
@@ -34,6 +35,9 @@ class RequestMeter:
         self.usage: Usage | None = None
         self.outcome = "ok"
         self.passthrough = False
+        self.deployment: str | None = None
+        """the label of the deployment that took the request, or was tried last
+        (``model#0``)"""
 
     def served_by(self, deployment: Deployment) -> None:
         """The deployment that took the request (priced at its rates)."""

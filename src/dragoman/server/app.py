@@ -17,6 +17,7 @@ from ..core import DragomanError, InvalidRequest, NotFound, UpstreamError
 from ..core.estimate import estimate_request
 from ..dialects import anthropic_messages, openai_chat, openai_responses
 from ..dialects.base import Dialect
+from . import access_log
 from . import models as model_routes
 from . import responses as response_routes
 from .gateway import Gateway
@@ -72,8 +73,10 @@ async def _health(gw: Gateway, principal: Principal, scope: Scope, receive: Rece
 async def _ready(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
                  send: Send, params: list[str]) -> None:
     """Ready for traffic: stores reachable and some deployment not behind an open breaker
-    (503 otherwise, so a load balancer sends the traffic elsewhere)."""
-    report = await gw.readiness()
+    (503 otherwise, so a load balancer sends the traffic elsewhere). A request that
+    carries a key gets the detailed view once the key is valid (401 otherwise)."""
+    credentials = header(scope, b"authorization") or header(scope, b"x-api-key")
+    report = await gw.readiness(await gw.authenticate(scope) if credentials else None)
     await send_json(send, _encode(report), 200 if report["status"] == "ready" else 503)
 
 
@@ -150,6 +153,16 @@ class App:
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not access_log.enabled():
+            await self._answer(scope, receive, send)
+            return
+        line = scope[access_log.SCOPE_KEY] = access_log.AccessLine(scope)
+        try:
+            await self._answer(scope, receive, line.watch(send))
+        finally:
+            line.emit()
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
         parts = _split(scope["path"])
         if not parts and method in ("HEAD", "GET"):
@@ -175,12 +188,21 @@ class App:
             principal = await self.gw.authenticate(scope) if needs_auth else None
             await handler(self.gw, principal, scope, receive, send, params)  # type: ignore[arg-type]
         except DragomanError as err:
+            _outcome(scope, err.kind.value)
             await send_error(send, dialect, err)
         except ClientGone:
+            _outcome(scope, "client_closed")
             return
         except Exception:
+            _outcome(scope, "internal_error")
             log.exception("unhandled error on %s %s", method, scope["path"])
             internal = UpstreamError("The server had an error while processing your request.",
                                      status=500)
             with contextlib.suppress(Exception):
                 await send_error(send, dialect, internal)
+
+
+def _outcome(scope: Scope, outcome: str) -> None:
+    line = scope.get(access_log.SCOPE_KEY)
+    if line is not None:
+        line.outcome = outcome

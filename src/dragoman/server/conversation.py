@@ -49,11 +49,20 @@ class ThreadKey:
 
 def thread_key(scope: Scope) -> ThreadKey | None:
     """The request's thread key, or None (one pass over the headers). Refuses (400) a key
-    that is too long or holds control characters, naming the header."""
+    that is too long or holds control characters, and a header sent twice (never resolved
+    by picking one), naming the header."""
     best: tuple[int, bytes, bytes] | None = None
+    seen = 0  # a bit per rank
     for name, raw in scope["headers"]:
         rank = _PRIORITY.get(name)
-        if rank is not None and raw.strip() and (best is None or rank < best[0]):
+        if rank is None:
+            continue
+        if seen >> rank & 1:
+            raise InvalidRequest(f"The request carries more than one {name.decode()} header: "
+                                 "send exactly one.", param=name.decode(),
+                                 code="invalid_thread_key")
+        seen |= 1 << rank
+        if raw.strip() and (best is None or rank < best[0]):
             best = (rank, name, raw)
     if best is None:
         return None

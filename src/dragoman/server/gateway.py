@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable
 
 from ..auth import ANONYMOUS, AuthResolver, Principal, RequestInfo, StaticTokens
+from ..auth.errors import repeated_credentials
 from ..router import ModelTable
 from ..router.limits import Limiter
 from ..router.usage import UsageAccounting
@@ -21,12 +22,21 @@ DEFAULT_MAX_BODY = 32 * 1024 * 1024
 log = logging.getLogger("dragoman.server")
 
 
+#: Headers that name the caller: a request may carry each at most once.
+CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
+
+
 def request_info(scope: Scope) -> RequestInfo:
-    """The resolver's view of an ASGI request (headers decoded once, names lower-case)."""
+    """The resolver's view of an ASGI request (headers decoded once, names lower-case).
+    A repeated credential header is refused here, before any resolver sees the request."""
     client = scope.get("client")
-    return RequestInfo(method=scope["method"], path=scope["path"],
-                       headers={k.decode("latin-1"): v.decode("latin-1")
-                                for k, v in scope["headers"]},
+    headers: dict[str, str] = {}
+    for k, v in scope["headers"]:
+        name = k.decode("latin-1")
+        if name in headers and name in CREDENTIAL_HEADERS:
+            raise repeated_credentials(name)
+        headers[name] = v.decode("latin-1")
+    return RequestInfo(method=scope["method"], path=scope["path"], headers=headers,
                        client=client[0] if client else None)
 
 
@@ -82,9 +92,12 @@ class Gateway:
             except Exception:
                 log.warning("purging expired sessions failed", exc_info=True)
 
-    async def readiness(self) -> dict[str, object]:
+    async def readiness(self, caller: Principal | None = None) -> dict[str, object]:
         """What ``/readyz`` reports: the session store and the limits store reachable, and
-        per model name whether at least one deployment is not behind an open breaker."""
+        some deployment not behind an open breaker. Only for an authenticated ``caller``
+        are the details named: why a store is unreachable, and per model name the caller
+        may use whether one of its deployments is up. Anyone else learns which subsystem
+        is down, never a model name."""
         checks: dict[str, object] = {}
         ready = True
         for name, probe in (("sessions", self.sessions.ping),
@@ -97,16 +110,17 @@ class Gateway:
                 checks[name] = "ok"
             except Exception as e:
                 ready = False
-                checks[name] = f"unreachable ({type(e).__name__})"
+                checks[name] = f"unreachable ({type(e).__name__})" if caller else "unreachable"
         now = time.monotonic()
         models: dict[str, str] = {}
         any_up = False
         for route in self.models.routes():
             up = any(d.health.breaker.available(now) for d in route.deployments)
             any_up = any_up or up
-            models[route.name] = "ok" if up else "circuit_open"
+            if caller is not None and caller.may_use(route.name):
+                models[route.name] = "ok" if up else "circuit_open"
         ready = ready and any_up
-        checks["models"] = models
+        checks["models"] = models if caller is not None else "ok" if any_up else "circuit_open"
         return {"status": "ready" if ready else "unavailable", "checks": checks}
 
     async def aclose(self) -> None:

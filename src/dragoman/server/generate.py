@@ -33,6 +33,7 @@ from ..router.dispatch import aclose_events, open_first, passthrough
 from ..router.health import Ticket
 from ..router.limits import ADMIT_ALL
 from ..router.limits.policy import settle_quietly
+from .access_log import SCOPE_KEY as ACCESS
 from .accounting import RequestMeter
 from .agent_events import AGENT_EVENTS, agent_frame, agent_framer
 from .conversation import Conversation, conversation
@@ -77,6 +78,9 @@ class Opened:
 async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: object,
                    scope: Scope, receive: Receive, send: Send) -> None:
     req = dialect.parse_request(body)
+    access = scope.get(ACCESS)
+    if access is not None:
+        access.model = req.model
     require_model(principal, req.model)
     route = gw.models.resolve(req.model)
     beta = header(scope, b"anthropic-beta")
@@ -86,6 +90,8 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
 
     async with conversation(gw, dialect, principal, req, route, scope) as conv:
         meter = RequestMeter(gw.usage, principal, route, dialect, req)
+        if access is not None:
+            access.meter = meter
         admission = await gw.limiter.admit(principal, route, req) \
             if gw.limiter is not None else ADMIT_ALL
         ticket: Ticket | None = None
@@ -95,6 +101,7 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
             fast_ok = not conv.needs_events and isinstance(body, dict)
 
             async def start(dep: Deployment) -> Opened:
+                meter.deployment = dep.label or dep.name
                 return await _open(dep, req, body if fast_ok else None)
 
             started = await unless_client_leaves(dispatch(gw.models, route, req, start),

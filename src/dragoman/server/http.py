@@ -13,6 +13,7 @@ import zstandard
 from ..auth.errors import AuthError
 from ..core import DragomanError, ErrorKind, InvalidRequest, RequestTooLarge
 from ..dialects.base import Dialect
+from .json_depth import MAX_JSON_DEPTH, nests_deeper_than
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -90,9 +91,12 @@ def decompress(raw: bytes, encoding: str, limit: int) -> bytes:
 def parse_json(raw: bytes) -> Any:
     if not raw:
         raise InvalidRequest("The request body is empty: expected a JSON object.")
+    if nests_deeper_than(raw, MAX_JSON_DEPTH):
+        raise InvalidRequest(f"The JSON body of your request nests deeper than "
+                             f"{MAX_JSON_DEPTH} levels (or its brackets do not balance).")
     try:
         return _decode_json(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # (the latter cannot happen: depth checked)
         raise InvalidRequest(
             "We could not parse the JSON body of your request. The body must be valid JSON."
         ) from None

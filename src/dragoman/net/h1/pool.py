@@ -27,7 +27,7 @@ HAPPY_EYEBALLS_DELAY = 0.25
 class Origin:
     """Where a pool connects: ``scheme://host:port`` or a Unix socket path."""
 
-    __slots__ = ("host", "host_header", "key", "port", "tls", "unix")
+    __slots__ = ("address", "host", "host_header", "key", "port", "tls", "unix")
 
     def __init__(self, scheme: str, host: str, port: int | None, unix: str | None = None) -> None:
         self.tls = scheme == "https"
@@ -38,6 +38,8 @@ class Origin:
         bracketed = f"[{host}]" if ":" in host else host
         self.host_header = bracketed if self.port == default else f"{bracketed}:{self.port}"
         self.key = (scheme, host, self.port, unix)
+        #: for errors: the operator's own config, never a credential (no userinfo, no path)
+        self.address = f"unix:{unix}" if unix else f"{bracketed}:{self.port}"
 
 
 _default_tls: ssl.SSLContext | None = None
@@ -153,11 +155,11 @@ class Pool:
                 sock.close()
             self._addrs = None  # (maybe stale: resolve again next time)
             if isinstance(e, TimeoutError):
-                raise H1Timeout("connecting to the upstream timed out") from None
+                raise H1Timeout(f"connecting to {o.address} timed out") from None
             if isinstance(e, ssl.SSLCertVerificationError):
-                raise H1Error("upstream TLS certificate rejected") from None
+                raise H1Error(f"upstream TLS certificate of {o.address} rejected") from None
             if isinstance(e, (OSError, ssl.SSLError)):
-                raise H1Error(f"cannot connect: {type(e).__name__}") from None
+                raise H1Error(f"cannot connect to {o.address} ({type(e).__name__})") from None
             raise
 
     async def _addresses(self) -> list[Any]:

@@ -1,0 +1,253 @@
+"""dragoman's HTTP/1 server protocol: uvicorn's httptools protocol, plus request-head
+limits, read timeouts, and HTTP/1.0 streams delimited by closing the connection.
+
+uvicorn (uvloop + httptools) stays the server: it is the fastest stack measured in
+bench/. Unguarded it accepts a request head of any size (httptools joins the pieces of a
+header value by repeated concatenation on the event loop: a 48 MB header stalled every
+other connection for seconds), any number of headers, and waits forever for a slow head
+or body. The guard sits in front of the parser and in its callbacks, so nothing grows
+with an attacker's input past the limits:
+
+- **head size** (``max_head_bytes``): bytes are counted *before* they reach the parser;
+  a read that would take the head past the limit is refused unless the head ends in it.
+  Answered 431 and closed.
+- **header count** (``max_headers``): 431; **request target** (``max_request_line``): 414.
+- **head timeout**: a connection must deliver each request head within ``head_timeout``
+  of starting it (a new connection: of connecting). 408, or a silent close if nothing
+  came at all. **Body timeout**: at most ``body_timeout`` between two reads of a body
+  (not counting time the application is not reading). 408 if the answer has not
+  started, else a close. **Keep-alive**: an idle connection closes after
+  ``keepalive_timeout`` (uvicorn's own timer).
+- **HTTP/1.0**: uvicorn frames an answer without ``Content-Length`` as chunked even for
+  an HTTP/1.0 request, which RFC 9112 §6.1 forbids; such an answer (an SSE stream) is
+  sent unframed and ends when the connection closes.
+
+Cost on the hot path (a keep-alive request whose head arrives in one read): a few
+integer comparisons per read and per request, no timer (one per connection for its first
+head), no extra call per header. Measured in bench/README.md.
+
+A refused request gets a small JSON error both SDK families can read (``error.message``);
+the connection then reads and drops what the client is still sending for a moment before
+closing, so the client sees the answer rather than a reset ("lingering close").
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
+
+from .http_limits import HttpLimits
+
+
+class LimitedConfig(uvicorn.Config):
+    """uvicorn's config, carrying the limits to every connection (worker processes get
+    the config pickled, limits included) and serving with the guarded protocol."""
+
+    def __init__(self, app: Any, *, limits: HttpLimits | None = None, **kw: Any) -> None:
+        super().__init__(app, http=GuardedHttpToolsProtocol, **kw)
+        self.limits = limits or HttpLimits()
+
+
+#: ``_head_bytes`` values besides a count: the head is complete (a body may be read), or
+#: the request was refused and the connection drops what it reads until it closes.
+_HEAD_DONE = -1
+_DISCARDING = -2
+#: how long a refused connection keeps reading (and dropping) before it closes
+_LINGER = 2.0
+_UNTIL_CLOSE = 1 << 62
+
+_encode = msgspec.json.Encoder().encode
+
+
+class _Refused(Exception):
+    """Raised in a parser callback to stop parsing a head that broke a limit."""
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    def __init__(self, config: uvicorn.Config, server_state: Any, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        limits = config.limits if isinstance(config, LimitedConfig) else HttpLimits()
+        self._limits = limits
+        self.timeout_keep_alive = limits.keepalive_timeout  # type: ignore[assignment]
+        #: bytes of the request head read so far, or ``_HEAD_DONE`` / ``_DISCARDING``
+        self._head_bytes = 0
+        self._head_tail = b""  # the last bytes of a head split over reads
+        self._refusal: tuple[int, str] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_read = 0.0
+
+    # -- connection ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self._limits.head_timeout)  # a connection that never sends a head
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        head = self._head_bytes
+        if head != _HEAD_DONE:
+            if head == _DISCARDING:
+                return
+            head += len(data)
+            self._head_bytes = head
+            if head > self._limits.max_head_bytes and not self._head_ends_in(data):
+                self._refuse(431, "The request header fields are too large: the limit is "
+                             f"{self._limits.max_head_bytes} bytes.")
+                return
+        super().data_received(data)
+        head = self._head_bytes
+        if head > 0:  # a head split over reads: its clock runs
+            self._head_tail = data[-3:]
+            if self._timer is None:
+                self._arm(self._limits.head_timeout)
+        elif head == _HEAD_DONE:  # a body split over reads: its clock runs
+            self._last_read = self.loop.time()
+            if self._timer is None:
+                self._arm(self._limits.body_timeout)
+
+    def _head_ends_in(self, data: bytes) -> bool:
+        """Whether the head ends in ``data`` within the limit (the rest of the read is
+        body, or the next request)."""
+        before = self._head_bytes - len(data)
+        room = self._limits.max_head_bytes - before
+        window = (self._head_tail if before else b"") + data[:max(room, 0)]
+        return b"\r\n\r\n" in window or b"\n\n" in window
+
+    # -- parser callbacks --------------------------------------------------------------
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        if len(self.url) > self._limits.max_request_line:
+            self._refusal = (414, "The request URL is too long: the limit is "
+                                  f"{self._limits.max_request_line} bytes.")
+            raise _Refused
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(self.headers) >= self._limits.max_headers:
+            self._refusal = (431, "The request has too many header fields: the limit is "
+                                  f"{self._limits.max_headers}.")
+            raise _Refused
+        # uvicorn's own on_header, inlined: a super() call per header is a frame per header
+        name = name.lower()
+        value = value.rstrip(b" \t")
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._head_bytes = _HEAD_DONE
+        if self._timer is not None:
+            self._disarm()
+        super().on_headers_complete()
+        cycle = self.cycle
+        if self.scope["http_version"] == "1.0" and cycle is not None \
+                and cycle.scope is self.scope:
+            # The cycle's task has not run yet; its methods are looked up when it does.
+            cycle.__class__ = _Http10Cycle
+
+    def on_message_complete(self) -> None:
+        self._head_bytes = 0
+        if self._timer is not None:
+            self._disarm()
+        super().on_message_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to any parser error, a callback's ``_Refused`` included."""
+        status, reason = self._refusal or (400, "The request is not valid HTTP/1.1.")
+        self._refuse(status, reason)
+
+    # -- refusing and timing out ----------------------------------------------------------
+
+    def _refuse(self, status: int, reason: str) -> None:
+        """Answer ``status`` and close (lingering), unless an answer is already on the
+        wire (a pipelined request behind a stream): then only close."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True  # the application's receive() sees a disconnect
+            cycle.message_event.set()
+            if cycle.response_started:
+                self.transport.close()
+                return
+        body = _encode({"type": "error", "error": {"type": "invalid_request_error",
+                                                   "message": reason, "code": None}})
+        self.transport.write(b"".join([
+            STATUS_LINE[status], b"content-type: application/json\r\n",
+            b"content-length: %d\r\n" % len(body), b"connection: close\r\n\r\n", body]))
+        if self.transport.can_write_eof():
+            self.transport.write_eof()  # the client may stop reading; we read on a moment
+        self._head_bytes = _DISCARDING
+        self._arm(_LINGER)
+
+    def _arm(self, delay: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_later(delay, self._expired)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self.transport.is_closing():
+            return
+        head = self._head_bytes
+        if head == _DISCARDING:
+            self.transport.close()
+        elif head == _HEAD_DONE:
+            self._body_expired()
+        elif self.cycle is not None and not self.cycle.response_complete:
+            self._arm(self._limits.head_timeout)  # still answering: not idle yet
+        elif head == 0:
+            self.transport.close()  # connected, and never sent a byte
+        else:
+            self._refuse(408, "The request head did not arrive within "
+                              f"{self._limits.head_timeout:g} s.")
+
+    def _body_expired(self) -> None:
+        cycle = self.cycle
+        if cycle is None or not cycle.more_body or cycle.response_complete:
+            return
+        limit = self._limits.body_timeout
+        if self.flow.read_paused:  # the application has not read what came yet
+            self._arm(limit)
+            return
+        idle = self.loop.time() - self._last_read
+        if idle < limit:
+            self._arm(limit - idle)
+            return
+        self._refuse(408, f"The request body paused for more than {limit:g} s.")
+
+
+class _Http10Cycle(RequestResponseCycle):
+    """An HTTP/1.0 exchange: an answer without ``Content-Length`` is sent unframed and
+    ends with the connection (HTTP/1.0 has no chunked coding); uvicorn closes HTTP/1.0
+    connections after each answer anyway."""
+
+    _until_close = False
+
+    async def send(self, message: Any) -> None:
+        if message["type"] == "http.response.start":
+            if not self.response_started and not any(
+                    name.lower() in (b"content-length", b"transfer-encoding")
+                    for name, _ in message.get("headers", ())):
+                self._until_close = True
+                self.chunked_encoding = False  # (None would make uvicorn add chunked)
+                self.expected_content_length = _UNTIL_CLOSE
+        elif self._until_close and not message.get("more_body", False):
+            # The last part: what uvicorn checks the announced length against.
+            self.expected_content_length = len(message.get("body", b""))
+        await super().send(message)

@@ -1,4 +1,4 @@
-"""A private PostgreSQL server for the tests (recipe: ../shared/infra.md §3).
+"""A private PostgreSQL server for the tests.
 
 ``running_postgres()`` initialises a cluster under a temporary directory, starts it on a
 free loopback port, creates a password-protected role and database, yields the DSN, and

@@ -1,4 +1,4 @@
-"""A private Redis server for the tests (recipe: ../shared/infra.md §3).
+"""A private Redis server for the tests.
 
 ``running_redis()`` starts ``redis-server`` on a free loopback port with persistence off
 and a password (so the tests also cover authenticated URLs), waits for PING, yields the

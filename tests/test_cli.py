@@ -79,3 +79,12 @@ def test_port_and_workers_are_checked_in_the_config_too(tmp_path: Path) -> None:
     r = dragoman("config", "check", str(cfg))
     assert r.returncode == 2
     assert "Expected `int` >= 1 - at `$.server.workers`" in r.stderr
+
+
+def test_a_config_file_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    for args in (["serve", "--config", str(missing)], ["config", "check", str(missing)]):
+        r = dragoman(*args)
+        assert r.returncode == 2
+        assert r.stderr.splitlines() == [
+            f"dragoman: cannot read config file {missing}: No such file or directory"]

@@ -24,6 +24,8 @@ def test_version() -> None:
     (["serve", "--port", "0"], "argument --port: 0 is not a port (1-65535)"),
     (["serve", "--port", "http"], "argument --port: 'http' is not a whole number"),
     (["serve", "--workers", "0"], "argument --workers: 0 must be at least 1"),
+    (["serve", "--host", "http://0.0.0.0"],
+     "argument --host: 'http://0.0.0.0' is not a host name or address"),
     (["serve", "--log-level", "verbose"], "argument --log-level: invalid choice: 'verbose'"),
     (["serve", "--server", "gunicorn"], "argument --server: invalid choice: 'gunicorn'"),
     (["serve", "--colour"], "unrecognized arguments: --colour"),

@@ -10,7 +10,7 @@ import os
 import sys
 
 from . import __version__, cli_config, cli_sessions
-from .cli_options import Parser, add_log_level, port, positive_int
+from .cli_options import Parser, add_log_level, host, port, positive_int
 from .config import ConfigError, check_config
 
 CONFIG_ENV = "DRAGOMAN_CONFIG"
@@ -52,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--config", "-c", metavar="FILE",
                        help="YAML config file; check it first with `dragoman config check FILE` "
                             "(default: none, the offline echo model is served)")
-    serve.add_argument("--host", help="address to listen on (default: server.host of the "
-                                      "config, else 127.0.0.1)")
+    serve.add_argument("--host", type=host,
+                       help="address to listen on (default: server.host of the config, "
+                            "else 127.0.0.1)")
     serve.add_argument("--port", type=port, help="TCP port to listen on, 1-65535 (default: "
                                                  "server.port of the config, else 8080)")
     serve.add_argument("--workers", type=positive_int, metavar="N",

@@ -38,6 +38,14 @@ def port(text: str) -> int:
     return value
 
 
+def host(text: str) -> str:
+    """An address or name to listen on; a URL or a value with spaces is a common slip."""
+    if not text or "/" in text or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a host name or address (e.g. 127.0.0.1, 0.0.0.0, ::1)")
+    return text
+
+
 def positive_int(text: str) -> int:
     value = _int(text)
     if value < 1:

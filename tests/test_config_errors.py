@@ -114,3 +114,12 @@ def test_config_check_command_reports_the_located_error(tmp_path: Path) -> None:
     # serve stops on the same line, before anything listens
     r = dragoman("serve", "--config", str(f))
     assert r.returncode == 2 and "(did you mean `models`?)" in r.stderr
+
+
+def test_a_dollar_in_a_value_does_not_hide_the_path(tmp_path: Path) -> None:
+    f = tmp_path / "dragoman.yaml"
+    f.write_text("models:\n  - name: m\n    provider: $openai\n    model: gpt\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(f)
+    assert str(info.value).startswith(f"{f}:3: unknown provider '$openai' at "
+                                      "`$.models[0].provider`")

@@ -24,7 +24,8 @@ import msgspec
 import yaml
 
 #: the first config path in a message: ``$``, ``$.a.b[0]``, ``$.limits.models[...]``
-_PATH = re.compile(r"\$(?:\.[^\s.\[\]`()',]+|\[[^\]\s]*\])*")
+_PATH = re.compile(r"(?P<path>\$(?:\.[^\s.\[\]`()',]+|\[[^\]\s]*\])*)")
+_QUOTED_PATH = re.compile(f"`{_PATH.pattern}`")
 _SEGMENT = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]|\[[^\]]*\]")
 #: msgspec's wording for an unknown key (``- at `$.x``` is missing at the top level)
 _UNKNOWN = re.compile(r"unknown field `([^`]+)`(?: - at `([^`]+)`)?")
@@ -121,12 +122,13 @@ class SourceMap:
         if self.file is None:
             return message
         unknown = _UNKNOWN.search(message)
-        found = _PATH.search(message)
+        # a path in backticks first: a bare `$` may be part of a quoted value
+        found = _QUOTED_PATH.search(message) or _PATH.search(message)
         if unknown is not None:  # its parent is named next to it, or first in the message
-            parent = unknown.group(2) or (found.group(0) if found else "$")
+            parent = unknown.group(2) or (found.group("path") if found else "$")
             path: str | None = f"{parent}.{unknown.group(1)}"
         else:
-            path = found.group(0) if found else None
+            path = found.group("path") if found else None
         line = self.line(path) if path is not None else None
         return f"{self.file}:{line}: {message}" if line else f"{self.file}: {message}"
 

@@ -10,7 +10,7 @@ Two forms, both forwarding the request body as is and the upstream's answer as i
   dragoman adds. ``CEILING_CLIENT=aiohttp`` forwards through one aiohttp
   ``ClientSession`` instead (what this ceiling was before dragoman had its own client).
 * ``python bench/ceiling.py --port P [--workers N]`` — the bare aiohttp server + client
-  relay of ../shared/bench-notes.md (~60 lines there): no ASGI layer at all.
+  relay of bench/reference-measurements.md (~60 lines there): no ASGI layer at all.
 
 Upstreams come from ``CEILING_NGINX`` and ``CEILING_PACED`` (base URLs): paths under
 ``/paced/`` go to the paced SSE upstream, everything else to nginx.

@@ -14,7 +14,7 @@ fast path: bytes forwarded, usage scanned) and ``translated`` (the same model wi
 - stream: time to first ``data:`` byte (TTFT) and to ``[DONE]``, sequential requests;
 - long stream: time to ``[DONE]`` of a 400-chunk stream (per-chunk cost shows here).
 Load generator and upstream are pinned to CPU 0, dragoman to CPU 1 (as in
-../shared/bench-notes.md). Needs nginx and wrk (apt: nginx-light wrk).
+bench/reference-measurements.md). Needs nginx and wrk (apt: nginx-light wrk).
 """
 
 from __future__ import annotations

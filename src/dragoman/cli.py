@@ -1,5 +1,6 @@
 """``dragoman serve [--config FILE] [--host H] [--port P] [--workers N]``;
-``dragoman sessions purge --older-than 7d [--config FILE]``."""
+``dragoman sessions purge --older-than 7d [--config FILE]``; ``dragoman config check FILE``;
+``dragoman --version``."""
 
 from __future__ import annotations
 
@@ -8,16 +9,16 @@ import logging
 import os
 import sys
 
-from . import cli_sessions
-from .config import ConfigError, build_gateway, load_config
+from . import __version__, cli_config, cli_sessions
+from .cli_options import Parser, add_log_level, host, port, positive_int
+from .config import ConfigError, check_config
 
 CONFIG_ENV = "DRAGOMAN_CONFIG"
 
 
 def _serve(args: argparse.Namespace) -> int:
     try:
-        cfg = load_config(args.config)
-        build_gateway(cfg)  # provider-specific keys are checked here, before any worker starts
+        cfg = check_config(args.config)  # provider keys too, before any worker starts
     except ConfigError as e:
         print(f"dragoman: {e}", file=sys.stderr)
         return 2
@@ -46,17 +47,25 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dragoman", description="LLM gateway")
+    parser = Parser(prog="dragoman", description="LLM gateway and agent runtime")
+    parser.add_argument("--version", action="version", version=f"dragoman {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the gateway")
-    serve.add_argument("--config", "-c", help="YAML config file (default: offline echo model)")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=int)
+    serve = sub.add_parser("serve", help="run the gateway", description="Run the gateway.")
+    serve.add_argument("--config", "-c", metavar="FILE",
+                       help="YAML config file; check it first with `dragoman config check FILE` "
+                            "(default: none, the offline echo model is served)")
+    serve.add_argument("--host", type=host,
+                       help="address to listen on (default: server.host of the config, "
+                            "else 127.0.0.1)")
+    serve.add_argument("--port", type=port, help="TCP port to listen on, 1-65535 (default: "
+                                                 "server.port of the config, else 8080)")
+    serve.add_argument("--workers", type=positive_int, metavar="N",
+                       help="worker processes (default: server.workers of the config, else 1)")
     serve.add_argument("--server", choices=["granian", "uvicorn"], default=None,
                        help="ASGI server (default: the faster one measured in bench/)")
-    serve.add_argument("--log-level", default="warning")
+    add_log_level(serve)
     cli_sessions.add_parser(sub)
+    cli_config.add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -64,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "sessions":
         return cli_sessions.run(args)
+    if args.command == "config":
+        return cli_config.run(args)
     return 2
 
 

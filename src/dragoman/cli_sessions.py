@@ -8,6 +8,7 @@ import asyncio
 import sys
 from typing import Any
 
+from .cli_options import add_log_level, fail
 from .config import Config, ConfigError, load_config
 from .core import DragomanError
 from .sessions import SessionStore, open_store, parse_duration
@@ -23,7 +24,7 @@ def add_parser(sub: Any) -> None:
     purge.add_argument("--older-than", required=True, metavar="DURATION",
                        help="e.g. 7d, 12h, 30m, 45s (seconds if no unit)")
     purge.add_argument("--config", "-c", help="YAML config file (its `sessions:` section)")
-    purge.add_argument("--log-level", default="warning")
+    add_log_level(purge)
 
 
 def _store(cfg: Config) -> SessionStore:
@@ -60,13 +61,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         older_than = parse_duration(args.older_than)
     except ValueError as e:
-        print(f"dragoman: --older-than: {e}", file=sys.stderr)
-        return 2
+        return fail(f"--older-than: {e}")
     try:
         store = _store(load_config(args.config))
     except (ConfigError, StoreError) as e:
-        print(f"dragoman: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
 
     async def purge() -> str:
         try:

@@ -20,6 +20,14 @@ import yaml
 from .agents.spec import AgentSpec, AgentSpecError, build_agent
 from .auth import AuthResolver
 from .auth.settings import AuthConfig, AuthConfigError, build_resolver
+from .config_errors import (
+    SourceMap,
+    did_you_mean,
+    load_yaml,
+    unknown_field_hint,
+    with_root_path,
+    yaml_error,
+)
 from .core import Capabilities, ErrorKind
 from .net import Timeouts
 from .net.fetch import FetchPolicy
@@ -51,8 +59,8 @@ class ConfigError(ValueError):
 
 class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     host: str = "127.0.0.1"
-    port: int = 8080
-    workers: int = 1
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8080
+    workers: Annotated[int, msgspec.Meta(ge=1)] = 1
     max_body_bytes: int = DEFAULT_MAX_BODY
     # The HTTP/1 front door (``server.http_limits.HttpLimits``; README "Request limits").
     max_head_bytes: Annotated[int, msgspec.Meta(ge=1024)] = HTTP_LIMITS.max_head_bytes
@@ -240,7 +248,11 @@ class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         except ImportError:
             raise ConfigError("the redis backend of `$.limits` needs the redis package: "
                               "pip install 'dragoman[redis]'") from None
-        return RedisLimitStore(self.redis_url, prefix=self.redis_prefix)
+        try:
+            return RedisLimitStore(self.redis_url, prefix=self.redis_prefix)
+        except ValueError:  # redis-py's message would quote the URL, password included
+            raise ConfigError("invalid configuration: not a Redis URL (redis://, rediss:// "
+                              "or unix://) - at `$.limits.redis_url`") from None
 
 
 class FetchConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -357,7 +369,9 @@ def parse_config(data: Any) -> Config:
     try:
         cfg = msgspec.convert(_split_model_options(_interpolate(data, "$")), Config)
     except msgspec.ValidationError as e:
-        raise ConfigError(f"invalid configuration: {e}".replace(".options", "")) from None
+        msg = with_root_path(str(e)).replace(".options", "")
+        raise ConfigError(f"invalid configuration: {msg}{unknown_field_hint(msg, Config)}") \
+            from None
     names = [m.name for m in cfg.models]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
@@ -380,19 +394,22 @@ def _check_model(i: int, m: ModelConfig, names: set[str]) -> None:
     for j, d in enumerate(m.deployment_configs()):
         at = f"{where}.deployments[{j}]" if m.deployments else where
         if d.provider is None:
-            unknown = f" (unknown keys: {', '.join(sorted(d.options))})" if d.options else ""
-            raise ConfigError(f"invalid configuration: missing required field `provider`"
-                              f"{unknown} - at `{at}`")
+            unknown = "".join(f"; unknown field `{k}`{did_you_mean(k, _MODEL_KEYS)}"
+                              for k in sorted(d.options))
+            raise ConfigError(f"invalid configuration: missing required field `provider` "
+                              f"- at `{at}`{unknown}")
         if d.provider not in registry.PROVIDERS:
             raise ConfigError(f"unknown provider {d.provider!r} at `{at}.provider` "
-                              f"(known: {', '.join(sorted(registry.PROVIDERS))})")
+                              f"(known: {', '.join(sorted(registry.PROVIDERS))})"
+                              f"{did_you_mean(d.provider, registry.PROVIDERS)}")
         if d.provider not in registry.MODEL_OPTIONAL and not d.model:
             raise ConfigError(f"`{at}.model` is required for provider {d.provider!r}")
         if d.breaker is not None:
             d.breaker.policy(f"{at}.breaker")
     for f in m.fallbacks:
         if f == m.name or f not in names:
-            raise ConfigError(f"`{where}.fallbacks`: {f!r} is not another model of `$.models`")
+            raise ConfigError(f"`{where}.fallbacks`: {f!r} is not another model of `$.models`"
+                              f"{did_you_mean(f, names - {m.name})}")
 
 
 def _check_agents(cfg: Config) -> None:
@@ -405,22 +422,43 @@ def _check_agents(cfg: Config) -> None:
                               "name")
         if a.model not in known:
             raise ConfigError(f"`$.agents[{i}].model`: {a.model!r} is not a model (or agent) "
-                              "defined before this agent")
+                              f"defined before this agent{did_you_mean(a.model, known)}")
         known.add(a.name)
 
 
 def load_config(path: str | Path | None) -> Config:
+    """The config of a YAML file (None: the default config); a ConfigError names the
+    file, the line and the path (``config_errors``)."""
+    return _load(path)[0]
+
+
+def check_config(path: str | Path | None) -> Config:
+    """``load_config``, then every check ``build_gateway`` makes (provider keys, agents,
+    auth), its errors located in the file too: what ``dragoman serve`` and ``dragoman
+    config check`` stop on. Nothing is connected to or started."""
+    cfg, source = _load(path)
+    try:
+        build_gateway(cfg)
+    except ConfigError as e:
+        raise ConfigError(source.locate(str(e))) from None
+    return cfg
+
+
+def _load(path: str | Path | None) -> tuple[Config, SourceMap]:
     if path is None:
-        return parse_config({})
+        return parse_config({}), SourceMap(None)
     try:
         text = Path(path).read_text()
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data, source = load_yaml(text, path)
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
-    return parse_config(data)
+        raise ConfigError(yaml_error(e, path)) from None
+    try:
+        return parse_config(data), source
+    except ConfigError as e:
+        raise ConfigError(source.locate(str(e))) from None
 
 
 def _build_provider(where: str, name: str, d: DeploymentConfig,
@@ -433,6 +471,8 @@ def _build_provider(where: str, name: str, d: DeploymentConfig,
         msg = str(e).replace("`$", f"`{where}")
         if "- at `" not in msg:
             msg += f" - at `{where}`"
+        if e.options_type is not None:
+            msg += unknown_field_hint(str(e), e.options_type, extra=_MODEL_KEYS)
         raise ConfigError(f"invalid configuration: {msg}") from None
 
 

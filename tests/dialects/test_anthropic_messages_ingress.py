@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,27 +31,15 @@ from dragoman.dialects.anthropic_messages import (
     render_request,
 )
 
-CLIENTS = Path(__file__).resolve().parents[3] / "shared" / "clients"
+from .captures import captured_posts
+
 PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQ"
        "AAAABJRU5ErkJggg==")
 
 
-def _captured() -> list[tuple[str, str, dict[str, Any]]]:
-    out: list[tuple[str, str, dict[str, Any]]] = []
-    if not CLIENTS.is_dir():
-        return out
-    for f in sorted(CLIENTS.glob("*.jsonl")):
-        for n, line in enumerate(f.read_text().splitlines()):
-            r = json.loads(line)
-            if r["method"] == "POST" and "/messages" in r["path"] and isinstance(r["body"], dict):
-                out.append((f"{f.stem}:{n}", r["path"], r["body"]))
-    return out
+CAPTURED = captured_posts(lambda path: "/messages" in path)
 
 
-CAPTURED = _captured()
-
-
-@pytest.mark.skipif(not CAPTURED, reason="client captures not available")
 @pytest.mark.parametrize(("path", "body"), [(p, b) for _, p, b in CAPTURED],
                          ids=[i for i, _, _ in CAPTURED])
 def test_every_captured_request_parses(path: str, body: dict[str, Any]) -> None:

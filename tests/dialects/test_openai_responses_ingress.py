@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,29 +24,16 @@ from dragoman.core import (
 )
 from dragoman.dialects.openai_responses import DIALECT, parse_request
 
-CLIENTS = Path(__file__).resolve().parents[3] / "shared" / "clients"
+from .captures import captured_posts
+
 PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGBgAAAABQABpfZFQAAAAABJ"
        "RU5ErkJggg==")
 
 
-def _captured() -> list[tuple[str, dict[str, Any]]]:
-    if not CLIENTS.is_dir():
-        return []
-    out = []
-    for f in sorted(CLIENTS.glob("*.jsonl")):
-        for line in f.read_text().splitlines():
-            if not line.strip():
-                continue
-            rec = json.loads(line)
-            if rec.get("method") == "POST" and rec["path"].endswith("/responses"):
-                out.append((f"{f.stem}:{rec['scenario'][:60]}", rec["body"]))
-    return out
+CAPTURED = [(i, body) for i, _, body in
+            captured_posts(lambda path: path.endswith("/responses"))]
 
 
-CAPTURED = _captured()
-
-
-@pytest.mark.skipif(not CAPTURED, reason="client captures not available")
 @pytest.mark.parametrize(("scenario", "body"), CAPTURED, ids=[c[0] for c in CAPTURED])
 def test_every_captured_client_request_parses(scenario: str, body: dict[str, Any]) -> None:
     req = parse_request(body)

@@ -7,7 +7,7 @@
 * ``POST /model/{modelId}/converse-stream``  ``application/vnd.amazon.eventstream``
 * ``GET /images/red.png``                    the shared 1x1 PNG (for image-URL tests)
 
-Every answer is HAND-WRITTEN from /work/shared/protocols/providers.md: the event-stream
+Every answer is HAND-WRITTEN from docs/protocols/providers.md: the event-stream
 frames are built here from the spec (``es_frame``), independent of dragoman's decoder,
 and written in slices that do not line up with frame boundaries.
 

@@ -1,7 +1,7 @@
 """A controllable fake upstream for routing and resilience tests.
 
 ``ChaosUpstream`` speaks two vendor dialects over a real socket (hand-written frames, as in
-/work/shared/protocols/*.md; nothing here comes from dragoman's renderers):
+docs/protocols/*.md; nothing here comes from dragoman's renderers):
 
 * ``POST /v1/chat/completions``  OpenAI Chat Completions (JSON, or ``data:`` SSE ending in
   ``data: [DONE]``; ``stream_options.include_usage`` adds the ``choices: []`` usage chunk)

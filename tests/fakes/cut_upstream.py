@@ -1,5 +1,5 @@
 """A fake upstream whose streams break: the three vendor stream grammars (hand-written
-frames, as in ../shared/protocols/*.md), stopped part-way.
+frames, as in docs/protocols/*.md), stopped part-way.
 
 ``POST /v1/chat/completions``, ``/v1/responses``, ``/v1/messages`` (streaming only) send
 their opening frames and one text delta (``PARTIAL``), then, depending on the last user

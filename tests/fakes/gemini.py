@@ -1,7 +1,7 @@
 """A fake Gemini API + Vertex AI upstream (and a Google OAuth2 token endpoint), built on
 ``FakeUpstream`` (same thread/loop plumbing, request recording, scenario convention and
 fixture content), speaking ``generateContent`` byte for byte as
-/work/shared/protocols/providers.md describes it:
+docs/protocols/providers.md describes it:
 
 * ``POST /{v1beta,v1}/models/{model}:generateContent`` / ``:streamGenerateContent?alt=sse``
   / ``:countTokens`` — Gemini API, ``x-goog-api-key`` header;

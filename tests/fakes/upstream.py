@@ -11,7 +11,7 @@ background thread with its own event loop. It serves
 and records every request it receives (``.requests``), including whether the client
 closed a streaming (or slow) response before it was finished, and when.
 
-Every answer is a HAND-WRITTEN fixture following /work/shared/protocols/*.md — nothing
+Every answer is a HAND-WRITTEN fixture following docs/protocols/*.md — nothing
 here is produced by dragoman's own renderers, so the gateway's parsers are tested against
 independent, vendor-shaped bytes. The scenario is picked from the last user message whose
 text contains ``scenario:<name>`` (default ``text``):

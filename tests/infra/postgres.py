@@ -1,4 +1,4 @@
-"""A private PostgreSQL server for the tests (recipe: ../shared/infra.md §3).
+"""A private PostgreSQL server for the tests.
 
 ``running_postgres()`` initialises a cluster under a temporary directory, starts it on a
 free loopback port, creates a password-protected role and database, yields the DSN, and
@@ -41,7 +41,8 @@ class PostgresMissing(RuntimeError):
 def running_postgres() -> Iterator[str]:
     bindir = pg_bin()
     if bindir is None:
-        raise PostgresMissing("PostgreSQL is not installed (apt-get install postgresql)")
+        raise PostgresMissing("PostgreSQL is not installed (scripts/test installs it when run as "
+                              "root; else apt-get install postgresql)")
     as_root = os.geteuid() == 0
     run_as: list[str] = ["runuser", "-u", "postgres", "--"] if as_root else []
     base = tempfile.mkdtemp(prefix="dragoman-pg-")

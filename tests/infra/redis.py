@@ -1,4 +1,4 @@
-"""A private Redis server for the tests (recipe: ../shared/infra.md §3).
+"""A private Redis server for the tests.
 
 ``running_redis()`` starts ``redis-server`` on a free loopback port with persistence off
 and a password (so the tests also cover authenticated URLs), waits for PING, yields the
@@ -69,7 +69,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def running_redis() -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
-        raise RedisMissing("redis-server is not installed (apt-get install redis-server)")
+        raise RedisMissing("redis-server is not installed (scripts/test installs it when run as "
+                           "root; else apt-get install redis-server)")
     base = tempfile.mkdtemp(prefix="dragoman-redis-")
     log_path = os.path.join(base, "redis.log")
     proc: subprocess.Popen[bytes] | None = None

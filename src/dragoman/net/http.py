@@ -4,7 +4,7 @@ every transport failure classified into a core error kind.
 The wire work is ``net.h1`` (keep-alive connections parsed by httptools): measured here,
 aiohttp's client spent ~140 µs of CPU per upstream request where ``h1`` spends ~36 µs
 (bench/README.md). httpx was ruled out earlier: its pool degrades badly at 64 concurrent
-requests (../shared/bench-notes.md).
+requests (bench/reference-measurements.md).
 """
 
 from __future__ import annotations

@@ -23,7 +23,12 @@ OptionsT = TypeVar("OptionsT")
 
 
 class OptionsError(ValueError):
-    """A provider-specific config key is unknown or mistyped; ``str()`` names it."""
+    """A provider-specific config key is unknown or mistyped; ``str()`` names it.
+    ``options_type``: the struct the keys were checked against (for "did you mean")."""
+
+    def __init__(self, message: str, options_type: type | None = None) -> None:
+        super().__init__(message)
+        self.options_type = options_type
 
 
 class ProviderSpec(msgspec.Struct, kw_only=True):
@@ -50,7 +55,7 @@ class ProviderSpec(msgspec.Struct, kw_only=True):
         try:
             return msgspec.convert(self.options, typ)
         except msgspec.ValidationError as e:
-            raise OptionsError(str(e)) from None
+            raise OptionsError(str(e), typ) from None
 
     def http_kwargs(self) -> dict[str, Any]:
         """The keyword arguments every ``HttpDialectProvider`` takes."""

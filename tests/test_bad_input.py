@@ -9,7 +9,7 @@ import httpx
 import pytest
 import zstandard
 
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, ECHO_CONFIG
 
 AUTH = {"authorization": f"Bearer {API_KEY}"}
 ANTHROPIC = {"x-api-key": API_KEY, "anthropic-version": "2023-06-01"}
@@ -75,14 +75,24 @@ def test_responses_bad_input(http: httpx.Client) -> None:
 
 
 def test_unknown_model_each_dialect(http: httpx.Client) -> None:
-    r = http.post("/v1/chat/completions", headers=AUTH,
-                  json={"model": "ghost", "messages": [{"role": "user", "content": "x"}]})
-    assert openai_error(r, 404)["code"] == "model_not_found"
+    messages = [{"role": "user", "content": "x"}]
+    found = []
+    r = http.post("/v1/chat/completions", headers=AUTH, json={"model": "ghost", "messages": messages})
+    found.append(openai_error(r, 404))
     r = http.post("/v1/responses", headers=AUTH, json={"model": "ghost", "input": "x"})
-    assert openai_error(r, 404)["code"] == "model_not_found"
+    found.append(openai_error(r, 404))
+    for err in found:
+        assert err["code"] == "model_not_found" and err["param"] == "model"
+    found.append(openai_error(http.get("/v1/models/ghost", headers=AUTH), 404))
     r = http.post("/v1/messages", headers=ANTHROPIC, json={
-        "model": "ghost", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]})
-    assert anthropic_error(r, 404)["type"] == "not_found_error"
+        "model": "ghost", "max_tokens": 5, "messages": messages})
+    err = anthropic_error(r, 404)
+    assert err["type"] == "not_found_error"
+    found.append(err)
+    for err in found:
+        # It says where the names are, and names none (not even the ones this key may use).
+        assert "'ghost'" in err["message"] and "GET /v1/models" in err["message"]
+        assert not any(m["name"] in err["message"] for m in ECHO_CONFIG["models"])
 
 
 def test_unknown_endpoint_and_wrong_method(http: httpx.Client) -> None:

@@ -255,7 +255,7 @@ def test_input_items_listing_validates() -> None:
     (InvalidRequest("bad", param="input"), 400, "invalid_request_error", None),
     (ContextLengthExceeded("long"), 400, "invalid_request_error", "context_length_exceeded"),
     (AuthenticationFailed("key"), 401, "invalid_request_error", "invalid_api_key"),
-    (NotFound("nope"), 404, "invalid_request_error", "model_not_found"),
+    (NotFound("nope"), 404, "invalid_request_error", None),
     (RateLimited("slow", retry_after=2.5), 429, "rate_limit_error", "rate_limit_exceeded"),
     (BudgetExhausted("broke"), 429, "insufficient_quota", "insufficient_quota"),
     (Overloaded("busy"), 503, "server_error", None),

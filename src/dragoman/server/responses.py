@@ -29,7 +29,10 @@ async def _load(gw: Gateway, principal: Principal, id: str) -> StoredResponse:
 
 
 def _not_found(id: str) -> NotFound:
-    return NotFound(f"No response found with id '{id[:100]}'.", param="response_id")
+    """OpenAI's answer for a response id it does not have: 404, ``invalid_request_error``,
+    no ``param`` and no ``code``. Missing, expired, deleted and another tenant's ids all
+    get it, alike but for the id."""
+    return NotFound(f"Response with id '{id[:100]}' not found.")
 
 
 async def get(gw: Gateway, principal: Principal, scope: Scope, receive: Receive, send: Send,

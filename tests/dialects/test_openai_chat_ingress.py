@@ -443,20 +443,6 @@ U = {"role": "user", "content": "x"}
         (
             {
                 "model": "m",
-                "messages": [
-                    {
-                        "role": "user",
-                        "content": [
-                            {"type": "image_url", "image_url": {"url": "data:image/png;base64,@@@"}}
-                        ],
-                    }
-                ],
-            },
-            "messages[0].content[0].image_url.url",
-        ),
-        (
-            {
-                "model": "m",
                 "messages": [{"role": "user", "content": [{"type": "file", "file": {}}]}],
             },
             "messages[0].content[0].file",

@@ -419,7 +419,7 @@ def test_context_without_request_means_no_usage() -> None:
         (ContextLengthExceeded("long"), 400, "invalid_request_error", "context_length_exceeded"),
         (AuthenticationFailed("who"), 401, "invalid_request_error", "invalid_api_key"),
         (PermissionDenied("no"), 403, "permission_error", None),
-        (NotFound("ghost"), 404, "invalid_request_error", "model_not_found"),
+        (NotFound("ghost"), 404, "invalid_request_error", None),
         (RateLimited("slow", retry_after=3), 429, "rate_limit_error", "rate_limit_exceeded"),
         (BudgetExhausted("spent"), 429, "insufficient_quota", "insufficient_quota"),
         (Overloaded("busy"), 503, "server_error", None),

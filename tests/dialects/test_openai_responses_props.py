@@ -27,6 +27,7 @@ from dragoman.core import (
     OpaqueItem,
     Part,
     Reasoning,
+    RedactedThinkingBlock,
     ResponseFormat,
     StopReason,
     StreamEvent,
@@ -246,14 +247,13 @@ def responses(draw: st.DrawFn) -> ChatResponse:
                         stop_reason=draw(st.sampled_from(stops)), usage=draw(usage))
 
 
-def without_new_ids(original: list[Part], parsed: list[Part]) -> list[Part]:
-    """Thinking ids the renderer had to invent are not part of the original."""
-    out: list[Part] = []
-    for o, p in zip(original, parsed, strict=False):
-        if isinstance(o, Thinking) and isinstance(p, Thinking) and o.id is None:
-            p = msgspec.structs.replace(p, id=None)
-        out.append(p)
-    return out + parsed[len(original):]
+def without_new_ids(original: list[Part], parsed: list[Part]) -> tuple[list[Part], list[Part]]:
+    """Both sides without what the rendering does not keep: reasoning ids (the rendered
+    ones are the response's own, ``items.item_id``) and empty texts (no item)."""
+    def kept(parts: list[Part]) -> list[Part]:
+        return [msgspec.structs.replace(p, id=None) if isinstance(p, Thinking) else p
+                for p in parts if not (isinstance(p, Text) and not p.text)]
+    return kept(original), kept(parsed)
 
 
 @SETTINGS
@@ -264,7 +264,8 @@ def test_response_round_trip(resp: ChatResponse) -> None:
     Response.model_validate(body)
     back = parse_response(body)
     assert (back.id, back.model, back.created) == ("resp_abc", "gpt-x", 1700000000)
-    assert without_new_ids(resp.content, back.content) == resp.content
+    want, got = without_new_ids(resp.content, back.content)
+    assert got == want
     assert back.stop_reason == resp.stop_reason
     assert back.usage == resp.usage
 
@@ -333,6 +334,35 @@ def test_stream_round_trip(events: list[StreamEvent]) -> None:
     got = collect(parsed, "r", "m")
     assert no_thinking_ids(got) == no_thinking_ids(want)
     assert (got.stop_reason, got.usage) == (want.stop_reason, want.usage)
+
+
+@st.composite
+def streams_with_gaps(draw: st.DrawFn) -> list[StreamEvent]:
+    """``event_streams`` with what a stream renders no item for (empty text, redacted
+    thinking, another dialect's item) dropped in anywhere before the end."""
+    events = draw(event_streams())
+    gaps = [TextDelta(text=""), RedactedThinkingBlock(data="x", origin="anthropic"),
+            OpaqueItem(part=Opaque(dialect="anthropic_messages", data={"type": "server_tool_use"}))]
+    for gap in draw(st.lists(st.sampled_from(gaps), max_size=3)):
+        events.insert(draw(st.integers(0, len(events) - 1)), gap)
+    return events
+
+
+@SETTINGS
+@given(streams_with_gaps())
+def test_streamed_item_ids_are_the_stored_responses(events: list[StreamEvent]) -> None:
+    # The ids a client saw in the stream are those GET /v1/responses/{id} renders later
+    # from the stored (collected) response: derived from the response id and position.
+    ctx = RenderContext(id="resp_s", model="m", created=1)
+    renderer = StreamRenderer(ctx)
+    raw = renderer.start() + b"".join(renderer.feed(e) for e in events)
+    streamed = json.loads(split_frames(raw)[-1][1])["response"]["output"]
+    stored = json.loads(render_response(collect(events, ctx.id, "m"), ctx))["output"]
+    assert [(o["type"], o.get("id")) for o in streamed] == [
+        (o["type"], o.get("id")) for o in stored]
+    ours = [o["id"] for o in streamed if o["type"] in (
+        "message", "reasoning", "function_call", "custom_tool_call")]
+    assert len(set(ours)) == len(ours)
 
 
 # --- fuzzing ----------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ from dragoman.dialects.openai_responses import (
     render_response,
     render_response_object,
 )
+from dragoman.dialects.openai_responses.items import item_id
 
 EVENT = pydantic.TypeAdapter(ResponseStreamEvent)
 ITEM = pydantic.TypeAdapter(ResponseItem)
@@ -134,13 +135,15 @@ def test_full_response_object_validates_and_echoes_the_request() -> None:
     out = body["output"]
     assert [o["type"] for o in out] == ["reasoning", "message", "function_call", "function_call",
                                          "custom_tool_call", "web_search_call"]
-    assert out[0] == {"type": "reasoning", "id": "rs_up",
+    # every item id is the response's own (items.item_id), an upstream's rs_ id included
+    assert out[0] == {"type": "reasoning", "id": item_id("rs_", "resp_abc", "output", 0),
                       "summary": [{"type": "summary_text", "text": "plan"}],
                       "encrypted_content": "enc", "status": "completed"}
     assert out[1]["content"] == [
         {"type": "output_text", "text": "Hi!", "annotations": [], "logprobs": []},
         {"type": "output_text", "text": " more", "annotations": [], "logprobs": []}]
-    assert out[2]["id"].startswith("fc_") and out[2]["call_id"] == "call_1"
+    assert out[1]["id"] == item_id("msg_", "resp_abc", "output", 1)
+    assert out[2]["id"] == item_id("fc_", "resp_abc", "output", 2) and out[2]["call_id"] == "call_1"
     assert out[2]["status"] == "completed" and "namespace" not in out[2]
     assert out[3]["namespace"] == "agents"
     assert out[4]["input"] == "*** Begin Patch" and out[4]["call_id"] == "call_3"
@@ -236,7 +239,7 @@ def test_input_items_listing_validates() -> None:
         Message(role="tool", content=[
             ToolResult(call_id="call_1", content=[Text(text="42")]),
             ToolResult(call_id="call_2", content=[Text(text="ok")], kind="custom")]),
-    ])
+    ], "resp_abc")
     for item in items:
         ITEM.validate_python(item)
         assert item["id"]
@@ -245,7 +248,9 @@ def test_input_items_listing_validates() -> None:
         "local_shell_call", "function_call_output", "custom_tool_call_output"]
     assert items[1]["content"][1] == {"type": "input_image",
                                       "image_url": "data:image/png;base64,AAAA", "detail": "auto"}
-    assert items[2]["id"] == "rs_9"
+    assert [i["id"] for i in items] == [
+        item_id(prefix, "resp_abc", "input", n) for n, prefix in enumerate(
+            ["msg_", "msg_", "rs_", "msg_", "fc_", "ctc_", "item_", "fco_", "ctco_"])]
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -255,7 +260,7 @@ def test_input_items_listing_validates() -> None:
     (InvalidRequest("bad", param="input"), 400, "invalid_request_error", None),
     (ContextLengthExceeded("long"), 400, "invalid_request_error", "context_length_exceeded"),
     (AuthenticationFailed("key"), 401, "invalid_request_error", "invalid_api_key"),
-    (NotFound("nope"), 404, "invalid_request_error", "model_not_found"),
+    (NotFound("nope"), 404, "invalid_request_error", None),
     (RateLimited("slow", retry_after=2.5), 429, "rate_limit_error", "rate_limit_exceeded"),
     (BudgetExhausted("broke"), 429, "insufficient_quota", "insufficient_quota"),
     (Overloaded("busy"), 503, "server_error", None),
@@ -424,7 +429,8 @@ def test_thinking_end_without_deltas_and_foreign_signature() -> None:
                ThinkingDelta(text="hmm"), ThinkingEnd(signature="sig", origin="anthropic"),
                Finish()])
     done = [d["item"] for t, d in out if t == "response.output_item.done"]
-    assert done[0] == {"id": "rs_given", "type": "reasoning", "summary": [],
+    assert done[0] == {"id": item_id("rs_", "resp_abc", "output", 0), "type": "reasoning",
+                       "summary": [],
                        "encrypted_content": "enc"}
     assert "encrypted_content" not in done[1] and done[1]["summary"][0]["text"] == "hmm"
 

@@ -153,6 +153,39 @@ async def test_connection_close_answer_is_not_reused() -> None:
         await eventually(lambda: 0 in srv.closed_by_client)
 
 
+async def test_an_idle_connection_closes_keepalive_seconds_after_its_release(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Connection 1 is released first and arms the pool's one sweep timer; connection 0 is
+    # released part-way through that timer's period. Each must close KEEPALIVE after its
+    # own release (a fixed-period sweep let the later one wait up to twice that).
+    keepalive = 1.0
+    monkeypatch.setattr(h1.pool, "KEEPALIVE", keepalive)  # where it is read
+    closed_at: dict[int, float] = {}
+
+    async def script(p: Peer) -> None:
+        req = await p.request()
+        assert req is not None
+        if req.line.startswith(b"GET /slow"):
+            await asyncio.sleep(keepalive * 0.6)
+        await p.send(response(b"ok"))
+        await p.until_closed()
+        closed_at[p.index] = time.monotonic()
+
+    async with RawServer(script) as srv, client(srv.url) as c:
+        slow = asyncio.create_task(get(c, "/slow"))  # connection 0, busy for a while
+        await eventually(lambda: len(srv.requests) == 1)
+        assert await get(c, "/fast") == b"ok"  # connection 1, idle from now
+        released = {1: time.monotonic()}
+        assert await slow == b"ok"
+        released[0] = time.monotonic()
+        await eventually(lambda: len(closed_at) == 2, timeout=keepalive * 3)
+        assert srv.accepted == 2
+        for conn in (0, 1):
+            assert keepalive - 0.05 <= closed_at[conn] - released[conn] <= keepalive + 0.25, (
+                conn, closed_at[conn] - released[conn])
+        assert c.open_connections == 0
+
+
 @pytest.mark.parametrize("extra", [
     b"HTTP/1.1 200 OK\r\n",
     response(b"evil", "X-Second: 1", status="299 Smuggled"),

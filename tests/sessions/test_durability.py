@@ -154,3 +154,57 @@ def test_two_gateways_share_one_database(settings: StoreSettings, tmp_path: Path
                                    messages=[{"role": "user", "content": "on two"}])
         sent = fake.find("on two")[-1].body["messages"]
         assert [m["content"] for m in sent] == ["on one", TEXT, "on two"]
+
+
+def _streamed_item_ids(url: str, body: dict[str, Any]) -> tuple[str, list[str], list[str]]:
+    """(response id, ids of the items as the stream added them, ids in its terminal
+    response) of one streamed ``POST /v1/responses``, read off the SSE wire."""
+    added: list[str] = []
+    final: dict[str, Any] = {}
+    with httpx.stream("POST", url + "/v1/responses", json={**body, "stream": True},
+                      headers={"authorization": f"Bearer {KEY}"}, timeout=20) as res:
+        assert res.status_code == 200
+        for line in res.iter_lines():
+            if line.startswith("data: "):
+                ev = json.loads(line[6:])
+                if ev["type"] == "response.output_item.added":
+                    added.append(ev["item"]["id"])
+                elif ev["type"] == "response.completed":
+                    final = ev["response"]
+    return final["id"], added, [o["id"] for o in final["output"]]
+
+
+def test_stored_item_ids_are_stable_across_gets_restarts_and_hosts(
+        settings: StoreSettings, tmp_path: Path) -> None:
+    # Item ids are the response's own (derived from its id and their position), so the
+    # stream, every GET, every input_items listing, another gateway process on the same
+    # database and a restarted one all name each item alike.
+    prompt = "::think plan it\n::reply done\n::tool get_weather {\"city\": \"Paris\"}"
+    tool = {"type": "function", "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+    inputs = [{"role": "user", "content": f"earlier {i}"} for i in range(3)]
+    inputs.append({"role": "user", "content": prompt})
+    with GatewayProcess(_config(settings), tmp_path, name="one") as one, \
+            GatewayProcess(_config(settings), tmp_path, name="two") as two:
+        rid, added, streamed = _streamed_item_ids(
+            one.url, {"model": "dragoman/echo", "input": inputs, "tools": [tool]})
+        assert added == streamed and len(streamed) == 3
+        assert [i[:3] for i in streamed] == ["rs_", "msg", "fc_"]
+        c1 = openai.OpenAI(base_url=one.url + "/v1", api_key=KEY, max_retries=0)
+        c2 = openai.OpenAI(base_url=two.url + "/v1", api_key=KEY, max_retries=0)
+        listed = [it.id for it in c1.responses.input_items.list(rid, order="asc").data]
+        assert len(listed) == 4 and len(set(listed + streamed)) == 7
+        for client in (c1, c1, c2, c2):
+            assert [o.id for o in client.responses.retrieve(rid).output] == streamed
+            assert [it.id for it in client.responses.input_items.list(
+                rid, order="asc").data] == listed
+        # Non-streamed and created on the other process: the same holds.
+        whole = c2.responses.create(model="dragoman/echo", input=prompt, tools=[tool])  # type: ignore[list-item]
+        assert [o.id for o in c1.responses.retrieve(whole.id).output] == [
+            o.id for o in whole.output]
+    with GatewayProcess(_config(settings), tmp_path, name="restarted") as again:
+        c3 = openai.OpenAI(base_url=again.url + "/v1", api_key=KEY, max_retries=0)
+        assert [o.id for o in c3.responses.retrieve(rid).output] == streamed
+        assert [it.id for it in c3.responses.input_items.list(rid, order="asc").data] == listed
+        assert [o.id for o in c3.responses.retrieve(whole.id).output] == [
+            o.id for o in whole.output]

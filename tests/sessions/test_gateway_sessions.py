@@ -4,6 +4,7 @@ Responses (every provider), thread keys, history-holding models, isolation, 409s
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -183,6 +184,29 @@ def test_tenants_never_see_each_other(served: Served) -> None:
     follow = a.responses.create(model="dragoman/echo", input="::reply again",
                                 previous_response_id=r.id)
     assert follow.previous_response_id == r.id
+
+
+def test_a_missing_and_another_tenants_response_are_the_same_404(served: Served) -> None:
+    # OpenAI's own answer for a response it does not have (404, invalid_request_error, no
+    # param, no code), identical but for the id whether it never existed or is not yours.
+    theirs = served.oai(KEY_B).responses.create(model="dragoman/echo", input="::reply b's").id
+    gone = served.oai(KEY_A).responses.create(model="dragoman/echo", input="::reply gone").id
+    served.oai(KEY_A).responses.delete(gone)
+    unknown = "resp_" + hashlib.sha256(theirs.encode()).hexdigest()[:len(theirs) - 5]
+    auth = {"authorization": f"Bearer {KEY_A}"}
+    with httpx.Client(base_url=served.url, headers=auth, timeout=10) as http:
+        for method, path in [("GET", "/v1/responses/{}"), ("DELETE", "/v1/responses/{}"),
+                             ("GET", "/v1/responses/{}/input_items")]:
+            seen = []
+            for rid in (theirs, gone, unknown):
+                res = http.request(method, path.format(rid))
+                assert res.status_code == 404, (method, path, res.text)
+                seen.append(res.text.replace(rid, "<id>"))
+            assert seen[0] == seen[1] == seen[2], (method, path, seen)
+            assert json.loads(seen[0]) == {"error": {
+                "message": "Response with id '<id>' not found.",
+                "type": "invalid_request_error", "param": None, "code": None}}
+    assert served.oai(KEY_B).responses.retrieve(theirs).output_text == "b's"
 
 
 # --- thread keys ----------------------------------------------------------------------------

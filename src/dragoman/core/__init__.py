@@ -63,6 +63,7 @@ from .request import (
     ToolChoice,
 )
 from .response import ChatResponse, StopReason, Usage
+from .validate import validate_request
 
 __all__ = [
     "AgentToolCall", "AgentToolResult", "AuthenticationFailed", "BudgetExhausted",
@@ -75,5 +76,5 @@ __all__ = [
     "ThinkingDelta", "ThinkingEnd", "Tool", "ToolCall", "ToolCallDelta", "ToolCallEnd",
     "ToolCallStart", "ToolChoice", "ToolResult", "TransportError", "UpstreamError",
     "UpstreamTimeout", "Usage", "UsageUpdate", "acollect", "collect", "error_for_kind",
-    "error_for_status", "events_of", "new_id",
+    "error_for_status", "events_of", "new_id", "validate_request",
 ]

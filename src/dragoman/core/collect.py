@@ -55,13 +55,19 @@ class Collector:
             self._text = None
 
     def feed(self, ev: StreamEvent) -> None:
+        # An empty delta carries nothing and, as in every stream renderer, neither opens
+        # nor closes a block: the collected parts are the items a client was streamed.
         if isinstance(ev, TextDelta):
+            if not ev.text:
+                return
             if self._text is None:
                 self._close_thinking(None)
                 self._text = []
             self._text.append(ev.text)
             return
         if isinstance(ev, ThinkingDelta):
+            if not ev.text:
+                return
             self._close_text()
             if self._thinking is None:
                 self._thinking = []

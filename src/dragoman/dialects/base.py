@@ -19,8 +19,6 @@ The ``Dialect`` record bundles them so the server and providers can treat dialec
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -160,13 +158,6 @@ def split_data_url(url: str) -> tuple[str, str] | None:
 
 def data_url(mime: str | None, data: str) -> str:
     return f"data:{mime or 'application/octet-stream'};base64,{data}"
-
-
-def check_base64(data: str, param: str) -> None:
-    try:
-        base64.b64decode(data[:64] + "=" * (-len(data[:64]) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidRequest(f"Invalid base64 data in '{param}'.", param=param) from None
 
 
 def compact_json(obj: Any) -> str:

@@ -3,7 +3,7 @@
 
 from .attempts import Started, dispatch
 from .health import BreakerPolicy
-from .table import Deployment, ModelTable, RetryPolicy, Route, RoutePolicy
+from .table import Deployment, ModelTable, RetryPolicy, Route, RoutePolicy, unknown_model
 
 __all__ = ["BreakerPolicy", "Deployment", "ModelTable", "RetryPolicy", "Route", "RoutePolicy",
-           "Started", "dispatch"]
+           "Started", "dispatch", "unknown_model"]

@@ -130,6 +130,15 @@ class Route:
         return max(d.provider.capabilities().max_context_tokens for d in self.deployments)
 
 
+def unknown_model(name: str) -> NotFound:
+    """The 404 for a model name that is not configured or not this key's to use (one
+    answer for both, so names cannot be probed). It says where the names are rather than
+    listing any: only ``GET /v1/models`` knows which ones the caller's key may see."""
+    return NotFound(f"The model '{name[:200]}' does not exist or you do not have access to "
+                    "it; GET /v1/models lists the models this key may use.",
+                    param="model", code="model_not_found")
+
+
 class ModelTable:
     def __init__(self, deployments: Iterable[Deployment],
                  policies: Mapping[str, RoutePolicy] | None = None) -> None:
@@ -161,8 +170,7 @@ class ModelTable:
         for p in self._patterns:
             if fnmatch.fnmatchcase(name, p.name):
                 return p
-        raise NotFound(f"The model '{name}' does not exist or you do not have access to it.",
-                       param="model", code="model_not_found")
+        raise unknown_model(name)
 
     def route(self, name: str) -> Route:
         """A route by its exact configured name (fallback targets)."""

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 
 from ..auth import Principal, require_model
-from ..core import DragomanError, InvalidRequest, NotFound, UpstreamError
+from ..core import DragomanError, InvalidRequest, NotFound, UpstreamError, validate_request
 from ..core.estimate import estimate_request
 from ..dialects import anthropic_messages, openai_chat, openai_responses
 from ..dialects.base import Dialect
@@ -57,6 +57,7 @@ async def _count_tokens(gw: Gateway, principal: Principal, scope: Scope, receive
                         send: Send, params: list[str]) -> None:
     body = parse_json(await read_body(receive, scope, gw.max_body_bytes))
     req = anthropic_messages.parse_count_tokens_request(body)
+    validate_request(req)
     require_model(principal, req.model)
     provider = gw.models.resolve(req.model).provider
     n = await provider.count_tokens(req)

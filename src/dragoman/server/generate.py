@@ -24,6 +24,7 @@ from ..core import (
     UpstreamError,
     UsageUpdate,
     new_id,
+    validate_request,
 )
 from ..dialects import openai_responses
 from ..dialects.base import Dialect, RenderContext, StreamRenderer
@@ -78,6 +79,7 @@ class Opened:
 async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: object,
                    scope: Scope, receive: Receive, send: Send) -> None:
     req = dialect.parse_request(body)
+    validate_request(req)  # once for every dialect (core.validate)
     access = scope.get(ACCESS)
     if access is not None:
         access.model = req.model

@@ -10,8 +10,7 @@ from typing import Any
 import msgspec
 
 from ..auth import Principal
-from ..core import NotFound
-from ..router import Route
+from ..router import Route, unknown_model
 from .gateway import Gateway
 from .http import Receive, Scope, Send, header, send_json
 
@@ -49,8 +48,7 @@ async def get_model(gw: Gateway, principal: Principal, scope: Scope, receive: Re
                     send: Send, params: list[str]) -> None:
     name = params[0]
     if not principal.may_use(name):  # as absent as in the list (no probing for names)
-        raise NotFound(f"The model '{name[:200]}' does not exist or you do not have access "
-                       "to it.", param="model", code="model_not_found")
+        raise unknown_model(name)
     d = gw.models.resolve(name)
     render = _anthropic if _is_anthropic(scope) else _openai
     await send_json(send, _encode(render(d, name)))

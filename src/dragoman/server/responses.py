@@ -29,7 +29,10 @@ async def _load(gw: Gateway, principal: Principal, id: str) -> StoredResponse:
 
 
 def _not_found(id: str) -> NotFound:
-    return NotFound(f"No response found with id '{id[:100]}'.", param="response_id")
+    """OpenAI's answer for a response id it does not have: 404, ``invalid_request_error``,
+    no ``param`` and no ``code``. Missing, expired, deleted and another tenant's ids all
+    get it, alike but for the id."""
+    return NotFound(f"Response with id '{id[:100]}' not found.")
 
 
 async def get(gw: Gateway, principal: Principal, scope: Scope, receive: Receive, send: Send,
@@ -63,13 +66,7 @@ async def input_items(gw: Gateway, principal: Principal, scope: Scope, receive: 
     messages = await gw.sessions.response_input(principal.tenant_id, id)
     if messages is None:
         raise _not_found(id)
-    items = openai_responses.render_input_items(messages)
-    # Ids must be stable across calls for ``after`` paging: derive them from the response
-    # id and the position, keeping each item type's own prefix (msg_, fc_…).
-    stem = id.partition("_")[2]
-    for i, it in enumerate(items):
-        prefix = str(it.get("id") or "item_").partition("_")[0]
-        it["id"] = f"{prefix}_{stem}{i:04x}"
+    items = openai_responses.render_input_items(messages, id)
     if order == "desc":
         items.reverse()
     after = q.get("after", [None])[0]

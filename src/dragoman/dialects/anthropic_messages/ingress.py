@@ -28,7 +28,7 @@ from ...core import (
     ToolChoice,
     ToolResult,
 )
-from ..base import check_base64, expect_object, optional, optional_number, require
+from ..base import expect_object, optional, optional_number, require
 from ..tool_args import arguments_from_object as arguments_from_input
 from ._common import NAME, ORIGIN, TOOL_EXTRAS_KEY, is_opaque_block_type
 
@@ -280,8 +280,7 @@ def _image(b: dict[str, Any], where: str) -> Part:
     sw = f"{where}.source."
     if st == "base64":
         mime = require(src, "media_type", str, sw)
-        data = require(src, "data", str, sw)
-        check_base64(data, f"{sw}data")
+        data = require(src, "data", str, sw)  # base64 checked by core.validate
         return Image(mime=mime, data=data, cache_control=cc)
     if st == "url":
         return Image(url=require(src, "url", str, sw), cache_control=cc)
@@ -299,7 +298,6 @@ def _document(b: dict[str, Any], where: str) -> Part:
     if st == "base64":
         mime = require(src, "media_type", str, sw)
         data = require(src, "data", str, sw)
-        check_base64(data, f"{sw}data")
         return File(mime=mime, data=data, filename=title, cache_control=cc)
     if st == "text":
         text = require(src, "data", str, sw)

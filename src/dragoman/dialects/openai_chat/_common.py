@@ -131,7 +131,9 @@ ERROR_TYPE: dict[ErrorKind, tuple[str, str | None]] = {
     ErrorKind.CONTEXT_LENGTH: ("invalid_request_error", "context_length_exceeded"),
     ErrorKind.AUTHENTICATION: ("invalid_request_error", "invalid_api_key"),
     ErrorKind.PERMISSION: ("permission_error", None),
-    ErrorKind.NOT_FOUND: ("invalid_request_error", "model_not_found"),
+    # OpenAI's own 404 for a missing object has no code; a missing model says
+    # ``model_not_found`` itself (``router.unknown_model``)
+    ErrorKind.NOT_FOUND: ("invalid_request_error", None),
     ErrorKind.CONFLICT: ("invalid_request_error", "conflict"),
     ErrorKind.REQUEST_TOO_LARGE: ("invalid_request_error", "request_too_large"),
     ErrorKind.RATE_LIMITED: ("rate_limit_error", "rate_limit_exceeded"),

@@ -23,7 +23,7 @@ from ...core import (
     ToolResult,
     new_id,
 )
-from ..base import check_base64, compact_json, split_data_url
+from ..base import compact_json, split_data_url
 from ._common import NAME
 from ._validate import bad, obj, opt, opt_number, opt_tokens, req_str
 from .tools import parse_tool_choice, parse_tools
@@ -70,8 +70,7 @@ def _image(part: dict[str, Any], where: str) -> Image:
         except InvalidRequest as e:
             raise InvalidRequest(e.message, param=param) from None
         assert split is not None
-        mime, data = split
-        check_base64(data, param)
+        mime, data = split  # its base64 is checked for every dialect (core.validate)
         return Image(mime=mime, data=data, detail=detail)
     if not url:
         raise InvalidRequest(f"Invalid '{param}': empty URL.", param=param)
@@ -96,7 +95,6 @@ def _file(part: dict[str, Any], where: str) -> File:
                                      param=f"{param}.file_data") from None
             assert split is not None
             mime, data = split
-            check_base64(data, f"{param}.file_data")
             return File(mime=mime, data=data, filename=filename, file_id=file_id)
         return File(data=file_data, filename=filename, file_id=file_id)
     if file_id is not None:

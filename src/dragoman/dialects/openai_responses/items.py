@@ -3,10 +3,19 @@
 Three audiences: an upstream request (``input`` items, no ids, stateless replay rules), the
 ``GET /v1/responses/{id}/input_items`` listing (ids and statuses, as the API lists them) and
 a response's ``output`` (``output_items``).
+
+Ids of a response's items are not drawn at random but derived from the response id, the
+list (``output`` or ``input``) and the position (``item_id``): the stream, the stored
+response's ``GET`` and its ``input_items`` listing name every item alike, after a restart
+and on every host, with nothing stored besides the response id. The stream renderer and
+``output_items`` therefore give an item the same position: a text run is broken by
+anything the stream closes it for, and an empty text (the stream renders none) makes no
+item.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from ...core import (
@@ -24,6 +33,14 @@ from ...core import (
     new_id,
 )
 from ._common import NAME, ORIGIN, custom_input, render_part
+
+
+def item_id(prefix: str, response_id: str, where: str, index: int) -> str:
+    """The id of item ``index`` of response ``response_id``'s ``where`` list (``output``,
+    ``input``): ``prefix`` (``msg_``, ``fc_``…) and 32 hex digits of a digest of the three,
+    so the two lists never share an id."""
+    key = f"{response_id}\x00{where}\x00{index}".encode()
+    return prefix + hashlib.blake2b(key, digest_size=16).hexdigest()
 
 
 def call_item(c: ToolCall, item_id: str | None, ns: str | None, *, status: bool) -> dict[str, Any]:
@@ -148,42 +165,56 @@ def input_items(messages: list[Message], ns: dict[str, str], *,
     return out
 
 
-def output_items(content: list[Part], ns: dict[str, str], custom: frozenset[str] = frozenset(),
+def output_items(content: list[Part], ns: dict[str, str], response_id: str,
+                 custom: frozenset[str] = frozenset(),
                  stop: StopReason = StopReason.END_TURN) -> list[dict[str, Any]]:
     """A response's ``output``: consecutive texts share one message item; a function call
-    to one of the client's custom tools (an upstream emulated it) becomes a custom call."""
+    to one of the client's custom tools (an upstream emulated it) becomes a custom call.
+    Item ids come from ``item_id`` (as ``StreamRenderer`` names them)."""
     out: list[dict[str, Any]] = []
     msg: list[dict[str, Any]] | None = None
     refusal = stop == StopReason.REFUSAL
     for p in content:
         if isinstance(p, Text):
+            if not p.text:
+                continue
             if msg is None:
                 msg = []
-                out.append({"type": "message", "id": new_id("msg_"), "role": "assistant",
-                            "status": "completed", "content": msg})
+                out.append({"type": "message", "id": item_id("msg_", response_id, "output",
+                                                             len(out)),
+                            "role": "assistant", "status": "completed", "content": msg})
             msg.append({"type": "refusal", "refusal": p.text} if refusal else
                        {"type": "output_text", "text": p.text, "annotations": [],
                         "logprobs": []})
             continue
+        msg = None  # whatever comes between two texts ends the first one's message
         if isinstance(p, Thinking):
-            rid = p.id if p.origin == ORIGIN and p.id else new_id("rs_")
-            item = reasoning_item(p, rid)
+            item = reasoning_item(p, item_id("rs_", response_id, "output", len(out)))
             item["status"] = "completed"
             out.append(item)
         elif isinstance(p, ToolCall):
             if p.kind == "function" and p.name in custom:
                 p = ToolCall(id=p.id, name=p.name, arguments=custom_input(p.arguments),
                              kind="custom")
-            out.append(call_item(p, new_id("fc_" if p.kind == "function" else "ctc_"),
+            prefix = "fc_" if p.kind == "function" else "ctc_"
+            out.append(call_item(p, item_id(prefix, response_id, "output", len(out)),
                                  ns.get(p.name), status=True))
         elif isinstance(p, Opaque) and p.dialect == NAME:
             out.append(p.data)
-        else:
-            continue  # redacted thinking, foreign opaque items: no meaning here
-        msg = None
+        # redacted thinking, foreign opaque items: no meaning here
     return out
 
 
-def response_output(resp: ChatResponse, ns: dict[str, str],
+def response_output(resp: ChatResponse, response_id: str, ns: dict[str, str],
                     custom: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
-    return output_items(resp.content, ns, custom, resp.stop_reason)
+    return output_items(resp.content, ns, response_id, custom, resp.stop_reason)
+
+
+def listed_input_items(messages: list[Message], response_id: str) -> list[dict[str, Any]]:
+    """The ``input_items`` listing of response ``response_id``: ids from ``item_id``, each
+    with its type's own prefix (``msg_``, ``fc_``…), stable for ``after`` paging."""
+    items = input_items(messages, {}, listing=True)
+    for i, it in enumerate(items):
+        prefix = str(it.get("id") or "item_").partition("_")[0]
+        it["id"] = item_id(prefix + "_", response_id, "input", i)
+    return items

@@ -24,7 +24,7 @@ from ._common import (
     render_tools,
     render_usage,
 )
-from .items import input_items, response_output
+from .items import listed_input_items, response_output
 
 #: Request settings the Response object echoes from ``extra`` (same-dialect clients only),
 #: with the API's defaults.
@@ -119,7 +119,7 @@ def render_response_object(resp: ChatResponse, ctx: RenderContext,
     st, reason = terminal_status(resp.stop_reason)
     if status is not None:
         st = status
-    output = response_output(resp, namespaces(ctx.request), custom_names(ctx.request))
+    output = response_output(resp, ctx.id, namespaces(ctx.request), custom_names(ctx.request))
     return response_dict(
         ctx, echo(ctx), status=st, output=output,
         usage=resp.usage, incomplete=reason if st == "incomplete" else None,
@@ -130,9 +130,9 @@ def render_response(resp: ChatResponse, ctx: RenderContext) -> bytes:
     return dumps(render_response_object(resp, ctx))
 
 
-def render_input_items(messages: list[Message]) -> list[dict[str, Any]]:
+def render_input_items(messages: list[Message], response_id: str) -> list[dict[str, Any]]:
     """Input items in the shape ``GET /v1/responses/{id}/input_items`` lists them."""
-    return input_items(messages, {}, listing=True)
+    return listed_input_items(messages, response_id)
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -142,7 +142,9 @@ _ENVELOPE: dict[ErrorKind, tuple[str, str | None]] = {
     ErrorKind.CONTEXT_LENGTH: ("invalid_request_error", "context_length_exceeded"),
     ErrorKind.AUTHENTICATION: ("invalid_request_error", "invalid_api_key"),
     ErrorKind.PERMISSION: ("permission_error", None),
-    ErrorKind.NOT_FOUND: ("invalid_request_error", "model_not_found"),
+    # OpenAI's own 404 for a missing object has no code; a missing model says
+    # ``model_not_found`` itself (``router.unknown_model``)
+    ErrorKind.NOT_FOUND: ("invalid_request_error", None),
     ErrorKind.CONFLICT: ("invalid_request_error", None),
     ErrorKind.REQUEST_TOO_LARGE: ("invalid_request_error", None),
     ErrorKind.RATE_LIMITED: ("rate_limit_error", "rate_limit_exceeded"),

@@ -24,7 +24,6 @@ from ...core import (
     ToolCallStart,
     Usage,
     UsageUpdate,
-    new_id,
 )
 from ..base import RenderContext, sse
 from ._common import (
@@ -36,6 +35,7 @@ from ._common import (
     failure_message,
     namespaces,
 )
+from .items import item_id
 from .render import GENERIC_FAILURE, echo, response_dict, terminal_status
 
 
@@ -87,6 +87,11 @@ class StreamRenderer:
             usage=(self._usage or Usage()) if final else None,
             incomplete=incomplete, error=error)
 
+    def _next_id(self, prefix: str) -> str:
+        """The id of the item about to be opened (``items.item_id``: what the stored
+        response's ``output`` names it)."""
+        return item_id(prefix, self._ctx.id, "output", len(self._output))
+
     def _open(self, item: dict[str, Any]) -> tuple[int, bytes]:
         index = len(self._output)
         self._output.append(None)
@@ -109,12 +114,12 @@ class StreamRenderer:
         b = self._text
         if b is None:
             out = self._close_think(None)
-            item_id = new_id("msg_")
-            index, frame = self._open({"id": item_id, "type": "message", "role": "assistant",
+            msg_id = self._next_id("msg_")
+            index, frame = self._open({"id": msg_id, "type": "message", "role": "assistant",
                                        "status": "in_progress", "content": []})
-            b = self._text = _Block(item_id, index)
+            b = self._text = _Block(msg_id, index)
             out += frame + self._ev("response.content_part.added", {
-                "item_id": item_id, "output_index": index, "content_index": 0,
+                "item_id": msg_id, "output_index": index, "content_index": 0,
                 "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}})
         b.chunks.append(text)
         return out + self._ev("response.output_text.delta", {
@@ -137,8 +142,8 @@ class StreamRenderer:
 
     # --- reasoning --------------------------------------------------------------------
 
-    def _open_think(self, item_id: str | None) -> bytes:
-        rid = item_id or new_id("rs_")
+    def _open_think(self) -> bytes:
+        rid = self._next_id("rs_")  # not an upstream's own: its id comes with the end
         index, frame = self._open({"id": rid, "type": "reasoning", "summary": []})
         self._think = _Block(rid, index)
         return frame
@@ -147,7 +152,7 @@ class StreamRenderer:
         out = b""
         b = self._think
         if b is None:
-            out = self._close_text() + self._open_think(None)
+            out = self._close_text() + self._open_think()
             b = self._think
             assert b is not None
         if not b.chunks:
@@ -180,7 +185,7 @@ class StreamRenderer:
     def _think_end(self, ev: ThinkingEnd) -> bytes:
         out = self._close_text()
         if self._think is None:
-            out += self._open_think(ev.id if ev.origin == ORIGIN else None)
+            out += self._open_think()
         return out + self._close_think(ev)
 
     # --- tool calls -------------------------------------------------------------------
@@ -191,18 +196,18 @@ class StreamRenderer:
         out = self._close_text() + self._close_think(None)
         emulated = ev.kind != "custom" and ev.name in self._custom
         custom = ev.kind == "custom" or emulated
-        item_id = new_id("ctc_" if custom else "fc_")
+        call_item_id = self._next_id("ctc_" if custom else "fc_")
         if custom:
-            item: dict[str, Any] = {"id": item_id, "type": "custom_tool_call",
+            item: dict[str, Any] = {"id": call_item_id, "type": "custom_tool_call",
                                     "call_id": ev.id, "name": ev.name, "input": ""}
         else:
-            item = {"id": item_id, "type": "function_call", "status": "in_progress",
+            item = {"id": call_item_id, "type": "function_call", "status": "in_progress",
                     "call_id": ev.id, "name": ev.name, "arguments": ""}
         ns = self._ns.get(ev.name)
         if ns is not None:
             item["namespace"] = ns
         index, frame = self._open(item)
-        self._calls[ev.id] = _Block(item_id, index, item, emulated)
+        self._calls[ev.id] = _Block(call_item_id, index, item, emulated)
         return out + frame
 
     def _call_delta(self, ev: ToolCallDelta) -> bytes:

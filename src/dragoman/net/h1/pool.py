@@ -18,6 +18,9 @@ from .wire import H1Error, H1Timeout
 #: Seconds an idle keep-alive connection is kept (aiohttp's default, below the usual
 #: server-side idle limits of 60-120 s, so a reused connection is rarely a stale one).
 KEEPALIVE = 15.0
+#: A timer may fire this much before its time (the loop's clock resolution): a connection
+#: that close to its expiry is closed, not given a timer of its own.
+_TIMER_SLACK = 0.001
 #: Seconds resolved addresses of an origin are reused (aiohttp's ``ttl_dns_cache``).
 DNS_TTL = 300.0
 #: Happy Eyeballs (RFC 8305): the next address is tried after this many seconds.
@@ -242,17 +245,22 @@ class Pool:
                 return
 
     def _sweep_idle(self) -> None:
+        """Close the idle connections whose ``KEEPALIVE`` ran out and re-arm for the
+        oldest one left, so each closes ``KEEPALIVE`` after its release (not up to twice
+        that: a fixed period would let one released just after the timer was armed wait
+        a whole extra period). ``_idle`` is in release order, so the oldest is first."""
         self._sweep = None
         now = self.loop.time()
         keep = []
         for c in self._idle:
-            if now - c.idle_since >= KEEPALIVE:
+            if now - c.idle_since >= KEEPALIVE - _TIMER_SLACK:
                 c._close()
             else:
                 keep.append(c)
         self._idle = keep
         if keep and not self.closed:
-            self._sweep = self.loop.call_later(KEEPALIVE, self._sweep_idle)
+            self._sweep = self.loop.call_later(keep[0].idle_since + KEEPALIVE - now,
+                                               self._sweep_idle)
 
     def close(self) -> None:
         self.closed = True

@@ -79,10 +79,10 @@ class Opened:
 async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: object,
                    scope: Scope, receive: Receive, send: Send) -> None:
     req = dialect.parse_request(body)
-    validate_request(req)  # once for every dialect (core.validate)
     access = scope.get(ACCESS)
     if access is not None:
         access.model = req.model
+    validate_request(req)  # once for every dialect (core.validate)
     require_model(principal, req.model)
     route = gw.models.resolve(req.model)
     beta = header(scope, b"anthropic-beta")

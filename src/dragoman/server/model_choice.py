@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..auth import Principal, require_model
-from ..core import ChatRequest, NotFound
+from ..core import ChatRequest, InvalidRequest, NotFound
 from ..router import ModelTable, Route
 
 UnknownModel = Literal["404", "default"]
@@ -36,6 +36,8 @@ class ModelChoice:
         if default is not None and (not req.model or (
                 self.unknown_model == "default" and not _known(models, req.model))):
             req.model = default
+        elif not req.model:
+            raise InvalidRequest("Missing required parameter: 'model'.", param="model")
         require_model(principal, req.model)
         return models.resolve(req.model)
 

@@ -32,6 +32,7 @@ import dragoman.compat
 from dragoman.auth import ClientAuth
 from dragoman.config import ConfigError, build_gateway, parse_config
 from dragoman.providers import LlmProvider
+from tests.conftest import API_KEY
 from tests.fakes.azure import AZURE_KEY, FakeAzure
 from tests.fakes.codex import ACCOUNT_ID, CODEX_TOKENS, FakeCodex
 from tests.fakes.upstream import ANTHROPIC_KEY, OPENAI_KEY, TEXT, FakeUpstream, image_note
@@ -429,6 +430,16 @@ async def test_default_model_unknown_model_and_path_prefix() -> None:
         r = await _post(url, "/v1/chat/completions", {"model": "gpt-4o", "messages": msgs})
         assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
     await gw.aclose()
+
+
+async def test_no_model_and_no_default_is_openais_400(echo_gateway: str) -> None:
+    async with httpx.AsyncClient() as http:
+        r = await http.post(echo_gateway + "/v1/chat/completions",
+                            headers={"authorization": f"Bearer {API_KEY}"},
+                            json={"messages": [{"role": "user", "content": "x"}]})
+    assert r.status_code == 400
+    assert r.json()["error"]["param"] == "model"
+    assert r.json()["error"]["message"] == "Missing required parameter: 'model'."
 
 
 def test_default_model_config_errors() -> None:

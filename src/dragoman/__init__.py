@@ -3,7 +3,8 @@
 The public surface is small: ``Gateway`` (a model table and settings, served as an ASGI
 app), ``serve`` (run one in the current event loop), ``load_config``/``build_gateway``
 (the YAML route), ``SingleAgent`` and ``serve_openai`` (an orchestrator served as a model),
-and the packages ``dragoman.core`` (neutral model), ``dragoman.providers`` (upstream
+the neutral request builders ``ChatRequest``/``Message``/``ContentPart``/``Role``, and the
+packages ``dragoman.core`` (neutral model), ``dragoman.providers`` (upstream
 adapters) and ``dragoman.agents`` (tools and orchestrators).
 """
 
@@ -14,6 +15,8 @@ from typing import Any
 from .agents import SingleAgent
 from .auth import Principal
 from .config import build_gateway, load_config
+from .core import ChatRequest, Message
+from .core.build import ContentPart, Role
 from .router import Deployment, ModelTable
 from .serve_agent import serve_openai
 from .server import Gateway
@@ -29,5 +32,6 @@ async def serve(gateway: Gateway, *, host: str = "127.0.0.1", port: int = 8080) 
     await _serve(app, host=host, port=port)
 
 
-__all__ = ["Deployment", "Gateway", "ModelTable", "Principal", "SingleAgent", "__version__",
-           "build_gateway", "load_config", "serve", "serve_openai"]
+__all__ = ["ChatRequest", "ContentPart", "Deployment", "Gateway", "Message", "ModelTable",
+           "Principal", "Role", "SingleAgent", "__version__", "build_gateway", "load_config",
+           "serve", "serve_openai"]

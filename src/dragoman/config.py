@@ -29,6 +29,7 @@ from .config_errors import (
     yaml_error,
 )
 from .core import Capabilities, ErrorKind
+from .core.extras import MissingExtra
 from .net import Timeouts
 from .net.fetch import FetchPolicy
 from .net.http import DEFAULT_POOL
@@ -47,8 +48,9 @@ from .router.limits import (
 from .router.routed import RoutedProvider
 from .router.table import DEFAULT_FALLBACK_ON
 from .server.agent_turns import StoredTurns
-from .server.gateway import DEFAULT_MAX_BODY, Gateway
+from .server.gateway import DEFAULT_MAX_BODY, Gateway, normalize_prefix
 from .server.http_limits import HTTP_LIMITS, HttpLimits
+from .server.model_choice import ModelChoice
 from .sessions import StoreSettings, open_store, parse_duration
 from .sessions.settings import DEFAULT_LOCK_WAIT
 
@@ -70,6 +72,12 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     body_timeout: Annotated[float, msgspec.Meta(gt=0)] = HTTP_LIMITS.body_timeout
     keepalive_timeout: Annotated[float, msgspec.Meta(gt=0)] = HTTP_LIMITS.keepalive_timeout
     api_keys: list[str] = msgspec.field(default_factory=list)
+    #: the model for requests that name none; with ``unknown_model: default`` also for
+    #: names no model matches (otherwise those are a 404)
+    default_model: str | None = None
+    unknown_model: Literal["404", "default"] = "404"
+    #: serve every route under this path (``/openai`` → ``/openai/v1/chat/completions``)
+    path_prefix: str = ""
 
     def http_limits(self) -> HttpLimits:
         return HttpLimits(max_head_bytes=self.max_head_bytes, max_headers=self.max_headers,
@@ -504,7 +512,10 @@ def build_gateway(cfg: Config) -> Gateway:
                    for d in _deployments(i, m, fetch_policy, created)]
     policies = {m.name: m.route_policy() for m in models}
     table = ModelTable(deployments, policies)
-    sessions = open_store(cfg.sessions.settings())
+    try:
+        sessions = open_store(cfg.sessions.settings())
+    except MissingExtra as e:
+        raise ConfigError(f"invalid configuration: {e} - at `$.sessions`") from None
     turns = StoredTurns(sessions)  # a client-tool follow-up may reach any worker or host
     by_name = {r.name: r for r in table.routes()}
     for i, a in enumerate(cfg.agents):
@@ -523,7 +534,25 @@ def build_gateway(cfg: Config) -> Gateway:
         by_name = {r.name: r for r in table.routes()}
     return Gateway(table, auth=_build_auth(cfg),
                    api_keys=cfg.server.api_keys, max_body_bytes=cfg.server.max_body_bytes,
-                   sessions=sessions, limiter=_build_limiter(cfg))
+                   sessions=sessions, limiter=_build_limiter(cfg),
+                   **_server_routing(cfg.server, table))
+
+
+def _server_routing(server: ServerConfig, table: ModelTable) -> dict[str, Any]:
+    """``server.default_model`` / ``unknown_model`` / ``path_prefix`` → Gateway keywords."""
+    where = "$.server"
+    if server.unknown_model == "default" and not server.default_model:
+        raise ConfigError(f"`{where}.unknown_model: default` needs `{where}.default_model`")
+    if server.default_model is not None and server.default_model not in \
+            {r.name for r in table.routes()}:
+        raise ConfigError(f"`{where}.default_model` names no model or agent: "
+                          f"{server.default_model!r} - at `{where}.default_model`")
+    try:
+        prefix = normalize_prefix(server.path_prefix)
+    except ValueError as e:
+        raise ConfigError(f"invalid configuration: {e} - at `{where}.path_prefix`") from None
+    return {"model_choice": ModelChoice(server.default_model, server.unknown_model),
+            "path_prefix": prefix}
 
 
 def _build_limiter(cfg: Config) -> Limiter | None:

@@ -158,3 +158,44 @@ async def test_reload_can_add_mtls_to_a_client_without_it(issuer: TlsIssuer) -> 
     auth.reload_mtls_identity(a.cert, a.key)
     assert (await auth.resolve(req("t"))).tenant_id == fingerprint(a.cert)
     await auth.aclose()
+
+
+async def test_reload_from_one_combined_pem(issuer: TlsIssuer) -> None:
+    # cert-manager / Vault PKI bundles: key first or certificate first, chain included.
+    a, b = leaf(issuer.ca, "gw-a.client.test"), leaf(issuer.ca, "gw-b.client.test")
+    auth = resolver(issuer, a)
+    assert (await auth.resolve(req("c1"))).tenant_id == fingerprint(a.cert)
+    auth.reload_mtls_identity_combined(b.key + b.cert + issuer.ca_pem)
+    assert (await auth.resolve(req("c2"))).tenant_id == fingerprint(b.cert)
+    auth.reload_mtls_identity_combined(a.cert + a.key)
+    assert (await auth.resolve(req("c3"))).tenant_id == fingerprint(a.cert)
+    with pytest.raises(ValueError, match="exactly one PRIVATE KEY"):
+        auth.reload_mtls_identity_combined(b.cert)  # no key: refused, old identity kept
+    assert (await auth.resolve(req("c4"))).tenant_id == fingerprint(a.cert)
+    await auth.aclose()
+
+
+async def test_introspection_method_pinned_or_from_discovery(issuer: TlsIssuer) -> None:
+    a = leaf(issuer.ca, "gw-a.client.test")
+    mtls = MtlsClient(a.cert, a.key, ca_pem=issuer.ca_pem)
+    auth = OidcAuth(issuer.url, audience="urn:gw", ca_pem=issuer.ca_pem, cache_ttl=0,
+                    client=ClientAuth("gw", client_secret="s" * 40, mtls=mtls,
+                                      methods=["tls_client_auth", "client_secret_basic"]))
+    # Pinned: the secret goes over a connection without a certificate, which this
+    # issuer (discovery says tls_client_auth only) refuses.
+    assert auth.with_introspection_auth_method("client_secret_basic") is auth
+    with pytest.raises(errors.Provider, match="refused the gateway's introspection"):
+        await auth.resolve(req("p1"))
+    assert auth.introspector is not None
+    assert auth.introspector.last_method == "client_secret_basic"
+    # tako's explicit selector: back to the discovered, strongest common method.
+    assert auth.with_introspection_auth_method_from_discovery() is auth
+    assert (await auth.resolve(req("p2"))).tenant_id == fingerprint(a.cert)
+    assert auth.introspector.last_method == "tls_client_auth"
+    with pytest.raises(ValueError, match="cannot serve 'private_key_jwt'"):
+        auth.with_introspection_auth_method("private_key_jwt")
+    await auth.aclose()
+    no_client = OidcAuth(issuer.url, audience="urn:gw", ca_pem=issuer.ca_pem)
+    with pytest.raises(ValueError, match="no introspection client"):
+        no_client.with_introspection_auth_method_from_discovery()
+    await no_client.aclose()

@@ -9,7 +9,8 @@ What it enforces, as the backend does:
 * ``OpenAI-Beta: responses=experimental``, an ``originator``, a ``session_id``;
 * the body contract, with FastAPI-style ``400 {"detail": ...}``: ``stream: true``,
   ``store: false``, non-empty ``instructions``, no ``max_output_tokens`` /
-  ``temperature`` / ``top_p`` / ``metadata``, a model of the plan.
+  ``temperature`` / ``top_p`` / ``metadata``, no ``status`` on input items, a model of
+  the plan.
 
 Scenarios are the OpenAI fake's, plus ``done`` (a text answer whose stream ends with
 ``response.done`` instead of ``response.completed``) and ``usage_limit`` (the plan's quota
@@ -80,6 +81,12 @@ class FakeCodex(FakeUpstream):
         for key in ("max_output_tokens", "temperature", "top_p", "metadata"):
             if key in b:
                 return 400, _detail(f"Unsupported parameter: {key}")
+        inp = b.get("input")
+        for i, item in enumerate(inp if isinstance(inp, list) else ()):
+            # status is output-only (seed 002, tkach's Codex provider): the backend
+            # rejects an input item that carries it
+            if isinstance(item, dict) and "status" in item:
+                return 400, _detail(f"Unknown parameter: 'input[{i}].status'.")
         if b.get("model") not in CODEX_MODELS:
             return 400, _detail(f"The '{b.get('model')}' model is not supported when using "
                                 "Codex with a ChatGPT account.")

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from ..core import DragomanError
-from .errors import INFRASTRUCTURE, AuthCategory, AuthError, Provider, as_auth_error
+from .errors import INFRASTRUCTURE, AuthCategory, AuthError, Invalid, Provider, as_auth_error
 from .principal import Principal, RequestInfo
 
 log = logging.getLogger("dragoman.auth")
@@ -32,18 +32,24 @@ class ChainedAuth:
     instead of letting a weaker resolver further down decide;
     ``with_short_circuit_on_infrastructure_errors()`` does the same for transport, rate
     limit, open circuit and exhausted budget (invalid credentials, policy refusals and
-    provider errors still fall through)."""
+    provider errors still fall through).
 
-    def __init__(self, children: Sequence[_Resolver], *,
+    Built from a list (``ChainedAuth([oidc, static])``) or step by step, each step
+    returning a new chain: ``ChainedAuth().then(oidc).then(static)``. A chain with no
+    child refuses every request."""
+
+    def __init__(self, children: Sequence[_Resolver] = (), *,
                  halt_on: Iterable[AuthCategory] = ()) -> None:
-        if not children:
-            raise ValueError("ChainedAuth needs at least one resolver")
         self.children = tuple(children)
         self.halt_on = frozenset(halt_on)
 
     def __repr__(self) -> str:
         halts = ",".join(sorted(self.halt_on)) or "none"
         return f"ChainedAuth({list(self.children)!r}, halt_on={halts})"
+
+    def then(self, resolver: _Resolver) -> ChainedAuth:
+        """This chain with ``resolver`` tried after its children."""
+        return ChainedAuth((*self.children, resolver), halt_on=self.halt_on)
 
     def with_short_circuit_on_transport_error(self) -> ChainedAuth:
         return ChainedAuth(self.children, halt_on=self.halt_on | {AuthCategory.TRANSPORT})
@@ -52,6 +58,8 @@ class ChainedAuth:
         return ChainedAuth(self.children, halt_on=self.halt_on | INFRASTRUCTURE)
 
     async def resolve(self, request: RequestInfo) -> Principal:
+        if not self.children:
+            raise Invalid("No authentication method is configured.")
         best: AuthError | None = None
         for child in self.children:
             try:

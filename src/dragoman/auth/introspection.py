@@ -49,6 +49,8 @@ class Introspector:
         #: Calls made to the introspection endpoint, and the auth method of the last one.
         self.calls = 0
         self.last_method: str | None = None
+        #: A method fixed by the operator; None: chosen from the issuer's discovery document
+        self.pinned_method: str | None = None
 
     async def principal(self, token: str) -> Principal:
         key = hashlib.sha256(token.encode()).digest()
@@ -64,7 +66,8 @@ class Introspector:
             raise Provider("The identity provider has no introspection endpoint.")
         advertised = doc.get("introspection_endpoint_auth_methods_supported") \
             or doc.get("token_endpoint_auth_methods_supported")
-        method = self.client.choose(advertised if isinstance(advertised, list) else None)
+        method = self.pinned_method or \
+            self.client.choose(advertised if isinstance(advertised, list) else None)
         form = {"token": token, "token_type_hint": "access_token"}
         headers: dict[str, str] = {}
         self.client.apply(method, form, headers, audience=self._meta.issuer)

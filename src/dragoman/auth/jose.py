@@ -26,12 +26,12 @@ from joserfc.jwa import EdDSAAlgorithm
 from joserfc.jwk import ECKey, JWKRegistry, Key, KeySet, OctKey, OKPKey, RSAKey
 from joserfc.jws import JWSRegistry
 
+from .defaults import DEFAULT_MAX_TOKEN_BYTES
 from .errors import Invalid
 
 #: The longest clock-skew allowance a deployment may configure: beyond a few minutes a
 #: leeway stops being skew tolerance and starts extending token lifetimes.
 MAX_LEEWAY = 300.0
-DEFAULT_MAX_TOKEN_BYTES = 8192
 
 _KTY: dict[str, str] = {
     **{f"HS{n}": "oct" for n in (256, 384, 512)},

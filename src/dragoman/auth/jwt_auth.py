@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .claims import ClaimMapping
+from .defaults import DEFAULT_MAX_TOKEN_BYTES
 from .errors import Invalid, missing_credentials
 from .jose import (
-    DEFAULT_MAX_TOKEN_BYTES,
     JwtVerifier,
     import_verification_key,
     public_keys,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -36,6 +37,25 @@ def is_self_signed(cert_pem: str) -> bool:
     except Exception:
         return False
     return True
+
+
+_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.DOTALL)
+
+
+def split_combined_pem(pem: str) -> tuple[str, str]:
+    """One PEM bundle → (certificates, private key). The certificate blocks keep their
+    order (leaf first, then its chain); exactly one private key block is expected."""
+    certs: list[str] = []
+    keys: list[str] = []
+    for m in _PEM_BLOCK.finditer(pem):
+        if m.group(1) == "CERTIFICATE":
+            certs.append(m.group(0))
+        elif m.group(1).endswith("PRIVATE KEY"):
+            keys.append(m.group(0))
+    if not certs or len(keys) != 1:
+        raise ValueError("a combined PEM must hold at least one CERTIFICATE and exactly one "
+                         f"PRIVATE KEY block (found {len(certs)} and {len(keys)})")
+    return "\n".join(certs) + "\n", keys[0] + "\n"
 
 
 class _Identity:

@@ -14,14 +14,13 @@ from ..net import HttpClient, Timeouts
 from ..net.tls import client_context
 from .claims import ClaimMapping
 from .client_auth import ClientAuth
+from .defaults import DEFAULT_ALGORITHMS, DEFAULT_MAX_TOKEN_BYTES
 from .discovery import IssuerMetadata
 from .errors import Invalid, Provider, missing_credentials
 from .introspection import Introspector
-from .jose import ASYMMETRIC_ALGORITHMS, DEFAULT_MAX_TOKEN_BYTES, JwtVerifier, looks_like_jwt
-from .mtls import MtlsClient
+from .jose import ASYMMETRIC_ALGORITHMS, JwtVerifier, looks_like_jwt
+from .mtls import MtlsClient, split_combined_pem
 from .principal import Principal, RequestInfo
-
-DEFAULT_ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA", "Ed25519")
 
 
 class OidcAuth:
@@ -95,14 +94,40 @@ class OidcAuth:
             raise Invalid("The token is not a valid JWT (opaque tokens are not accepted).")
         return await self.introspector.principal(token)
 
+    def _introspection(self) -> Introspector:
+        if self.introspector is None:
+            raise ValueError("this OidcAuth has no introspection client")
+        return self.introspector
+
+    def with_introspection_auth_method_from_discovery(self) -> OidcAuth:
+        """Choose the introspection client-auth method from the issuer's discovery
+        document (``introspection_endpoint_auth_methods_supported``): the strongest one the
+        credentials can serve, failing closed when there is none. The default; returns
+        ``self`` for chaining."""
+        self._introspection().pinned_method = None
+        return self
+
+    def with_introspection_auth_method(self, method: str) -> OidcAuth:
+        """Always use ``method`` (one the credentials can serve), whatever discovery says."""
+        intro = self._introspection()
+        if method not in intro.client.available():
+            raise ValueError(f"the client credentials cannot serve {method!r} (they serve: "
+                             f"{', '.join(intro.client.available())})")
+        intro.pinned_method = method
+        return self
+
+    def reload_mtls_identity_combined(self, pem: str) -> None:
+        """``reload_mtls_identity`` from one PEM holding the certificate (chain) and the
+        private key, as cert-manager and Vault PKI bundles do."""
+        cert_pem, key_pem = split_combined_pem(pem)
+        self.reload_mtls_identity(cert_pem, key_pem)
+
     def reload_mtls_identity(self, cert_pem: str, key_pem: str) -> None:
         """Swap the TLS client certificate used for introspection, atomically: requests
         in flight finish with the old one, every later request uses the new one. On an
         invalid certificate or key the old identity stays and ``ValueError`` is raised.
         Call it on the event loop's thread (say, from a task watching the cert files)."""
-        if self.introspector is None:
-            raise ValueError("this OidcAuth has no introspection client")
-        client = self.introspector.client
+        client = self._introspection().client
         if client.mtls is None:
             client.mtls = MtlsClient(cert_pem, key_pem, ca_file=self._ca_file,
                                      ca_pem=self._ca_pem, timeouts=self._timeouts)

@@ -8,20 +8,22 @@ config loader) or from files (``*_file`` keys); reprs never show them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
+from ..core.extras import MissingExtra, require_extra
 from .chain import ChainedAuth
 from .claims import ClaimMapping
-from .client_auth import ClientAuth
-from .jose import DEFAULT_MAX_TOKEN_BYTES
-from .jwt_auth import JwtAuth
-from .mtls import MtlsClient
-from .oidc import DEFAULT_ALGORITHMS, OidcAuth
+from .defaults import DEFAULT_ALGORITHMS, DEFAULT_MAX_TOKEN_BYTES
 from .principal import AuthResolver, Principal
 from .static import StaticTokens
 from .vault import AppRoleLogin, KubernetesLogin, TokenLogin, VaultAuth, VaultLogin
+
+if TYPE_CHECKING:  # imported when such a resolver is built: they need the jwt/oidc extras
+    from .client_auth import ClientAuth
+    from .jwt_auth import JwtAuth
+    from .oidc import OidcAuth
 
 
 class AuthConfigError(ValueError):
@@ -203,6 +205,9 @@ def _static(cfg: StaticAuthConfig) -> StaticTokens:
 
 
 def _jwt(cfg: JwtAuthConfig) -> JwtAuth:
+    require_extra("jwt", "auth type `jwt`")
+    from .jwt_auth import JwtAuth
+
     key = _one(cfg.key, cfg.key_file, "key")
     jwks_text = _one(cfg.jwks, cfg.jwks_file, "jwks")
     jwks = msgspec.json.decode(jwks_text) if isinstance(jwks_text, str) else jwks_text
@@ -213,6 +218,9 @@ def _jwt(cfg: JwtAuthConfig) -> JwtAuth:
 
 
 def _client(cfg: IntrospectionConfig, ca_file: str | None) -> ClientAuth:
+    from .client_auth import ClientAuth
+    from .mtls import MtlsClient
+
     mtls = None
     if (cfg.tls_cert_file is None) != (cfg.tls_key_file is None):
         raise AuthConfigError("mTLS needs both `tls_cert_file` and `tls_key_file`",
@@ -227,6 +235,9 @@ def _client(cfg: IntrospectionConfig, ca_file: str | None) -> ClientAuth:
 
 
 def _oidc(cfg: OidcAuthConfig) -> OidcAuth:
+    require_extra("oidc", "auth type `oidc`")
+    from .oidc import OidcAuth
+
     intro = cfg.introspection
     client = _client(intro, cfg.ca_file) if intro is not None else None
     return OidcAuth(cfg.issuer, audience=cfg.audience, algorithms=cfg.algorithms,
@@ -281,6 +292,8 @@ def build_resolver(cfg: AuthConfig) -> AuthResolver:
             return _vault(cfg)
     except AuthConfigError:
         raise
+    except MissingExtra as e:
+        raise AuthConfigError(str(e)) from None
     except (ValueError, msgspec.DecodeError) as e:
         raise AuthConfigError(str(e)) from None
     children = []

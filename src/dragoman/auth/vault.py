@@ -25,8 +25,8 @@ from ..net.tls import client_context
 from ._http import call_json
 from .cache import Refusal, TtlCache
 from .claims import ClaimMapping
+from .defaults import DEFAULT_MAX_TOKEN_BYTES
 from .errors import AuthError, Invalid, PolicyDenied, Provider, missing_credentials
-from .jose import DEFAULT_MAX_TOKEN_BYTES
 from .principal import Principal, RequestInfo
 
 log = logging.getLogger("dragoman.auth")

@@ -98,9 +98,11 @@ class ChatRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     ``instructions``); system/developer messages inside ``messages`` stay where the client
     put them. ``extra`` keeps fields this model does not know, tagged with the ``dialect``
     they came from: they are forwarded only to an upstream of that same dialect.
+    ``model`` may be left empty when the request goes straight to a provider object (which
+    sends its own model).
     """
 
-    model: str
+    model: str = ""
     messages: list[Message] = msgspec.field(default_factory=list)
     system: list[Text] | None = None
     tools: list[Tool] | None = None

@@ -65,15 +65,25 @@ class AzureOpenAI(HttpDialectProvider):
     # Never forwarded as is (no ``passthrough_safe``): Azure's additions (an empty-choices
     # first chunk, filter results) must not reach a client that expects plain OpenAI.
 
-    def __init__(self, *, model: str, base_url: str, api_key: str | None = None,
-                 azure_ad_token: str | None = None,
+    def __init__(self, *, model: str | None = None, base_url: str | None = None,
+                 api_key: str | None = None, azure_ad_token: str | None = None,
                  azure_ad_token_provider: TokenProvider | None = None,
                  deployment: str | None = None, api: Api = "chat",
-                 api_version: str | None = None, **kw: Any) -> None:
+                 api_version: str | None = None, endpoint: str | None = None,
+                 **kw: Any) -> None:
+        """``endpoint`` is tako's name for ``base_url`` (the resource URL); ``model``
+        defaults to the ``deployment`` (the name Azure knows the model by)."""
         if sum(x is not None for x in (api_key, azure_ad_token, azure_ad_token_provider)) > 1:
             raise ValueError("Azure OpenAI takes an api_key or an Entra ID token "
                              "(azure_ad_token / azure_ad_token_provider), never both")
-        self.deployment = deployment or model
+        if (base_url is None) == (endpoint is None):
+            raise ValueError("Azure OpenAI needs its resource URL: give `endpoint` "
+                             "(or `base_url`), once")
+        base_url = base_url or endpoint
+        assert base_url is not None
+        if not (deployment or model):
+            raise ValueError("Azure OpenAI needs a `deployment` (or `model`)")
+        self.deployment = deployment or model or ""
         # The deployment name is what Azure reads as ``model`` in a body.
         super().__init__(model=self.deployment, base_url=_resource_base(base_url),
                          api_key=api_key, **kw)

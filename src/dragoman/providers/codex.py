@@ -13,6 +13,14 @@ Body contract (the backend answers ``400 {"detail": ...}`` otherwise): ``stream:
 ``store: false``, non-empty ``instructions``, ``include: ["reasoning.encrypted_content"]``;
 never ``max_output_tokens`` / ``temperature`` / ``top_p`` / ``metadata``. A spent plan is
 a 429 ``usage_limit_reached`` whose reset time becomes the retry delay.
+
+What tkach's Codex provider sends, kept: ``text: {"verbosity": "low"}`` unless the client
+chose a verbosity (``text_verbosity=None`` sends none); with tools, ``tool_choice: "auto"``
+and ``parallel_tool_calls: true`` unless the client chose; input items without ``status``
+(output-only; the backend rejects it on input); tool-call ids of tkach's form
+``call_x|fc_y`` split into ``call_id: call_x`` and item ``id: fc_y``. Unlike tkach,
+``temperature`` is dropped: the Codex CLI never sends it, the backend's models are
+reasoning models that reject a temperature, and the protocol notes list it as refused.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ _decode = msgspec.json.Decoder().decode
 
 CODEX_VERSION = "0.169.0"
 DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
+DEFAULT_VERBOSITY = "low"
 _ENCRYPTED = "reasoning.encrypted_content"
 #: body keys the backend refuses ("Unsupported parameter") or that make no sense there
 _REFUSED = ("max_output_tokens", "temperature", "top_p", "metadata", "previous_response_id")
@@ -132,6 +141,25 @@ def hoist_system(req: ChatRequest) -> ChatRequest:
     return msgspec.structs.replace(req, system=texts or None, messages=req.messages[n:])
 
 
+def codex_input(items: list[Any]) -> list[Any]:
+    """Input items as the backend takes them: no ``status`` on any item, and tkach's
+    composite tool-call ids (``call_x|fc_y``) split into the call id and the item id."""
+    out = []
+    for item in items:
+        if not isinstance(item, dict):
+            out.append(item)
+            continue
+        item = {k: v for k, v in item.items() if k != "status"}
+        call_id = item.get("call_id")
+        if isinstance(call_id, str) and "|" in call_id:
+            call, _, item_id = call_id.partition("|")
+            item["call_id"] = call
+            if item.get("type") in ("function_call", "custom_tool_call") and item_id:
+                item["id"] = item_id
+        out.append(item)
+    return out
+
+
 class Codex(HttpDialectProvider):
     dialect = CODEX_RESPONSES
     default_base_url = "https://chatgpt.com/backend-api"
@@ -139,7 +167,8 @@ class Codex(HttpDialectProvider):
     def __init__(self, *, model: str, credentials: CodexCredentials | CredentialsProvider,
                  originator: str = "codex_cli_rs", user_agent: str | None = None,
                  reasoning_effort: str | None = None, reasoning_summary: str | None = "auto",
-                 instructions: str = DEFAULT_INSTRUCTIONS, **kw: Any) -> None:
+                 instructions: str = DEFAULT_INSTRUCTIONS,
+                 text_verbosity: str | None = DEFAULT_VERBOSITY, **kw: Any) -> None:
         if kw.get("api_key"):
             raise ValueError("Codex authenticates with CodexCredentials, not an api_key")
         kw.pop("api_key", None)
@@ -151,6 +180,7 @@ class Codex(HttpDialectProvider):
         self._effort = reasoning_effort
         self._summary = reasoning_summary if reasoning_summary not in ("none", "off") else None
         self._instructions = instructions or DEFAULT_INSTRUCTIONS
+        self._verbosity = text_verbosity
 
     def __repr__(self) -> str:  # never the token
         return f"Codex(model={self.model!r}, base_url={self.http.base_url!r})"
@@ -183,6 +213,15 @@ class Codex(HttpDialectProvider):
             body["reasoning"] = reasoning
         else:
             body.pop("reasoning", None)
+        if isinstance(body.get("input"), list):
+            body["input"] = codex_input(body["input"])
+        if self._verbosity is not None:
+            text = body.get("text")
+            body["text"] = {"verbosity": self._verbosity, **(text if isinstance(text, dict)
+                                                                else {})}
+        if body.get("tools"):
+            body.setdefault("tool_choice", "auto")
+            body.setdefault("parallel_tool_calls", True)
         body["prompt_cache_key"] = session_id(body)
         return body
 
@@ -229,6 +268,7 @@ class CodexOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     reasoning_effort: str | None = None
     reasoning_summary: str | None = "auto"
     instructions: str = DEFAULT_INSTRUCTIONS
+    text_verbosity: str | None = DEFAULT_VERBOSITY
 
 
 def from_spec(spec: ProviderSpec) -> Codex:
@@ -240,4 +280,5 @@ def from_spec(spec: ProviderSpec) -> Codex:
     return Codex(**kw, credentials=CodexCredentials(opts.access_token, opts.account_id),
                  originator=opts.originator, user_agent=opts.user_agent,
                  reasoning_effort=opts.reasoning_effort,
-                 reasoning_summary=opts.reasoning_summary, instructions=opts.instructions)
+                 reasoning_summary=opts.reasoning_summary, instructions=opts.instructions,
+                 text_verbosity=opts.text_verbosity)

@@ -46,6 +46,7 @@ from ..core import (
     ToolCallStart,
     UpstreamError,
 )
+from ..core.extras import require_extra
 from ..dialects import anthropic_messages
 from ..dialects.base import StreamParser
 from ..dialects.gemini import DIALECT as GEMINI
@@ -307,6 +308,8 @@ class VertexAi(GoogleGenerateContent):
         self.project = opts.project
         # An API key replaces OAuth; without a project it is Vertex "express mode".
         self.express = self._api_key is not None and self.project is None
+        if self._api_key is None and token_source is None:
+            require_extra("vertex", "Vertex AI with Google credentials")
         self._token = None if self._api_key is not None else \
             token_source or GoogleAccessToken(opts.credentials_file)
         self._bearer: str | None = None

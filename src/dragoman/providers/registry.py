@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from ..core import Capabilities
+from ..core.extras import MissingExtra, require_extra
 from ..net import Timeouts
 from ..net.fetch import FetchPolicy
 from ..net.http import DEFAULT_POOL
@@ -90,11 +91,21 @@ PROVIDERS: dict[str, str] = {
 MODEL_OPTIONAL = frozenset({"echo", "http_generic", "python"})
 
 
+#: providers whose adapter module imports an optional install ("extra")
+EXTRA_OF = {"bedrock": "bedrock"}
+
+
 def build(spec: ProviderSpec) -> LlmProvider:
     if spec.provider not in PROVIDERS:
         raise KeyError(spec.provider)
-    module = importlib.import_module(f"{__package__}.{PROVIDERS[spec.provider]}")
-    provider: LlmProvider = module.from_spec(spec)
+    try:
+        extra = EXTRA_OF.get(spec.provider)
+        if extra is not None:
+            require_extra(extra, f"provider `{spec.provider}`")
+        module = importlib.import_module(f"{__package__}.{PROVIDERS[spec.provider]}")
+        provider: LlmProvider = module.from_spec(spec)
+    except MissingExtra as e:  # reported like a config error, with the pip command
+        raise OptionsError(str(e)) from None
     return provider
 
 

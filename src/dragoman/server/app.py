@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 
-from ..auth import Principal, require_model
+from ..auth import Principal
 from ..core import DragomanError, InvalidRequest, NotFound, UpstreamError, validate_request
 from ..core.estimate import estimate_request
 from ..dialects import anthropic_messages, openai_chat, openai_responses
@@ -58,8 +58,7 @@ async def _count_tokens(gw: Gateway, principal: Principal, scope: Scope, receive
     body = parse_json(await read_body(receive, scope, gw.max_body_bytes))
     req = anthropic_messages.parse_count_tokens_request(body)
     validate_request(req)
-    require_model(principal, req.model)
-    provider = gw.models.resolve(req.model).provider
+    provider = gw.model_choice.route(gw.models, principal, req).provider
     n = await provider.count_tokens(req)
     if n is None:
         n = estimate_request(req)
@@ -82,6 +81,9 @@ async def _ready(gw: Gateway, principal: Principal, scope: Scope, receive: Recei
 
 
 Routes = dict[str, tuple[Handler, Dialect, bool]]
+
+#: what a path outside ``path_prefix`` is routed as: no route has a NUL, so an unknown URL
+_OUTSIDE_PREFIX = "/\0"
 
 #: (method, path segments after /v1) → (handler, dialect for errors, needs auth)
 _ROUTES: dict[tuple[str, ...], Routes] = {
@@ -165,7 +167,14 @@ class App:
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
-        parts = _split(scope["path"])
+        path = scope["path"]
+        prefix = self.gw.path_prefix
+        if prefix:  # mounted under a prefix: only paths below it are ours
+            if path == prefix or path.startswith(prefix + "/"):
+                path = path[len(prefix):]
+            else:
+                path = _OUTSIDE_PREFIX
+        parts = _split(path)
         if not parts and method in ("HEAD", "GET"):
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"text/plain"),

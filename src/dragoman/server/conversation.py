@@ -2,9 +2,14 @@
 a history-holding thread's lease, and recording the turn before it is acknowledged.
 
 Thread keys come from the first non-empty header of ``THREAD_KEY_HEADERS``: an explicit
-``x-dragoman-thread-key`` first, then what clients send on their own (Claude Code's
+``x-dragoman-thread-key`` first, then Centaur's ``X-Centaur-Thread-Key`` (the same thing
+under Centaur's name), then what clients send on their own (Claude Code's
 ``X-Claude-Code-Session-Id``, Codex's ``session-id``/``session_id``, ``x-session-id``).
 Semantics are in ``dragoman.sessions``.
+
+A request with no thread key that reaches a history-holding model (an agent) starts a
+fresh thread ``api:<uuid>`` (as Centaur does) and is told its key in the
+``x-dragoman-thread-key`` response header, so it can continue that thread.
 
 The native headers of Claude Code and Codex (``RESENDING_CLIENTS``) come from clients that
 resend their whole conversation every turn, and that multiplex unrelated conversations on
@@ -19,6 +24,7 @@ after ``lock_wait``).
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -33,8 +39,10 @@ from .http import Scope
 
 RESPONSES = openai_responses.DIALECT.name
 
-THREAD_KEY_HEADERS = (b"x-dragoman-thread-key", b"x-claude-code-session-id", b"session-id",
-                      b"session_id", b"x-session-id")
+THREAD_KEY_HEADERS = (b"x-dragoman-thread-key", b"x-centaur-thread-key",
+                      b"x-claude-code-session-id", b"session-id", b"session_id", b"x-session-id")
+#: the response header that tells a client the key of the thread started for it
+NEW_THREAD_HEADER = b"x-dragoman-thread-key"
 _PRIORITY = {name: i for i, name in enumerate(THREAD_KEY_HEADERS)}
 RESENDING_CLIENTS = frozenset({b"x-claude-code-session-id", b"session-id", b"session_id"})
 MAX_THREAD_KEY = 256
@@ -45,6 +53,12 @@ class ThreadKey:
     value: str
     resending: bool
     """Sent by a client known to resend its whole conversation (``RESENDING_CLIENTS``)."""
+    fresh: bool = False
+    """Minted by the gateway for a request that sent none (``api:<uuid>``)."""
+
+
+def fresh_thread_key() -> ThreadKey:
+    return ThreadKey(f"api:{uuid.uuid4()}", resending=False, fresh=True)
 
 
 def thread_key(scope: Scope) -> ThreadKey | None:
@@ -88,8 +102,8 @@ class Conversation:
     (a stored response, or a thread turn); ``needs_events``: the gateway must see the
     neutral request and events (no same-dialect passthrough)."""
 
-    __slots__ = ("client_input", "holds", "key", "previous", "record_thread", "store",
-                 "store_response", "tenant")
+    __slots__ = ("client_input", "holds", "key", "previous", "record_thread",
+                 "reply_headers", "store", "store_response", "tenant")
 
     def __init__(self, store: SessionStore, tenant: str, key: str | None,
                  previous: PreviousResponse | None, client_input: list[Message],
@@ -102,6 +116,8 @@ class Conversation:
         self.store_response = store_response
         self.holds = holds
         self.record_thread = key is not None and (holds or store.settings.record_threads)
+        #: response headers this conversation adds (the key of a thread started for it)
+        self.reply_headers: list[tuple[bytes, bytes]] = []
 
     @property
     def records(self) -> bool:
@@ -149,6 +165,8 @@ def conversation(gw: Gateway, dialect: Dialect, principal: Principal, req: ChatR
     """Resolve the request's history into ``req.messages`` (``previous_response_id``, a
     history-holding thread) and hold that thread for the duration of the request."""
     tk = thread_key(scope)
+    if tk is None and holds_history(route):
+        tk = fresh_thread_key()
     responses = dialect.name == RESPONSES
     if not (responses and req.previous_response_id) and (tk is None or not holds_history(route)):
         return _Plain(Conversation(gw.sessions, principal.tenant_id,
@@ -182,4 +200,7 @@ async def _with_history(gw: Gateway, dialect: Dialect, principal: Principal,
             await stack.enter_async_context(store.hold(tenant, tk.value))
         view = await store.thread_history(tenant, tk.value)
         req.messages = view.continue_with(req.messages, deltas=not tk.resending).messages
-        yield Conversation(store, tenant, key, previous, client_input, store_response, True)
+        conv = Conversation(store, tenant, key, previous, client_input, store_response, True)
+        if tk.fresh:
+            conv.reply_headers.append((NEW_THREAD_HEADER, tk.value.encode()))
+        yield conv

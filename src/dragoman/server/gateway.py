@@ -16,6 +16,7 @@ from ..router.usage import UsageAccounting
 from ..sessions import SessionStore
 from ..sessions.memory import MemoryStore
 from .http import Scope
+from .model_choice import NO_CHOICE, ModelChoice
 
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
 
@@ -24,6 +25,14 @@ log = logging.getLogger("dragoman.server")
 
 #: Headers that name the caller: a request may carry each at most once.
 CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
+
+
+def normalize_prefix(prefix: str) -> str:
+    """``openai/`` → ``/openai``; ``""`` and ``/`` → ``""`` (no prefix)."""
+    stripped = prefix.strip("/")
+    if any(c in stripped for c in "?#") or not stripped.isprintable():
+        raise ValueError(f"path_prefix must be a URL path, got {prefix!r}")
+    return "/" + stripped if stripped else ""
 
 
 def request_info(scope: Scope) -> RequestInfo:
@@ -46,9 +55,13 @@ class Gateway:
                  max_body_bytes: int = DEFAULT_MAX_BODY,
                  sessions: SessionStore | None = None,
                  usage: UsageAccounting | None = None,
-                 limiter: Limiter | None = None) -> None:
+                 limiter: Limiter | None = None,
+                 model_choice: ModelChoice = NO_CHOICE, path_prefix: str = "") -> None:
         """``auth`` resolves every request to a Principal; ``api_keys`` is the shorthand for
-        ``StaticTokens(api_keys)``; with neither, every caller is the anonymous tenant."""
+        ``StaticTokens(api_keys)``; with neither, every caller is the anonymous tenant.
+        ``model_choice``: the default model for requests without (or with an unknown)
+        model; ``path_prefix`` (``/openai``): every route is served under it, and only
+        there."""
         self.models = models
         keys = list(api_keys or ())
         self.auth: AuthResolver | None = auth or (StaticTokens(keys) if keys else None)
@@ -60,6 +73,8 @@ class Gateway:
         self.usage = usage or UsageAccounting()
         #: rate limits and budgets (``router.limits``); None admits everything
         self.limiter = limiter
+        self.model_choice = model_choice
+        self.path_prefix = normalize_prefix(path_prefix)
 
     async def authenticate(self, scope: Scope) -> Principal:
         if self.auth is None:

@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from ..auth import Principal, require_model
+from ..auth import Principal
 from ..core import (
     ChatRequest,
     ChatResponse,
@@ -83,8 +83,7 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
     if access is not None:
         access.model = req.model
     validate_request(req)  # once for every dialect (core.validate)
-    require_model(principal, req.model)
-    route = gw.models.resolve(req.model)
+    route = gw.model_choice.route(gw.models, principal, req)
     beta = header(scope, b"anthropic-beta")
     if beta:
         req.forward_headers = {"anthropic-beta": beta}
@@ -174,7 +173,8 @@ async def _serve(opened: Opened, dialect: Dialect, req: ChatRequest, conv: Conve
             except DragomanError as e:  # not saved, so not acknowledged: the tokens
                 meter.outcome = e.kind.value  # were spent all the same
                 raise
-        await send_json(send, dialect.render_response(resp, ctx), extra=meter.headers())
+        await send_json(send, dialect.render_response(resp, ctx),
+                        extra=meter.headers() + conv.reply_headers)
         return
 
     assert opened.events is not None and opened.first is not None
@@ -186,7 +186,8 @@ async def _serve(opened: Opened, dialect: Dialect, req: ChatRequest, conv: Conve
 
     await stream_events(opened.events, opened.first, dialect.stream_renderer(ctx), receive,
                         send, collector, on_finish if conv.records else None,
-                        agent_frame=agent_framer(dialect.name), meter=meter)
+                        agent_frame=agent_framer(dialect.name), meter=meter,
+                        headers=conv.reply_headers)
 
 
 async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,
@@ -194,7 +195,8 @@ async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,
                         receive: Receive, send: Send, collector: Collector | None = None,
                         on_finish: Callable[[], Awaitable[None]] | None = None, *,
                         agent_frame: Callable[[StreamEvent], bytes] = agent_frame,
-                        meter: RequestMeter | None = None) -> None:
+                        meter: RequestMeter | None = None,
+                        headers: list[tuple[bytes, bytes]] | None = None) -> None:
     """Pump provider events to the client as SSE, starting with ``first`` (already read:
     errors before it were the router's to retry). Errors from here on are rendered
     in-band. ``collector`` sees every event; ``on_finish`` runs when a
@@ -203,8 +205,9 @@ async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,
     Agent events (an orchestrator's steps and tool calls) bypass the dialect renderer and
     become named ``dragoman.*`` frames (``agent_frame``), interleaved in order.
     ``meter`` gets the last usage and the outcome (an in-band error's kind, or
-    ``client_closed``).
+    ``client_closed``). ``headers`` are added to the response's.
     """
+    start_headers = _SSE_HEADERS + headers if headers else _SSE_HEADERS
     async def pump() -> bool:
         feed = renderer.feed
         # The first frame is sent at once; the writer (which coalesces what one upstream
@@ -213,7 +216,7 @@ async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,
         writer: BodyWriter | None = None
         sent_first = False
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+            await send({"type": "http.response.start", "status": 200, "headers": start_headers})
             ev: StreamEvent = first
             head = renderer.start()
             while True:

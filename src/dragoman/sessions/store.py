@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ..core import Conflict, DragomanError, Message, Overloaded, new_id
+from ..core.extras import require_extra
 from . import plans
 from .history import ThreadView
 from .records import PreviousResponse, PurgeStats, StoredResponse, Turn, TurnResult
@@ -210,6 +211,7 @@ def open_store(settings: StoreSettings) -> SessionStore:
 
         return SqliteStore(settings)
     if settings.backend == "postgres":
+        require_extra("postgres", "the postgres session store")
         from .postgres import PostgresStore
 
         return PostgresStore(settings)

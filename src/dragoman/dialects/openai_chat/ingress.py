@@ -328,7 +328,9 @@ def _stop(body: dict[str, Any]) -> list[str] | None:
 def parse_request(body: Any) -> ChatRequest:
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
-    model = req_str(body, "model", "")
+    # A missing model is "" here: the server decides (a configured default model, or the
+    # 400 "Missing required parameter" OpenAI answers).
+    model = opt(body, "model", str) or ""
     messages = _messages(body.get("messages"))
     n = opt(body, "n", int)
     if n is not None and n != 1:

@@ -46,18 +46,18 @@ def schema_hint(message: str, schema: Any, extra: Iterable[str] = ()) -> str:
     ``extra``); for "Invalid value 'x' - at `$.p`", among the values ``$.p`` takes (its
     literals, enum values or union tags, e.g. ``auth.type``); else ``""``."""
     if (m := _UNKNOWN.search(message)) is not None:
-        return did_you_mean(m.group(1), [*_fields(_at(schema, m.group(2) or "$")), *extra])
+        fields = _fields(_at(schema, _segments(m.group(2) or "$")))
+        return did_you_mean(m.group(1), [*fields, *extra])
     if (m := _INVALID.search(message)) is not None:
         *parent, last = _segments(m.group(2)) or [""]
-        holder = _at(schema, "$", parent)
-        return did_you_mean(m.group(1), _values(holder, last))
+        return did_you_mean(m.group(1), _values(_at(schema, parent), last))
     return ""
 
 
-def _at(schema: Any, path: str, segments: list[str | int] | None = None
-        ) -> msgspec.inspect.Type | None:
+def _at(schema: Any, segments: list[str | int]) -> msgspec.inspect.Type | None:
+    """The msgspec type found at ``segments`` below ``schema`` (None: not a known place)."""
     info: msgspec.inspect.Type | None = msgspec.inspect.type_info(schema)
-    for seg in _segments(path) if segments is None else segments:
+    for seg in segments:
         info = _child(info, seg) if info is not None else None
     return info
 

@@ -1,6 +1,7 @@
 """Config errors point into the file: each names the file, the line and the path, and an
-unknown key, provider or model reference comes with the closest known name — at any depth,
-for type errors, and for the checks made after parsing (providers, agents, fallbacks)."""
+unknown key, value, provider or model reference comes with the closest known name — at any
+depth, for type errors, and for the checks made after parsing (providers, agents,
+fallbacks)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,16 @@ CASES = [
                  "      tennant: b\n",
                  6, "unknown field `tennant` - at `$.auth.tokens[0]`", "did you mean `tenant`?",
                  id="deep-in-auth"),
+    pytest.param("auth:\n  type: statc\n  tokens: []\n",
+                 2, "Invalid value 'statc' - at `$.auth.type`", "did you mean `static`?",
+                 id="union-tag"),
+    pytest.param("models:\n  - name: m\n    provider: echo\n    fallbacks: [m2]\n"
+                 "    fallback_on: [rate_limited, overloded]\n  - {name: m2, provider: echo}\n",
+                 5, "Invalid enum value 'overloded' - at `$.models[0].fallback_on[1]`",
+                 "did you mean `overloaded`?", id="enum-in-a-list"),
+    pytest.param("sessions:\n  backend: postgre\n",
+                 2, "Invalid enum value 'postgre' - at `$.sessions.backend`",
+                 "did you mean `postgres`?", id="literal"),
     pytest.param("server:\n  host: 127.0.0.1\n  port: eighty\n",
                  3, "Expected `int`, got `str` - at `$.server.port`", None, id="type"),
     pytest.param("models:\n  - name: m\n    provider: opnai\n    model: gpt\n",

@@ -24,7 +24,7 @@ from .config_errors import (
     SourceMap,
     did_you_mean,
     load_yaml,
-    unknown_field_hint,
+    schema_hint,
     with_root_path,
     yaml_error,
 )
@@ -378,7 +378,7 @@ def parse_config(data: Any) -> Config:
         cfg = msgspec.convert(_split_model_options(_interpolate(data, "$")), Config)
     except msgspec.ValidationError as e:
         msg = with_root_path(str(e)).replace(".options", "")
-        raise ConfigError(f"invalid configuration: {msg}{unknown_field_hint(msg, Config)}") \
+        raise ConfigError(f"invalid configuration: {msg}{schema_hint(msg, Config)}") \
             from None
     names = [m.name for m in cfg.models]
     dup = {n for n in names if names.count(n) > 1}
@@ -480,7 +480,7 @@ def _build_provider(where: str, name: str, d: DeploymentConfig,
         if "- at `" not in msg:
             msg += f" - at `{where}`"
         if e.options_type is not None:
-            msg += unknown_field_hint(str(e), e.options_type, extra=_MODEL_KEYS)
+            msg += schema_hint(str(e), e.options_type, extra=_MODEL_KEYS)
         raise ConfigError(f"invalid configuration: {msg}") from None
 
 

@@ -8,8 +8,9 @@ back into a line of the YAML file, and suggests the closest known key for an unk
   the data from it: one parse, and the tree is kept only as long as the caller keeps the
   ``SourceMap``;
 - ``SourceMap.locate`` finds the first config path in a message and prefixes its line;
-- ``did_you_mean``/``unknown_field_hint`` find the closest name among the known ones
-  (for an unknown key, the fields of the msgspec type at that path).
+- ``did_you_mean``/``schema_hint`` find the closest name among the known ones (for an
+  unknown key, the fields of the msgspec type at that path; for a bad value, its literals,
+  enum values or union tags).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ _QUOTED_PATH = re.compile(f"`{_PATH.pattern}`")
 _SEGMENT = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]|\[[^\]]*\]")
 #: msgspec's wording for an unknown key (``- at `$.x``` is missing at the top level)
 _UNKNOWN = re.compile(r"unknown field `([^`]+)`(?: - at `([^`]+)`)?")
+#: msgspec's wording for a value outside a literal, an enum or the tags of a union
+_INVALID = re.compile(r"Invalid (?:enum )?value '([^']*)' - at `([^`]+)`")
 
 
 def did_you_mean(word: str, known: Iterable[str]) -> str:
@@ -37,16 +40,47 @@ def did_you_mean(word: str, known: Iterable[str]) -> str:
     return f" (did you mean `{close[0]}`?)" if close else ""
 
 
-def unknown_field_hint(message: str, schema: Any, extra: Iterable[str] = ()) -> str:
-    """For msgspec's "unknown field `x` - at `$.p`": the suggestion among the fields of
-    ``schema`` at ``$.p`` (and ``extra``); ``""`` for any other message."""
-    m = _UNKNOWN.search(message)
-    if m is None:
-        return ""
+def schema_hint(message: str, schema: Any, extra: Iterable[str] = ()) -> str:
+    """The closest known name for msgspec's error ``message`` about data of type
+    ``schema``: for "unknown field `x` - at `$.p`", among the fields at ``$.p`` (and
+    ``extra``); for "Invalid value 'x' - at `$.p`", among the values ``$.p`` takes (its
+    literals, enum values or union tags, e.g. ``auth.type``); else ``""``."""
+    if (m := _UNKNOWN.search(message)) is not None:
+        fields = _fields(_at(schema, _segments(m.group(2) or "$")))
+        return did_you_mean(m.group(1), [*fields, *extra])
+    if (m := _INVALID.search(message)) is not None:
+        *parent, last = _segments(m.group(2)) or [""]
+        return did_you_mean(m.group(1), _values(_at(schema, parent), last))
+    return ""
+
+
+def _at(schema: Any, segments: list[str | int]) -> msgspec.inspect.Type | None:
+    """The msgspec type found at ``segments`` below ``schema`` (None: not a known place)."""
     info: msgspec.inspect.Type | None = msgspec.inspect.type_info(schema)
-    for seg in _segments(m.group(2) or "$"):
+    for seg in segments:
         info = _child(info, seg) if info is not None else None
-    return did_you_mean(m.group(1), [*_fields(info), *extra])
+    return info
+
+
+def _values(holder: msgspec.inspect.Type | None, seg: str | int) -> list[str]:
+    """The values the member ``seg`` of ``holder`` may take: the tags of a tagged union
+    when ``seg`` is its tag field, else the member's literals or enum values."""
+    if isinstance(holder, msgspec.inspect.UnionType):
+        tags = [str(t.tag) for t in holder.types
+                if isinstance(t, msgspec.inspect.StructType) and t.tag_field == seg]
+        if tags:
+            return tags
+    return _choices(_child(holder, seg)) if holder is not None else []
+
+
+def _choices(info: msgspec.inspect.Type | None) -> list[str]:
+    if isinstance(info, msgspec.inspect.LiteralType):
+        return [str(v) for v in info.values]
+    if isinstance(info, msgspec.inspect.EnumType):
+        return [str(e.value) for e in info.cls]
+    if isinstance(info, msgspec.inspect.UnionType):  # Optional[...]
+        return [v for t in info.types for v in _choices(t)]
+    return []
 
 
 def with_root_path(message: str) -> str:

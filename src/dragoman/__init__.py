@@ -2,7 +2,9 @@
 
 The public surface is small: ``Gateway`` (a model table and settings, served as an ASGI
 app), ``serve`` (run one in the current event loop), ``load_config``/``build_gateway``
-(the YAML route), ``SingleAgent`` and ``serve_openai`` (an orchestrator served as a model),
+(the YAML route), ``SingleAgent``, ``Conductor``, ``Trinity``, ``SelfCaller``, ``AbMcts``
+and ``serve_openai`` (an orchestrator served as a model; ``dragoman.verifiers``,
+``dragoman.guards`` and ``dragoman.routers`` for them),
 and the packages ``dragoman.core`` (neutral model), ``dragoman.providers`` (upstream
 adapters) and ``dragoman.agents`` (tools and orchestrators).
 """
@@ -11,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .agents import SingleAgent
+from . import guards, routers, verifiers
+from .agents import AbMcts, Conductor, SelfCaller, SingleAgent, Trinity
 from .auth import Principal
 from .config import build_gateway, load_config
 from .router import Deployment, ModelTable
@@ -31,3 +34,4 @@ async def serve(gateway: Gateway, *, host: str = "127.0.0.1", port: int = 8080) 
 
 __all__ = ["Deployment", "Gateway", "ModelTable", "Principal", "SingleAgent", "__version__",
            "build_gateway", "load_config", "serve", "serve_openai"]
+__all__ += ["AbMcts", "Conductor", "SelfCaller", "Trinity", "guards", "routers", "verifiers"]

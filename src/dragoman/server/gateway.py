@@ -14,6 +14,7 @@ from ..router.limits import Limiter
 from ..router.usage import UsageAccounting
 from ..sessions import SessionStore
 from ..sessions.memory import MemoryStore
+from .agent_events import EventStyle
 from .http import Scope
 
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
@@ -36,7 +37,8 @@ class Gateway:
                  max_body_bytes: int = DEFAULT_MAX_BODY,
                  sessions: SessionStore | None = None,
                  usage: UsageAccounting | None = None,
-                 limiter: Limiter | None = None) -> None:
+                 limiter: Limiter | None = None,
+                 agents_events: EventStyle = "dragoman") -> None:
         """``auth`` resolves every request to a Principal; ``api_keys`` is the shorthand for
         ``StaticTokens(api_keys)``; with neither, every caller is the anonymous tenant."""
         self.models = models
@@ -50,6 +52,8 @@ class Gateway:
         self.usage = usage or UsageAccounting()
         #: rate limits and budgets (``router.limits``); None admits everything
         self.limiter = limiter
+        #: names and payloads of agent events on the wire: ``dragoman.*`` or tako's
+        self.agents_events: EventStyle = agents_events
 
     async def authenticate(self, scope: Scope) -> Principal:
         if self.auth is None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -43,12 +42,6 @@ def halt(answer: str = FINAL) -> str:
 
 BASIC = [plan({"worker": "code", "task": "write merge sort"},
               {"worker": "math", "task": "give its complexity"}), halt()]
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[ScriptedUpstream]:
-    with ScriptedUpstream() as f:
-        yield f
 
 
 def conductor(fake: ScriptedUpstream, coordinator: Any, **kw: Any) -> Conductor:

@@ -129,6 +129,9 @@ class Trinity(Orchestrator):
         self._order = list(roles)
         self._candidates = [f"{role}|{getattr(p, 'name', role)}" for role, p in roles.items()]
         self._has_verifier = any(kind_of(r) == VERIFIER for r in roles)
+        #: who acts when the verifier is picked before there is an answer to check
+        self._stand_in = next((r for r in roles if kind_of(r) == WORKER),
+                              next(r for r in roles if kind_of(r) != VERIFIER))
 
     def __repr__(self) -> str:
         return f"Trinity(name={self.name!r}, roles={self._order!r}, router={self.router!r})"
@@ -155,7 +158,7 @@ class Trinity(Orchestrator):
             run.add(route.usage)
             role = self._role_of(route.choice)
             if kind_of(role) == VERIFIER and not answer:
-                role = next(r for r in self._order if kind_of(r) != VERIFIER)
+                role = self._stand_in
             kind = kind_of(role)
             branch = self._order.index(role)
             turn = Turn()

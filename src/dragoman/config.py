@@ -11,12 +11,20 @@ from __future__ import annotations
 import os
 import re
 import time
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
 import yaml
 
+from .agents.orchestrator_spec import (
+    OrchestratorSpec,
+    OrchestratorSpecError,
+    build_orchestrator,
+    references,
+    with_default_kind,
+)
 from .agents.spec import AgentSpec, AgentSpecError, build_agent
 from .auth import AuthResolver
 from .auth.settings import AuthConfig, AuthConfigError, build_resolver
@@ -37,7 +45,7 @@ from .router.limits import (
     RateLimit,
 )
 from .router.routed import RoutedProvider
-from .router.table import DEFAULT_FALLBACK_ON
+from .router.table import DEFAULT_FALLBACK_ON, Route
 from .server.agent_turns import StoredTurns
 from .server.gateway import DEFAULT_MAX_BODY, Gateway
 from .sessions import StoreSettings, open_store, parse_duration
@@ -288,7 +296,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     auth: AuthConfig | None = None
     fetch: FetchConfig = msgspec.field(default_factory=FetchConfig)
     models: list[ModelConfig] = msgspec.field(default_factory=list)
-    agents: list[AgentSpec] = msgspec.field(default_factory=list)
+    agents: list[AgentSpec | OrchestratorSpec] = msgspec.field(default_factory=list)
     sessions: SessionsConfig = msgspec.field(default_factory=lambda: SessionsConfig())
     limits: LimitsConfig | None = None
 
@@ -342,8 +350,11 @@ def parse_config(data: Any) -> Config:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError("the configuration must be a mapping at the top level")
+    data = _interpolate(data, "$")
+    if isinstance(data, dict) and "agents" in data:
+        data = {**data, "agents": with_default_kind(data["agents"])}
     try:
-        cfg = msgspec.convert(_split_model_options(_interpolate(data, "$")), Config)
+        cfg = msgspec.convert(_split_model_options(data), Config)
     except msgspec.ValidationError as e:
         raise ConfigError(f"invalid configuration: {e}".replace(".options", "")) from None
     names = [m.name for m in cfg.models]
@@ -387,13 +398,23 @@ def _check_agents(cfg: Config) -> None:
     """Agent names are model names too (unique); each runs on a model (or an agent)
     defined before it, named exactly."""
     known = {m.name for m in cfg.models or DEFAULT_MODELS}
+    later = {a.name: j for j, a in enumerate(cfg.agents)}
     for i, a in enumerate(cfg.agents):
         if a.name in known:
             raise ConfigError(f"`$.agents[{i}].name`: {a.name!r} is already a model or agent "
                               "name")
-        if a.model not in known:
-            raise ConfigError(f"`$.agents[{i}].model`: {a.model!r} is not a model (or agent) "
-                              "defined before this agent")
+        refs = [(".model", a.model)] if isinstance(a, AgentSpec) else references(a)
+        for where, ref in refs:
+            if ref in known:
+                continue
+            why = "is not a model (or agent) defined before this agent"
+            if ref == a.name:
+                why = "is this agent itself (a cycle)"
+            elif later.get(ref, -1) > i:
+                why = (f"is defined after this agent, at `$.agents[{later[ref]}]` (an agent "
+                       "may use only models and agents defined before it, so that no cycle "
+                       "can form)")
+            raise ConfigError(f"`$.agents[{i}]{where}`: {ref!r} {why}")
         known.add(a.name)
 
 
@@ -459,9 +480,12 @@ def build_gateway(cfg: Config) -> Gateway:
         try:
             # The model's own deployment closes the shared provider; the agent's model
             # calls go through that model's route (retries, fallbacks, breakers).
-            agent = build_agent(a, RoutedProvider(table, by_name[a.model]),
-                                owns_provider=False, turns=turns)
-        except AgentSpecError as e:
+            if isinstance(a, AgentSpec):
+                agent: LlmProvider = build_agent(a, RoutedProvider(table, by_name[a.model]),
+                                                 owns_provider=False, turns=turns)
+            else:
+                agent = build_orchestrator(a, partial(_routed, table, by_name))
+        except (AgentSpecError, OrchestratorSpecError) as e:
             raise ConfigError(f"invalid configuration: {e.message} - at "
                               f"`$.agents[{i}]{e.where}`") from None
         deployments.append(Deployment(name=a.name, provider=agent, owned_by="dragoman-agent",
@@ -473,6 +497,10 @@ def build_gateway(cfg: Config) -> Gateway:
                    api_keys=cfg.server.api_keys, max_body_bytes=cfg.server.max_body_bytes,
                    sessions=sessions, limiter=_build_limiter(cfg),
                    agents_events=cfg.server.agents_events)
+
+
+def _routed(table: ModelTable, routes: dict[str, Route], name: str) -> RoutedProvider:
+    return RoutedProvider(table, routes[name])
 
 
 def _build_limiter(cfg: Config) -> Limiter | None:

@@ -16,7 +16,7 @@ cancel and await them in ``finally`` blocks — nothing keeps running.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -236,9 +236,7 @@ class Orchestrator:
                   **settings: Any) -> Result:
         """Run on a prompt (or a conversation) and return the ``Result``; ``settings`` are
         ``ChatRequest`` fields (``temperature``, ``max_tokens``…)."""
-        messages = [user(prompt)] if isinstance(prompt, str) else list(prompt)
-        req = ChatRequest(model=self.name, messages=messages,
-                          system=[Text(text=system)] if system else None, **settings)
+        req = prompt_request(self.name, prompt, system, settings)
         run = RunState()
         parts: list[str] = []
         async with contextlib.aclosing(self._run(req, run)) as events:
@@ -248,3 +246,46 @@ class Orchestrator:
         return Result(text="".join(parts), usage=run.usage, steps=run.steps,
                       stop_reason=run.stop_reason)
 
+
+
+def prompt_request(model: str, prompt: str | list[Message], system: str | None,
+                   settings: dict[str, Any]) -> ChatRequest:
+    messages = [user(prompt)] if isinstance(prompt, str) else list(prompt)
+    return ChatRequest(model=model, messages=messages,
+                       system=[Text(text=system)] if system else None, **settings)
+
+
+async def run_stream(provider: LlmProvider, prompt: str | list[Message], *,
+                     system: str | None = None, **settings: Any) -> Result:
+    """Any provider's answer as a ``Result`` (``steps``: the ``StepStart`` events of its
+    stream — a SingleAgent's model calls)."""
+    req = prompt_request(getattr(provider, "name", "model"), prompt, system, settings)
+    parts: list[str] = []
+    usage = Usage()
+    steps = 0
+    stop = StopReason.END_TURN
+    async with contextlib.aclosing(_aiter(provider.stream(req))) as events:
+        async for ev in events:
+            if isinstance(ev, TextDelta):
+                parts.append(ev.text)
+            elif isinstance(ev, StepStart):
+                steps += 1
+            elif isinstance(ev, UsageUpdate):
+                usage = ev.usage
+            elif isinstance(ev, Finish):
+                stop = ev.stop_reason
+            elif isinstance(ev, StreamError):
+                raise ev.error
+    return Result(text="".join(parts), usage=usage, steps=steps, stop_reason=stop)
+
+
+async def _aiter(events: AsyncIterator[StreamEvent]) -> AsyncGenerator[StreamEvent, None]:
+    """``events`` as a generator that closes it (a provider's stream may be any async
+    iterator)."""
+    try:
+        async for ev in events:
+            yield ev
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()

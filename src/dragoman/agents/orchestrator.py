@@ -178,7 +178,7 @@ class Orchestrator:
     def __init__(self, *, name: str, providers: Iterable[LlmProvider],
                  owns_providers: bool) -> None:
         self.name = name
-        self._providers = list(dict.fromkeys(providers))  # one close per object
+        self._providers = list({id(p): p for p in providers}.values())  # one close each
         self.owns_providers = owns_providers
 
     # --- what a subclass writes ---------------------------------------------------------

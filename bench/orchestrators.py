@@ -1,6 +1,6 @@
 """Orchestration overhead: CPU per inner model call, the model itself excluded.
 
-    python bench/orchestrators.py [--runs 300]
+    python bench/orchestrators.py [--runs 300] [--deltas 1]
 
 Every orchestrator runs in-process on an INSTANT provider (scripted answers yielded at
 once: no sockets, no model), so what is measured is the orchestrator's own work — plans,
@@ -37,13 +37,16 @@ from dragoman.core import (
 )
 from dragoman.providers.base import LlmProvider
 
+#: text deltas per model answer (1: like tako's ``providers.Fake``, which never streams)
+DELTAS = 1
+
 #: what every run is asked
 PROMPT = [user("Write code to sort a list")]
 
 
 @dataclass
 class Instant:
-    """A provider that answers at once with ``reply(request)``, in three deltas."""
+    """A provider that answers at once with ``reply(request)``, in ``DELTAS`` deltas."""
 
     name: str
     reply: Callable[[ChatRequest], str]
@@ -64,9 +67,9 @@ class Instant:
     async def stream(self, req: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         self.calls += 1
         text = self.reply(req)
-        third = max(1, len(text) // 3)
-        for i in range(0, len(text), third):
-            yield TextDelta(text=text[i:i + third])
+        size = max(1, -(-len(text) // DELTAS))
+        for i in range(0, len(text), size):
+            yield TextDelta(text=text[i:i + size])
         yield UsageUpdate(usage=Usage(input_tokens=10, output_tokens=5))
         yield Finish()
 
@@ -148,4 +151,8 @@ async def main(runs: int) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=300)
-    asyncio.run(main(ap.parse_args().runs))
+    ap.add_argument("--deltas", type=int, default=1,
+                    help="text deltas per answer (each one is scored and relayed)")
+    args = ap.parse_args()
+    DELTAS = args.deltas
+    asyncio.run(main(args.runs))

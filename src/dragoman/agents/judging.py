@@ -54,22 +54,25 @@ class Rules:
 
     min_chars: int = 0
     pattern: str | None = None
+    _regex: re.Pattern[str] | None = field(init=False, repr=False, compare=False,
+                                           default=None)
 
     def __post_init__(self) -> None:
         if self.min_chars < 0:
             raise ValueError("min_chars must not be negative")
         if self.pattern is not None:
             try:
-                re.compile(self.pattern)
+                object.__setattr__(self, "_regex", re.compile(self.pattern))
             except re.error as e:
                 raise ValueError(f"pattern {self.pattern!r} is not a valid regex: {e}") from None
 
     def failures(self, text: str) -> list[str]:
-        """What the text misses, one sentence per failed rule."""
+        """What the text misses, one sentence per failed rule (scored on every streamed
+        delta: keep it cheap)."""
         out = []
         if len(text) < self.min_chars:
             out.append(f"the answer is shorter than {self.min_chars} characters")
-        if self.pattern is not None and re.search(self.pattern, text) is None:
+        if self._regex is not None and self._regex.search(text) is None:
             out.append(f"the answer does not match {self.pattern!r}")
         return out
 

@@ -17,9 +17,9 @@ import pytest
 from dragoman import AbMcts, Conductor, SelfCaller, Trinity
 from dragoman.config import ConfigError, build_gateway, parse_config
 from dragoman.router.routed import RoutedProvider
-from tests.cli_clients import codex
+from tests.cli_clients import claude, codex
 from tests.conftest import API_KEY
-from tests.fakes.scripted import ScriptedUpstream, last_user
+from tests.fakes.scripted import ScriptedUpstream, last_user, system_text
 from tests.gateway_proc import run_gateway
 
 MODELS = [{"name": n, "provider": "echo"} for n in ("m", "judge")]
@@ -119,8 +119,7 @@ def _coordinator(body: dict[str, Any]) -> str:
 
 def _model(body: dict[str, Any]) -> str:
     """One scripted model playing every part, by what it is asked."""
-    system = " ".join(m["content"] for m in body["messages"] if m["role"] == "system"
-                      and isinstance(m["content"], str))
+    system = system_text(body)
     if "coordinator of a team" in system:
         return _coordinator(body)
     if "You are the Thinker" in system:
@@ -179,3 +178,10 @@ def test_codex_cli_runs_a_task_on_a_conductor(gateway: str, tmp_path: Path) -> N
     assert r.returncode == 0, r.stderr[-3000:]
     assert "TEAM: CODE(solve: " in r.stdout and "Say hello to the team) QED" in r.stdout, \
         r.stdout[-2000:] + r.stderr[-2000:]
+
+
+@pytest.mark.clients
+def test_claude_code_runs_a_task_on_a_trinity(gateway: str, tmp_path: Path) -> None:
+    r = claude(gateway, tmp_path, "What is 2+2?", model="trio")
+    assert r.returncode == 0, r.stderr[-3000:] + r.stdout[-3000:]
+    assert "WORK: the sum is 4" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]

@@ -104,3 +104,14 @@ async def test_tools_run_as_in_single_agent() -> None:
     assert (start.name, start.args) == ("get_weather", {"city": "Paris"})
     assert result.result == "18C, sunny in Paris" and not result.is_error
     assert got.text.endswith("result: 18C, sunny in Paris")
+
+
+async def test_candidates_are_in_role_order_whatever_the_given_order(
+        fake: ScriptedUpstream) -> None:
+    # a YAML mapping has no order (the config writer may sort it): the keyword rule
+    # must still walk solve -> check
+    fake.reset({"w": ["4"], "v": ["VERDICT: ACCEPT"]})
+    orch = Trinity({"verifier": model(fake, "v"), "worker": model(fake, "w")},
+                   routers.RegexRouter(), name="orch")
+    result = await orch.run("What is 2+2?")
+    assert (result.text, result.steps) == ("4", 2)

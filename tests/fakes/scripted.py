@@ -64,24 +64,27 @@ class Call:
     @property
     def prompt(self) -> str:
         """Every message's text, joined (what the test asserts a model was shown)."""
-        out = []
-        for m in self.body.get("messages", []):
-            c = m.get("content")
-            if isinstance(c, str):
-                out.append(c)
-            elif isinstance(c, list):
-                out += [p.get("text", "") for p in c if isinstance(p, dict)]
-        return "\n".join(out)
+        return "\n".join(_text(m.get("content")) for m in self.body.get("messages", []))
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(p.get("text", "") for p in content or [] if isinstance(p, dict))
 
 
 def last_user(body: dict[str, Any]) -> str:
+    """The text of the request's last user message."""
     for m in reversed(body.get("messages", [])):
         if m.get("role") == "user":
-            c = m.get("content")
-            if isinstance(c, str):
-                return c
-            return "".join(p.get("text", "") for p in c or [] if isinstance(p, dict))
+            return _text(m.get("content"))
     return ""
+
+
+def system_text(body: dict[str, Any]) -> str:
+    """The text of the request's system messages, joined."""
+    return "\n".join(_text(m.get("content")) for m in body.get("messages", [])
+                     if m.get("role") in ("system", "developer"))
 
 
 class ScriptedUpstream(ThreadedServer):

@@ -8,10 +8,11 @@ reasons. Every role reads the conversation and the team's work so far. A verifie
 before there is an answer to check gives its turn to the first worker role. Without a
 verifier role the run ends with the first answer.
 
-The router (``routers``) sees the conversation followed by a short status line — "Solve
+The router (``routers``) gets the candidates ordered thinker(s), worker(s), verifier(s)
+and sees the conversation followed by a short status line — "Solve
 the task following the plan.", "Check the answer and give a verdict.", "The verifier
-rejected the answer: … Solve it again." — so tako's keyword rule (``RegexRouter``) over
-roles ordered thinker, worker, verifier walks plan → solve → check by itself;
+rejected the answer: … Solve it again." — so tako's keyword rule (``RegexRouter``)
+walks plan → solve → check by itself;
 ``LlmRouter`` reads the whole transcript.
 
 Each turn runs as a ``SingleAgent`` on the chosen model with the Trinity's tools (the
@@ -95,6 +96,9 @@ def parse_verdict(text: str) -> tuple[bool, str]:
     return accepted, feedback
 
 
+_KIND_ORDER = {THINKER: 0, WORKER: 1, VERIFIER: 2}
+
+
 def kind_of(role: str) -> str:
     """What a role does: thinker, verifier, or (any other name) worker."""
     lower = role.lower()
@@ -102,8 +106,9 @@ def kind_of(role: str) -> str:
 
 
 class Trinity(Orchestrator):
-    """See the module docstring. ``roles``: role name → model or orchestrator, in the
-    order the router's candidates are listed. ``tools`` as for ``SingleAgent``;
+    """See the module docstring. ``roles``: role name → model or orchestrator; the
+    router's candidates list them thinkers first, then workers, then verifiers (a turn's
+    ``branch`` is the position there). ``tools`` as for ``SingleAgent``;
     ``tool_steps`` bounds one turn's tool loop."""
 
     def __init__(self, roles: Mapping[str, LlmProvider], router: Router, *,
@@ -126,8 +131,10 @@ class Trinity(Orchestrator):
         self._agents = {role: SingleAgent(p, registry, max_steps=tool_steps,
                                           owns_provider=False, name=f"{name}:{role}")
                         for role, p in roles.items()}
-        self._order = list(roles)
-        self._candidates = [f"{role}|{getattr(p, 'name', role)}" for role, p in roles.items()]
+        # Candidates in role order — thinkers, workers, verifiers — whatever the order
+        # given (a YAML mapping has none): tako's keyword rule picks by position.
+        self._order = sorted(roles, key=lambda r: _KIND_ORDER[kind_of(r)])
+        self._candidates = [f"{r}|{getattr(roles[r], 'name', r)}" for r in self._order]
         self._has_verifier = any(kind_of(r) == VERIFIER for r in roles)
         #: who acts when the verifier is picked before there is an answer to check
         self._stand_in = next((r for r in roles if kind_of(r) == WORKER),

@@ -16,7 +16,7 @@ import httpx
 
 import dragoman
 from dragoman.agents.client import AgentEvent, parse_event
-from dragoman.providers import OpenAIChat
+from dragoman.providers import Anthropic, OpenAIChat
 from dragoman.providers.base import LlmProvider
 from tests.fakes.scripted import KEY, ScriptedUpstream
 from tests.gateway_proc import free_port
@@ -25,6 +25,11 @@ from tests.gateway_proc import free_port
 def model(fake: ScriptedUpstream, name: str) -> OpenAIChat:
     """The scripted upstream's ``name`` as a provider (``name`` is also its model id)."""
     return OpenAIChat(model=name, base_url=fake.url + "/v1", api_key=KEY, name=name)
+
+
+def claude_model(fake: ScriptedUpstream, name: str) -> Anthropic:
+    """The same over the Anthropic Messages wire."""
+    return Anthropic(model=name, base_url=fake.url, api_key=KEY, name=name)
 
 
 @contextlib.asynccontextmanager

@@ -25,7 +25,7 @@ from dragoman.agents.client import (
 )
 from tests.fakes.scripted import Reply, ScriptedUpstream, last_user
 
-from .orchestration import kinds, model, post, served, stream
+from .orchestration import claude_model, kinds, model, post, served, stream
 
 CODE = "def merge_sort(xs): return sorted(xs)"
 MATH = "T(n) = 2T(n/2) + n, so O(n log n)."
@@ -222,3 +222,16 @@ async def test_tako_named_events(fake: ScriptedUpstream) -> None:
     score = json.loads(next(d for n, d in got.frames if n == "tako.verifier_score"))
     assert {"step", "branch", "score"} <= score.keys() and "final" not in score
     assert kinds(got.events)[0] == "ToolCallStart" and got.text == FINAL
+
+
+async def test_models_on_both_vendor_wires(fake: ScriptedUpstream) -> None:
+    """A coordinator on the Anthropic Messages wire, workers on both wires."""
+    fake.reset({"coord": BASIC, "coder": [CODE], "mathy": [MATH]})
+    orch = Conductor(claude_model(fake, "coord"), {"code": claude_model(fake, "coder"),
+                                                   "math": model(fake, "mathy")}, name="orch")
+    async with served(orch) as base:
+        got = await stream(base, "go", ingress="messages")
+    assert got.text == FINAL
+    assert got.usage is not None and got.usage["output_tokens"] == 20
+    assert [e.result for e in got.events if isinstance(e, ToolCallResult)] == [CODE, MATH]
+    assert fake.calls("coord")[0].body["system"]  # the coordinator's instructions, Messages-style

@@ -1,4 +1,5 @@
-"""A scripted OpenAI Chat Completions upstream: each MODEL NAME answers from its own script,
+"""A scripted OpenAI Chat Completions and Anthropic Messages upstream: each MODEL NAME
+answers from its own script,
 turn by turn — what orchestrator tests need (a coordinator that plans, workers that
 answer, a judge that scores, each its own "model" on one fake server).
 
@@ -7,8 +8,8 @@ answer, a judge that scores, each its own "model" on one fake server).
 A script is a list (the n-th request to that model gets the n-th entry; the last one
 repeats) or a function of the request body. An entry is the reply text, or a ``Reply``
 with chunks, delays, a stall before the first byte, an HTTP error, or usage. Replies are
-hand-written vendor frames (``data:`` SSE chunks, a usage chunk, ``[DONE]``), never
-produced by dragoman. Every request is recorded (``calls(model)``), with whether the
+hand-written vendor frames (Chat: ``data:`` chunks, a usage chunk, ``[DONE]``; Messages:
+``event:`` frames from ``message_start`` to ``message_stop``), never produced by dragoman. Every request is recorded (``calls(model)``), with whether the
 client closed it early; ``open`` counts the responses still being written.
 """
 
@@ -99,11 +100,14 @@ class ScriptedUpstream(ThreadedServer):
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/messages", self._messages)
 
-    def provider(self, model: str) -> dict[str, Any]:
-        """A ``models:`` entry (named ``model``) for this upstream."""
-        return {"name": model, "provider": "openai", "model": model,
-                "base_url": self.url + "/v1", "api_key": KEY}
+    def provider(self, model: str, vendor: str = "openai") -> dict[str, Any]:
+        """A ``models:`` entry (named ``model``) for this upstream (``vendor``: openai or
+        anthropic)."""
+        base = self.url + "/v1" if vendor == "openai" else self.url
+        return {"name": model, "provider": vendor, "model": model, "base_url": base,
+                "api_key": KEY}
 
     def calls(self, model: str | None = None) -> list[Call]:
         with self._lock:
@@ -126,7 +130,16 @@ class ScriptedUpstream(ThreadedServer):
         if request.headers.get("authorization") != f"Bearer {KEY}":
             return web.json_response({"error": {"message": "bad key", "type": "auth"}},
                                      status=401)
-        body = await request.json()
+        return await self._answer(request, await request.json(), _ChatWire())
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("x-api-key") != KEY:
+            return web.json_response({"type": "error", "error": {
+                "type": "authentication_error", "message": "bad key"}}, status=401)
+        return await self._answer(request, await request.json(), _MessagesWire())
+
+    async def _answer(self, request: web.Request, body: dict[str, Any],
+                      wire: _ChatWire | _MessagesWire) -> web.StreamResponse:
         model = str(body.get("model"))
         with self._lock:
             turn = sum(1 for c in self._calls if c.model == model)
@@ -139,23 +152,18 @@ class ScriptedUpstream(ThreadedServer):
                 await asyncio.sleep(reply.stall)
             if reply.status != 200:
                 call.finished = True
-                return web.json_response({"error": {"message": reply.text or "scripted error",
-                                                    "type": "server_error", "code": None}},
-                                         status=reply.status)
+                return web.json_response(wire.error(reply), status=reply.status)
             if not body.get("stream"):
                 call.finished = True
-                return web.json_response(_completion(model, reply))
+                return web.json_response(wire.whole(model, reply))
             resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
             await resp.prepare(request)
+            await resp.write(wire.head(model, reply))
             for i, part in enumerate(reply.parts()):
                 if i and reply.gap:
                     await asyncio.sleep(reply.gap)
-                delta = {"role": "assistant", "content": part} if i == 0 else {"content": part}
-                await resp.write(_frame(_chunk(model, delta)))
-            await resp.write(_frame(_chunk(model, {}, reply.finish)))
-            await resp.write(_frame({**_chunk(model, {}), "choices": [],
-                                     "usage": _usage(reply)}))
-            await resp.write(b"data: [DONE]\n\n")
+                await resp.write(wire.delta(model, i, part))
+            await resp.write(wire.tail(model, reply))
             await resp.write_eof()
             call.finished = True
             return resp
@@ -164,6 +172,83 @@ class ScriptedUpstream(ThreadedServer):
             raise
         finally:
             self.open -= 1
+
+
+class _ChatWire:
+    """OpenAI Chat Completions frames."""
+
+    @staticmethod
+    def error(reply: Reply) -> dict[str, Any]:
+        return {"error": {"message": reply.text or "scripted error", "type": "server_error",
+                          "code": None}}
+
+    @staticmethod
+    def whole(model: str, reply: Reply) -> dict[str, Any]:
+        return _completion(model, reply)
+
+    @staticmethod
+    def head(model: str, reply: Reply) -> bytes:
+        return b""
+
+    @staticmethod
+    def delta(model: str, i: int, part: str) -> bytes:
+        return _frame(_chunk(model, {"role": "assistant", "content": part} if i == 0
+                             else {"content": part}))
+
+    @staticmethod
+    def tail(model: str, reply: Reply) -> bytes:
+        return (_frame(_chunk(model, {}, reply.finish))
+                + _frame({**_chunk(model, {}), "choices": [], "usage": _usage(reply)})
+                + b"data: [DONE]\n\n")
+
+
+_STOP = {"stop": "end_turn", "length": "max_tokens"}
+
+
+class _MessagesWire:
+    """Anthropic Messages frames."""
+
+    @staticmethod
+    def error(reply: Reply) -> dict[str, Any]:
+        return {"type": "error", "error": {"type": "api_error",
+                                           "message": reply.text or "scripted error"}}
+
+    @staticmethod
+    def whole(model: str, reply: Reply) -> dict[str, Any]:
+        p, c = reply.usage
+        return {"id": "msg_scripted", "type": "message", "role": "assistant", "model": model,
+                "content": [{"type": "text", "text": reply.text}],
+                "stop_reason": _STOP.get(reply.finish, "end_turn"), "stop_sequence": None,
+                "usage": {"input_tokens": p, "output_tokens": c}}
+
+    @staticmethod
+    def head(model: str, reply: Reply) -> bytes:
+        start = {"type": "message_start", "message": {
+            "id": "msg_scripted", "type": "message", "role": "assistant", "model": model,
+            "content": [], "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": reply.usage[0], "output_tokens": 1}}}
+        block = {"type": "content_block_start", "index": 0,
+                 "content_block": {"type": "text", "text": ""}}
+        return _event("message_start", start) + _event("content_block_start", block)
+
+    @staticmethod
+    def delta(model: str, i: int, part: str) -> bytes:
+        return _event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                              "delta": {"type": "text_delta", "text": part}})
+
+    @staticmethod
+    def tail(model: str, reply: Reply) -> bytes:
+        return (_event("content_block_stop", {"type": "content_block_stop", "index": 0})
+                + _event("message_delta", {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": _STOP.get(reply.finish, "end_turn"),
+                              "stop_sequence": None},
+                    "usage": {"output_tokens": reply.usage[1]}})
+                + _event("message_stop", {"type": "message_stop"}))
+
+
+def _event(name: str, obj: Any) -> bytes:
+    return f"event: {name}\n".encode() + _frame(obj)
 
 
 def _usage(reply: Reply) -> dict[str, int]:

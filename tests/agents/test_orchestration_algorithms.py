@@ -248,3 +248,28 @@ def test_model_choice_learns_per_branch() -> None:
     # a child inherits what its branch learned
     child = tree.nodes[0].children[0]
     assert [tree.choose_model(child) for _ in range(50)].count(1) > 40
+
+
+# --- the client's event parser ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prefix", ["dragoman.", "tako."])
+def test_client_parses_orchestrator_events_of_both_styles(prefix: str) -> None:
+    from dragoman.agents import client
+
+    frames = (
+        f'event: {prefix}verifier_score\ndata: {{"step": 1, "branch": 2, "score": 0.5}}\n\n'
+        f'event: {prefix}recursion\ndata: {{"depth": 2, "confidence": 0.25}}\n\n'
+        f'event: {prefix}tool_call_start\ndata: {{"id": "step0-0", "name": "worker:code", '
+        f'"args": {{"task": "t"}}, "step": 0}}\n\n'
+        f'event: {prefix}tool_call_result\ndata: {{"id": "step0-0", "name": "worker:code", '
+        f'"result": "ok", "is_error": false}}\n\n'
+        f'event: {prefix}candidate_delta\ndata: {{"step": 3, "branch": 1, "delta": "x"}}\n\n'
+        'data: {"choices": []}\n\n').encode()
+    assert list(client.iter_events(frames)) == [
+        client.VerifierScore(step=1, branch=2, score=0.5),
+        client.Recursion(depth=2, confidence=0.25),
+        client.ToolCallStart(id="step0-0", name="worker:code", args={"task": "t"}, step=0),
+        client.ToolCallResult(id="step0-0", name="worker:code", result="ok", is_error=False),
+        client.CandidateDelta(step=3, branch=1, delta="x"),
+    ]

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .agents.orchestrator_spec import references
+from .agents.spec import AgentSpec
 from .cli_options import add_log_level, fail
 from .config import DEFAULT_MODELS, Config, ConfigError, check_config
 
@@ -48,8 +50,12 @@ def explain(cfg: Config) -> list[str]:
         more = f"; falls back to {', '.join(m.fallbacks)}" if m.fallbacks else ""
         out.append(f"  {m.name} -> {targets}{more}")
     for a in cfg.agents:
-        tools = ", ".join(t if isinstance(t, str) else next(iter(t)) for t in a.tools)
-        out.append(f"  {a.name} -> agent on {a.model}; tools: {tools or 'none'}")
+        if isinstance(a, AgentSpec):
+            tools = ", ".join(t if isinstance(t, str) else next(iter(t)) for t in a.tools)
+            out.append(f"  {a.name} -> agent on {a.model}; tools: {tools or 'none'}")
+        else:
+            uses = ", ".join(sorted({ref for _, ref in references(a)}))
+            out.append(f"  {a.name} -> {a.__struct_config__.tag} orchestrator over {uses}")
     sessions = cfg.sessions.backend + (f" at {cfg.sessions.path}" if cfg.sessions.path else "")
     out.append(f"sessions: {sessions}")
     if cfg.limits is not None:

@@ -11,12 +11,20 @@ from __future__ import annotations
 import os
 import re
 import time
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
 import yaml
 
+from .agents.orchestrator_spec import (
+    OrchestratorSpec,
+    OrchestratorSpecError,
+    build_orchestrator,
+    references,
+    with_default_kind,
+)
 from .agents.spec import AgentSpec, AgentSpecError, build_agent
 from .auth import AuthResolver
 from .auth.settings import AuthConfig, AuthConfigError, build_resolver
@@ -46,7 +54,7 @@ from .router.limits import (
     RateLimit,
 )
 from .router.routed import RoutedProvider
-from .router.table import DEFAULT_FALLBACK_ON
+from .router.table import DEFAULT_FALLBACK_ON, Route
 from .server.agent_turns import StoredTurns
 from .server.gateway import DEFAULT_MAX_BODY, Gateway, normalize_prefix
 from .server.http_limits import HTTP_LIMITS, HttpLimits
@@ -78,6 +86,8 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     unknown_model: Literal["404", "default"] = "404"
     #: serve every route under this path (``/openai`` → ``/openai/v1/chat/completions``)
     path_prefix: str = ""
+    #: names/payloads of agent events on the wire: ``dragoman.*`` or tako's ``tako.*``
+    agents_events: Literal["dragoman", "tako"] = "dragoman"
 
     def http_limits(self) -> HttpLimits:
         return HttpLimits(max_head_bytes=self.max_head_bytes, max_headers=self.max_headers,
@@ -320,7 +330,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     auth: AuthConfig | None = None
     fetch: FetchConfig = msgspec.field(default_factory=FetchConfig)
     models: list[ModelConfig] = msgspec.field(default_factory=list)
-    agents: list[AgentSpec] = msgspec.field(default_factory=list)
+    agents: list[AgentSpec | OrchestratorSpec] = msgspec.field(default_factory=list)
     sessions: SessionsConfig = msgspec.field(default_factory=lambda: SessionsConfig())
     limits: LimitsConfig | None = None
 
@@ -374,8 +384,11 @@ def parse_config(data: Any) -> Config:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError("the configuration must be a mapping at the top level")
+    data = _interpolate(data, "$")
+    if isinstance(data, dict) and "agents" in data:
+        data = {**data, "agents": with_default_kind(data["agents"])}
     try:
-        cfg = msgspec.convert(_split_model_options(_interpolate(data, "$")), Config)
+        cfg = msgspec.convert(_split_model_options(data), Config)
     except msgspec.ValidationError as e:
         msg = with_root_path(str(e)).replace(".options", "")
         raise ConfigError(f"invalid configuration: {msg}{schema_hint(msg, Config)}") \
@@ -424,13 +437,24 @@ def _check_agents(cfg: Config) -> None:
     """Agent names are model names too (unique); each runs on a model (or an agent)
     defined before it, named exactly."""
     known = {m.name for m in cfg.models or DEFAULT_MODELS}
+    later = {a.name: j for j, a in enumerate(cfg.agents)}
     for i, a in enumerate(cfg.agents):
         if a.name in known:
             raise ConfigError(f"`$.agents[{i}].name`: {a.name!r} is already a model or agent "
                               "name")
-        if a.model not in known:
-            raise ConfigError(f"`$.agents[{i}].model`: {a.model!r} is not a model (or agent) "
-                              f"defined before this agent{did_you_mean(a.model, known)}")
+        refs = [(".model", a.model)] if isinstance(a, AgentSpec) else references(a)
+        for where, ref in refs:
+            if ref in known:
+                continue
+            why = "is not a model (or agent) defined before this agent"
+            if ref == a.name:
+                why = "is this agent itself (a cycle)"
+            elif later.get(ref, -1) > i:
+                why = (f"is defined after this agent, at `$.agents[{later[ref]}]` (an agent "
+                       "may use only models and agents defined before it, so that no cycle "
+                       "can form)")
+            raise ConfigError(f"`$.agents[{i}]{where}`: {ref!r} {why}"
+                              f"{did_you_mean(ref, known)}")
         known.add(a.name)
 
 
@@ -522,9 +546,12 @@ def build_gateway(cfg: Config) -> Gateway:
         try:
             # The model's own deployment closes the shared provider; the agent's model
             # calls go through that model's route (retries, fallbacks, breakers).
-            agent = build_agent(a, RoutedProvider(table, by_name[a.model]),
-                                owns_provider=False, turns=turns)
-        except AgentSpecError as e:
+            if isinstance(a, AgentSpec):
+                agent: LlmProvider = build_agent(a, RoutedProvider(table, by_name[a.model]),
+                                                 owns_provider=False, turns=turns)
+            else:
+                agent = build_orchestrator(a, partial(_routed, table, by_name))
+        except (AgentSpecError, OrchestratorSpecError) as e:
             raise ConfigError(f"invalid configuration: {e.message} - at "
                               f"`$.agents[{i}]{e.where}`") from None
         deployments.append(Deployment(name=a.name, provider=agent, owned_by="dragoman-agent",
@@ -535,6 +562,7 @@ def build_gateway(cfg: Config) -> Gateway:
     return Gateway(table, auth=_build_auth(cfg),
                    api_keys=cfg.server.api_keys, max_body_bytes=cfg.server.max_body_bytes,
                    sessions=sessions, limiter=_build_limiter(cfg),
+                   agents_events=cfg.server.agents_events,
                    **_server_routing(cfg.server, table))
 
 
@@ -553,6 +581,10 @@ def _server_routing(server: ServerConfig, table: ModelTable) -> dict[str, Any]:
         raise ConfigError(f"invalid configuration: {e} - at `{where}.path_prefix`") from None
     return {"model_choice": ModelChoice(server.default_model, server.unknown_model),
             "path_prefix": prefix}
+
+
+def _routed(table: ModelTable, routes: dict[str, Route], name: str) -> RoutedProvider:
+    return RoutedProvider(table, routes[name])
 
 
 def _build_limiter(cfg: Config) -> Limiter | None:

@@ -16,6 +16,7 @@ from .auth import AuthResolver
 from .providers.base import LlmProvider
 from .router import Deployment, ModelTable
 from .server import Gateway
+from .server.agent_events import EventStyle
 from .server.gateway import DEFAULT_MAX_BODY
 
 
@@ -30,24 +31,29 @@ def parse_bind(bind: str) -> tuple[str, int]:
 
 def orchestrator_gateway(orchestrator: LlmProvider, *, auth: AuthResolver | None = None,
                          name: str | None = None,
-                         max_body_bytes: int = DEFAULT_MAX_BODY) -> Gateway:
+                         max_body_bytes: int = DEFAULT_MAX_BODY,
+                         agents_events: EventStyle = "dragoman") -> Gateway:
     """A gateway whose one model is ``orchestrator`` (listed as ``name``, default its own
-    ``name``; any other requested name reaches it too)."""
+    ``name``; any other requested name reaches it too). ``agents_events="tako"`` names
+    the agent events as tako does."""
     listed = name or getattr(orchestrator, "name", None) or "agent"
     table = ModelTable([Deployment(listed, orchestrator, owned_by="dragoman-agent"),
                         Deployment("*", orchestrator, owned_by="dragoman-agent")])
-    return Gateway(table, auth=auth, max_body_bytes=max_body_bytes)
+    return Gateway(table, auth=auth, max_body_bytes=max_body_bytes,
+                   agents_events=agents_events)
 
 
 async def serve_openai(orchestrator: LlmProvider, *, bind: str = "127.0.0.1:8080",
                        auth: AuthResolver | None = None, name: str | None = None,
-                       max_body_bytes: int = DEFAULT_MAX_BODY) -> None:
+                       max_body_bytes: int = DEFAULT_MAX_BODY,
+                       agents_events: EventStyle = "dragoman") -> None:
     """Serve ``orchestrator`` on ``bind`` in the running event loop until cancelled. With
     ``auth`` None every caller is accepted (development)."""
     from . import serve
 
     host, port = parse_bind(bind)
-    gw = orchestrator_gateway(orchestrator, auth=auth, name=name, max_body_bytes=max_body_bytes)
+    gw = orchestrator_gateway(orchestrator, auth=auth, name=name, max_body_bytes=max_body_bytes,
+                              agents_events=agents_events)
     try:
         await serve(gw, host=host, port=port)
     finally:

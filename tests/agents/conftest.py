@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import API_KEY
 from tests.cross_dialect.clients import UPSTREAM_MODEL
+from tests.fakes.scripted import ScriptedUpstream
 from tests.fakes.upstream import ANTHROPIC_KEY, OPENAI_KEY, FakeUpstream
 from tests.gateway_proc import run_gateway
 
@@ -89,3 +90,10 @@ def aant(agent_gateway: str) -> Iterator[anthropic.Anthropic]:
                                  timeout=30)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[ScriptedUpstream]:
+    """A scripted upstream (per-model scripts) for the orchestrator tests of one module."""
+    with ScriptedUpstream() as f:
+        yield f

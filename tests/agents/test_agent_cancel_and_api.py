@@ -21,8 +21,9 @@ from dragoman.agents.builtin import build_builtin
 from dragoman.providers import EchoProvider
 from tests.cross_dialect.clients import UPSTREAM_MODEL, prompt
 from tests.fakes.upstream import OPENAI_KEY, SLOW_TICK, FakeUpstream
-from tests.gateway_proc import free_port
 
+from .orchestration import served as serve_orchestrator
+from .orchestration import settled as _settled
 from .sample_tools import get_weather
 from .test_builtin_tools import _wait_dead
 
@@ -32,35 +33,9 @@ BOUND = 0.1
 
 @contextlib.asynccontextmanager
 async def served(orch: dragoman.SingleAgent) -> AsyncIterator[str]:
-    port = free_port()
     auth = dragoman.auth.StaticTokens({KEY: dragoman.Principal(tenant_id="acme")})
-    task = asyncio.create_task(dragoman.serve_openai(orchestrator=orch,
-                                                     bind=f"127.0.0.1:{port}", auth=auth))
-    base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient() as c:
-        for _ in range(200):
-            try:
-                if (await c.get(base + "/healthz")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                await asyncio.sleep(0.02)
-    try:
+    async with serve_orchestrator(orch, auth=auth) as base:
         yield base
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, SystemExit):
-            await task
-
-
-async def _settled(baseline: set[asyncio.Task[object]], timeout: float = 5.0) -> set[str]:
-    """Tasks started since ``baseline`` that are still running after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        extra = {t for t in asyncio.all_tasks() - baseline
-                 if t is not asyncio.current_task() and not t.done()}
-        if not extra or time.monotonic() > deadline:
-            return {repr(t.get_coro()) for t in extra}
-        await asyncio.sleep(0.01)
 
 
 async def test_serve_openai_with_static_tokens() -> None:

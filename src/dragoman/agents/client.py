@@ -8,6 +8,11 @@ events that show its inner life::
     event: dragoman.tool_call_result  data: {"type": …, "id": …, "name": …, "result": "…",
                                              "is_error": false}
 
+Orchestrators add ``dragoman.verifier_score {step, branch, score, final}``,
+``dragoman.recursion {depth, confidence}`` and ``dragoman.candidate_delta {step, branch,
+delta}``. A server configured with ``agents_events: tako`` sends tako's ``tako.*`` names
+instead; both are parsed into the same classes.
+
 Vendor SDKs skip them (or see harmless no-op chunks). To act on them, feed the raw bytes of
 the response to ``iter_events`` (or ``aiter_events``)::
 
@@ -40,9 +45,13 @@ from typing import Any
 from ..net import SseDecoder
 
 PREFIX = "dragoman."
+TAKO_PREFIX = "tako."
 STEP = "dragoman.step"
 TOOL_CALL_START = "dragoman.tool_call_start"
 TOOL_CALL_RESULT = "dragoman.tool_call_result"
+VERIFIER_SCORE = "dragoman.verifier_score"
+RECURSION = "dragoman.recursion"
+CANDIDATE_DELTA = "dragoman.candidate_delta"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +63,13 @@ class Step:
 
 @dataclass(frozen=True, slots=True)
 class ToolCallStart:
-    """The agent runs one of its tools."""
+    """The agent runs one of its tools (a Conductor: a worker, ``name="worker:<role>"``);
+    ``step`` is the orchestrator's step when it has one."""
 
     id: str
     name: str
     args: Any
+    step: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +78,37 @@ class ToolCallResult:
 
     id: str
     name: str
-    result: str
+    result: Any
     is_error: bool
+    step: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierScore:
+    """A verifier scored unit ``(step, branch)``; ``final=False`` for a partial score of
+    the text so far (the last score of a pair counts)."""
+
+    step: int
+    branch: int
+    score: float
+    final: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Recursion:
+    """A SelfCaller iteration at ``depth`` was scored ``confidence`` by its guard."""
+
+    depth: int
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateDelta:
+    """Text of a candidate answer (a rollout, a worker, an iteration) as it streams."""
+
+    step: int
+    branch: int
+    delta: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,27 +119,51 @@ class OtherEvent:
     data: Any
 
 
-AgentEvent = Step | ToolCallStart | ToolCallResult | OtherEvent
+AgentEvent = (Step | ToolCallStart | ToolCallResult | VerifierScore | Recursion
+              | CandidateDelta | OtherEvent)
+
+
+def _step(payload: dict[str, Any]) -> int | None:
+    step = payload.get("step")
+    return int(step) if step is not None else None
+
+
+def _typed(short: str, p: dict[str, Any]) -> AgentEvent | None:
+    if short == "step":
+        return Step(index=int(p["index"]))
+    if short == "step_start":  # tako's own name, should a proxy pass it on
+        return Step(index=int(p["step"]))
+    if short == "tool_call_start":
+        return ToolCallStart(id=p["id"], name=p["name"], args=p.get("args"), step=_step(p))
+    if short == "tool_call_result":
+        return ToolCallResult(id=p["id"], name=p.get("name", ""), result=p.get("result", ""),
+                              is_error=bool(p.get("is_error", False)), step=_step(p))
+    if short == "verifier_score":
+        return VerifierScore(step=int(p["step"]), branch=int(p["branch"]),
+                             score=float(p["score"]), final=bool(p.get("final", True)))
+    if short == "recursion":
+        return Recursion(depth=int(p["depth"]), confidence=float(p["confidence"]))
+    if short == "candidate_delta":
+        return CandidateDelta(step=int(p["step"]), branch=int(p["branch"]),
+                              delta=str(p["delta"]))
+    return None
 
 
 def parse_event(name: str, data: str) -> AgentEvent:
-    """One ``dragoman.*`` frame → its typed event."""
+    """One ``dragoman.*`` (or ``tako.*``) frame → its typed event."""
     payload = json.loads(data) if data else {}
     if not isinstance(payload, dict):
         return OtherEvent(name, payload)
+    short = name.split(".", 1)[1] if "." in name else name
     try:
-        if name == STEP:
-            return Step(index=int(payload["index"]))
-        if name == TOOL_CALL_START:
-            return ToolCallStart(id=payload["id"], name=payload["name"],
-                                 args=payload.get("args"))
-        if name == TOOL_CALL_RESULT:
-            return ToolCallResult(id=payload["id"], name=payload["name"],
-                                  result=payload.get("result", ""),
-                                  is_error=bool(payload.get("is_error", False)))
+        typed = _typed(short, payload)
     except (KeyError, TypeError, ValueError):
-        pass
-    return OtherEvent(name, payload)
+        typed = None
+    return typed if typed is not None else OtherEvent(name, payload)
+
+
+def _ours(name: str | None) -> bool:
+    return name is not None and (name.startswith(PREFIX) or name.startswith(TAKO_PREFIX))
 
 
 def _sync_chunks(source: Any) -> Iterable[bytes]:
@@ -140,17 +204,19 @@ async def aiter_sse(source: Any) -> AsyncIterator[tuple[str | None, str]]:
 
 
 def iter_events(source: Any) -> Iterator[AgentEvent]:
-    """The ``dragoman.*`` events of a streamed response, in order (other frames skipped)."""
+    """The ``dragoman.*`` (or ``tako.*``) events of a streamed response, in order (other
+    frames skipped)."""
     for name, data in iter_sse(source):
-        if name is not None and name.startswith(PREFIX):
+        if name is not None and _ours(name):
             yield parse_event(name, data)
 
 
 async def aiter_events(source: Any) -> AsyncIterator[AgentEvent]:
     async for name, data in aiter_sse(source):
-        if name is not None and name.startswith(PREFIX):
+        if name is not None and _ours(name):
             yield parse_event(name, data)
 
 
-__all__ = ["AgentEvent", "OtherEvent", "Step", "ToolCallResult", "ToolCallStart",
-           "aiter_events", "aiter_sse", "iter_events", "iter_sse", "parse_event"]
+__all__ = ["AgentEvent", "CandidateDelta", "OtherEvent", "Recursion", "Step",
+           "ToolCallResult", "ToolCallStart", "VerifierScore", "aiter_events", "aiter_sse",
+           "iter_events", "iter_sse", "parse_event"]

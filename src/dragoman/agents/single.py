@@ -58,6 +58,7 @@ from ..core import (
 )
 from ..core import Tool as ToolSpec
 from ..providers.base import LlmProvider
+from .orchestrator import Result, run_stream
 from .tools import Tool, ToolOutcome, ToolRegistry, parse_arguments
 from .turns import MemoryTurnStore, PendingTurn, TurnStore, restore
 
@@ -133,6 +134,12 @@ class SingleAgent:
     async def complete(self, req: ChatRequest) -> ChatResponse:
         async with contextlib.aclosing(self.stream(req)) as events:
             return await acollect(events, new_id("agent-"), req.model)
+
+    async def run(self, prompt: str | list[Message], *, system: str | None = None,
+                  **settings: Any) -> Result:
+        """Run on a prompt (or a conversation): ``Result.text``, ``.usage``, ``.steps``
+        (model calls), as the other orchestrators' ``run``."""
+        return await run_stream(self, prompt, system=system, **settings)
 
     async def stream(self, req: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         base, client_names = self._base_request(req, req.tools or [])

@@ -19,7 +19,7 @@ agents:
 from __future__ import annotations
 
 import importlib
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
@@ -40,10 +40,12 @@ class AgentSpecError(ValueError):
         self.where = where
 
 
-class AgentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class AgentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, tag="single",
+                tag_field="kind"):
+    """``kind: single`` (the default); the other kinds are in ``orchestrator_spec``."""
+
     name: str
     model: str
-    kind: Literal["single"] = "single"
     system: str | None = None
     max_steps: int = 10
     workspace: str | None = None

@@ -37,8 +37,10 @@ from .errors import (
 from .events import (
     AgentToolCall,
     AgentToolResult,
+    CandidateDelta,
     Finish,
     OpaqueItem,
+    Recursion,
     RedactedThinkingBlock,
     StepStart,
     StreamError,
@@ -50,6 +52,7 @@ from .events import (
     ToolCallEnd,
     ToolCallStart,
     UsageUpdate,
+    VerifierScore,
 )
 from .ids import new_id
 from .request import (
@@ -78,3 +81,4 @@ __all__ = [
     "UpstreamTimeout", "Usage", "UsageUpdate", "acollect", "collect", "error_for_kind",
     "error_for_status", "events_of", "new_id", "validate_request",
 ]
+__all__ += ["CandidateDelta", "Recursion", "VerifierScore"]  # orchestrator events

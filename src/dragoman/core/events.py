@@ -88,9 +88,12 @@ class StepStart(_Event):
 
 
 class AgentToolCall(_Event):
+    """``step``: the orchestrator's step (a Conductor's coordinator turn) when it has one."""
+
     id: str
     name: str
     args: Any = None
+    step: int | None = None
 
 
 class AgentToolResult(_Event):
@@ -98,6 +101,36 @@ class AgentToolResult(_Event):
     name: str
     result: str
     is_error: bool = False
+    step: int | None = None
+
+
+class VerifierScore(_Event):
+    """A verifier's score in [0, 1] of one unit of work: ``step`` (turn or iteration) and
+    ``branch`` (which worker, role or tree node). Partial scores of the text so far have
+    ``final=False``; the last score of a ``(step, branch)`` is the one that counts."""
+
+    step: int
+    branch: int
+    score: float
+    final: bool = True
+
+
+class Recursion(_Event):
+    """A ``SelfCaller`` iteration at ``depth`` (0 = the first run) was scored
+    ``confidence`` by its guard."""
+
+    depth: int
+    confidence: float
+
+
+class CandidateDelta(_Event):
+    """Text of a candidate answer that is not (yet) the answer: an AB-MCTS rollout, a
+    SelfCaller iteration, a Conductor worker, a Trinity turn. The answer itself streams
+    as ``TextDelta``."""
+
+    step: int
+    branch: int
+    delta: str
 
 
 StreamEvent = (
@@ -115,4 +148,7 @@ StreamEvent = (
     | StepStart
     | AgentToolCall
     | AgentToolResult
+    | VerifierScore
+    | Recursion
+    | CandidateDelta
 )

@@ -15,6 +15,7 @@ from ..router.limits import Limiter
 from ..router.usage import UsageAccounting
 from ..sessions import SessionStore
 from ..sessions.memory import MemoryStore
+from .agent_events import EventStyle
 from .http import Scope
 from .model_choice import NO_CHOICE, ModelChoice
 
@@ -56,7 +57,8 @@ class Gateway:
                  sessions: SessionStore | None = None,
                  usage: UsageAccounting | None = None,
                  limiter: Limiter | None = None,
-                 model_choice: ModelChoice = NO_CHOICE, path_prefix: str = "") -> None:
+                 model_choice: ModelChoice = NO_CHOICE, path_prefix: str = "",
+                 agents_events: EventStyle = "dragoman") -> None:
         """``auth`` resolves every request to a Principal; ``api_keys`` is the shorthand for
         ``StaticTokens(api_keys)``; with neither, every caller is the anonymous tenant.
         ``model_choice``: the default model for requests without (or with an unknown)
@@ -75,6 +77,8 @@ class Gateway:
         self.limiter = limiter
         self.model_choice = model_choice
         self.path_prefix = normalize_prefix(path_prefix)
+        #: names and payloads of agent events on the wire: ``dragoman.*`` or tako's
+        self.agents_events: EventStyle = agents_events
 
     async def authenticate(self, scope: Scope) -> Principal:
         if self.auth is None:

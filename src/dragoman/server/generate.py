@@ -36,7 +36,7 @@ from ..router.limits import ADMIT_ALL
 from ..router.limits.policy import settle_quietly
 from .access_log import SCOPE_KEY as ACCESS
 from .accounting import RequestMeter
-from .agent_events import AGENT_EVENTS, agent_frame, agent_framer
+from .agent_events import AGENT_EVENTS, EventStyle, agent_frame, agent_framer
 from .conversation import Conversation, conversation
 from .disconnect import unless_client_leaves
 from .gateway import Gateway
@@ -113,7 +113,8 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
             ticket = started.ticket
             meter.served_by(started.deployment)
             try:
-                await _serve(started.value, dialect, req, conv, meter, receive, send)
+                await _serve(started.value, dialect, req, conv, meter, receive, send,
+                             gw.agents_events)
             finally:
                 await started.value.discard()  # no-op once pumped to the end
         except ClientGone:
@@ -156,7 +157,8 @@ async def _open(dep: Deployment, req: ChatRequest, body: object | None) -> Opene
 
 
 async def _serve(opened: Opened, dialect: Dialect, req: ChatRequest, conv: Conversation,
-                 meter: RequestMeter, receive: Receive, send: Send) -> None:
+                 meter: RequestMeter, receive: Receive, send: Send,
+                 agents_events: EventStyle = "dragoman") -> None:
     """Write the answer a deployment started to the client."""
     if opened.fast is not None:
         meter.passthrough = True
@@ -186,8 +188,8 @@ async def _serve(opened: Opened, dialect: Dialect, req: ChatRequest, conv: Conve
 
     await stream_events(opened.events, opened.first, dialect.stream_renderer(ctx), receive,
                         send, collector, on_finish if conv.records else None,
-                        agent_frame=agent_framer(dialect.name), meter=meter,
-                        headers=conv.reply_headers)
+                        agent_frame=agent_framer(dialect.name, agents_events),
+                        meter=meter, headers=conv.reply_headers)
 
 
 async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,

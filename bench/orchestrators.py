@@ -1,0 +1,158 @@
+"""Orchestration overhead: CPU per inner model call, the model itself excluded.
+
+    python bench/orchestrators.py [--runs 300] [--deltas 1]
+
+Every orchestrator runs in-process on an INSTANT provider (scripted answers yielded at
+once: no sockets, no model), so what is measured is the orchestrator's own work — plans,
+prompts, events, scoring, the tree search. For each one it prints the CPU time of a
+whole run (``time.process_time``), the inner calls a run makes, and the CPU per inner
+call with the cost of consuming a bare provider stream subtracted. The AB-MCTS line is
+the issue's target: a 16-iteration search should add under 5 ms of its own.
+
+CPU time, not wall time: the machine is shared, and process time is far steadier. Still,
+compare runs made one after the other, not across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+
+from dragoman import AbMcts, Conductor, SelfCaller, SingleAgent, Trinity, guards, routers, verifiers
+from dragoman.agents.orchestrator import question_of, user
+from dragoman.core import (
+    Capabilities,
+    ChatRequest,
+    ChatResponse,
+    Finish,
+    StreamEvent,
+    TextDelta,
+    Usage,
+    UsageUpdate,
+    acollect,
+)
+from dragoman.providers.base import LlmProvider
+
+#: text deltas per model answer (1: like tako's ``providers.Fake``, which never streams)
+DELTAS = 1
+
+#: what every run is asked
+PROMPT = [user("Write code to sort a list")]
+
+
+@dataclass
+class Instant:
+    """A provider that answers at once with ``reply(request)``, in ``DELTAS`` deltas."""
+
+    name: str
+    reply: Callable[[ChatRequest], str]
+    calls: int = 0
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities()
+
+    async def count_tokens(self, req: ChatRequest) -> int | None:
+        return None
+
+    async def aclose(self) -> None:
+        pass
+
+    async def complete(self, req: ChatRequest) -> ChatResponse:
+        return await acollect(self.stream(req), "x", self.name)
+
+    async def stream(self, req: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        self.calls += 1
+        text = self.reply(req)
+        size = max(1, -(-len(text) // DELTAS))
+        for i in range(0, len(text), size):
+            yield TextDelta(text=text[i:i + size])
+        yield UsageUpdate(usage=Usage(input_tokens=10, output_tokens=5))
+        yield Finish()
+
+
+PLAN = json.dumps({"thought": "split", "dispatch": [
+    {"worker": "code", "task": "write merge sort"},
+    {"worker": "math", "task": "analyse #1", "sees": [1]}], "halt": False})
+HALT = json.dumps({"halt": True, "final_answer": "Merge sort, O(n log n)."})
+
+
+def _coordinator(req: ChatRequest) -> str:
+    return HALT if question_of(req).startswith("Worker results:") else PLAN
+
+
+def _role(req: ChatRequest) -> str:
+    system = " ".join(p.text for p in req.system or [] if hasattr(p, "text"))
+    if "Verifier" in system:
+        return "VERDICT: ACCEPT"
+    return "a plan or an answer of some length, about sorting lists"
+
+
+def _answer(req: ChatRequest) -> str:
+    return "an answer of medium length that never has the magic word"
+
+
+def build() -> dict[str, tuple[LlmProvider, list[Instant]]]:
+    coord, worker, model = (Instant("coord", _coordinator), Instant("w", _answer),
+                            Instant("m", _answer))
+    roles = Instant("roles", _role)
+    cands = [Instant("c1", _answer), Instant("c2", _answer)]
+    never = verifiers.RuleBased(min_chars=10, pattern="MAGIC")
+    return {
+        "single (1 call)": (SingleAgent(model, owns_provider=False), [model]),
+        "conductor (plan, 2 workers, halt)": (
+            Conductor(coord, {"code": worker, "math": worker}, verifier=never), [coord, worker]),
+        "trinity (thinker, worker, verifier)": (
+            Trinity({"thinker": roles, "worker": roles, "verifier": roles},
+                    routers.RegexRouter()), [roles]),
+        "self_caller (4 iterations)": (
+            SelfCaller(model, guards.RuleBased(min_chars=10 ** 6), max_depth=3), [model]),
+        "ab_mcts (16 iterations, 3 models)": (
+            AbMcts(model, never, candidates=cands, max_iterations=16, seed=1),
+            [model, *cands]),
+    }
+
+
+async def _bare(provider: Instant, runs: int) -> float:
+    """CPU seconds of consuming one bare stream of ``provider`` (subtracted per call)."""
+    req = ChatRequest(model="m", messages=PROMPT)
+    t0 = time.process_time()
+    for _ in range(runs):
+        async for _ev in provider.stream(req):
+            pass
+    return (time.process_time() - t0) / runs
+
+
+async def main(runs: int) -> None:
+    bare = await _bare(Instant("b", _answer), runs * 10)
+    print(f"bare instant provider stream: {bare * 1e6:.1f} µs CPU per call (subtracted)\n")
+    print(f"{'orchestrator':40} {'run µs':>9} {'calls':>6} {'µs/call':>8}  (own work)")
+    for label, (orch, instants) in build().items():
+        req = ChatRequest(model="o", messages=PROMPT)
+        for _ in range(3):  # warm up
+            async for _ev in orch.stream(req):
+                pass
+        for i in instants:
+            i.calls = 0
+        t0 = time.process_time()
+        for _ in range(runs):
+            async for _ev in orch.stream(req):
+                pass
+        cpu = (time.process_time() - t0) / runs
+        calls = sum(i.calls for i in instants) / runs
+        own = cpu - calls * bare
+        print(f"{label:40} {cpu * 1e6:9.0f} {calls:6.1f} {own / calls * 1e6:8.1f}"
+              + (f"   search adds {own * 1e3:.2f} ms" if "ab_mcts" in label else ""))
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=300)
+    ap.add_argument("--deltas", type=int, default=1,
+                    help="text deltas per answer (each one is scored and relayed)")
+    args = ap.parse_args()
+    DELTAS = args.deltas
+    asyncio.run(main(args.runs))

@@ -1,0 +1,291 @@
+"""What every orchestrator shares: the ``LlmProvider`` face, one algorithm behind both
+``stream()`` and ``complete()``/``run()``, summed usage, and calling an inner model.
+
+An orchestrator subclass writes one async generator, ``_run(req, run)``, that yields agent
+events (``StepStart``, ``AgentToolCall``/``AgentToolResult``, ``VerifierScore``,
+``Recursion``, ``CandidateDelta``) and the answer's ``TextDelta``s, adds every inner call's
+usage to ``run`` and counts its steps there. The base turns that into a provider stream
+(cumulative ``UsageUpdate``s, one ``Finish``), and ``complete()``/``run()`` fold the very
+same stream, so a streamed answer always equals the non-streamed one.
+
+Cancellation: an orchestrator's stream is an async generator; closing it (the client left)
+closes the inner model streams it is reading, and orchestrators that run work in tasks
+cancel and await them in ``finally`` blocks — nothing keeps running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from ..core import (
+    AgentToolCall,
+    AgentToolResult,
+    CandidateDelta,
+    Capabilities,
+    ChatRequest,
+    ChatResponse,
+    DragomanError,
+    Finish,
+    Message,
+    Recursion,
+    StepStart,
+    StopReason,
+    StreamError,
+    StreamEvent,
+    Text,
+    TextDelta,
+    UpstreamError,
+    Usage,
+    UsageUpdate,
+    VerifierScore,
+    acollect,
+    new_id,
+)
+from ..providers.base import LlmProvider
+
+_replace = msgspec.structs.replace
+
+#: Events of a nested orchestrator that an outer one may pass on to its client.
+NESTED_EVENTS = (StepStart, AgentToolCall, AgentToolResult, VerifierScore, Recursion,
+                 CandidateDelta)
+
+
+@dataclass
+class RunState:
+    """What one run accumulates: usage of every inner call, steps, how it ended."""
+
+    usage: Usage = field(default_factory=Usage)
+    steps: int = 0
+    stop_reason: StopReason = StopReason.END_TURN
+
+    def add(self, usage: Usage) -> UsageUpdate:
+        """Count an inner call's usage; the event to pass on (cumulative, like providers)."""
+        self.usage = self.usage + usage
+        return UsageUpdate(usage=self.usage)
+
+
+@dataclass(frozen=True)
+class Result:
+    """A finished run: the answer's ``text``, the summed ``usage`` of every inner call, and
+    ``steps`` (what a step is depends on the orchestrator: coordinator turns, Trinity
+    turns, SelfCaller iterations, AbMcts rollouts)."""
+
+    text: str
+    usage: Usage
+    steps: int
+    stop_reason: StopReason = StopReason.END_TURN
+
+
+@dataclass
+class Turn:
+    """One inner call's outcome, filled by ``relay``."""
+
+    text: str = ""
+    usage: Usage = field(default_factory=Usage)
+    stop_reason: StopReason | None = None
+
+
+def text_of(messages: Sequence[Message]) -> str:
+    """The text parts of messages, joined (what a judge or router reads)."""
+    return "\n".join(p.text for m in messages for p in m.content if isinstance(p, Text))
+
+
+def question_of(req: ChatRequest) -> str:
+    """The client's last user message as text: the question a verifier judges against."""
+    for m in reversed(req.messages):
+        if m.role == "user":
+            text = text_of([m])
+            if text:
+                return text
+    return text_of(req.messages)
+
+
+def user(text: str) -> Message:
+    return Message(role="user", content=[Text(text=text)])
+
+
+def assistant(text: str) -> Message:
+    return Message(role="assistant", content=[Text(text=text)])
+
+
+def inner_request(req: ChatRequest, messages: list[Message], *,
+                  system: str | None = None, keep_system: bool = True,
+                  temperature: float | None = None) -> ChatRequest:
+    """A request for an inner model: the client's sampling settings, ``messages``, the
+    orchestrator's ``system`` text before the client's (dropped with ``keep_system=False``);
+    the client's tools are not offered (inner models answer the orchestrator, not the
+    client), and nothing of the outer turn's storage or chaining comes along."""
+    parts = [Text(text=system)] if system else []
+    if keep_system:
+        parts += req.system or []
+    return _replace(req, messages=messages, system=parts or None, tools=None,
+                    tool_choice=None, parallel_tool_calls=None, stream=True,
+                    previous_response_id=None, response_format=None,
+                    temperature=req.temperature if temperature is None else temperature)
+
+
+async def relay(provider: LlmProvider, req: ChatRequest, turn: Turn, *,
+                forward: tuple[type, ...] = ()) -> AsyncGenerator[StreamEvent, None]:
+    """Stream one inner call: yields its non-empty ``TextDelta``s and the nested agent
+    events whose types are in ``forward``; fills ``turn`` (text, usage, stop reason).
+    Raises the call's error; closing this generator closes the inner stream."""
+    parts: list[str] = []
+    stream = provider.stream(req)
+    try:
+        async for ev in stream:
+            if isinstance(ev, TextDelta):
+                if ev.text:
+                    parts.append(ev.text)
+                    yield ev
+            elif isinstance(ev, UsageUpdate):
+                turn.usage = ev.usage
+            elif isinstance(ev, Finish):
+                turn.stop_reason = ev.stop_reason
+                break
+            elif isinstance(ev, StreamError):
+                raise ev.error
+            elif forward and isinstance(ev, forward):
+                yield ev
+    finally:
+        turn.text = "".join(parts)
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    if turn.stop_reason is None:
+        raise UpstreamError("the model's stream ended early")
+
+
+async def call(provider: LlmProvider, req: ChatRequest) -> Turn:
+    """One inner call, read to the end (its text is not shown to the client)."""
+    turn = Turn()
+    async with contextlib.aclosing(relay(provider, req, turn)) as events:
+        async for _ in events:
+            pass
+    return turn
+
+
+class Orchestrator:
+    """Base of the orchestrators; see the module docstring. ``providers`` are the inner
+    models and orchestrators, closed by ``aclose`` when ``owns_providers``."""
+
+    name: str = "orchestrator"
+
+    def __init__(self, *, name: str, providers: Iterable[LlmProvider],
+                 owns_providers: bool) -> None:
+        self.name = name
+        self._providers = list({id(p): p for p in providers}.values())  # one close each
+        self.owns_providers = owns_providers
+
+    # --- what a subclass writes ---------------------------------------------------------
+
+    def _run(self, req: ChatRequest, run: RunState) -> AsyncGenerator[StreamEvent, None]:
+        raise NotImplementedError
+
+    # --- LlmProvider ----------------------------------------------------------------------
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities()
+
+    async def count_tokens(self, req: ChatRequest) -> int | None:
+        return None
+
+    async def aclose(self) -> None:
+        if self.owns_providers:
+            for p in self._providers:
+                await p.aclose()
+
+    async def stream(self, req: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        run = RunState()
+        # Step starts are held back until something else happens, so a failure of the
+        # first inner call is raised (the client gets a proper HTTP error) rather than
+        # reported in-band after a bare step frame.
+        held: list[StreamEvent] = []
+        started = False
+        async with contextlib.aclosing(self._run(req, run)) as events:
+            try:
+                async for ev in events:
+                    if not started:
+                        if isinstance(ev, StepStart):
+                            held.append(ev)
+                            continue
+                        started = True
+                        for h in held:
+                            yield h
+                    yield ev
+            except DragomanError as e:
+                if not started:
+                    raise
+                yield StreamError(error=e)
+                return
+        if not started:
+            for h in held:
+                yield h
+        yield UsageUpdate(usage=run.usage)
+        yield Finish(stop_reason=run.stop_reason)
+
+    async def complete(self, req: ChatRequest) -> ChatResponse:
+        async with contextlib.aclosing(self.stream(req)) as events:
+            return await acollect(events, new_id("agent-"), req.model)
+
+    async def run(self, prompt: str | list[Message], *, system: str | None = None,
+                  **settings: Any) -> Result:
+        """Run on a prompt (or a conversation) and return the ``Result``; ``settings`` are
+        ``ChatRequest`` fields (``temperature``, ``max_tokens``…)."""
+        req = prompt_request(self.name, prompt, system, settings)
+        run = RunState()
+        parts: list[str] = []
+        async with contextlib.aclosing(self._run(req, run)) as events:
+            async for ev in events:
+                if isinstance(ev, TextDelta):
+                    parts.append(ev.text)
+        return Result(text="".join(parts), usage=run.usage, steps=run.steps,
+                      stop_reason=run.stop_reason)
+
+
+
+def prompt_request(model: str, prompt: str | list[Message], system: str | None,
+                   settings: dict[str, Any]) -> ChatRequest:
+    messages = [user(prompt)] if isinstance(prompt, str) else list(prompt)
+    return ChatRequest(model=model, messages=messages,
+                       system=[Text(text=system)] if system else None, **settings)
+
+
+async def run_stream(provider: LlmProvider, prompt: str | list[Message], *,
+                     system: str | None = None, **settings: Any) -> Result:
+    """Any provider's answer as a ``Result`` (``steps``: the ``StepStart`` events of its
+    stream — a SingleAgent's model calls)."""
+    req = prompt_request(getattr(provider, "name", "model"), prompt, system, settings)
+    parts: list[str] = []
+    usage = Usage()
+    steps = 0
+    stop = StopReason.END_TURN
+    async with contextlib.aclosing(_aiter(provider.stream(req))) as events:
+        async for ev in events:
+            if isinstance(ev, TextDelta):
+                parts.append(ev.text)
+            elif isinstance(ev, StepStart):
+                steps += 1
+            elif isinstance(ev, UsageUpdate):
+                usage = ev.usage
+            elif isinstance(ev, Finish):
+                stop = ev.stop_reason
+            elif isinstance(ev, StreamError):
+                raise ev.error
+    return Result(text="".join(parts), usage=usage, steps=steps, stop_reason=stop)
+
+
+async def _aiter(events: AsyncIterator[StreamEvent]) -> AsyncGenerator[StreamEvent, None]:
+    """``events`` as a generator that closes it (a provider's stream may be any async
+    iterator)."""
+    try:
+        async for ev in events:
+            yield ev
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -1,0 +1,47 @@
+"""Verifiers: score an answer in [0, 1] (1 = right). AbMcts searches by their scores, and
+Conductor and Trinity report them (``VerifierScore`` events) for each worker or turn.
+
+- ``RuleBased(min_chars=0, pattern=None)``: the fraction of rules the answer passes
+  (length, and the regex if given): 1.0, 0.5 or 0.0. Scores partial text too, at every
+  delta (cheap), so a client sees the score climb while an answer streams.
+- ``LlmJudge(judge, rubric=…)``: a judge model reads the rubric, the question and the
+  answer and replies with a score (parsed robustly: ``0.83``, ``Score: 0.42``, ``85%``,
+  ``7/10``; out of range clamped; no number → 0.5) and feedback, which AbMcts hands to
+  the next refinement. Its usage counts in the orchestrator's. Judges partial text only
+  with ``streaming_min_chars`` (every ``streaming_every_n``-th delta).
+"""
+
+from __future__ import annotations
+
+from .judging import DEFAULT_RUBRIC, Judgement, ModelJudge, Rules, Scorer
+
+
+class RuleBased:
+    """See the module docstring."""
+
+    def __init__(self, *, min_chars: int = 0, pattern: str | None = None) -> None:
+        self.rules = Rules(min_chars=min_chars, pattern=pattern)
+
+    def __repr__(self) -> str:
+        return f"verifiers.RuleBased(min_chars={self.rules.min_chars}, " \
+               f"pattern={self.rules.pattern!r})"
+
+    def _judge(self, text: str) -> Judgement:
+        failed = self.rules.failures(text)
+        return Judgement(score=1.0 - len(failed) / self.rules.count,
+                         feedback="; ".join(failed))
+
+    async def score(self, question: str, answer: str) -> Judgement:
+        return self._judge(answer)
+
+    async def score_partial(self, question: str, text: str, deltas: int) -> Judgement | None:
+        return self._judge(text)
+
+
+class LlmJudge(ModelJudge):
+    """See the module docstring."""
+
+
+Verifier = Scorer
+
+__all__ = ["DEFAULT_RUBRIC", "Judgement", "LlmJudge", "RuleBased", "Verifier"]

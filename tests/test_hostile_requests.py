@@ -158,6 +158,18 @@ def test_a_repeated_credential_header_is_refused(
     assert KEY not in r.text
 
 
+def test_a_repeated_credential_header_is_refused_by_an_open_gateway_too(
+        tmp_path: Path) -> None:
+    with run_gateway({"models": CONFIG["models"]}, tmp_path) as base:  # no keys: anyone
+        r = httpx.post(base + CHAT[0], json=CHAT[1], timeout=30,
+                       headers=[("x-api-key", "a"), ("x-api-key", "b")])
+        assert r.status_code == 400, r.text
+        assert error_of("openai", r)["message"] == (
+            "The request carries more than one 'x-api-key' header: send exactly one.")
+        assert httpx.post(base + CHAT[0], json=CHAT[1], timeout=30,
+                          headers=[("x-api-key", "a")]).status_code == 200
+
+
 def test_one_of_each_credential_header_is_served(gateway: tuple[str, Path]) -> None:
     r = httpx.post(gateway[0] + CHAT[0], json=CHAT[1], timeout=30,
                    headers=[("authorization", f"Bearer {KEY}"), ("x-api-key", KEY)])

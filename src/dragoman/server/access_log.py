@@ -24,10 +24,6 @@ log = logging.getLogger("dragoman.access")
 SCOPE_KEY = "dragoman.access"
 
 
-def enabled() -> bool:
-    return log.isEnabledFor(logging.INFO)
-
-
 class AccessLine:
     __slots__ = ("_start", "meter", "method", "model", "outcome", "path", "status")
 
@@ -61,6 +57,6 @@ class AccessLine:
         status = self.status or "-"  # (none: the client left before any answer)
         log.info("access method=%s path=%s status=%s model=%s deployment=%s outcome=%s "
                  "duration_ms=%.1f", self.method, logfmt_value(self.path[:200]), status,
-                 logfmt_value(self.model), logfmt_value(deployment), outcome,
+                 logfmt_value(self.model[:200]), logfmt_value(deployment), outcome,
                  (time.perf_counter() - self._start) * 1000)
 

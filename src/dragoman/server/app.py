@@ -156,17 +156,11 @@ class App:
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not access_log.enabled():
-            await self._answer(scope, receive, send)
-            return
-        line = scope[access_log.SCOPE_KEY] = access_log.AccessLine(scope)
-        try:
-            await self._answer(scope, receive, line.watch(send))
-        finally:
-            line.emit()
-
-    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
+        line = None
+        if access_log.log.isEnabledFor(logging.INFO):
+            line = scope[access_log.SCOPE_KEY] = access_log.AccessLine(scope)
+            send = line.watch(send)
         path = scope["path"]
         prefix = self.gw.path_prefix
         if prefix:  # mounted under a prefix: only paths below it are ours
@@ -175,15 +169,15 @@ class App:
             else:
                 path = _OUTSIDE_PREFIX
         parts = _split(path)
-        if not parts and method in ("HEAD", "GET"):
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"text/plain"),
-                                    (b"content-length", b"0")]})
-            await send({"type": "http.response.body", "body": b""})
-            return
         routes, params = _match(parts)
         dialect = _error_dialect(scope, parts)
         try:
+            if not parts and method in ("HEAD", "GET"):
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": [(b"content-type", b"text/plain"),
+                                        (b"content-length", b"0")]})
+                await send({"type": "http.response.body", "body": b""})
+                return
             if routes is None:
                 raise NotFound(f"Unknown request URL: {method} {scope['path'][:200]}. "
                                "Please check the URL and method.", code="unknown_url")
@@ -198,21 +192,21 @@ class App:
             principal = await self.gw.authenticate(scope) if needs_auth else None
             await handler(self.gw, principal, scope, receive, send, params)  # type: ignore[arg-type]
         except DragomanError as err:
-            _outcome(scope, err.kind.value)
+            if line is not None:
+                line.outcome = err.kind.value
             await send_error(send, dialect, err)
         except ClientGone:
-            _outcome(scope, "client_closed")
+            if line is not None:
+                line.outcome = "client_closed"
             return
         except Exception:
-            _outcome(scope, "internal_error")
+            if line is not None:
+                line.outcome = "internal_error"
             log.exception("unhandled error on %s %s", method, scope["path"])
             internal = UpstreamError("The server had an error while processing your request.",
                                      status=500)
             with contextlib.suppress(Exception):
                 await send_error(send, dialect, internal)
-
-
-def _outcome(scope: Scope, outcome: str) -> None:
-    line = scope.get(access_log.SCOPE_KEY)
-    if line is not None:
-        line.outcome = outcome
+        finally:
+            if line is not None:
+                line.emit()

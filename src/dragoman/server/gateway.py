@@ -81,9 +81,10 @@ class Gateway:
         self.agents_events: EventStyle = agents_events
 
     async def authenticate(self, scope: Scope) -> Principal:
+        info = request_info(scope)  # (refuses a repeated credential even when none counts)
         if self.auth is None:
             return ANONYMOUS
-        return await self.auth.resolve(request_info(scope))
+        return await self.auth.resolve(info)
 
     def app(self) -> object:
         from .app import App

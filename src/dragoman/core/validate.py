@@ -29,10 +29,14 @@ def validate_request(req: ChatRequest) -> None:
     base64, or the first function tool whose ``parameters`` is not a JSON Schema."""
     for m in req.messages:
         for p in m.content:
-            _check_part(p)
+            if isinstance(p, _CHECKED):  # (text, the common case, costs one test)
+                _check_part(p)
     for t in req.tools or ():
         if t.parameters is not None:
             _check_tool(t)
+
+
+_CHECKED = (Image, File, ToolResult)
 
 
 def _check_part(p: Part) -> None:

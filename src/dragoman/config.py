@@ -450,7 +450,8 @@ def build_gateway(cfg: Config) -> Gateway:
                    for d in _deployments(i, m, fetch_policy, created)]
     policies = {m.name: m.route_policy() for m in models}
     table = ModelTable(deployments, policies)
-    sessions = open_store(cfg.sessions.settings())
+    settings = cfg.sessions.settings()
+    sessions = open_store(settings)
     turns = StoredTurns(sessions)  # a client-tool follow-up may reach any worker or host
     by_name = {r.name: r for r in table.routes()}
     for i, a in enumerate(cfg.agents):
@@ -458,7 +459,7 @@ def build_gateway(cfg: Config) -> Gateway:
             # The model's own deployment closes the shared provider; the agent's model
             # calls go through that model's route (retries, fallbacks, breakers).
             agent = build_agent(a, RoutedProvider(table, by_name[a.model]),
-                                owns_provider=False, turns=turns)
+                                owns_provider=False, turns=turns, ttl=settings.ttl)
         except AgentSpecError as e:
             raise ConfigError(f"invalid configuration: {e.message} - at "
                               f"`$.agents[{i}]{e.where}`") from None

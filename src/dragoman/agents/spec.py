@@ -7,7 +7,10 @@ agents:
     model: claude               # a name from `models:` (or an agent defined above)
     system: You are a careful coding agent.
     max_steps: 20
-    workspace: /srv/agent-work  # root of the file tools, cwd of bash
+    workspace: /srv/agent-work  # root: each tenant+thread gets its own directory below it
+    sandbox: bwrap              # default; `none` runs bash & MCP servers unsandboxed (warned)
+    mcp_servers:                # tool sources, see dragoman.agents.mcp
+      - {name: notes, kind: stdio, command: python3, args: [notes_server.py]}
     tools:
       - read_file
       - edit_file
@@ -19,16 +22,23 @@ agents:
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import logging
 from typing import Any, Literal
 
 import msgspec
 
 from ..providers.base import LlmProvider
-from .builtin import BuiltinError, build_builtin
+from .builtin import Builtin, BuiltinError, build_builtin, builtin_options
+from .mcp import McpHub, McpServerSpec, check_specs
+from .sandbox import SandboxError, SandboxKind, SandboxLimits, SandboxPolicy, make_sandbox
 from .single import SingleAgent
+from .toolbox import ThreadToolbox
 from .tools import Tool
 from .turns import TurnStore
-from .workspace import Workspace
+from .workspaces import ThreadWorkspaces, WorkspaceQuota
+
+log = logging.getLogger("dragoman.agents")
 
 
 class AgentSpecError(ValueError):
@@ -50,6 +60,14 @@ class AgentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tools: list[str | dict[str, Any]] = msgspec.field(default_factory=list)
     parallel_tool_calls: bool = True
     tool_timeout: float | None = 600.0
+    # Per-thread workspaces and their sandbox (README "Agent workspaces and sandboxes").
+    sandbox: SandboxKind | None = None
+    network: bool = False
+    sandbox_paths: list[str] = msgspec.field(default_factory=list)
+    limits: SandboxLimits = msgspec.field(default_factory=SandboxLimits)
+    quota: WorkspaceQuota = msgspec.field(default_factory=WorkspaceQuota)
+    workspace_template: str | None = None
+    mcp_servers: list[McpServerSpec] = msgspec.field(default_factory=list)
 
 
 def _import(target: str) -> Any:
@@ -65,15 +83,11 @@ def _import(target: str) -> Any:
     return obj
 
 
-def build_tools(spec: AgentSpec) -> list[Any]:
-    """The spec's tool entries → tools (built-ins, imported functions or Tool objects)."""
-    workspace: Workspace | None = None
-    if spec.workspace is not None:
-        try:
-            workspace = Workspace(spec.workspace)
-        except ValueError as e:
-            raise AgentSpecError(str(e), ".workspace") from None
-    out: list[Any] = []
+def _tool_entries(spec: AgentSpec) -> tuple[list[Any], list[tuple[str, Builtin, Any]]]:
+    """The spec's tool entries → (tools every thread shares: imported functions or Tool
+    objects, built-ins without a workspace; built-ins made per workspace, validated)."""
+    shared: list[Any] = []
+    per_workspace: list[tuple[str, Builtin, Any]] = []
     for i, entry in enumerate(spec.tools):
         where = f".tools[{i}]"
         if isinstance(entry, str):
@@ -90,29 +104,87 @@ def build_tools(spec: AgentSpec) -> list[Any]:
                 obj = _import(options)
                 if not (isinstance(obj, Tool) or callable(obj)):
                     raise AgentSpecError(f"{options!r} is neither a Tool nor a function")
-                out.append(obj)
+                shared.append(obj)
             else:
                 if options is not None and not isinstance(options, dict):
                     raise AgentSpecError(f"the options of tool {name!r} must be a mapping")
-                out.append(build_builtin(name, options, workspace))
+                builtin, opts = builtin_options(name, options)
+                if not builtin.needs_workspace:
+                    shared.append(build_builtin(name, options, None))
+                elif spec.workspace is None:
+                    raise AgentSpecError(f"tool {name!r} needs a `workspace` directory")
+                else:
+                    per_workspace.append((name, builtin, opts))
         except (BuiltinError, TypeError) as e:
             raise AgentSpecError(str(e), where) from None
         except AgentSpecError as e:
             raise AgentSpecError(e.message, where) from None
-    return out
+    return shared, per_workspace
+
+
+def build_tools(spec: AgentSpec) -> list[Any]:
+    """The tools of an agent without per-thread workspaces (no ``workspace:``)."""
+    shared, per_workspace = _tool_entries(spec)
+    assert not per_workspace
+    return shared
+
+
+def _policy(spec: AgentSpec,
+            per_workspace: list[tuple[str, Builtin, Any]]) -> SandboxPolicy | None:
+    """The sandbox of an agent whose tools start processes (bash, stdio MCP servers)."""
+    starts_processes = any(b.starts_processes for _, b, _ in per_workspace) \
+        or any(m.kind == "stdio" for m in spec.mcp_servers)
+    if not starts_processes:
+        return None
+    try:
+        sandbox = make_sandbox(spec.sandbox)
+    except SandboxError as e:
+        raise AgentSpecError(str(e), ".sandbox") from None
+    if sandbox.kind == "none":
+        log.warning("agent %r runs bash and MCP servers WITHOUT a sandbox (`sandbox: none`): "
+                    "they can read everything the server's user can", spec.name)
+    return SandboxPolicy(sandbox, network=spec.network, ro_paths=tuple(spec.sandbox_paths),
+                         limits=spec.limits)
+
+
+def build_toolbox(spec: AgentSpec, ttl: float | None = None) -> ThreadToolbox:
+    """The per-thread tools of an agent with a ``workspace:`` root; ``ttl``: the sessions
+    TTL, after which an unused thread's workspace is removed."""
+    assert spec.workspace is not None
+    problem = check_specs(spec.mcp_servers)
+    if problem is not None:
+        raise AgentSpecError(problem, ".mcp_servers")
+    if spec.mcp_servers and importlib.util.find_spec("mcp") is None:
+        raise AgentSpecError("`mcp_servers` need the MCP SDK: pip install 'dragoman[mcp]'",
+                             ".mcp_servers")
+    shared, per_workspace = _tool_entries(spec)
+    policy = _policy(spec, per_workspace)
+    try:
+        workspaces = ThreadWorkspaces(spec.workspace, quota=spec.quota,
+                                      template=spec.workspace_template, ttl=ttl)
+    except ValueError as e:
+        raise AgentSpecError(str(e), ".workspace") from None
+    mcp = McpHub(spec.mcp_servers, policy) if spec.mcp_servers else None
+    return ThreadToolbox(workspaces, shared=shared, per_workspace=per_workspace,
+                         policy=policy, mcp=mcp, timeout=spec.tool_timeout)
 
 
 def build_agent(spec: AgentSpec, provider: LlmProvider, *, owns_provider: bool = False,
-                turns: TurnStore | None = None) -> SingleAgent:
+                turns: TurnStore | None = None, ttl: float | None = None) -> SingleAgent:
     """One orchestrator from its config entry, running on ``provider``; ``turns`` keeps
-    the hidden part of turns that end with client tool calls (in memory when None)."""
+    the hidden part of turns that end with client tool calls (in memory when None);
+    ``ttl``: the sessions TTL (thread workspaces expire with it)."""
     if spec.max_steps < 1:
         raise AgentSpecError("max_steps must be at least 1", ".max_steps")
-    tools = build_tools(spec)
+    if spec.mcp_servers and spec.workspace is None:
+        raise AgentSpecError("`mcp_servers` need a `workspace` root (each thread's servers "
+                             "run in its workspace)", ".mcp_servers")
+    toolbox = build_toolbox(spec, ttl) if spec.workspace is not None else None
+    tools = toolbox.shared if toolbox is not None else build_tools(spec)
     try:
         return SingleAgent(provider, tools, system=spec.system, max_steps=spec.max_steps,
                            name=spec.name, parallel_tool_calls=spec.parallel_tool_calls,
                            tool_timeout=spec.tool_timeout, owns_provider=owns_provider,
-                           turns=turns)
+                           turns=turns, toolbox=toolbox)
     except (TypeError, ValueError) as e:  # two tools with one name, a bad function
         raise AgentSpecError(str(e), ".tools") from None

@@ -85,6 +85,7 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
     req.tenant = principal.tenant_id  # scopes what an agent keeps between requests
 
     async with conversation(gw, dialect, principal, req, route, scope) as conv:
+        req.thread = conv.key  # an agent's workspace belongs to the thread
         meter = RequestMeter(gw.usage, principal, route, dialect, req)
         admission = await gw.limiter.admit(principal, route, req) \
             if gw.limiter is not None else ADMIT_ALL

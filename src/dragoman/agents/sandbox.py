@@ -141,10 +141,12 @@ class Bwrap:
             unshare, drop = ["--unshare-all"], []
         if network:
             unshare = [u for u in unshare if u != "--unshare-net"] + ["--share-net"]
-        args = [self.binary, *unshare, "--die-with-parent", "--new-session", *_system_binds()]
+        # Directories bwrap creates are 0700 root's: the dropped uid needs to enter them.
+        args = [self.binary, *unshare, "--die-with-parent", "--new-session", *_system_binds(),
+                "--perms", "0755", "--dir", "/etc"]
         for path in (*_ETC, *(_ETC_NETWORK if network else ())):
             args += ["--ro-bind-try", path, path]
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
         for path in ro_paths:
             args += ["--ro-bind", path, path]
         args += ["--bind", str(workspace), SANDBOX_HOME, "--chdir", SANDBOX_HOME, "--"]

@@ -9,8 +9,8 @@ clock sits outside ``files`` where a sandboxed command cannot touch it.
 A request without a thread key gets a fresh workspace, removed when the request ends.
 A thread's workspace is created on first use, kept across turns and restarts (it is just a
 directory: workers sharing the storage share it), and removed once unused for the
-sessions TTL (swept at most once a minute while agents run) or by ``dragoman sessions
-purge``.
+sessions TTL (swept at most once a minute, or twice a TTL if shorter, while agents run)
+or by ``dragoman sessions purge``.
 
 Quotas (``WorkspaceQuota``): bytes and files per workspace, checked by the file tools
 before they write and by ``bash`` after each command; workspaces per tenant, checked when a
@@ -191,7 +191,7 @@ class ThreadWorkspaces:
 
     async def _maybe_sweep(self) -> None:
         now = time.monotonic()
-        if self.ttl is None or now - self._last_sweep < SWEEP_EVERY:
+        if self.ttl is None or now - self._last_sweep < min(SWEEP_EVERY, self.ttl / 2):
             return
         self._last_sweep = now
         await asyncio.to_thread(purge_workspaces, self.root, self.ttl)

@@ -274,8 +274,11 @@ class McpHub:
         try:
             await conn.start()
         except Exception as e:
+            cause: BaseException = e
+            while isinstance(cause, BaseExceptionGroup) and cause.exceptions:  # anyio
+                cause = cause.exceptions[0]
             raise UpstreamError(f"MCP server {spec.name!r} did not start: "
-                                f"{type(e).__name__}: {str(e)[:300]}") from None
+                                f"{type(cause).__name__}: {str(cause)[:300]}") from None
         self._conns[key] = conn
         return conn
 

@@ -147,7 +147,12 @@ class Bwrap:
         for path in (*_ETC, *(_ETC_NETWORK if network else ())):
             args += ["--ro-bind-try", path, path]
         args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+        made = {"/", "/etc", "/usr"}
         for path in ro_paths:
+            for parent in reversed(Path(path).parents):
+                if str(parent) not in made:
+                    made.add(str(parent))
+                    args += ["--perms", "0755", "--dir", str(parent)]
             args += ["--ro-bind", path, path]
         args += ["--bind", str(workspace), SANDBOX_HOME, "--chdir", SANDBOX_HOME, "--"]
         return [*args, *drop, *_prlimit(limits, file_bytes, per_uid=owner is not None), *argv]

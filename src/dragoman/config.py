@@ -17,7 +17,14 @@ from typing import Annotated, Any, Literal
 import msgspec
 import yaml
 
-from .agents.spec import AgentSpec, AgentSpecError, build_agent
+from .agents.spec import (
+    AgentSpecError,
+    AnyAgentSpec,
+    HarnessSpec,
+    build_agent,
+    build_harness,
+    with_kinds,
+)
 from .auth import AuthResolver
 from .auth.settings import AuthConfig, AuthConfigError, build_resolver
 from .core import Capabilities, ErrorKind
@@ -286,7 +293,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     auth: AuthConfig | None = None
     fetch: FetchConfig = msgspec.field(default_factory=FetchConfig)
     models: list[ModelConfig] = msgspec.field(default_factory=list)
-    agents: list[AgentSpec] = msgspec.field(default_factory=list)
+    agents: list[AnyAgentSpec] = msgspec.field(default_factory=list)
     sessions: SessionsConfig = msgspec.field(default_factory=lambda: SessionsConfig())
     limits: LimitsConfig | None = None
 
@@ -341,7 +348,10 @@ def parse_config(data: Any) -> Config:
     if not isinstance(data, dict):
         raise ConfigError("the configuration must be a mapping at the top level")
     try:
-        cfg = msgspec.convert(_split_model_options(_interpolate(data, "$")), Config)
+        data = _split_model_options(_interpolate(data, "$"))
+        if "agents" in data:
+            data = {**data, "agents": with_kinds(data["agents"])}  # kind: single by default
+        cfg = msgspec.convert(data, Config)
     except msgspec.ValidationError as e:
         raise ConfigError(f"invalid configuration: {e}".replace(".options", "")) from None
     names = [m.name for m in cfg.models]
@@ -458,8 +468,13 @@ def build_gateway(cfg: Config) -> Gateway:
         try:
             # The model's own deployment closes the shared provider; the agent's model
             # calls go through that model's route (retries, fallbacks, breakers).
-            agent = build_agent(a, RoutedProvider(table, by_name[a.model]),
-                                owns_provider=False, turns=turns, ttl=settings.ttl)
+            agent: LlmProvider
+            if isinstance(a, HarnessSpec):  # the CLI calls the gateway back for its model
+                agent = build_harness(a, default_key=next(iter(cfg.server.api_keys), None),
+                                      ttl=settings.ttl)
+            else:
+                agent = build_agent(a, RoutedProvider(table, by_name[a.model]),
+                                    owns_provider=False, turns=turns, ttl=settings.ttl)
         except AgentSpecError as e:
             raise ConfigError(f"invalid configuration: {e.message} - at "
                               f"`$.agents[{i}]{e.where}`") from None

@@ -24,19 +24,22 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import os
+import shutil
 from typing import Any, Literal
 
 import msgspec
 
 from ..providers.base import LlmProvider
 from .builtin import Builtin, BuiltinError, build_builtin, builtin_options
+from .harness import CLIS, HarnessAgent, HarnessKind
 from .mcp import McpHub, McpServerSpec, check_specs
 from .sandbox import SandboxError, SandboxKind, SandboxLimits, SandboxPolicy, make_sandbox
 from .single import SingleAgent
 from .toolbox import ThreadToolbox
 from .tools import Tool
 from .turns import TurnStore
-from .workspaces import ThreadWorkspaces, WorkspaceQuota
+from .workspaces import ThreadWorkspaces, WorkspaceQuota, default_workspace_root
 
 log = logging.getLogger("dragoman.agents")
 
@@ -50,10 +53,10 @@ class AgentSpecError(ValueError):
         self.where = where
 
 
-class AgentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class AgentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, tag_field="kind",
+                tag="single"):
     name: str
     model: str
-    kind: Literal["single"] = "single"
     system: str | None = None
     max_steps: int = 10
     workspace: str | None = None
@@ -188,3 +191,94 @@ def build_agent(spec: AgentSpec, provider: LlmProvider, *, owns_provider: bool =
                            turns=turns, toolbox=toolbox)
     except (TypeError, ValueError) as e:  # two tools with one name, a bad function
         raise AgentSpecError(str(e), ".tools") from None
+
+
+#: A CLI is a JIT runtime with many threads: no address-space limit, room for threads.
+HARNESS_LIMITS = SandboxLimits(cpu_seconds=3600, memory_mb=None, processes=4096)
+
+class HarnessSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, tag_field="kind",
+                  tag="harness"):
+    """``kind: harness``: Codex CLI or Claude Code as the orchestrator (README "Harness
+    agents"). ``model`` is what the CLI asks this gateway for; ``harness_bin`` the CLI
+    (found on PATH by default); ``api_key`` the key it calls back with (default: the first
+    of ``server.api_keys``); ``workspace`` the root of the threads' workspaces (default:
+    ``$XDG_DATA_HOME/dragoman/workspaces/NAME``)."""
+
+    name: str
+    model: str
+    harness: HarnessKind
+    harness_bin: str | None = None
+    system: str | None = None
+    workspace: str | None = None
+    workspace_template: str | None = None
+    sandbox: SandboxKind | None = None
+    sandbox_paths: list[str] = msgspec.field(default_factory=list)
+    limits: SandboxLimits = msgspec.field(default_factory=lambda: HARNESS_LIMITS)
+    quota: WorkspaceQuota = msgspec.field(default_factory=WorkspaceQuota)
+    api_key: str | None = None
+    gateway_url: str | None = None
+    client_tools: Literal["refuse", "ignore"] = "refuse"
+    timeout: float = 1800.0
+
+    def __repr__(self) -> str:  # api_key is a secret
+        return f"HarnessSpec(name={self.name!r}, harness={self.harness!r})"
+
+
+AnyAgentSpec = AgentSpec | HarnessSpec
+
+
+def with_kinds(entries: Any) -> Any:
+    """The ``agents:`` entries with ``kind: single`` where left out (the default)."""
+    if not isinstance(entries, list):
+        return entries
+    return [{"kind": "single", **e} if isinstance(e, dict) and "kind" not in e else e
+            for e in entries]
+
+
+def _install_dir(binary: str) -> str | None:
+    """What the sandbox must see of a CLI outside /usr: its node_modules tree (the
+    npm-installed CLIs load their platform binary from a sibling package)."""
+    real = os.path.realpath(binary)
+    if real.startswith("/usr/"):
+        return None
+    parts = real.split(os.sep)
+    if "node_modules" in parts:
+        return os.sep.join(parts[:parts.index("node_modules") + 1])
+    return os.path.dirname(real)
+
+
+def build_harness(spec: HarnessSpec, *, default_key: str | None = None,
+                  ttl: float | None = None) -> HarnessAgent:
+    """A harness agent from its entry; a missing CLI is an error naming it."""
+    cli = CLIS[spec.harness]
+    wanted = spec.harness_bin or cli.binary
+    found = shutil.which(wanted)
+    if found is None:
+        raise AgentSpecError(f"the {spec.harness} harness needs {wanted!r}, which is not "
+                             "installed (or not on PATH; set `harness_bin:`)", ".harness_bin")
+    binary = os.path.realpath(found)  # symlinks (npm's .bin) may point outside the sandbox
+    root = spec.workspace or str(default_workspace_root() / spec.name)
+    if spec.workspace is None:
+        os.makedirs(root, exist_ok=True)
+    try:
+        workspaces = ThreadWorkspaces(root, quota=spec.quota,
+                                      template=spec.workspace_template, ttl=ttl)
+    except ValueError as e:
+        raise AgentSpecError(str(e), ".workspace") from None
+    try:
+        sandbox = make_sandbox(spec.sandbox)
+    except SandboxError as e:
+        raise AgentSpecError(str(e), ".sandbox") from None
+    if sandbox.kind == "none":
+        log.warning("harness agent %r runs WITHOUT a sandbox (`sandbox: none`)", spec.name)
+    extra = _install_dir(binary)
+    # The CLI calls this gateway back for its model: it needs the network.
+    policy = SandboxPolicy(sandbox, network=True, limits=spec.limits,
+                           ro_paths=tuple([*spec.sandbox_paths, *([extra] if extra else [])]))
+    key = spec.api_key or default_key
+    if key is None:
+        raise AgentSpecError("a harness calls this gateway back: set `api_key:` (a key the "
+                             "gateway accepts)", ".api_key")
+    return HarnessAgent(cli, binary, model=spec.model, workspaces=workspaces, policy=policy,
+                        key=key, name=spec.name, system=spec.system, url=spec.gateway_url,
+                        client_tools=spec.client_tools, timeout=spec.timeout)

@@ -197,6 +197,14 @@ class ThreadWorkspaces:
         await asyncio.to_thread(purge_workspaces, self.root, self.ttl)
 
 
+def default_workspace_root() -> Path:
+    """``$XDG_DATA_HOME/dragoman/workspaces`` (``~/.local/share/…`` when unset), for agents
+    that name no ``workspace:``."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"),
+                                                            ".local", "share")
+    return Path(base) / "dragoman" / "workspaces"
+
+
 def purge_workspaces(root: str | os.PathLike[str], older_than: float) -> int:
     """Remove the workspaces below ``root`` unused for ``older_than`` seconds (and
     leftovers of requests that died before cleaning up); returns how many."""

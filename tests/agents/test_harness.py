@@ -20,7 +20,7 @@ from dragoman.agents.client import ToolCallResult, ToolCallStart, iter_events
 from dragoman.agents.harness.events import ClaudeCodeEvents, CodexEvents
 from dragoman.config import ConfigError, build_gateway, parse_config
 from dragoman.core import AgentToolCall, AgentToolResult, TextDelta
-from tests.cli_clients import BIN, binary
+from tests.cli_clients import BIN, binary, codex
 from tests.conftest import API_KEY
 from tests.gateway_proc import run_gateway
 
@@ -44,6 +44,10 @@ def harness_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
             {"name": "cx", "kind": "harness", "harness": "codex", "model": "dragoman/echo",
              "harness_bin": binary("codex"), "workspace": str(tmp / "roots"),
              "client_tools": "ignore"},
+            # for clients that always declare their own tools (the Codex CLI)
+            {"name": "cc-open", "kind": "harness", "harness": "claude_code",
+             "model": "claude-echo", "harness_bin": binary("claude"),
+             "workspace": str(tmp / "roots"), "client_tools": "ignore"},
         ],
     }
     with run_gateway(config, tmp) as base:
@@ -108,6 +112,20 @@ def test_codex_harness_through_the_responses_api(harness_gateway: tuple[str, Pat
     assert "codex-wrote" in r2.output_text
     [written] = root.glob("*/*/files/c.txt")
     assert written.read_text() == "codex-wrote\n"
+
+
+def test_a_codex_client_drives_a_claude_code_harness(harness_gateway: tuple[str, Path],
+                                                     tmp_path: Path) -> None:
+    base, root = harness_gateway
+    first = codex(base, tmp_path, '::tool Bash {"command": "echo from-codex > cx.txt && '
+                  'echo saved"}', model="cc-open", ephemeral=False)
+    assert "result: saved" in first.stdout, first.stderr[-2000:]
+    [written] = root.glob("*/*/files/cx.txt")
+    assert written.read_text() == "from-codex\n"
+    # `codex exec resume`: the same Codex session id, so the same thread and workspace
+    second = codex(base, tmp_path, "resume", "--last", '::tool Bash {"command": "cat cx.txt"}',
+                   model="cc-open", ephemeral=False)
+    assert "result: from-codex" in second.stdout, second.stderr[-2000:]
 
 
 def test_client_tools_are_refused_with_a_clear_error(

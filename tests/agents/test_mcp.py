@@ -23,6 +23,7 @@ from dragoman.agents.mcp import McpHub, McpServerSpec, McpTool
 from dragoman.agents.sandbox import SandboxPolicy, probe
 from dragoman.agents.tools import ToolError, ToolOutput
 from dragoman.agents.workspaces import ThreadWorkspaces
+from tests.cli_clients import codex
 from tests.conftest import API_KEY
 from tests.gateway_proc import free_port, run_gateway
 
@@ -196,3 +197,12 @@ async def test_tool_list_changed_refreshes_the_tools(tmp_path: Path, template: P
         assert await after["secret_door"].run({}) == "you found the secret door"
         # the same server process served both listings
         assert after["where"].conn is before["where"].conn
+
+
+def test_codex_cli_drives_an_agent_with_mcp_tools(mcp_gateway: str, tmp_path: Path) -> None:
+    done = codex(mcp_gateway, tmp_path, '::tool add_note {"text": "from codex"}',
+                 model="notes-agent")
+    assert "saved note 'from codex'" in done.stdout, done.stderr[-2000:]
+    done = codex(mcp_gateway, tmp_path, '::tool search {"query": "sandboxes"}',
+                 model="notes-agent")
+    assert "3 results for 'sandboxes'" in done.stdout, done.stderr[-2000:]

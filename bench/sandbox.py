@@ -81,10 +81,14 @@ async def main(runs: int) -> None:
             hub = McpHub([McpServerSpec(name="bench", kind="stdio", command=sys.executable,
                                         args=["server.py"])], policy)
             try:
+                start = time.perf_counter()
                 async with contextlib.AsyncExitStack() as stack:
                     [tool] = await hub.tools("bench", "thread", ws, set(), stack)
+                first = (time.perf_counter() - start) * 1000
                 rows.append(("MCP tools/call, warm stdio server in bwrap",
                              await _timed(lambda: tool.run({}), runs)))
+                rows.append(("MCP server start + tools/list (once per thread)",
+                             (first, first, float("nan"))))
             finally:
                 await hub.aclose()
     print(f"{'call':45} {'median ms':>10} {'p90 ms':>8} {'child CPU ms':>13}")

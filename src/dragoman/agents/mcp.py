@@ -58,7 +58,9 @@ class McpServerSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
     headers: dict[str, str] = msgspec.field(default_factory=dict)
     timeout: float = 60.0
     """Seconds per tool call."""
-    connect_timeout: float = 30.0
+    connect_timeout: float = 60.0
+    """Seconds to start the server and initialize the session (a Python server's imports
+    alone take seconds on a busy machine)."""
     idle: float = 600.0
     """Seconds without a call after which the thread's connection is closed."""
 

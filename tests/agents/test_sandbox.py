@@ -74,7 +74,9 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, P
     config = {
         "server": {"api_keys": [API_KEY, OTHER_KEY]},
         "models": [{"name": "dragoman/echo", "provider": "echo"}],
-        "agents": [_agent("box", root), _agent("netbox", tmp / "roots", network=True)],
+        "agents": [_agent("box", root), _agent("netbox", root, network=True),
+                   # only a client that leaves stops its commands (no timeout for a while)
+                   {**_agent("longbox", root), "tools": [{"bash": {"timeout": 300}}]}],
     }
     with run_gateway(config, tmp, env={ENV_MARKER: SECRET}) as base:
         yield base, root, secret
@@ -185,6 +187,11 @@ def test_fork_bombs_cpu_and_memory_hogs_are_stopped(box: tuple[str, Path, Path])
     text = bash(base, ":(){ :|:& };:; sleep 30", thread="bomb")
     assert "error" in text.lower()
     assert time.monotonic() - start < 30
+    uid = bash(base, "id -u", thread="bomb").rsplit("result: ", 1)[1].split()[0]
+    deadline = time.monotonic() + 20
+    while subprocess.run(["pgrep", "-u", uid], capture_output=True).stdout:  # all gone
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
     healthy(base)
     text = bash(base, "while :; do :; done", thread="cpu")
     assert "exit code 152" in text or "timed out" in text  # SIGXCPU after 3 s of CPU
@@ -252,3 +259,33 @@ def test_sandbox_none_is_warned_and_a_missing_bwrap_is_named(tmp_path: Path) -> 
         assert "result: /" in bash(base, "pwd")  # the real directory, not /workspace
     log = next(tmp_path.glob("dragoman-*.log")).read_text()
     assert "WITHOUT a sandbox" in log
+
+
+def test_a_client_that_leaves_kills_the_sandboxed_command(
+        box: tuple[str, Path, Path]) -> None:
+    base, root, _ = box
+    body = {"model": "longbox", "stream": True, "messages": [{"role": "user", "content": (
+        '::tool bash {"command": "echo up > started; sleep 120 & sleep 120; echo never"}')}]}
+    headers = {"authorization": f"Bearer {API_KEY}", "x-dragoman-thread-key": "leaver"}
+    deadline = time.monotonic() + 60
+    with httpx.stream("POST", base + "/v1/chat/completions", json=body, headers=headers,
+                      timeout=60) as r:
+        lines = r.iter_lines()
+        for line in lines:
+            if "dragoman.tool_call_start" in line:
+                break
+        while not list(root.glob("*/*/files/started")):  # the command is running…
+            if time.monotonic() > deadline:
+                pytest.fail("the command did not start: " + "\n".join(lines))
+            time.sleep(0.1)
+        [started] = root.glob("*/*/files/started")
+        uid = started.stat().st_uid  # the workspace's own uid runs only this command
+        if not subprocess.run(["pgrep", "-u", str(uid)], capture_output=True).stdout:
+            pytest.fail("the command is not running: " + "\n".join(lines))
+    # … and the client has left: everything it started is killed
+    deadline = time.monotonic() + 20
+    while (ps := subprocess.run(["pgrep", "-u", str(uid)], capture_output=True, text=True)
+           ).stdout.strip():
+        assert time.monotonic() < deadline, f"still running: {ps.stdout}"
+        time.sleep(0.2)
+    healthy(base)

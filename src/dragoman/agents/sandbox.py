@@ -242,3 +242,32 @@ class SandboxPolicy:
     def home(self, workspace: Path) -> str:
         """The workspace's path as the sandboxed process sees it."""
         return SANDBOX_HOME if self.sandbox.kind == "bwrap" else str(workspace)
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (children first), from ``/proc``: a sandbox's init runs
+    in a session of its own, so killing the caller's process group does not reach it, and
+    the parent-death signal bubblewrap sets is not something to rely on alone."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid …": comm may hold spaces and parentheses
+        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(name))
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            out.append(child)
+            todo.append(child)
+    return out

@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from ..sandbox import SandboxPolicy
+from ..sandbox import SandboxPolicy, descendants
 from ..tools import ToolError
 from ..workspace import Workspace
 from .files import _schema, _str_arg
@@ -40,6 +40,12 @@ class BashOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    """Kill the process group, and every process below the command in other sessions (a
+    sandbox's PID-namespace init: killing it ends everything in the sandbox)."""
+    if proc.returncode is None and proc.pid > 0:
+        for pid in descendants(proc.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
 

@@ -229,14 +229,17 @@ def test_too_many_workspaces_for_a_tenant(box: tuple[str, Path, Path]) -> None:
 def test_workspaces_survive_restarts_and_expire_with_the_thread(tmp_path: Path) -> None:
     root = tmp_path / "roots"
     root.mkdir()
-    config = {"models": [{"name": "dragoman/echo", "provider": "echo"}],
-              "agents": [_agent("box", root)],
-              "sessions": {"backend": "sqlite", "path": str(tmp_path / "s.db"), "ttl": "10s"}}
+    config: dict[str, Any] = {
+        "models": [{"name": "dragoman/echo", "provider": "echo"}],
+        "agents": [_agent("box", root)],
+        "sessions": {"backend": "sqlite", "path": str(tmp_path / "s.db"), "ttl": 0}}  # keep
     with run_gateway(config, tmp_path) as base:
         bash(base, "echo kept > k.txt", thread="durable")
     with run_gateway(config, tmp_path) as base:
         assert "result: kept" in bash(base, "cat k.txt", thread="durable")
-        time.sleep(10.5)
+    config["sessions"]["ttl"] = "3s"
+    with run_gateway(config, tmp_path) as base:
+        time.sleep(3.5)
         bash(base, "true", thread="another")  # a request sweeps expired workspaces
         assert "No such file" in bash(base, "cat k.txt", thread="durable")
     cfg_file = next(tmp_path.glob("dragoman-*.yaml"))

@@ -29,6 +29,9 @@ def _serve(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"dragoman: {problem}", file=sys.stderr)
         return 2
+    # Harness agents call the gateway back at this URL (README "Harness agents").
+    own_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    os.environ.setdefault("DRAGOMAN_SELF_URL", f"http://{own_host}:{port}")
     if args.config:
         # Worker processes build the gateway themselves from the same file.
         os.environ[CONFIG_ENV] = os.path.abspath(args.config)

@@ -8,7 +8,7 @@ import argparse
 from typing import Any
 
 from .agents.orchestrator_spec import references
-from .agents.spec import AgentSpec
+from .agents.spec import AgentSpec, HarnessSpec
 from .cli_options import add_log_level, fail
 from .config import DEFAULT_MODELS, Config, ConfigError, check_config
 
@@ -53,6 +53,8 @@ def explain(cfg: Config) -> list[str]:
         if isinstance(a, AgentSpec):
             tools = ", ".join(t if isinstance(t, str) else next(iter(t)) for t in a.tools)
             out.append(f"  {a.name} -> agent on {a.model}; tools: {tools or 'none'}")
+        elif isinstance(a, HarnessSpec):
+            out.append(f"  {a.name} -> {a.harness} harness agent on {a.model}")
         else:
             uses = ", ".join(sorted({ref for _, ref in references(a)}))
             out.append(f"  {a.name} -> {a.__struct_config__.tag} orchestrator over {uses}")

@@ -8,6 +8,7 @@ import asyncio
 import sys
 from typing import Any
 
+from .agents.workspaces import purge_workspaces
 from .cli_options import add_log_level, fail
 from .config import Config, ConfigError, load_config
 from .core import DragomanError
@@ -63,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         return fail(f"--older-than: {e}")
     try:
-        store = _store(load_config(args.config))
+        cfg = load_config(args.config)
+        store = _store(cfg)
     except (ConfigError, StoreError) as e:
         return fail(e)
 
@@ -73,9 +75,13 @@ def run(args: argparse.Namespace) -> int:
             stats = await store.purge(older_than)
         finally:
             await store.aclose()
+        # Agent workspaces live with their threads (README "Agent workspaces and sandboxes").
+        roots: set[str] = {ws for a in cfg.agents if (ws := getattr(a, "workspace", None))}
+        workspaces = sum([await asyncio.to_thread(purge_workspaces, r, older_than)
+                          for r in sorted(roots)])
         return (f"purged {stats.responses} stored responses, {stats.branches} branches, "
-                f"{stats.threads} threads and {stats.agent_turns} agent turns older than "
-                f"{args.older_than}")
+                f"{stats.threads} threads, {stats.agent_turns} agent turns and "
+                f"{workspaces} agent workspaces older than {args.older_than}")
 
     try:
         print(asyncio.run(purge()))

@@ -25,7 +25,14 @@ from .agents.orchestrator_spec import (
     references,
     with_default_kind,
 )
-from .agents.spec import AgentSpec, AgentSpecError, build_agent
+from .agents.spec import (
+    AgentSpec,
+    AgentSpecError,
+    AnyAgentSpec,
+    HarnessSpec,
+    build_agent,
+    build_harness,
+)
 from .auth import AuthResolver
 from .auth.settings import AuthConfig, AuthConfigError, build_resolver
 from .config_errors import (
@@ -330,7 +337,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     auth: AuthConfig | None = None
     fetch: FetchConfig = msgspec.field(default_factory=FetchConfig)
     models: list[ModelConfig] = msgspec.field(default_factory=list)
-    agents: list[AgentSpec | OrchestratorSpec] = msgspec.field(default_factory=list)
+    agents: list[AnyAgentSpec | OrchestratorSpec] = msgspec.field(default_factory=list)
     sessions: SessionsConfig = msgspec.field(default_factory=lambda: SessionsConfig())
     limits: LimitsConfig | None = None
 
@@ -442,7 +449,8 @@ def _check_agents(cfg: Config) -> None:
         if a.name in known:
             raise ConfigError(f"`$.agents[{i}].name`: {a.name!r} is already a model or agent "
                               "name")
-        refs = [(".model", a.model)] if isinstance(a, AgentSpec) else references(a)
+        refs = ([(".model", a.model)] if isinstance(a, AgentSpec | HarnessSpec)
+                else references(a))
         for where, ref in refs:
             if ref in known:
                 continue
@@ -536,8 +544,9 @@ def build_gateway(cfg: Config) -> Gateway:
                    for d in _deployments(i, m, fetch_policy, created)]
     policies = {m.name: m.route_policy() for m in models}
     table = ModelTable(deployments, policies)
+    settings = cfg.sessions.settings()
     try:
-        sessions = open_store(cfg.sessions.settings())
+        sessions = open_store(settings)
     except MissingExtra as e:
         raise ConfigError(f"invalid configuration: {e} - at `$.sessions`") from None
     turns = StoredTurns(sessions)  # a client-tool follow-up may reach any worker or host
@@ -546,9 +555,13 @@ def build_gateway(cfg: Config) -> Gateway:
         try:
             # The model's own deployment closes the shared provider; the agent's model
             # calls go through that model's route (retries, fallbacks, breakers).
-            if isinstance(a, AgentSpec):
-                agent: LlmProvider = build_agent(a, RoutedProvider(table, by_name[a.model]),
-                                                 owns_provider=False, turns=turns)
+            agent: LlmProvider
+            if isinstance(a, HarnessSpec):  # the CLI calls the gateway back for its model
+                agent = build_harness(a, default_key=next(iter(cfg.server.api_keys), None),
+                                      ttl=settings.ttl)
+            elif isinstance(a, AgentSpec):
+                agent = build_agent(a, RoutedProvider(table, by_name[a.model]),
+                                    owns_provider=False, turns=turns, ttl=settings.ttl)
             else:
                 agent = build_orchestrator(a, partial(_routed, table, by_name))
         except (AgentSpecError, OrchestratorSpecError) as e:

@@ -28,6 +28,7 @@ def _python(name: str) -> dict[str, str]:
 
 
 def agent_config(fake: FakeUpstream, workspace: Path) -> dict[str, Any]:
+    """``workspace``: the template every thread's workspace starts as a copy of."""
     fake_models = [
         {"name": "chat-up", "provider": "openai", "model": UPSTREAM_MODEL["chat-up"],
          "base_url": fake.url + "/v1", "api_key": OPENAI_KEY},
@@ -43,7 +44,8 @@ def agent_config(fake: FakeUpstream, workspace: Path) -> dict[str, Any]:
                    {"name": "claude-*", "provider": "echo"}, *fake_models],
         "agents": [
             {"name": "echo-agent", "kind": "single", "model": "dragoman/echo",
-             "system": AGENT_SYSTEM, "max_steps": 4, "workspace": str(workspace),
+             "system": AGENT_SYSTEM, "max_steps": 4, "workspace": str(workspace.parent / "roots"),
+             "workspace_template": str(workspace),
              "tools": ["read_file", "list_dir", {"bash": {"timeout": 5}},
                        *weather_tools, _python("explode")]},
             {"name": "one-step-agent", "model": "dragoman/echo", "max_steps": 1,
@@ -64,6 +66,7 @@ def agent_upstream() -> Iterator[FakeUpstream]:
 def agent_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ws = tmp_path_factory.mktemp("agent-ws")
     (ws / "notes.txt").write_text(SECRET_NOTE + "\n")
+    (ws.parent / "roots").mkdir()
     return ws
 
 

@@ -33,8 +33,11 @@ def test_agents_become_deployments(tmp_path: Path) -> None:
     assert coder.owned_by == "dragoman-agent"
     agent = coder.provider
     assert agent.system == "Be careful." and agent.max_steps == 7
-    assert [t.name for t in agent.tools] == ["read_file", "write_file", "edit_file", "list_dir",
-                                             "glob", "grep", "bash", "web_fetch", "get_weather"]
+    # workspace tools are made per thread (its own workspace), the rest are shared
+    assert agent.toolbox is not None
+    assert agent.toolbox.names() == ["read_file", "write_file", "edit_file", "list_dir", "glob",
+                                     "grep", "bash", "web_fetch", "get_weather"]
+    assert [t.name for t in agent.tools] == ["web_fetch", "get_weather"]
     # the agent calls its model through the router (retries, fallbacks, breakers)
     assert isinstance(agent.provider, RoutedProvider) and agent.provider.name == "m"
     assert not agent.owns_provider  # the model's own deployment closes it

@@ -189,7 +189,8 @@ def _config(settings: StoreSettings, workspace: Path) -> dict[str, Any]:
         "server": {"api_keys": [KEY_A, KEY_B]},
         "models": [{"name": "dragoman/echo", "provider": "echo"}],
         "agents": [{"name": "vault-agent", "model": "dragoman/echo", "max_steps": 4,
-                    "workspace": str(workspace), "tools": ["read_file"]}],
+                    "workspace": str(workspace.parent / "roots"),
+                    "workspace_template": str(workspace), "tools": ["read_file"]}],
         "sessions": sessions_section(settings),
     }
 
@@ -201,6 +202,7 @@ def two_gateways(backend: str, tmp_path: Path, request: pytest.FixtureRequest
     workspace = tmp_path / "ws"
     workspace.mkdir()
     (workspace / "vault.txt").write_text(SECRET)
+    (tmp_path / "roots").mkdir()
     cfg = _config(settings, workspace)
     with GatewayProcess(cfg, tmp_path, name="one") as one, \
             GatewayProcess(cfg, tmp_path, name="two") as two:

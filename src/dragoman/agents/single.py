@@ -59,6 +59,7 @@ from ..core import (
 from ..core import Tool as ToolSpec
 from ..providers.base import LlmProvider
 from .orchestrator import Result, run_stream
+from .toolbox import ThreadToolbox
 from .tools import Tool, ToolOutcome, ToolRegistry, parse_arguments
 from .turns import MemoryTurnStore, PendingTurn, TurnStore, restore
 
@@ -102,7 +103,8 @@ class SingleAgent:
                      Tool | Callable[..., Any]] = (), *,
                  system: str | None = None, max_steps: int = 10, name: str = "agent",
                  parallel_tool_calls: bool = True, tool_timeout: float | None = None,
-                 turns: TurnStore | None = None, owns_provider: bool = True) -> None:
+                 turns: TurnStore | None = None, owns_provider: bool = True,
+                 toolbox: ThreadToolbox | None = None) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
         self.provider = provider
@@ -114,6 +116,7 @@ class SingleAgent:
         self.parallel_tool_calls = parallel_tool_calls
         self.turns: TurnStore = turns if turns is not None else MemoryTurnStore()
         self.owns_provider = owns_provider
+        self.toolbox = toolbox
 
     def __repr__(self) -> str:
         return (f"SingleAgent(name={self.name!r}, provider={self.provider!r}, "
@@ -128,6 +131,8 @@ class SingleAgent:
         return await self.provider.count_tokens(self._base_request(req, req.tools or [])[0])
 
     async def aclose(self) -> None:
+        if self.toolbox is not None:
+            await self.toolbox.aclose()
         if self.owns_provider:
             await self.provider.aclose()
 
@@ -141,8 +146,23 @@ class SingleAgent:
         (model calls), as the other orchestrators' ``run``."""
         return await run_stream(self, prompt, system=system, **settings)
 
-    async def stream(self, req: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
-        base, client_names = self._base_request(req, req.tools or [])
+    def stream(self, req: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        if self.toolbox is None:
+            return self._stream(req, self.tools)
+        return self._in_thread(req, self.toolbox)
+
+    async def _in_thread(self, req: ChatRequest, toolbox: ThreadToolbox
+                         ) -> AsyncGenerator[StreamEvent, None]:
+        """The loop with the tools of the request's thread (its workspace, its MCP
+        connections), held until the stream ends."""
+        async with toolbox.open(req.tenant or "", req.thread) as tools, \
+                contextlib.aclosing(self._stream(req, tools)) as events:
+            async for ev in events:
+                yield ev
+
+    async def _stream(self, req: ChatRequest, tools: ToolRegistry
+                      ) -> AsyncGenerator[StreamEvent, None]:
+        base, client_names = self._base_request(req, req.tools or [], tools)
         tenant = req.tenant or ""  # "": an agent called in-process, without a server
         messages = await restore(list(req.messages), self.turns, tenant)
         added: list[Message] = []  # what this turn adds to the conversation
@@ -223,7 +243,7 @@ class SingleAgent:
                 return
             assistant = Message(role="assistant", content=resp.content)
             results: list[ToolResult] = []
-            async with contextlib.aclosing(self._run_calls(own_calls)) as running:
+            async with contextlib.aclosing(self._run_calls(own_calls, tools)) as running:
                 async for item in running:
                     if isinstance(item, ToolResult):
                         results.append(item)
@@ -241,12 +261,13 @@ class SingleAgent:
 
     # --- helpers --------------------------------------------------------------------------
 
-    def _base_request(self, req: ChatRequest,
-                      client_tools: list[ToolSpec]) -> tuple[ChatRequest, set[str]]:
+    def _base_request(self, req: ChatRequest, client_tools: list[ToolSpec],
+                      registry: ToolRegistry | None = None) -> tuple[ChatRequest, set[str]]:
         """The request every step starts from: the agent's system text first, its tools
         merged with the client's (an agent tool shadows a client tool of the same name)."""
-        mine = self.tools.specs()
-        theirs = [t for t in client_tools if t.name not in self.tools]
+        own = registry if registry is not None else self.tools
+        mine = own.specs()
+        theirs = [t for t in client_tools if t.name not in own]
         tools = [*mine, *theirs]
         system = [Text(text=self.system)] if self.system else []
         system += req.system or []
@@ -256,7 +277,7 @@ class SingleAgent:
                         parallel_tool_calls=req.parallel_tool_calls if tools else None)
         return base, {t.name for t in theirs}
 
-    async def _run_calls(self, calls: list[ToolCall]
+    async def _run_calls(self, calls: list[ToolCall], tools: ToolRegistry
                          ) -> AsyncGenerator[AgentToolCall | AgentToolResult | ToolResult, None]:
         """Run the calls (concurrently unless disabled), yielding each ``AgentToolCall``
         when it starts and each ``AgentToolResult`` + ``ToolResult`` as it finishes.
@@ -266,11 +287,11 @@ class SingleAgent:
         if not self.parallel_tool_calls:
             for c in calls:
                 yield AgentToolCall(id=c.id, name=c.name, args=_event_args(c.arguments))
-                outcome = await self.tools.call(c.name, c.arguments)
+                outcome = await tools.call(c.name, c.arguments)
                 for item in _result(c, outcome):
                     yield item
             return
-        tasks = {asyncio.ensure_future(self.tools.call(c.name, c.arguments)): c for c in calls}
+        tasks = {asyncio.ensure_future(tools.call(c.name, c.arguments)): c for c in calls}
         try:
             for c in calls:
                 yield AgentToolCall(id=c.id, name=c.name, args=_event_args(c.arguments))
@@ -305,5 +326,5 @@ async def _closing(events: AsyncIterator[StreamEvent]
 def _result(call: ToolCall, outcome: ToolOutcome) -> tuple[AgentToolResult, ToolResult]:
     text = outcome.text or "(no output)"  # some APIs refuse an empty tool result
     return (AgentToolResult(id=call.id, name=call.name, result=text, is_error=outcome.is_error),
-            ToolResult(call_id=call.id, content=[Text(text=text)], is_error=outcome.is_error,
-                       kind=call.kind))
+            ToolResult(call_id=call.id, content=[Text(text=text), *(outcome.images or ())],
+                       is_error=outcome.is_error, kind=call.kind))

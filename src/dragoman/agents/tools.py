@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
+from ..core import Image
 from ..core import Tool as ToolSpec
 
 log = logging.getLogger("dragoman.agents")
@@ -43,14 +44,23 @@ class Tool(Protocol):
     description: str
     parameters: dict[str, Any]
 
-    async def run(self, args: dict[str, Any]) -> str: ...
+    async def run(self, args: dict[str, Any]) -> str | ToolOutput: ...
+
+
+class ToolOutput(msgspec.Struct, frozen=True):
+    """A result with images besides its text (an MCP tool's screenshot, say)."""
+
+    text: str
+    images: list[Image] = msgspec.field(default_factory=list)
 
 
 class ToolOutcome(msgspec.Struct, frozen=True, gc=False):
-    """What one call produced: the text for the model and whether it is an error."""
+    """What one call produced: the text for the model, whether it is an error, and any
+    images."""
 
     text: str
     is_error: bool = False
+    images: list[Image] | None = None
 
 
 def parse_arguments(raw: str) -> dict[str, Any]:
@@ -141,6 +151,8 @@ class ToolRegistry:
         except Exception as e:
             log.warning("tool %s failed", name, exc_info=True)
             return ToolOutcome(f"tool {name!r} failed: {type(e).__name__}: {e}"[:2000], True)
+        if isinstance(text, ToolOutput):
+            return ToolOutcome(_cap(text.text, self.max_result_chars), images=text.images)
         if not isinstance(text, str):
             text = str(text)
         return ToolOutcome(_cap(text, self.max_result_chars))

@@ -17,6 +17,11 @@ from .tools import ToolError
 
 
 class Workspace:
+    #: The uid sandboxed processes run as in this workspace (None: the server's).
+    owner: int | None = None
+    #: The byte quota (None: none); also the sandbox's largest-file limit.
+    max_bytes: int | None = None
+
     def __init__(self, root: str | os.PathLike[str]) -> None:
         real = os.path.realpath(root)
         if not os.path.isdir(real):
@@ -50,6 +55,14 @@ class Workspace:
         rel = os.path.relpath(path, self.root)
         return "." if rel == "." else rel.replace(os.sep, "/")
 
+    def check(self, extra: int = 0) -> None:
+        """Raise ``ToolError`` when writing ``extra`` more bytes would pass a quota (none
+        here; per-thread workspaces have them, ``workspaces.ThreadWorkspace``)."""
+
+    def adopt(self, path: Path) -> None:
+        """Called on each file and directory the tools create (a per-thread workspace
+        hands it to the sandbox's uid)."""
+
     def open_read(self, path: Path) -> int:
         """A read-only descriptor; the last component must not be a symlink."""
         try:
@@ -68,12 +81,17 @@ class Workspace:
         if not self.contains(os.path.realpath(parent)):
             raise ToolError(f"{self.relative(path)} is outside the workspace")
         try:
+            missing = [p for p in (parent, *parent.parents) if not p.exists()]
             parent.mkdir(parents=True, exist_ok=True)
+            for made in reversed(missing):
+                self.adopt(made)
             # mkdir may have followed a symlink created meanwhile: check again.
             if not self.contains(os.path.realpath(parent)):
                 raise ToolError(f"{self.relative(path)} is outside the workspace")
-            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-                           | os.O_CLOEXEC, 0o644)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o644)
+            self.adopt(path)
+            return fd
         except IsADirectoryError:
             raise ToolError(f"{self.relative(path)} is a directory") from None
         except OSError as e:

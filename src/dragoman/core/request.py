@@ -132,6 +132,9 @@ class ChatRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     """The authenticated caller's tenant, set by the server (never parsed from or rendered
     to a wire format): state kept across requests, such as an agent's hidden part of a
     turn (``dragoman.agents.turns``), is scoped by it."""
+    thread: str | None = None
+    """The request's thread key, set by the server (never on the wire): an agent keeps a
+    workspace and tool servers per (tenant, thread)."""
 
     def custom_tool_names(self) -> frozenset[str]:
         """Names of the free-text (custom) tools. Upstreams without custom tools get them

@@ -90,6 +90,7 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
     req.tenant = principal.tenant_id  # scopes what an agent keeps between requests
 
     async with conversation(gw, dialect, principal, req, route, scope) as conv:
+        req.thread = conv.key  # an agent's workspace belongs to the thread
         meter = RequestMeter(gw.usage, principal, route, dialect, req)
         if access is not None:
             access.meter = meter

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from ..sandbox import SandboxPolicy
 from ..tools import Tool
 from ..workspace import Workspace
 from .files import (
@@ -32,19 +33,22 @@ from .web import WebFetch, WebFetchOptions
 @dataclass(frozen=True, slots=True)
 class Builtin:
     options: type[msgspec.Struct]
-    make: Callable[[Workspace | None, Any], Tool]
+    make: Callable[[Workspace | None, Any, SandboxPolicy | None], Tool]
     needs_workspace: bool = True
+    starts_processes: bool = False
+    """Runs commands: the agent needs a sandbox."""
 
 
 BUILTINS: dict[str, Builtin] = {
-    "read_file": Builtin(ReadFileOptions, lambda ws, o: ReadFile(ws, o)),  # type: ignore[arg-type]
-    "write_file": Builtin(WriteFileOptions, lambda ws, o: WriteFile(ws, o)),  # type: ignore[arg-type]
-    "edit_file": Builtin(ReadFileOptions, lambda ws, o: EditFile(ws, o)),  # type: ignore[arg-type]
-    "list_dir": Builtin(ListOptions, lambda ws, o: ListDir(ws, o)),  # type: ignore[arg-type]
-    "glob": Builtin(ListOptions, lambda ws, o: Glob(ws, o)),  # type: ignore[arg-type]
-    "grep": Builtin(GrepOptions, lambda ws, o: Grep(ws, o)),  # type: ignore[arg-type]
-    "bash": Builtin(BashOptions, lambda ws, o: Bash(ws, o)),  # type: ignore[arg-type]
-    "web_fetch": Builtin(WebFetchOptions, lambda ws, o: WebFetch(o), needs_workspace=False),
+    "read_file": Builtin(ReadFileOptions, lambda ws, o, p: ReadFile(ws, o)),  # type: ignore[arg-type]
+    "write_file": Builtin(WriteFileOptions, lambda ws, o, p: WriteFile(ws, o)),  # type: ignore[arg-type]
+    "edit_file": Builtin(ReadFileOptions, lambda ws, o, p: EditFile(ws, o)),  # type: ignore[arg-type]
+    "list_dir": Builtin(ListOptions, lambda ws, o, p: ListDir(ws, o)),  # type: ignore[arg-type]
+    "glob": Builtin(ListOptions, lambda ws, o, p: Glob(ws, o)),  # type: ignore[arg-type]
+    "grep": Builtin(GrepOptions, lambda ws, o, p: Grep(ws, o)),  # type: ignore[arg-type]
+    "bash": Builtin(BashOptions, lambda ws, o, p: Bash(ws, o, p),  # type: ignore[arg-type]
+                    starts_processes=True),
+    "web_fetch": Builtin(WebFetchOptions, lambda ws, o, p: WebFetch(o), needs_workspace=False),
 }
 
 
@@ -52,20 +56,26 @@ class BuiltinError(ValueError):
     """An unknown built-in or bad options; ``str()`` says which."""
 
 
-def build_builtin(name: str, options: dict[str, Any] | None,
-                  workspace: Workspace | None) -> Tool:
+def builtin_options(name: str, options: dict[str, Any] | None) -> tuple[Builtin, Any]:
+    """The built-in named ``name`` and its validated options (``BuiltinError`` if
+    either is wrong): validate once, make many (one per thread's workspace)."""
     spec = BUILTINS.get(name)
     if spec is None:
         raise BuiltinError(f"unknown built-in tool {name!r} (known: {', '.join(BUILTINS)})")
-    if spec.needs_workspace and workspace is None:
-        raise BuiltinError(f"tool {name!r} needs a `workspace` directory")
     try:
-        opts = msgspec.convert(options or {}, spec.options)
+        return spec, msgspec.convert(options or {}, spec.options)
     except msgspec.ValidationError as e:
         raise BuiltinError(f"options of tool {name!r}: {e}") from None
-    return spec.make(workspace, opts)
+
+
+def build_builtin(name: str, options: dict[str, Any] | None,
+                  workspace: Workspace | None, policy: SandboxPolicy | None = None) -> Tool:
+    spec, opts = builtin_options(name, options)
+    if spec.needs_workspace and workspace is None:
+        raise BuiltinError(f"tool {name!r} needs a `workspace` directory")
+    return spec.make(workspace, opts, policy)
 
 
 __all__ = ["BUILTINS", "Bash", "BashOptions", "BuiltinError", "EditFile", "Glob", "Grep",
            "GrepOptions", "ListDir", "ListOptions", "ReadFile", "ReadFileOptions", "WebFetch",
-           "WebFetchOptions", "WriteFile", "WriteFileOptions", "build_builtin"]
+           "WebFetchOptions", "WriteFile", "WriteFileOptions", "build_builtin", "builtin_options"]

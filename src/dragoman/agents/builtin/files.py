@@ -32,6 +32,7 @@ def _read_bytes(ws: Workspace, path: Path, limit: int) -> bytes:
 
 
 def _write_bytes(ws: Workspace, path: Path, data: bytes) -> None:
+    ws.check(len(data))
     fd = ws.open_write(path)
     with os.fdopen(fd, "wb") as f:
         f.write(data)

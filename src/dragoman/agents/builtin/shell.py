@@ -6,9 +6,11 @@ in ``pass_env``), no stdin, in its own process group; it is killed — the whole
 its children too — when it outlives ``timeout``, when its output passes
 ``max_output_bytes``, or when the agent is cancelled.
 
-What it does not: it is not a sandbox. A command can still read whatever the server's user
-can read outside the workspace. Enable it only for agents whose model you trust with that
-user's rights, or run dragoman itself in a container.
+With a ``SandboxPolicy`` (every agent built from a config has one) the command runs inside
+the sandbox (``dragoman.agents.sandbox``): it sees only the workspace, at ``/workspace``,
+under CPU, memory, file-size and process limits, and after each command the workspace's
+quotas are checked. Without one (a ``Bash`` built in Python, or ``sandbox: none``) it is not
+a sandbox: a command can read whatever the server's user can read.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import msgspec
 
+from ..sandbox import SandboxPolicy, descendants
 from ..tools import ToolError
 from ..workspace import Workspace
 from .files import _schema, _str_arg
@@ -37,6 +40,12 @@ class BashOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    """Kill the process group, and every process below the command in other sessions (a
+    sandbox's PID-namespace init: killing it ends everything in the sandbox)."""
+    if proc.returncode is None and proc.pid > 0:
+        for pid in descendants(proc.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
 
@@ -61,10 +70,12 @@ class Bash:
                    "kept between calls.")
     parameters = _schema({"command": {"type": "string"}}, ["command"])
 
-    def __init__(self, workspace: Workspace, options: BashOptions | None = None) -> None:
+    def __init__(self, workspace: Workspace, options: BashOptions | None = None,
+                 policy: SandboxPolicy | None = None) -> None:
         self.ws = workspace
         self.opts = options or BashOptions()
-        root = str(workspace.root)
+        self.policy = policy
+        root = policy.home(workspace.root) if policy is not None else str(workspace.root)
         env = {"PATH": DEFAULT_PATH, "HOME": root, "PWD": root, "LANG": "C.UTF-8",
                "LC_ALL": "C.UTF-8", "TERM": "dumb", "TMPDIR": os.environ.get("TMPDIR", "/tmp")}
         for name in self.opts.pass_env:
@@ -81,8 +92,12 @@ class Bash:
         if not command.strip():
             raise ToolError("'command' is empty")
         opts = self.opts
+        argv = [opts.shell, "-c", command]
+        if self.policy is not None:
+            argv = self.policy.command(argv, self.ws.root, owner=self.ws.owner,
+                                       file_bytes=self.ws.max_bytes)
         proc = await asyncio.create_subprocess_exec(
-            opts.shell, "-c", command, cwd=self.ws.root, env=self.env,
+            *argv, cwd=self.ws.root, env=self.env,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT, start_new_session=True)
         out = bytearray()
@@ -116,6 +131,10 @@ class Bash:
             raise ToolError(_show(out, cap) + f"\n[output passed {cap} bytes: the command "
                             "was stopped; redirect it to a file or filter it]")
         text = _show(out, cap)
+        try:  # a command that filled the workspace hears it at once
+            await asyncio.to_thread(self.ws.check)
+        except ToolError as e:
+            raise ToolError(f"{text}\n[{e.message}]".lstrip("\n")) from None
         if proc.returncode:
             raise ToolError(f"{text}\n[exit code {proc.returncode}]".lstrip("\n"))
         return text or "(no output)"

@@ -1,17 +1,29 @@
 """``dragoman serve [--config FILE] [--host H] [--port P] [--workers N]``;
-``dragoman sessions purge --older-than 7d [--config FILE]``."""
+``dragoman sessions purge --older-than 7d [--config FILE]``; ``dragoman usage [...]``."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import shutil
 import sys
+import tempfile
 
-from . import cli_sessions
+from . import cli_sessions, cli_usage
 from .config import ConfigError, build_gateway, load_config
 
 CONFIG_ENV = "DRAGOMAN_CONFIG"
+
+
+def _metrics_dir(workers: int) -> str | None:
+    """With several workers, a fresh ``PROMETHEUS_MULTIPROC_DIR`` they all write their
+    metrics to (so one scrape sees every worker); None when not ours to remove."""
+    if workers <= 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    path = tempfile.mkdtemp(prefix="dragoman-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return path
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -39,7 +51,12 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"dragoman: serving {names} on http://{host}:{port}", file=sys.stderr, flush=True)
     from .server.runner import run
 
-    run(host=host, port=port, workers=workers, server=args.server)
+    metrics_dir = _metrics_dir(workers)
+    try:
+        run(host=host, port=port, workers=workers, server=args.server)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
@@ -55,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="ASGI server (default: the faster one measured in bench/)")
     serve.add_argument("--log-level", default="warning")
     cli_sessions.add_parser(sub)
+    cli_usage.add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -62,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "sessions":
         return cli_sessions.run(args)
+    if args.command == "usage":
+        return cli_usage.run(args)
     return 2
 
 

@@ -54,6 +54,9 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     workers: int = 1
     max_body_bytes: int = DEFAULT_MAX_BODY
     api_keys: list[str] = msgspec.field(default_factory=list)
+    #: Keys for the operator's routes (``/metrics``, ``/admin/*``, ``/ui``); client keys
+    #: never open them, and with none configured they refuse everyone.
+    admin_keys: list[str] = msgspec.field(default_factory=list)
 
 
 class TimeoutConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -469,7 +472,8 @@ def build_gateway(cfg: Config) -> Gateway:
         by_name = {r.name: r for r in table.routes()}
     return Gateway(table, auth=_build_auth(cfg),
                    api_keys=cfg.server.api_keys, max_body_bytes=cfg.server.max_body_bytes,
-                   sessions=sessions, limiter=_build_limiter(cfg))
+                   sessions=sessions, limiter=_build_limiter(cfg),
+                   admin_keys=cfg.server.admin_keys)
 
 
 def _build_limiter(cfg: Config) -> Limiter | None:

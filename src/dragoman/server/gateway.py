@@ -14,7 +14,9 @@ from ..router.limits import Limiter
 from ..router.usage import UsageAccounting
 from ..sessions import SessionStore
 from ..sessions.memory import MemoryStore
+from .admin_auth import AdminKeys
 from .http import Scope
+from .operations import Operations
 
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
 
@@ -36,9 +38,12 @@ class Gateway:
                  max_body_bytes: int = DEFAULT_MAX_BODY,
                  sessions: SessionStore | None = None,
                  usage: UsageAccounting | None = None,
-                 limiter: Limiter | None = None) -> None:
+                 limiter: Limiter | None = None,
+                 admin_keys: Iterable[str] | None = None) -> None:
         """``auth`` resolves every request to a Principal; ``api_keys`` is the shorthand for
-        ``StaticTokens(api_keys)``; with neither, every caller is the anonymous tenant."""
+        ``StaticTokens(api_keys)``; with neither, every caller is the anonymous tenant.
+        ``admin_keys`` open the operator's routes (``/metrics``, ``/admin/*``, ``/ui``);
+        with none, those routes refuse everyone."""
         self.models = models
         keys = list(api_keys or ())
         self.auth: AuthResolver | None = auth or (StaticTokens(keys) if keys else None)
@@ -50,6 +55,10 @@ class Gateway:
         self.usage = usage or UsageAccounting()
         #: rate limits and budgets (``router.limits``); None admits everything
         self.limiter = limiter
+        #: the operator's keys (``server.admin_keys``), separate from client keys
+        self.admin = AdminKeys(admin_keys or ())
+        #: metrics, the usage ledger writer, the state sampler (``server.operations``)
+        self.ops = Operations(self)
 
     async def authenticate(self, scope: Scope) -> Principal:
         if self.auth is None:
@@ -70,6 +79,7 @@ class Gateway:
             log.error("session store not available at start-up (retried on use): %s", e)
         if self.sessions.settings.ttl and self._purger is None:
             self._purger = asyncio.create_task(self._purge_expired())
+        self.ops.start()
 
     async def _purge_expired(self) -> None:
         ttl = self.sessions.settings.ttl
@@ -113,6 +123,7 @@ class Gateway:
         if self._purger is not None:
             self._purger.cancel()
             self._purger = None
+        await self.ops.aclose()  # the last ledger rows, while the store is still open
         await self.sessions.aclose()
         for p in self.models.providers():
             await p.aclose()

@@ -1,0 +1,264 @@
+"""Prometheus metrics (``prometheus_client``), named after the OpenTelemetry GenAI
+semantic conventions where one exists.
+
+Metric (type): labels
+
+- ``dragoman_requests_total`` (counter): model, deployment, provider, dialect, status,
+  outcome
+- ``gen_ai_client_operation_duration_seconds`` (histogram, the whole request):
+  gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model, error_type
+- ``gen_ai_server_time_to_first_token_seconds`` (histogram, streams): gen_ai_provider_name,
+  gen_ai_request_model
+- ``dragoman_upstream_duration_seconds`` (histogram, to the first answer): deployment,
+  provider
+- ``gen_ai_client_token_usage`` (histogram, tokens per request): gen_ai_operation_name,
+  gen_ai_provider_name, gen_ai_request_model, gen_ai_token_type (input, output), tenant
+- ``dragoman_cached_tokens_total``, ``dragoman_cost_usd_total`` (counters): tenant, model
+- ``dragoman_requests_in_flight``, ``dragoman_streams_in_flight`` (gauges)
+- ``dragoman_retries_total`` (counter): deployment; ``dragoman_fallbacks_total``
+  (counter): model, fallback
+- ``dragoman_breaker_state`` (gauge: 0 closed, 1 half-open, 2 open): deployment
+- ``dragoman_limit_refusals_total`` (counter): tenant, kind
+- ``dragoman_upstream_connections`` (gauge): deployment
+- ``dragoman_session_store_duration_seconds`` (histogram): operation
+
+Cost on the request path: one ``observe`` per finished request (a handful of counter and
+histogram updates on label children cached here, so no label validation per request) and
+a gauge step at the start and end of a request and of a stream. Breakers and pools are
+sampled by the server every few seconds, not tracked per request.
+
+Several worker processes (``dragoman serve --workers N``): ``dragoman serve`` points
+``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before the workers start, every value
+lives in a memory-mapped file there, and ``render`` in any worker merges all of them, so
+one scrape sees every worker (prometheus_client's multiprocess mode). In-flight and
+connection gauges sum the live workers, the breaker gauge shows the worst of them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import values as _values
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+#: ``dragoman_breaker_state`` values.
+BREAKER_VALUES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+
+# Bucket boundaries recommended by the GenAI semantic conventions.
+_DURATION = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96,
+             81.92)
+_TTFT = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+         10.0)
+_TOKENS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
+_STORE = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+
+
+class FinishedRequest(Protocol):
+    """What ``GatewayMetrics.observe`` reads of a finished request (the server's
+    ``UsageRecord``). Times in milliseconds; ``ttft_ms``/``upstream_ms`` None when there
+    was no stream or no answer; ``retried``: labels of deployments whose attempt failed
+    and was retried; ``refused``: refused by a rate limit or budget before any upstream."""
+
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def deployment(self) -> str: ...
+    @property
+    def served_model(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def dialect(self) -> str: ...
+    @property
+    def status(self) -> int: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def duration_ms(self) -> float: ...
+    @property
+    def ttft_ms(self) -> float | None: ...
+    @property
+    def upstream_ms(self) -> float | None: ...
+    @property
+    def input_tokens(self) -> int: ...
+    @property
+    def output_tokens(self) -> int: ...
+    @property
+    def cached_tokens(self) -> int: ...
+    @property
+    def cost(self) -> float: ...
+    @property
+    def retried(self) -> tuple[str, ...]: ...
+    @property
+    def refused(self) -> bool: ...
+
+
+def multiprocess_dir() -> str | None:
+    """The shared directory of multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``), or None.
+
+    prometheus_client picks its value class from that variable when it is first
+    imported; ``dragoman serve`` sets it later (after reading the config, which imports
+    this module), so the class is switched here, before any metric is made: metrics
+    read ``values.ValueClass`` when they are constructed."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path and _values.ValueClass is _values.MutexValue:
+        _values.ValueClass = _values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    return path or None
+
+
+class _Children:
+    """Label children of one metric, cached by their label values: ``labels()`` checks
+    and copies its arguments on every call, a dict lookup does not."""
+
+    __slots__ = ("_cache", "_metric")
+
+    def __init__(self, metric: Any) -> None:
+        self._metric = metric
+        self._cache: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._cache.get(values)
+        if child is None:
+            child = self._cache[values] = self._metric.labels(*values)
+        return child
+
+
+class GatewayMetrics:
+    """The gateway's metrics in a registry of their own (so several gateways in one
+    process, as in tests, do not collide)."""
+
+    def __init__(self) -> None:
+        self.dir = multiprocess_dir()
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = _Children(Counter(
+            "dragoman_requests_total", "Generation requests by how they ended.",
+            ["model", "deployment", "provider", "dialect", "status", "outcome"], registry=r))
+        self.duration = _Children(Histogram(
+            "gen_ai_client_operation_duration_seconds",
+            "Time from receiving a generation request to its last byte.",
+            ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model",
+             "error_type"], buckets=_DURATION, registry=r))
+        self.ttft = _Children(Histogram(
+            "gen_ai_server_time_to_first_token_seconds",
+            "Time from receiving a streamed request to its first byte to the client.",
+            ["gen_ai_provider_name", "gen_ai_request_model"], buckets=_TTFT, registry=r))
+        self.upstream = _Children(Histogram(
+            "dragoman_upstream_duration_seconds",
+            "Time from the first attempt to the serving deployment's first answer (whole "
+            "response or first stream event), retries included.",
+            ["deployment", "provider"], buckets=_DURATION, registry=r))
+        self.tokens = _Children(Histogram(
+            "gen_ai_client_token_usage", "Tokens per request by type (input, output).",
+            ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model",
+             "gen_ai_token_type", "tenant"], buckets=_TOKENS, registry=r))
+        self.cached = _Children(Counter(
+            "dragoman_cached_tokens", "Input tokens read from the provider's prompt cache.",
+            ["tenant", "model"], registry=r))
+        self.cost = _Children(Counter(
+            "dragoman_cost_usd", "What requests cost, in the configured currency (USD).",
+            ["tenant", "model"], registry=r))
+        self.in_flight = Gauge("dragoman_requests_in_flight",
+                               "Generation requests being answered.", registry=r,
+                               multiprocess_mode="livesum")
+        self.streams = Gauge("dragoman_streams_in_flight", "Streamed answers being sent.",
+                             registry=r, multiprocess_mode="livesum")
+        self.retries = _Children(Counter(
+            "dragoman_retries", "Attempts on a deployment that failed and were retried "
+            "(on it after a back-off, or on another deployment).", ["deployment"],
+            registry=r))
+        self.fallbacks = _Children(Counter(
+            "dragoman_fallbacks", "Requests answered by a fallback model.",
+            ["model", "fallback"], registry=r))
+        self.breaker = _Children(Gauge(
+            "dragoman_breaker_state", "Circuit breaker per deployment: 0 closed, "
+            "1 half-open, 2 open (the worst over the workers).", ["deployment"], registry=r,
+            multiprocess_mode="livemax"))
+        self.refusals = _Children(Counter(
+            "dragoman_limit_refusals", "Requests refused by a rate limit or budget.",
+            ["tenant", "kind"], registry=r))
+        self.connections = _Children(Gauge(
+            "dragoman_upstream_connections", "Upstream connections open (in use or idle).",
+            ["deployment"], registry=r, multiprocess_mode="livesum"))
+        self.store = _Children(Histogram(
+            "dragoman_session_store_duration_seconds",
+            "Session store operations (one transaction each), by operation.",
+            ["operation"], buckets=_STORE, registry=r))
+
+    # --- the request path -------------------------------------------------------------------
+
+    def observe(self, rec: FinishedRequest) -> None:
+        """Count one finished generation request."""
+        model, provider, outcome = rec.model, rec.provider, rec.outcome
+        self.requests(model, rec.deployment, provider, rec.dialect, str(rec.status),
+                      outcome).inc()
+        self.duration("chat", provider, model, "" if outcome == "ok" else outcome).observe(
+            rec.duration_ms / 1000)
+        if rec.ttft_ms is not None:
+            self.ttft(provider, model).observe(rec.ttft_ms / 1000)
+        if rec.upstream_ms is not None:
+            self.upstream(rec.deployment, provider).observe(rec.upstream_ms / 1000)
+        tenant = rec.tenant
+        if rec.input_tokens or rec.output_tokens:
+            self.tokens("chat", provider, model, "input", tenant).observe(rec.input_tokens)
+            self.tokens("chat", provider, model, "output", tenant).observe(rec.output_tokens)
+        if rec.cached_tokens:
+            self.cached(tenant, model).inc(rec.cached_tokens)
+        if rec.cost:
+            self.cost(tenant, model).inc(rec.cost)
+        if rec.retried:
+            for label in rec.retried:
+                self.retries(label).inc()
+        if rec.served_model and rec.served_model != model:
+            self.fallbacks(model, rec.served_model).inc()
+        if rec.refused:
+            self.refusals(tenant, outcome).inc()
+
+    def store_timing(self) -> Callable[[str, float], None]:
+        """The session store's ``on_timing`` hook."""
+        def timing(operation: str, seconds: float) -> None:
+            self.store(operation).observe(seconds)
+
+        return timing
+
+    # --- sampled state ----------------------------------------------------------------------
+
+    def set_breaker(self, deployment: str, state: str) -> None:
+        self.breaker(deployment).set(BREAKER_VALUES.get(state, 0.0))
+
+    def set_connections(self, deployment: str, open_connections: int) -> None:
+        self.connections(deployment).set(open_connections)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def _collecting(self) -> CollectorRegistry:
+        if self.dir is None:
+            return self.registry
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=self.dir)  # type: ignore[no-untyped-call]
+        return merged
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every worker's metrics."""
+        return generate_latest(self._collecting())
+
+    def totals(self, *names: str) -> dict[str, float]:
+        """The sum over all label sets (and workers) of each named metric's samples:
+        ``totals("dragoman_streams_in_flight")`` (for the dashboard)."""
+        out = dict.fromkeys(names, 0.0)
+        for family in self._collecting().collect():
+            for s in family.samples:
+                if s.name in out:
+                    out[s.name] += s.value
+        return out
+
+    def close(self) -> None:
+        """This worker is going away: its live gauges stop counting."""
+        if self.dir is not None:
+            mark_process_dead(os.getpid(), self.dir)  # type: ignore[no-untyped-call]

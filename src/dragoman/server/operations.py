@@ -1,0 +1,87 @@
+"""The operator's side of one gateway process: its metrics, the usage ledger writer, and
+the sampler that copies breaker states and upstream pool sizes into the metrics.
+
+Every finished generation reaches ``on_request`` (a ``UsageAccounting`` listener): the
+metrics count it and its ledger row is queued for the batch writer, which appends rows
+to the sessions database off the request path (``observe.ledger``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from ..observe import BatchWriter, GatewayMetrics
+from ..providers.base import HttpDialectProvider
+from ..router.usage import UsageRecord
+from ..sessions.usage import UsageRow
+from .accounting import deployment_label
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
+
+log = logging.getLogger("dragoman.server")
+
+#: Seconds between samples of breaker states and upstream connections.
+SAMPLE_EVERY = 2.0
+
+
+def ledger_row(rec: UsageRecord) -> UsageRow:
+    u = rec.usage
+    return UsageRow(ts=int(rec.started * 1000), tenant=rec.tenant, key_id=rec.key_id,
+                    model=rec.model, deployment=rec.deployment, provider=rec.provider,
+                    dialect=rec.dialect, stream=rec.stream, input_tokens=u.input_tokens,
+                    output_tokens=u.output_tokens, cached_tokens=u.cached_tokens,
+                    reasoning_tokens=u.reasoning_tokens, cost=rec.cost,
+                    latency_ms=rec.duration_ms, ttft_ms=rec.ttft_ms,
+                    upstream_ms=rec.upstream_ms, status=rec.status, outcome=rec.outcome,
+                    thread=rec.thread)
+
+
+class Operations:
+    def __init__(self, gw: Gateway) -> None:
+        self._gw = gw
+        self.metrics = GatewayMetrics()
+        self.ledger: BatchWriter[UsageRow] = BatchWriter(gw.sessions.append_usage)
+        self._sampler: asyncio.Task[None] | None = None
+        gw.usage.subscribe(self.on_request)
+        gw.sessions.on_timing = self.metrics.store_timing()
+
+    def on_request(self, rec: UsageRecord) -> None:
+        self.metrics.observe(rec)
+        self.ledger.add(ledger_row(rec))
+
+    def sample(self) -> None:
+        """Copy each deployment's breaker state and open upstream connections into the
+        metrics (this worker's view; the metrics merge the workers)."""
+        m = self.metrics
+        for d in self._gw.models.deployments():
+            label = deployment_label(d)
+            m.set_breaker(label, d.health.breaker.state.value)
+            if isinstance(d.provider, HttpDialectProvider):
+                m.set_connections(label, d.provider.http.open_connections)
+
+    async def _sample_forever(self) -> None:
+        while True:
+            try:
+                self.sample()
+            except Exception:
+                log.warning("sampling metrics failed", exc_info=True)
+            await asyncio.sleep(SAMPLE_EVERY)
+
+    def start(self) -> None:
+        self.ledger.start()
+        if self._sampler is None:
+            self._sampler = asyncio.get_running_loop().create_task(self._sample_forever())
+
+    async def aclose(self) -> None:
+        """Write the rest of the ledger (before the session store closes)."""
+        if self._sampler is not None:
+            self._sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sampler
+            self._sampler = None
+        await self.ledger.aclose()
+        self.metrics.close()

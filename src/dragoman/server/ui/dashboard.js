@@ -70,7 +70,10 @@
       return;
     }
     var series = [{}].concat(labels.map(function (name, i) {
-      return { label: name, stroke: COLORS[i % COLORS.length], width: 2,
+      var colour = COLORS[i % COLORS.length];
+      // Points too: a percentile over a step with no neighbours is a lone point.
+      return { label: name, stroke: colour, width: 2, spanGaps: true,
+               points: { show: true, size: 5, stroke: colour, fill: colour },
                value: function (u, v) { return v == null ? "–" : fmt(v); } };
     }));
     var plot = new uPlot({
@@ -86,7 +89,7 @@
     return { names: names, values: names.map(function (n) { return obj[n]; }) };
   }
 
-  function num(v) { return Math.round(v).toLocaleString(); }
+  function num(v) { return v.toLocaleString(undefined, { maximumFractionDigits: 1 }); }
   function ms(v) { return v.toFixed(v < 10 ? 1 : 0); }
   function usd(v) { return "$" + v.toFixed(v < 1 ? 4 : 2); }
   function sum(xs) { return xs.reduce(function (a, b) { return a + (b || 0); }, 0); }

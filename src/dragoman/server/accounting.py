@@ -26,9 +26,9 @@ class RequestMeter:
     from creation to ``finish``. Nothing here runs per chunk."""
 
     __slots__ = ("_accounting", "_answered", "_caps", "_deployment", "_dialect", "_finished",
-                 "_first_attempt", "_first_byte", "_in_flight", "_key_id", "_model",
+                 "_first_attempt", "_first_byte", "_key_id", "_metrics", "_model",
                  "_provider", "_retried", "_served_model", "_start", "_started", "_stream",
-                 "_streams", "_tenant", "_thread", "outcome", "passthrough", "refused",
+                 "_tenant", "_thread", "outcome", "passthrough", "refused",
                  "status", "usage")
 
     def __init__(self, accounting: UsageAccounting, principal: Principal, route: Route,
@@ -52,11 +52,9 @@ class RequestMeter:
         self._answered: float | None = None
         self._first_byte: float | None = None
         self._retried: list[str] | None = None
-        self._in_flight = self._streams = None
+        self._metrics = metrics
         if metrics is not None:
-            self._in_flight = metrics.in_flight
-            self._streams = metrics.streams
-            self._in_flight.inc()
+            metrics.requests_now += 1
         self.usage: Usage | None = None
         self.outcome = "ok"
         self.status = 200
@@ -90,12 +88,12 @@ class RequestMeter:
     def stream_started(self) -> None:
         """The first byte of a streamed answer goes out now (time to first token)."""
         self._first_byte = time.perf_counter()
-        if self._streams is not None:
-            self._streams.inc()
+        if self._metrics is not None:
+            self._metrics.streams_now += 1
 
     def stream_ended(self) -> None:
-        if self._streams is not None:
-            self._streams.dec()
+        if self._metrics is not None:
+            self._metrics.streams_now -= 1
 
     def cost(self) -> float | None:
         """What the request cost, or None while its usage is unknown."""
@@ -114,8 +112,8 @@ class RequestMeter:
         if self._finished:
             return
         self._finished = True
-        if self._in_flight is not None:
-            self._in_flight.dec()
+        if self._metrics is not None:
+            self._metrics.requests_now -= 1
         usage = self.usage or Usage()
         start = self._start
         first, answered, tried = self._first_byte, self._answered, self._first_attempt

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dragoman.server")
 
-#: Seconds between samples of breaker states and upstream connections.
-SAMPLE_EVERY = 2.0
+#: Seconds between metric flushes (and samples of breakers and upstream connections): how
+#: stale another worker's numbers may be in a scrape.
+SAMPLE_EVERY = 1.0
 
 
 def ledger_row(rec: UsageRecord) -> UsageRow:
@@ -54,9 +55,10 @@ class Operations:
         self.ledger.add(ledger_row(rec))
 
     def sample(self) -> None:
-        """Copy each deployment's breaker state and open upstream connections into the
-        metrics (this worker's view; the metrics merge the workers)."""
+        """Flush the metrics, and copy each deployment's breaker state and open upstream
+        connections into them (this worker's view; the metrics merge the workers)."""
         m = self.metrics
+        m.flush()
         for d in self._gw.models.deployments():
             label = deployment_label(d)
             m.set_breaker(label, d.health.breaker.state.value)

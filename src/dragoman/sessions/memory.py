@@ -3,6 +3,7 @@ and worker processes do not share it; for tests and the embedded Python API."""
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, TypeVar
 
 from . import plans as p
@@ -11,6 +12,9 @@ from .store import SessionStore
 from .usage import UsageGroup, UsageRow, group_rows, matches
 
 R = TypeVar("R")
+
+#: Usage ledger rows the memory backend keeps (the newest).
+MEMORY_LEDGER_ROWS = 100_000
 
 
 class MemoryStore(SessionStore):
@@ -24,7 +28,8 @@ class MemoryStore(SessionStore):
         self._responses: dict[tuple[str, str], p.ResponseRow] = {}
         self._users: dict[str, int] = {}  # branch id → responses and forks that read it
         self._agent_turns: dict[tuple[str, str], tuple[int, bytes]] = {}  # → (created, data)
-        self._usage: list[UsageRow] = []  # the ledger, oldest first
+        # The ledger, oldest first; bounded, as nothing here outlives the process anyway.
+        self._usage: deque[UsageRow] = deque(maxlen=MEMORY_LEDGER_ROWS)
 
     async def _open(self) -> None:
         return None

@@ -42,10 +42,16 @@ class BatchWriter(Generic[T]):
         self.dropped = 0
 
     def add(self, item: T) -> None:
-        """Queue one record (the request path: an append, nothing else)."""
+        """Queue one record (an append; the writer is woken when a batch is full)."""
         pending = self._pending
         pending.append(item)
-        if len(pending) >= self.max_batch and self._wake is not None:
+        if len(pending) == self.max_batch and self._wake is not None:
+            self._wake.set()
+
+    def extend(self, items: list[T]) -> None:
+        """Queue several records at once."""
+        self._pending.extend(items)
+        if len(self._pending) >= self.max_batch and self._wake is not None:
             self._wake.set()
 
     @property

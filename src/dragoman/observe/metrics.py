@@ -254,14 +254,15 @@ class GatewayMetrics:
         """Count one finished generation request (at the next ``flush``)."""
         self._pending.append(rec)
 
-    def flush(self) -> None:
-        """Apply the requests gathered since the last flush, and the in-flight counts."""
+    def flush(self, finished: Sequence[FinishedRequest] = ()) -> None:
+        """Apply ``finished`` and the requests gathered by ``observe`` since the last
+        flush, and the in-flight counts."""
         self.in_flight.set(self.requests_now)
         self.streams.set(self.streams_now)
-        pending = self._pending
+        pending = [*self._pending, *finished] if self._pending else finished
+        self._pending = []
         if not pending:
             return
-        self._pending = []
         groups: dict[tuple[Any, ...], _Group] = {}
         for rec in pending:  # one dict lookup per request: its label values together
             key = (rec.model, rec.deployment, rec.provider, rec.dialect, rec.status,

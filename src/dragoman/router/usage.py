@@ -122,7 +122,7 @@ class UsageAccounting:
         for listener in self.listeners:
             try:
                 got = listener(rec)
-                if inspect.isawaitable(got):
+                if got is not None and inspect.isawaitable(got):  # (None: a plain listener)
                     await got
             except Exception:
                 log.exception("usage listener %r failed", listener)

@@ -69,12 +69,12 @@ class RequestMeter:
             if self._retried is None:
                 self._retried = []
             self._retried.append(self._deployment)
-        self._deployment = deployment_label(deployment)
+        self._deployment = deployment.label or deployment.name  # (deployment_label)
 
     def served_by(self, deployment: Deployment) -> None:
         """The deployment that took the request (priced at its rates)."""
         self._answered = time.perf_counter()
-        self._deployment = deployment_label(deployment)
+        self._deployment = deployment.label or deployment.name  # (deployment_label)
         self._served_model = deployment.name
         self._provider = deployment.provider.name
         self._caps = deployment.provider.capabilities()

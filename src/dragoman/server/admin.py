@@ -134,7 +134,7 @@ def _cell(v: object) -> object:
 @admin_only
 async def metrics(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
                   send: Send, params: list[str]) -> None:
-    gw.ops.sample()  # this worker's breakers and pools as of now
+    gw.ops.refresh()  # this worker's requests, breakers and pools as of now
     await send_bytes(send, 200, gw.ops.metrics.render(), CONTENT_TYPE)
 
 
@@ -208,6 +208,7 @@ async def series_route(gw: Gateway, principal: Principal, scope: Scope, receive:
 @admin_only
 async def live(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
                send: Send, params: list[str]) -> None:
+    gw.ops.refresh()
     t = gw.ops.metrics.totals("dragoman_requests_in_flight", "dragoman_streams_in_flight")
     await send_json(send, _encode({
         "in_flight_requests": t["dragoman_requests_in_flight"],

@@ -38,8 +38,8 @@ def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen[bytes] | N
 
 @contextmanager
 def run_gateway(config: dict[str, Any], tmp: Path, *, server: str | None = None,
-                env: dict[str, str] | None = None, args: list[str] | None = None
-                ) -> Iterator[str]:
+                env: dict[str, str] | None = None, args: list[str] | None = None,
+                ready_timeout: float = 20.0) -> Iterator[str]:
     """Yield the base URL (``http://127.0.0.1:PORT``) of a running gateway; ``args`` are
     extra ``dragoman serve`` arguments. Its output goes to ``log_path(tmp, base)``."""
     port = free_port()
@@ -57,7 +57,7 @@ def run_gateway(config: dict[str, Any], tmp: Path, *, server: str | None = None,
                                  **(env or {})})
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_http(base + "/healthz", proc=proc)
+        wait_http(base + "/healthz", ready_timeout, proc=proc)
         yield base
     finally:
         proc.terminate()

@@ -1,19 +1,31 @@
 """``dragoman serve [--config FILE] [--host H] [--port P] [--workers N]``;
 ``dragoman sessions purge --older-than 7d [--config FILE]``; ``dragoman config check FILE``;
-``dragoman --version``."""
+``dragoman usage [...]``; ``dragoman --version``."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import shutil
 import sys
+import tempfile
 
-from . import __version__, cli_config, cli_sessions
+from . import __version__, cli_config, cli_sessions, cli_usage
 from .cli_options import Parser, add_log_level, host, port, positive_int
 from .config import ConfigError, check_config
 
 CONFIG_ENV = "DRAGOMAN_CONFIG"
+
+
+def _metrics_dir(workers: int) -> str | None:
+    """With several workers, a fresh ``PROMETHEUS_MULTIPROC_DIR`` they all write their
+    metrics to (so one scrape sees every worker); None when not ours to remove."""
+    if workers <= 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    path = tempfile.mkdtemp(prefix="dragoman-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return path
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -42,10 +54,15 @@ def _serve(args: argparse.Namespace) -> int:
         names += " and agents " + ", ".join(a.name for a in cfg.agents)
     from .server.runner import run
 
-    run(host=host, port=port, workers=workers, server=args.server,
-        limits=cfg.server.http_limits(),
-        on_listening=lambda: print(f"dragoman: serving {names} on http://{host}:{port}",
-                                   file=sys.stderr, flush=True))
+    metrics_dir = _metrics_dir(workers)
+    try:
+        run(host=host, port=port, workers=workers, server=args.server,
+            limits=cfg.server.http_limits(),
+            on_listening=lambda: print(f"dragoman: serving {names} on http://{host}:{port}",
+                                       file=sys.stderr, flush=True))
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
@@ -69,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     add_log_level(serve)
     cli_sessions.add_parser(sub)
     cli_config.add_parser(sub)
+    cli_usage.add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -78,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         return cli_sessions.run(args)
     if args.command == "config":
         return cli_config.run(args)
+    if args.command == "usage":
+        return cli_usage.run(args)
     return 2
 
 

@@ -95,6 +95,9 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     path_prefix: str = ""
     #: names/payloads of agent events on the wire: ``dragoman.*`` or tako's ``tako.*``
     agents_events: Literal["dragoman", "tako"] = "dragoman"
+    #: Keys for the operator's routes (``/metrics``, ``/admin/*``, ``/ui``); client keys
+    #: never open them, and with none configured they refuse everyone.
+    admin_keys: list[str] = msgspec.field(default_factory=list)
 
     def http_limits(self) -> HttpLimits:
         return HttpLimits(max_head_bytes=self.max_head_bytes, max_headers=self.max_headers,
@@ -576,6 +579,7 @@ def build_gateway(cfg: Config) -> Gateway:
                    api_keys=cfg.server.api_keys, max_body_bytes=cfg.server.max_body_bytes,
                    sessions=sessions, limiter=_build_limiter(cfg),
                    agents_events=cfg.server.agents_events,
+                   admin_keys=cfg.server.admin_keys,
                    **_server_routing(cfg.server, table))
 
 

@@ -70,6 +70,7 @@ async def test_records_expire_with_the_ttl_and_go_with_purge(
         store_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     store = open_store(settings_for(store_backend, tmp_path, request, ttl=1.0))
     try:
+        await store.open()  # connecting and migrating do not eat into the 0.3 s TTL
         turns = StoredTurns(store)
         await turns.put("a", ["call_old"], _turn("old"))
         assert await turns.get("a", "call_old") == _turn("old")
@@ -122,7 +123,7 @@ async def test_a_version_1_database_migrates_to_agent_turns(
         await StoredTurns(store).put("a", ["call_1"], _turn("one"))
         assert await StoredTurns(store).get("a", "call_1") == _turn("one")
         assert await count_rows(store, "threads") == 1
-        assert await _schema_versions(settings) == [1, 2]
+        assert await _schema_versions(settings) == list(range(1, len(SQLITE) + 1))
     finally:
         await store.aclose()
 

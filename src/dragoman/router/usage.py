@@ -35,6 +35,35 @@ class UsageRecord:
     cost: float
     outcome: str = "ok"
     duration_ms: float = 0.0
+    deployment: str = ""
+    """The label of the deployment that served (or was tried last); ``served_model`` its
+    model name (another than ``model`` after a fallback)."""
+    served_model: str = ""
+    key_id: str | None = None
+    thread: str | None = None
+    started: float = 0.0
+    """Wall-clock time the request arrived (seconds since the epoch)."""
+    ttft_ms: float | None = None
+    """Until the first streamed byte to the client; None for whole answers."""
+    upstream_ms: float | None = None
+    """Until the serving deployment's first answer (retries included); None without one."""
+    status: int = 200
+    retried: tuple[str, ...] = ()
+    """Labels of the deployments whose attempt failed and was retried."""
+    refused: bool = False
+    """Refused by a rate limit or budget before reaching any deployment."""
+
+    @property
+    def input_tokens(self) -> int:
+        return self.usage.input_tokens
+
+    @property
+    def output_tokens(self) -> int:
+        return self.usage.output_tokens
+
+    @property
+    def cached_tokens(self) -> int:
+        return self.usage.cached_tokens
 
     def logfmt(self) -> str:
         u = self.usage
@@ -94,7 +123,7 @@ class UsageAccounting:
         for listener in self.listeners:
             try:
                 got = listener(rec)
-                if inspect.isawaitable(got):
+                if got is not None and inspect.isawaitable(got):  # (None: a plain listener)
                     await got
             except Exception:
                 log.exception("usage listener %r failed", listener)

@@ -18,8 +18,10 @@ from ..core.estimate import estimate_request
 from ..dialects import anthropic_messages, openai_chat, openai_responses
 from ..dialects.base import Dialect
 from . import access_log
+from . import admin as admin_routes
 from . import models as model_routes
 from . import responses as response_routes
+from . import ui as ui_routes
 from .gateway import Gateway
 from .generate import generate
 from .http import (
@@ -98,6 +100,14 @@ _ROUTES: dict[tuple[str, ...], Routes] = {
     ("models", "*"): {"GET": (model_routes.get_model, CHAT, True)},
     ("healthz",): {"GET": (_health, CHAT, False)},
     ("readyz",): {"GET": (_ready, CHAT, False)},
+    # The operator's routes check the admin key themselves (server/admin_auth.py).
+    ("metrics",): {"GET": (admin_routes.metrics, CHAT, False)},
+    ("admin", "usage"): {"GET": (admin_routes.usage, CHAT, False)},
+    ("admin", "deployments"): {"GET": (admin_routes.deployments, CHAT, False)},
+    ("admin", "series"): {"GET": (admin_routes.series_route, CHAT, False)},
+    ("admin", "live"): {"GET": (admin_routes.live, CHAT, False)},
+    ("ui",): {"GET": (ui_routes.page, CHAT, False)},
+    ("ui", "*"): {"GET": (ui_routes.asset, CHAT, False)},
 }
 
 

@@ -15,9 +15,11 @@ from ..router.limits import Limiter
 from ..router.usage import UsageAccounting
 from ..sessions import SessionStore
 from ..sessions.memory import MemoryStore
+from .admin_auth import AdminKeys
 from .agent_events import EventStyle
 from .http import Scope
 from .model_choice import NO_CHOICE, ModelChoice
+from .operations import Operations
 
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
 
@@ -58,12 +60,15 @@ class Gateway:
                  usage: UsageAccounting | None = None,
                  limiter: Limiter | None = None,
                  model_choice: ModelChoice = NO_CHOICE, path_prefix: str = "",
-                 agents_events: EventStyle = "dragoman") -> None:
+                 agents_events: EventStyle = "dragoman",
+                 admin_keys: Iterable[str] | None = None) -> None:
         """``auth`` resolves every request to a Principal; ``api_keys`` is the shorthand for
         ``StaticTokens(api_keys)``; with neither, every caller is the anonymous tenant.
         ``model_choice``: the default model for requests without (or with an unknown)
         model; ``path_prefix`` (``/openai``): every route is served under it, and only
-        there."""
+        there.
+        ``admin_keys`` open the operator's routes (``/metrics``, ``/admin/*``, ``/ui``);
+        with none, those routes refuse everyone."""
         self.models = models
         keys = list(api_keys or ())
         self.auth: AuthResolver | None = auth or (StaticTokens(keys) if keys else None)
@@ -79,6 +84,10 @@ class Gateway:
         self.path_prefix = normalize_prefix(path_prefix)
         #: names and payloads of agent events on the wire: ``dragoman.*`` or tako's
         self.agents_events: EventStyle = agents_events
+        #: the operator's keys (``server.admin_keys``), separate from client keys
+        self.admin = AdminKeys(admin_keys or ())
+        #: metrics, the usage ledger writer, the state sampler (``server.operations``)
+        self.ops = Operations(self)
 
     async def authenticate(self, scope: Scope) -> Principal:
         info = request_info(scope)  # (refuses a repeated credential even when none counts)
@@ -100,6 +109,7 @@ class Gateway:
             log.error("session store not available at start-up (retried on use): %s", e)
         if self.sessions.settings.ttl and self._purger is None:
             self._purger = asyncio.create_task(self._purge_expired())
+        self.ops.start()
 
     async def _purge_expired(self) -> None:
         ttl = self.sessions.settings.ttl
@@ -147,6 +157,7 @@ class Gateway:
         if self._purger is not None:
             self._purger.cancel()
             self._purger = None
+        await self.ops.aclose()  # the last ledger rows, while the store is still open
         await self.sessions.aclose()
         for p in self.models.providers():
             await p.aclose()

@@ -91,11 +91,17 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
 
     async with conversation(gw, dialect, principal, req, route, scope) as conv:
         req.thread = conv.key  # an agent's workspace belongs to the thread
-        meter = RequestMeter(gw.usage, principal, route, dialect, req)
+        meter = RequestMeter(gw.usage, principal, route, dialect, req, thread=conv.key,
+                             metrics=gw.ops.metrics)
         if access is not None:
             access.meter = meter
-        admission = await gw.limiter.admit(principal, route, req) \
-            if gw.limiter is not None else ADMIT_ALL
+        try:
+            admission = await gw.limiter.admit(principal, route, req) \
+                if gw.limiter is not None else ADMIT_ALL
+        except DragomanError as e:
+            meter.failed(e, refused=True)
+            await meter.finish()
+            raise
         ticket: Ticket | None = None
         try:
             # Stored, chained or thread-recorded turns need the neutral events (and the
@@ -103,7 +109,7 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
             fast_ok = not conv.needs_events and isinstance(body, dict)
 
             async def start(dep: Deployment) -> Opened:
-                meter.deployment = dep.label or dep.name
+                meter.attempt(dep)
                 return await _open(dep, req, body if fast_ok else None)
 
             started = await unless_client_leaves(dispatch(gw.models, route, req, start),
@@ -122,7 +128,7 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
             meter.outcome = "client_closed"
             raise
         except DragomanError as e:
-            meter.outcome = e.kind.value
+            meter.failed(e)
             raise
         finally:
             if ticket is not None:
@@ -241,6 +247,8 @@ async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,
                 if chunk:
                     if not sent_first:
                         sent_first = True
+                        if meter is not None:
+                            meter.stream_started()
                         await send({"type": "http.response.body", "body": chunk,
                                     "more_body": True})
                     else:
@@ -267,6 +275,8 @@ async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,
         finally:
             if writer is not None:
                 writer.abort()
+            if sent_first and meter is not None:
+                meter.stream_ended()
             await aclose_events(events)
 
     if await unless_client_leaves(pump(), receive) is None and meter is not None:
@@ -287,6 +297,7 @@ async def forward(opened: Opened, meter: RequestMeter, receive: Receive, send: S
     first = opened.first_chunk
 
     async def pump() -> bool:
+        meter.stream_started()
         try:
             await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
             await send({"type": "http.response.body", "body": first, "more_body": True})
@@ -295,6 +306,7 @@ async def forward(opened: Opened, meter: RequestMeter, receive: Receive, send: S
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return True
         finally:
+            meter.stream_ended()
             await chunks.aclose()
 
     if await unless_client_leaves(pump(), receive) is None:

@@ -3,13 +3,18 @@ and worker processes do not share it; for tests and the embedded Python API."""
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, TypeVar
 
 from . import plans as p
 from .settings import StoreSettings
 from .store import SessionStore
+from .usage import UsageGroup, UsageRow, group_rows, matches
 
 R = TypeVar("R")
+
+#: Usage ledger rows the memory backend keeps (the newest).
+MEMORY_LEDGER_ROWS = 100_000
 
 
 class MemoryStore(SessionStore):
@@ -23,6 +28,8 @@ class MemoryStore(SessionStore):
         self._responses: dict[tuple[str, str], p.ResponseRow] = {}
         self._users: dict[str, int] = {}  # branch id → responses and forks that read it
         self._agent_turns: dict[tuple[str, str], tuple[int, bytes]] = {}  # → (created, data)
+        # The ledger, oldest first; bounded, as nothing here outlives the process anyway.
+        self._usage: deque[UsageRow] = deque(maxlen=MEMORY_LEDGER_ROWS)
 
     async def _open(self) -> None:
         return None
@@ -205,3 +212,17 @@ class MemoryStore(SessionStore):
         for k in old:
             del self._agent_turns[k]
         return len(old)
+
+    # --- usage ledger -----------------------------------------------------------------------
+
+    def _InsertUsage(self, op: p.InsertUsage) -> None:
+        self._usage.extend(op.rows)
+
+    def _SelectUsage(self, op: p.SelectUsage) -> list[UsageRow]:
+        q = op.query
+        hits = [r for r in reversed(self._usage) if matches(q, r)]
+        hits.sort(key=lambda r: r.ts, reverse=True)  # stable: ties stay newest first
+        return hits[:q.limit]
+
+    def _GroupUsage(self, op: p.GroupUsage) -> list[UsageGroup]:
+        return group_rows((r for r in self._usage if matches(op.query, r)), op.by)

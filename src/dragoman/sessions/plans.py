@@ -20,6 +20,7 @@ import msgspec
 from ..core import ChatRequest, ChatResponse, Message, new_id
 from .history import EMPTY_CHAIN, ThreadView, chain, common_prefix, prefix_chains
 from .records import PreviousResponse, PurgeStats, StoredResponse, Turn, TurnResult
+from .usage import GroupKey, UsageGroup, UsageQuery, UsageRow
 
 R = TypeVar("R")
 
@@ -284,6 +285,24 @@ class PurgeAgentTurns(Op[int]):
     before: int  # ms
 
 
+# The usage ledger (``usage.py``): rows appended in batches, read by filters.
+
+@dataclass(frozen=True, slots=True)
+class InsertUsage(Op[None]):
+    rows: list[UsageRow]
+
+
+@dataclass(frozen=True, slots=True)
+class SelectUsage(Op["list[UsageRow]"]):
+    query: UsageQuery
+
+
+@dataclass(frozen=True, slots=True)
+class GroupUsage(Op["list[UsageGroup]"]):
+    query: UsageQuery
+    by: tuple[GroupKey, ...]
+
+
 # --- plans ----------------------------------------------------------------------------------
 
 def load_response(tenant: str, id: str, min_created: int) -> Plan[StoredResponse | None]:
@@ -468,3 +487,15 @@ def commit_turn(t: Turn, now: int, min_updated: int) -> Plan[TurnResult]:
     return TurnResult(branch_id=branch.id, length=length, appended=place.branch is not None
                       and branch is place.branch,
                       thread_id=thread.id if thread is not None else None)
+
+
+def append_usage(rows: list[UsageRow]) -> Plan[None]:
+    yield from do(InsertUsage(rows))
+
+
+def usage_rows(query: UsageQuery) -> Plan[list[UsageRow]]:
+    return (yield from do(SelectUsage(query)))
+
+
+def usage_groups(query: UsageQuery, by: tuple[GroupKey, ...]) -> Plan[list[UsageGroup]]:
+    return (yield from do(GroupUsage(query, by)))

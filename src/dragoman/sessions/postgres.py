@@ -20,6 +20,16 @@ from . import plans as p
 from .schema import HISTORY_CTE, POSTGRES
 from .settings import StoreSettings
 from .store import SessionStore, StoreError
+from .usage import (
+    UsageGroup,
+    UsageRow,
+    group_from_row,
+    group_sql,
+    insert_sql,
+    row_from_db,
+    row_values,
+    select_sql,
+)
 
 R = TypeVar("R")
 
@@ -268,6 +278,28 @@ async def _purge_agent_turns(c: Any, op: p.PurgeAgentTurns) -> int:
     return _count(await c.execute("DELETE FROM agent_turns WHERE created < $1", op.before))
 
 
+def _dollar(i: int) -> str:
+    return f"${i}"
+
+
+_INSERT_USAGE = insert_sql(_dollar)
+_DAY = "to_char(to_timestamp(ts / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+
+async def _insert_usage(c: Any, op: p.InsertUsage) -> None:
+    await c.executemany(_INSERT_USAGE, [row_values(r) for r in op.rows])
+
+
+async def _select_usage(c: Any, op: p.SelectUsage) -> list[UsageRow]:
+    sql, args = select_sql(op.query, _dollar)
+    return [row_from_db(r) for r in await c.fetch(sql, *args)]
+
+
+async def _group_usage(c: Any, op: p.GroupUsage) -> list[UsageGroup]:
+    sql, args = group_sql(op.query, op.by, _dollar, _DAY)
+    return [group_from_row(op.by, r) for r in await c.fetch(sql, *args)]
+
+
 _OPS: dict[type, Any] = {
     p.FetchResponse: _fetch_response, p.FetchRows: _fetch_rows, p.FetchChains: _fetch_chains,
     p.FetchThread: _fetch_thread, p.FetchBranch: _fetch_branch, p.LockThread: _lock_thread,
@@ -279,4 +311,5 @@ _OPS: dict[type, Any] = {
     p.PurgeResponses: _purge_responses, p.PurgeLeafBranches: _purge_leaf_branches,
     p.PurgeThreads: _purge_threads, p.PutAgentTurn: _put_agent_turn,
     p.FetchAgentTurn: _fetch_agent_turn, p.PurgeAgentTurns: _purge_agent_turns,
+    p.InsertUsage: _insert_usage, p.SelectUsage: _select_usage, p.GroupUsage: _group_usage,
 }

@@ -14,6 +14,8 @@ describe the same tables (see the package docstring for what they mean):
 - ``agent_turns`` (version 2): an agent's hidden part of a turn that ended with client
   tool calls, opaque to the store (``dragoman.server.agent_turns`` encodes it), one row per
   ``(tenant, client call id)``; ``created`` (ms) drives the TTL and ``purge``.
+- ``usage_ledger`` (version 3): one row per finished request (``dragoman.sessions.usage``),
+  ``ts`` in ms; never purged with the sessions TTL (it is what an operator bills from).
 """
 
 from __future__ import annotations
@@ -77,6 +79,31 @@ SQLITE: list[list[str]] = [
             PRIMARY KEY (tenant, call_id)) WITHOUT ROWID""",
         "CREATE INDEX agent_turns_created ON agent_turns (created)",
     ],
+    [  # 3
+        """CREATE TABLE usage_ledger (
+            id INTEGER PRIMARY KEY,
+            ts INTEGER NOT NULL,
+            tenant TEXT NOT NULL,
+            key_id TEXT,
+            model TEXT NOT NULL,
+            deployment TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            dialect TEXT NOT NULL,
+            stream INTEGER NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            cached_tokens INTEGER NOT NULL,
+            reasoning_tokens INTEGER NOT NULL,
+            cost REAL NOT NULL,
+            latency_ms REAL NOT NULL,
+            ttft_ms REAL,
+            upstream_ms REAL,
+            status INTEGER NOT NULL,
+            outcome TEXT NOT NULL,
+            thread TEXT)""",
+        "CREATE INDEX usage_ledger_ts ON usage_ledger (ts)",
+        "CREATE INDEX usage_ledger_tenant_ts ON usage_ledger (tenant, ts)",
+    ],
 ]
 
 POSTGRES: list[list[str]] = [
@@ -137,6 +164,31 @@ POSTGRES: list[list[str]] = [
             data BYTEA NOT NULL,
             PRIMARY KEY (tenant, call_id))""",
         "CREATE INDEX agent_turns_created ON agent_turns (created)",
+    ],
+    [  # 3
+        """CREATE TABLE usage_ledger (
+            id BIGSERIAL PRIMARY KEY,
+            ts BIGINT NOT NULL,
+            tenant TEXT NOT NULL,
+            key_id TEXT,
+            model TEXT NOT NULL,
+            deployment TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            dialect TEXT NOT NULL,
+            stream BOOLEAN NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            cached_tokens INTEGER NOT NULL,
+            reasoning_tokens INTEGER NOT NULL,
+            cost DOUBLE PRECISION NOT NULL,
+            latency_ms DOUBLE PRECISION NOT NULL,
+            ttft_ms DOUBLE PRECISION,
+            upstream_ms DOUBLE PRECISION,
+            status INTEGER NOT NULL,
+            outcome TEXT NOT NULL,
+            thread TEXT)""",
+        "CREATE INDEX usage_ledger_ts ON usage_ledger (ts)",
+        "CREATE INDEX usage_ledger_tenant_ts ON usage_ledger (tenant, ts)",
     ],
 ]
 

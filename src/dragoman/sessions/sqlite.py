@@ -24,6 +24,16 @@ from . import plans as p
 from .schema import HISTORY_CTE, SQLITE
 from .settings import StoreSettings
 from .store import SessionStore, StoreError
+from .usage import (
+    UsageGroup,
+    UsageRow,
+    group_from_row,
+    group_sql,
+    insert_sql,
+    row_from_db,
+    row_values,
+    select_sql,
+)
 
 R = TypeVar("R")
 
@@ -283,6 +293,28 @@ def _purge_agent_turns(c: sqlite3.Connection, op: p.PurgeAgentTurns) -> int:
     return c.execute("DELETE FROM agent_turns WHERE created < ?", (op.before,)).rowcount
 
 
+def _qmark(i: int) -> str:
+    return "?"
+
+
+_INSERT_USAGE = insert_sql(_qmark)
+_DAY = "strftime('%Y-%m-%d', ts / 1000, 'unixepoch')"
+
+
+def _insert_usage(c: sqlite3.Connection, op: p.InsertUsage) -> None:
+    c.executemany(_INSERT_USAGE, [row_values(r) for r in op.rows])
+
+
+def _select_usage(c: sqlite3.Connection, op: p.SelectUsage) -> list[UsageRow]:
+    sql, args = select_sql(op.query, _qmark)
+    return [row_from_db(r) for r in c.execute(sql, args)]
+
+
+def _group_usage(c: sqlite3.Connection, op: p.GroupUsage) -> list[UsageGroup]:
+    sql, args = group_sql(op.query, op.by, _qmark, _DAY)
+    return [group_from_row(op.by, r) for r in c.execute(sql, args)]
+
+
 _OPS: dict[type, Any] = {
     p.FetchResponse: _fetch_response, p.FetchRows: _fetch_rows, p.FetchChains: _fetch_chains,
     p.FetchThread: _fetch_thread, p.FetchBranch: _fetch_branch, p.LockThread: _lock_thread,
@@ -294,4 +326,5 @@ _OPS: dict[type, Any] = {
     p.PurgeResponses: _purge_responses, p.PurgeLeafBranches: _purge_leaf_branches,
     p.PurgeThreads: _purge_threads, p.PutAgentTurn: _put_agent_turn,
     p.FetchAgentTurn: _fetch_agent_turn, p.PurgeAgentTurns: _purge_agent_turns,
+    p.InsertUsage: _insert_usage, p.SelectUsage: _select_usage, p.GroupUsage: _group_usage,
 }

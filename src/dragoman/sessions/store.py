@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -18,6 +18,7 @@ from . import plans
 from .history import ThreadView
 from .records import PreviousResponse, PurgeStats, StoredResponse, Turn, TurnResult
 from .settings import StoreSettings
+from .usage import GroupKey, UsageGroup, UsageQuery, UsageRow
 
 log = logging.getLogger("dragoman.sessions")
 
@@ -56,6 +57,9 @@ class SessionStore(abc.ABC):
         self.settings = settings
         self._opened = False
         self._open_lock: asyncio.Lock | None = None
+        #: Called with (operation, seconds) after every store operation (the metrics'
+        #: store latency); None costs nothing.
+        self.on_timing: Callable[[str, float], None] | None = None
 
     # --- backend hooks ----------------------------------------------------------------------
 
@@ -94,6 +98,8 @@ class SessionStore(abc.ABC):
         await self._run(plans.load_response("", "~ping", 0))
 
     async def _run(self, plan: plans.Plan[R], write: bool = False) -> R:
+        timing = self.on_timing
+        started = time.perf_counter() if timing is not None else 0.0
         try:
             await self.open()
             return await self._execute(plan, write)
@@ -103,6 +109,9 @@ class SessionStore(abc.ABC):
             log.error("session store failed: %s: %s", type(e).__name__, e)
             raise Overloaded("The session store is unavailable; please retry.",
                              code="session_store_unavailable") from None
+        finally:
+            if timing is not None:
+                timing(plan.__name__, time.perf_counter() - started)  # type: ignore[attr-defined]
 
     def _min_created(self) -> int:
         ttl = self.settings.ttl
@@ -202,6 +211,22 @@ class SessionStore(abc.ABC):
         kept)."""
         before_ms = _ms() - int(older_than * 1000)
         return await self._run(plans.purge(before_ms // 1000, before_ms), write=True)
+
+    # --- usage ledger (``usage.py``) ---------------------------------------------------------
+
+    async def append_usage(self, rows: list[UsageRow]) -> None:
+        """Append ledger rows in one transaction (durable when this returns)."""
+        await self._run(plans.append_usage(rows), write=True)
+
+    async def usage_rows(self, query: UsageQuery) -> list[UsageRow]:
+        """Ledger rows matching ``query``, newest first."""
+        return await self._run(plans.usage_rows(query))
+
+    async def usage_groups(self, query: UsageQuery,
+                           by: tuple[GroupKey, ...]) -> list[UsageGroup]:
+        """Ledger sums per group of ``by`` (tenant, model, day) over rows matching
+        ``query`` (its ``limit`` does not apply)."""
+        return await self._run(plans.usage_groups(query, by))
 
 
 def open_store(settings: StoreSettings) -> SessionStore:

@@ -1,0 +1,346 @@
+"""Prometheus metrics (``prometheus_client``), named after the OpenTelemetry GenAI
+semantic conventions where one exists.
+
+Metric (type): labels
+
+- ``dragoman_requests_total`` (counter): model, deployment, provider, dialect, status,
+  outcome
+- ``gen_ai_client_operation_duration_seconds`` (histogram, the whole request):
+  gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model, error_type
+- ``gen_ai_server_time_to_first_token_seconds`` (histogram, streams): gen_ai_provider_name,
+  gen_ai_request_model
+- ``dragoman_upstream_duration_seconds`` (histogram, to the first answer): deployment,
+  provider
+- ``gen_ai_client_token_usage`` (histogram, tokens per request): gen_ai_operation_name,
+  gen_ai_provider_name, gen_ai_request_model, gen_ai_token_type (input, output), tenant
+- ``dragoman_cached_tokens_total``, ``dragoman_cost_usd_total`` (counters): tenant, model
+- ``dragoman_requests_in_flight``, ``dragoman_streams_in_flight`` (gauges)
+- ``dragoman_retries_total`` (counter): deployment; ``dragoman_fallbacks_total``
+  (counter): model, fallback
+- ``dragoman_breaker_state`` (gauge: 0 closed, 1 half-open, 2 open): deployment
+- ``dragoman_limit_refusals_total`` (counter): tenant, kind
+- ``dragoman_upstream_connections`` (gauge): deployment
+- ``dragoman_session_store_duration_seconds`` (histogram): operation
+
+Cost on the request path: ``observe`` only appends the finished request to a list, and
+in-flight counts are plain integers. ``flush`` (the server calls it every second and
+before every scrape) turns what gathered into metric updates in bulk: one ``inc`` per
+label set and per histogram bucket touched, where prometheus_client's own ``observe``
+takes a lock and walks the buckets for every value (measured: the per-request updates
+cost ~7 % of a pass-through request's instructions, bench/README.md). Breakers and pools
+are sampled by the server, not tracked per request.
+
+Several worker processes (``dragoman serve --workers N``): ``dragoman serve`` points
+``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before the workers start, every value
+lives in a memory-mapped file there, and ``render`` in any worker merges all of them, so
+one scrape sees every worker (prometheus_client's multiprocess mode). In-flight and
+connection gauges sum the live workers, the breaker gauge shows the worst of them.
+"""
+
+from __future__ import annotations
+
+import os
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import values as _values
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+#: ``dragoman_breaker_state`` values.
+BREAKER_VALUES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+
+# Bucket boundaries recommended by the GenAI semantic conventions.
+_DURATION = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96,
+             81.92)
+_TTFT = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+         10.0)
+_TOKENS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
+_STORE = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+
+
+class FinishedRequest(Protocol):
+    """What ``GatewayMetrics.observe`` reads of a finished request (the server's
+    ``UsageRecord``). Times in milliseconds; ``ttft_ms``/``upstream_ms`` None when there
+    was no stream or no answer; ``retried``: labels of deployments whose attempt failed
+    and was retried; ``refused``: refused by a rate limit or budget before any upstream."""
+
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def deployment(self) -> str: ...
+    @property
+    def served_model(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def dialect(self) -> str: ...
+    @property
+    def status(self) -> int: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def duration_ms(self) -> float: ...
+    @property
+    def ttft_ms(self) -> float | None: ...
+    @property
+    def upstream_ms(self) -> float | None: ...
+    @property
+    def input_tokens(self) -> int: ...
+    @property
+    def output_tokens(self) -> int: ...
+    @property
+    def cached_tokens(self) -> int: ...
+    @property
+    def cost(self) -> float: ...
+    @property
+    def retried(self) -> tuple[str, ...]: ...
+    @property
+    def refused(self) -> bool: ...
+
+
+def multiprocess_dir() -> str | None:
+    """The shared directory of multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``), or None.
+
+    prometheus_client picks its value class from that variable when it is first
+    imported; ``dragoman serve`` sets it later (after reading the config, which imports
+    this module), so the class is switched here, before any metric is made: metrics
+    read ``values.ValueClass`` when they are constructed."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path and _values.ValueClass is _values.MutexValue:
+        _values.ValueClass = _values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    return path or None
+
+
+class _Children:
+    """Label children of one metric, cached by their label values: ``labels()`` checks
+    and copies its arguments on every call, a dict lookup does not."""
+
+    __slots__ = ("_cache", "_metric")
+
+    def __init__(self, metric: Any) -> None:
+        self._metric = metric
+        self._cache: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._cache.get(values)
+        if child is None:
+            child = self._cache[values] = self._metric.labels(*values)
+        return child
+
+
+def observe_many(child: Any, values: Sequence[float]) -> None:
+    """``child.observe(v) for v in values`` in one pass: the sum once, each bucket touched
+    once. Reads prometheus_client's histogram internals (``_upper_bounds``, ``_sum``,
+    ``_buckets``: per-bucket counts, made cumulative when rendered), the same ones its
+    ``observe`` uses; tests/observe compares the two expositions."""
+    bounds = child._upper_bounds
+    counts = [0] * len(bounds)
+    for v in values:
+        counts[bisect_left(bounds, v)] += 1
+    child._sum.inc(sum(values))
+    buckets = child._buckets
+    for i, n in enumerate(counts):
+        if n:
+            buckets[i].inc(n)
+
+
+class _Group:
+    """What the requests of one label set brought between two flushes."""
+
+    __slots__ = ("cached", "cost", "input_tokens", "output_tokens", "refused", "requests",
+                 "retried", "seconds", "ttft", "upstream")
+
+    def __init__(self) -> None:
+        self.requests = self.refused = self.cached = 0
+        self.cost = 0.0
+        self.seconds: list[float] = []
+        self.ttft: list[float] = []
+        self.upstream: list[float] = []
+        self.input_tokens: list[float] = []
+        self.output_tokens: list[float] = []
+        self.retried: list[str] = []
+
+    def add(self, rec: FinishedRequest) -> None:
+        self.requests += 1
+        self.seconds.append(rec.duration_ms / 1000)
+        if rec.ttft_ms is not None:
+            self.ttft.append(rec.ttft_ms / 1000)
+        if rec.upstream_ms is not None:
+            self.upstream.append(rec.upstream_ms / 1000)
+        if rec.input_tokens or rec.output_tokens:
+            self.input_tokens.append(rec.input_tokens)
+            self.output_tokens.append(rec.output_tokens)
+        self.cached += rec.cached_tokens
+        self.cost += rec.cost
+        if rec.retried:
+            self.retried.extend(rec.retried)
+        self.refused += rec.refused
+
+
+class GatewayMetrics:
+    """The gateway's metrics in a registry of their own (so several gateways in one
+    process, as in tests, do not collide)."""
+
+    def __init__(self) -> None:
+        self.dir = multiprocess_dir()
+        self._pending: list[FinishedRequest] = []
+        #: generation requests and streamed answers in flight in this worker
+        self.requests_now = 0
+        self.streams_now = 0
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = _Children(Counter(
+            "dragoman_requests_total", "Generation requests by how they ended.",
+            ["model", "deployment", "provider", "dialect", "status", "outcome"], registry=r))
+        self.duration = _Children(Histogram(
+            "gen_ai_client_operation_duration_seconds",
+            "Time from receiving a generation request to its last byte.",
+            ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model",
+             "error_type"], buckets=_DURATION, registry=r))
+        self.ttft = _Children(Histogram(
+            "gen_ai_server_time_to_first_token_seconds",
+            "Time from receiving a streamed request to its first byte to the client.",
+            ["gen_ai_provider_name", "gen_ai_request_model"], buckets=_TTFT, registry=r))
+        self.upstream = _Children(Histogram(
+            "dragoman_upstream_duration_seconds",
+            "Time from the first attempt to the serving deployment's first answer (whole "
+            "response or first stream event), retries included.",
+            ["deployment", "provider"], buckets=_DURATION, registry=r))
+        self.tokens = _Children(Histogram(
+            "gen_ai_client_token_usage", "Tokens per request by type (input, output).",
+            ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model",
+             "gen_ai_token_type", "tenant"], buckets=_TOKENS, registry=r))
+        self.cached = _Children(Counter(
+            "dragoman_cached_tokens", "Input tokens read from the provider's prompt cache.",
+            ["tenant", "model"], registry=r))
+        self.cost = _Children(Counter(
+            "dragoman_cost_usd", "What requests cost, in the configured currency (USD).",
+            ["tenant", "model"], registry=r))
+        self.in_flight = Gauge("dragoman_requests_in_flight",
+                               "Generation requests being answered.", registry=r,
+                               multiprocess_mode="livesum")
+        self.streams = Gauge("dragoman_streams_in_flight", "Streamed answers being sent.",
+                             registry=r, multiprocess_mode="livesum")
+        self.retries = _Children(Counter(
+            "dragoman_retries", "Attempts on a deployment that failed and were retried "
+            "(on it after a back-off, or on another deployment).", ["deployment"],
+            registry=r))
+        self.fallbacks = _Children(Counter(
+            "dragoman_fallbacks", "Requests answered by a fallback model.",
+            ["model", "fallback"], registry=r))
+        self.breaker = _Children(Gauge(
+            "dragoman_breaker_state", "Circuit breaker per deployment: 0 closed, "
+            "1 half-open, 2 open (the worst over the workers).", ["deployment"], registry=r,
+            multiprocess_mode="livemax"))
+        self.refusals = _Children(Counter(
+            "dragoman_limit_refusals", "Requests refused by a rate limit or budget.",
+            ["tenant", "kind"], registry=r))
+        self.connections = _Children(Gauge(
+            "dragoman_upstream_connections", "Upstream connections open (in use or idle).",
+            ["deployment"], registry=r, multiprocess_mode="livesum"))
+        self.store = _Children(Histogram(
+            "dragoman_session_store_duration_seconds",
+            "Session store operations (one transaction each), by operation.",
+            ["operation"], buckets=_STORE, registry=r))
+
+    # --- the request path -------------------------------------------------------------------
+
+    def observe(self, rec: FinishedRequest) -> None:
+        """Count one finished generation request (at the next ``flush``)."""
+        self._pending.append(rec)
+
+    def flush(self, finished: Sequence[FinishedRequest] = ()) -> None:
+        """Apply ``finished`` and the requests gathered by ``observe`` since the last
+        flush, and the in-flight counts."""
+        self.in_flight.set(self.requests_now)
+        self.streams.set(self.streams_now)
+        pending = [*self._pending, *finished] if self._pending else finished
+        self._pending = []
+        if not pending:
+            return
+        groups: dict[tuple[Any, ...], _Group] = {}
+        for rec in pending:  # one dict lookup per request: its label values together
+            key = (rec.model, rec.deployment, rec.provider, rec.dialect, rec.status,
+                   rec.outcome, rec.tenant, rec.served_model)
+            g = groups.get(key)
+            if g is None:
+                g = groups[key] = _Group()
+            g.add(rec)
+        for (model, deployment, provider, dialect, status, outcome, tenant, served), g \
+                in groups.items():
+            self.requests(model, deployment, provider, dialect, str(status), outcome).inc(
+                g.requests)
+            observe_many(self.duration("chat", provider, model,
+                                       "" if outcome == "ok" else outcome), g.seconds)
+            if g.ttft:
+                observe_many(self.ttft(provider, model), g.ttft)
+            if g.upstream:
+                observe_many(self.upstream(deployment, provider), g.upstream)
+            if g.input_tokens:
+                observe_many(self.tokens("chat", provider, model, "input", tenant),
+                             g.input_tokens)
+                observe_many(self.tokens("chat", provider, model, "output", tenant),
+                             g.output_tokens)
+            if g.cached:
+                self.cached(tenant, model).inc(g.cached)
+            if g.cost:
+                self.cost(tenant, model).inc(g.cost)
+            for label in g.retried:
+                self.retries(label).inc()
+            if served and served != model:
+                self.fallbacks(model, served).inc(g.requests)
+            if g.refused:
+                self.refusals(tenant, outcome).inc(g.refused)
+
+    def store_timing(self) -> Callable[[str, float], None]:
+        """The session store's ``on_timing`` hook."""
+        def timing(operation: str, seconds: float) -> None:
+            self.store(operation).observe(seconds)
+
+        return timing
+
+    # --- sampled state ----------------------------------------------------------------------
+
+    def set_breaker(self, deployment: str, state: str) -> None:
+        self.breaker(deployment).set(BREAKER_VALUES.get(state, 0.0))
+
+    def set_connections(self, deployment: str, open_connections: int) -> None:
+        self.connections(deployment).set(open_connections)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def _collecting(self) -> CollectorRegistry:
+        if self.dir is None:
+            return self.registry
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=self.dir)  # type: ignore[no-untyped-call]
+        return merged
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every worker's metrics (this worker's
+        flushed first; the others' as of their last flush, at most a second old)."""
+        self.flush()
+        return generate_latest(self._collecting())
+
+    def totals(self, *names: str) -> dict[str, float]:
+        """The sum over all label sets (and workers) of each named metric's samples:
+        ``totals("dragoman_streams_in_flight")`` (for the dashboard)."""
+        self.flush()
+        out = dict.fromkeys(names, 0.0)
+        for family in self._collecting().collect():
+            for s in family.samples:
+                if s.name in out:
+                    out[s.name] += s.value
+        return out
+
+    def close(self) -> None:
+        """This worker is going away: what it counted is flushed, its live gauges stop
+        counting."""
+        self.flush()
+        if self.dir is not None:
+            mark_process_dead(os.getpid(), self.dir)  # type: ignore[no-untyped-call]

@@ -1,0 +1,94 @@
+"""The operator's side of one gateway process: its metrics, the usage ledger writer, and
+the sampler that copies breaker states and upstream pool sizes into the metrics.
+
+Every finished generation's record is appended to a list (the ``UsageAccounting``
+listener is that list's ``append``: the cheapest call there is); every second, and before
+a scrape or shutdown, ``refresh`` hands what gathered to the metrics (applied in bulk)
+and, as ledger rows, to the batch writer, which appends them to the sessions database
+(``observe.ledger``). So the request path pays one append for both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from ..observe import BatchWriter, GatewayMetrics
+from ..providers.base import HttpDialectProvider
+from ..router.usage import UsageRecord
+from ..sessions.usage import UsageRow
+from .accounting import deployment_label
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
+
+log = logging.getLogger("dragoman.server")
+
+#: Seconds between metric flushes (and samples of breakers and upstream connections): how
+#: stale another worker's numbers may be in a scrape.
+SAMPLE_EVERY = 1.0
+
+
+def ledger_row(rec: UsageRecord) -> UsageRow:
+    u = rec.usage
+    return UsageRow(ts=int(rec.started * 1000), tenant=rec.tenant, key_id=rec.key_id,
+                    model=rec.model, deployment=rec.deployment, provider=rec.provider,
+                    dialect=rec.dialect, stream=rec.stream, input_tokens=u.input_tokens,
+                    output_tokens=u.output_tokens, cached_tokens=u.cached_tokens,
+                    reasoning_tokens=u.reasoning_tokens, cost=rec.cost,
+                    latency_ms=rec.duration_ms, ttft_ms=rec.ttft_ms,
+                    upstream_ms=rec.upstream_ms, status=rec.status, outcome=rec.outcome,
+                    thread=rec.thread)
+
+
+class Operations:
+    def __init__(self, gw: Gateway) -> None:
+        self._gw = gw
+        self.metrics = GatewayMetrics()
+        self.ledger: BatchWriter[UsageRow] = BatchWriter(gw.sessions.append_usage)
+        self._sampler: asyncio.Task[None] | None = None
+        self._finished: list[UsageRecord] = []
+        gw.usage.subscribe(self._finished.append)
+        gw.sessions.on_timing = self.metrics.store_timing()
+
+    def refresh(self) -> None:
+        """Hand the finished requests to the metrics and the ledger writer, and copy each
+        deployment's breaker state and open upstream connections into the metrics (this
+        worker's view; the metrics merge the workers)."""
+        batch = self._finished[:]
+        self._finished.clear()  # (the listener holds this very list's append)
+        m = self.metrics
+        m.flush(batch)
+        if batch:
+            self.ledger.extend([ledger_row(r) for r in batch])
+        for d in self._gw.models.deployments():
+            label = deployment_label(d)
+            m.set_breaker(label, d.health.breaker.state.value)
+            if isinstance(d.provider, HttpDialectProvider):
+                m.set_connections(label, d.provider.http.open_connections)
+
+    async def _sample_forever(self) -> None:
+        while True:
+            try:
+                self.refresh()
+            except Exception:
+                log.warning("sampling metrics failed", exc_info=True)
+            await asyncio.sleep(SAMPLE_EVERY)
+
+    def start(self) -> None:
+        self.ledger.start()
+        if self._sampler is None:
+            self._sampler = asyncio.get_running_loop().create_task(self._sample_forever())
+
+    async def aclose(self) -> None:
+        """Write the rest of the ledger (before the session store closes)."""
+        if self._sampler is not None:
+            self._sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sampler
+            self._sampler = None
+        self.refresh()
+        await self.ledger.aclose()
+        self.metrics.close()

@@ -24,6 +24,7 @@ from ..core import (
     UpstreamError,
     UsageUpdate,
     new_id,
+    spans,
 )
 from ..dialects import openai_responses
 from ..dialects.base import Dialect, RenderContext, StreamRenderer
@@ -89,6 +90,10 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
         admission = await gw.limiter.admit(principal, route, req) \
             if gw.limiter is not None else ADMIT_ALL
         ticket: Ticket | None = None
+        tracer = spans.TRACER  # None: tracing is off
+        span = tracer.request(dialect.name, req, route.provider, scope["headers"]) \
+            if tracer is not None else None
+        token = tracer.enter(span) if tracer is not None and span is not None else None
         try:
             # Stored, chained or thread-recorded turns need the neutral events (and the
             # gateway's own ids); anything else may take the same-dialect fast path.
@@ -104,6 +109,8 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
                 return  # the client left: the upstream call was cancelled (connection closed)
             ticket = started.ticket
             meter.served_by(started.deployment)
+            if span is not None:
+                span.answered(None, getattr(started.deployment.provider, "model", None))
             try:
                 await _serve(started.value, dialect, req, conv, meter, receive, send)
             finally:
@@ -121,6 +128,10 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
             await settle_quietly(admission, meter.cost(),
                                  usage.output_tokens if usage is not None else 0)
             await meter.finish()
+            if span is not None:
+                span.answered(usage, None)
+                tracer.leave(token)  # type: ignore[union-attr]
+                span.end(meter.outcome)
 
 
 async def _open(dep: Deployment, req: ChatRequest, body: object | None) -> Opened:

@@ -22,6 +22,7 @@ from tests.gateway_proc import free_port, run_gateway
 from tests.infra.otlp import Span, otlp_grpc_receiver, otlp_http_receiver, render, tree
 
 ROOT = Path(__file__).resolve().parents[2]
+FAKE_TEXT = "Hello from the fake upstream."
 TOOLS_PROMPT = "scenario:tools please answer (n-tracing-tools)"
 #: Exports every 50 ms, so a test waits for spans briefly.
 FAST_EXPORT = {"OTEL_BSP_SCHEDULE_DELAY": "50", "PYTHONPATH": str(ROOT)}
@@ -42,7 +43,9 @@ def _config(fake: FakeUpstream, tracing: dict[str, Any] | None) -> dict[str, Any
     cfg: dict[str, Any] = {
         "server": {"api_keys": [API_KEY]},
         "models": [{"name": "chat-up", "deployments": [dead, working]},
-                   {"name": "plain", **{k: v for k, v in working.items() if k != "weight"}}],
+                   {"name": "plain", **{k: v for k, v in working.items() if k != "weight"}},
+                   {"name": "translated", "passthrough": False,
+                    **{k: v for k, v in working.items() if k != "weight"}}],
         "agents": [{"name": "weather-agent", "model": "chat-up", "max_steps": 3,
                     "tools": [{"python": "tests.agents.sample_tools:get_weather"},
                               {"python": "tests.agents.sample_tools:get_time"}]}],
@@ -192,6 +195,18 @@ def test_plain_model_stream_over_grpc_with_content_capture(upstream: FakeUpstrea
         roots = [s for s in spans if "no parent" in s.attributes.get("gen_ai.input.messages",
                                                                      "")]
         assert len(roots) == 1 and roots[0].trace_id != trace_id
+        # the completion too (opted in): a whole pass-through answer as the upstream's JSON
+        assert FAKE_TEXT in roots[0].attributes["gen_ai.output.messages"]
+
+        # a translated stream: the streamed text, recorded when the stream finished
+        trace_id, _, traceparent = _traceparent()
+        assert _stream_chat(base, "translated", "stream it", traceparent) == FAKE_TEXT
+        spans = received.wait_for(lambda got: any(s.kind == "server" for s in got),
+                                  trace_id=trace_id)
+        (request,) = tree(spans)
+        output = json.loads(request.attributes["gen_ai.output.messages"])
+        assert output == [{"role": "assistant", "finish_reason": "end_turn",
+                           "parts": [{"type": "text", "content": FAKE_TEXT}]}]
 
 
 def test_tracing_off_exports_nothing(upstream: FakeUpstream, tmp_path: Path) -> None:

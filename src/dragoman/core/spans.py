@@ -40,6 +40,11 @@ class Span(Protocol):
 
 
 class RequestSpan(Span, Protocol):
+    @property
+    def captures_content(self) -> bool:
+        """The operator opted in to recording prompts and completions."""
+        ...
+
     def answered(self, usage: Usage | None, model: str | None) -> None:
         """What the request used, and the model that answered it."""
         ...

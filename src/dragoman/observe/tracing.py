@@ -98,6 +98,10 @@ class _Span:
 class _RequestSpan(_Span):
     __slots__ = ()
 
+    @property
+    def captures_content(self) -> bool:
+        return self._capture
+
     def answered(self, usage: Usage | None, model: str | None) -> None:
         if model:
             self.otel.set_attribute("gen_ai.response.model", model)

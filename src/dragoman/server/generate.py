@@ -40,6 +40,7 @@ from .conversation import Conversation, conversation
 from .disconnect import unless_client_leaves
 from .gateway import Gateway
 from .http import ClientGone, Receive, Scope, Send, header, send_json
+from .traced import capture_output
 from .writer import BodyWriter
 
 log = logging.getLogger("dragoman.server")
@@ -111,6 +112,8 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
             meter.served_by(started.deployment)
             if span is not None:
                 span.answered(None, getattr(started.deployment.provider, "model", None))
+                if span.captures_content:
+                    capture_output(span, started.value)
             try:
                 await _serve(started.value, dialect, req, conv, meter, receive, send)
             finally:

@@ -66,7 +66,7 @@ def check(image: str) -> None:
                 "--port", str(port), "--workers", "2")
         try:
             base = f"http://127.0.0.1:{port}"
-            wait_http(base + "/healthz", timeout=60)
+            wait_http(base + "/healthz", timeout=120)  # two workers, a loaded machine
             with urllib.request.urlopen(base + "/readyz", timeout=10) as r:
                 ready = json.loads(r.read())
             assert ready["status"] == "ready" and ready["checks"]["sessions"] == "ok", ready
@@ -88,7 +88,8 @@ def check(image: str) -> None:
             print(f"image {image}: healthy, ready (PostgreSQL sessions), answered as uid "
                   f"{user}")
         except BaseException:
-            print(_docker("logs", name), file=sys.stderr)
+            logs = subprocess.run(["docker", "logs", name], capture_output=True, text=True)
+            print(logs.stdout + logs.stderr, file=sys.stderr)
             raise
         finally:
             subprocess.run(["docker", "stop", "-t", "10", name], capture_output=True)

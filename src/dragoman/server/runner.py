@@ -14,6 +14,8 @@ import os
 from typing import Any
 
 DEFAULT_SERVER = "uvicorn"
+#: Seconds a uvicorn worker may take to answer its supervisor (see ``run``).
+WORKER_HEALTHCHECK_TIMEOUT = 60
 
 
 def create_app() -> Any:
@@ -52,9 +54,13 @@ def run(*, host: str, port: int, workers: int = 1, server: str | None = None) ->
     else:
         import uvicorn
 
+        # A worker that has not answered the supervisor's ping within the health-check
+        # timeout is killed and replaced. Uvicorn's 5 s is shorter than a worker's start-up
+        # (imports, the gateway) on a busy host or a CPU-limited container, where workers
+        # were then replaced forever and the server never answered.
         uvicorn.run(target, factory=True, host=host, port=port, workers=workers,
                     loop="uvloop", http="httptools", log_level="warning", access_log=False,
-                    lifespan="on")
+                    lifespan="on", timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT)
 
 
 async def serve(app: Any, *, host: str = "127.0.0.1", port: int = 8080) -> None:

@@ -139,10 +139,12 @@ async def _on_route(route: Route, candidates: Sequence[Deployment],
         attempts += 1
         tracer = spans.TRACER
         token = None
-        if tracer is not None:  # the attempt's span holds the upstream call; ends with
+        if tracer is not None:
+            # The attempt's span is the parent of the upstream call while it opens, and
+            # ends with the ticket (for the attempt that answers: when the request ends).
             ticket.span = tracer.attempt(route.name, dep.label or dep.name, dep.provider,
-                                        attempts)
-            token = tracer.enter(ticket.span)  # the ticket (the request's end)
+                                         attempts)
+            token = tracer.enter(ticket.span)
         try:
             value = await start(dep)
         except DragomanError as e:

@@ -128,13 +128,13 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
             if ticket is not None:
                 ticket.end(meter.outcome)
             usage = meter.usage
-            await settle_quietly(admission, meter.cost(),
-                                 usage.output_tokens if usage is not None else 0)
-            await meter.finish()
             if span is not None:
                 span.answered(usage, None)
                 tracer.leave(token)  # type: ignore[union-attr]
                 span.end(meter.outcome)
+            await settle_quietly(admission, meter.cost(),
+                                 usage.output_tokens if usage is not None else 0)
+            await meter.finish()
 
 
 async def _open(dep: Deployment, req: ChatRequest, body: object | None) -> Opened:

@@ -221,3 +221,20 @@ def test_tracing_off_exports_nothing(upstream: FakeUpstream, tmp_path: Path) -> 
         assert "traceparent" not in {k.lower() for k in rec.headers}
         time.sleep(0.5)  # ten export intervals: a span would have arrived by now
         assert received.spans() == [] and received.exports == 0
+
+
+def test_on_from_the_standard_variables_alone(upstream: FakeUpstream, tmp_path: Path) -> None:
+    """No ``tracing`` section: ``OTEL_TRACES_EXPORTER`` turns tracing on, and the
+    exporter finds the collector and the service name in the usual variables."""
+    with otlp_http_receiver() as (endpoint, received), \
+            run_gateway(_config(upstream, None), tmp_path,
+                        env={**FAST_EXPORT, "OTEL_TRACES_EXPORTER": "otlp",
+                             "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                             "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+                             "OTEL_SERVICE_NAME": "from-env"}) as base:
+        trace_id, _, traceparent = _traceparent()
+        assert _stream_chat(base, "plain", "via env", traceparent)
+        spans = received.wait_for(lambda got: any(s.kind == "server" for s in got),
+                                  trace_id=trace_id)
+        (request,) = tree(spans)
+        assert request.service == "from-env" and request.name == "chat plain"

@@ -8,6 +8,7 @@ names the variable and the key, never a value.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -48,6 +49,8 @@ from .core.extras import MissingExtra
 from .net import Timeouts
 from .net.fetch import FetchPolicy
 from .net.http import DEFAULT_POOL
+from .observe.tracing_settings import TracingSettings
+from .observe.tracing_settings import effective as effective_tracing
 from .providers import registry
 from .providers.base import LlmProvider
 from .providers.registry import ProviderSpec
@@ -68,6 +71,8 @@ from .server.http_limits import HTTP_LIMITS, HttpLimits
 from .server.model_choice import ModelChoice
 from .sessions import StoreSettings, open_store, parse_duration
 from .sessions.settings import DEFAULT_LOCK_WAIT
+
+log = logging.getLogger("dragoman.config")
 
 
 class ConfigError(ValueError):
@@ -343,6 +348,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     agents: list[AnyAgentSpec | OrchestratorSpec] = msgspec.field(default_factory=list)
     sessions: SessionsConfig = msgspec.field(default_factory=lambda: SessionsConfig())
     limits: LimitsConfig | None = None
+    #: OpenTelemetry traces (the ``otel`` extra); see README "Tracing".
+    tracing: TracingSettings | None = None
 
 
 def _split(entry: Any, common: frozenset[str]) -> Any:
@@ -540,6 +547,7 @@ _AGENT_POLICY = RoutePolicy(retry=RetryPolicy(retries=0))
 
 
 def build_gateway(cfg: Config) -> Gateway:
+    _install_tracing(cfg)
     models = cfg.models or DEFAULT_MODELS
     fetch_policy = cfg.fetch.image_policy()
     created = int(time.time())  # /v1/models "created": when this gateway configured them
@@ -602,6 +610,23 @@ def _server_routing(server: ServerConfig, table: ModelTable) -> dict[str, Any]:
 
 def _routed(table: ModelTable, routes: dict[str, Route], name: str) -> RoutedProvider:
     return RoutedProvider(table, routes[name])
+
+
+def _install_tracing(cfg: Config) -> None:
+    """Start exporting traces when the config or the ``OTEL_*`` variables ask for it."""
+    settings = effective_tracing(cfg.tracing)
+    if settings is None:
+        return
+    try:
+        from .observe import tracing
+    except ImportError:
+        if cfg.tracing is None:  # only OTEL_TRACES_EXPORTER in the environment
+            log.warning("OTEL_TRACES_EXPORTER is set but OpenTelemetry is not installed "
+                        "(pip install 'dragoman[otel]'): no traces")
+            return
+        raise ConfigError("`$.tracing` needs OpenTelemetry: pip install 'dragoman[otel]'") \
+            from None
+    tracing.install(settings)
 
 
 def _build_limiter(cfg: Config) -> Limiter | None:

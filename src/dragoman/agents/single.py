@@ -55,6 +55,7 @@ from ..core import (
     UsageUpdate,
     acollect,
     new_id,
+    spans,
 )
 from ..core import Tool as ToolSpec
 from ..providers.base import LlmProvider
@@ -176,7 +177,10 @@ class SingleAgent:
             step_usage = Usage()
             finish: Finish | None = None
             shown_text = False
-            async with _closing(self.provider.stream(step_req)) as upstream:
+            tracer = spans.TRACER  # the step's span holds its model call (not its tools)
+            step_span = tracer.agent_step(self.name, step) if tracer is not None else None
+            async with spans.current(step_span), \
+                    _closing(self.provider.stream(step_req)) as upstream:
                 try:
                     first = await anext(upstream)
                 except StopAsyncIteration:
@@ -287,11 +291,12 @@ class SingleAgent:
         if not self.parallel_tool_calls:
             for c in calls:
                 yield AgentToolCall(id=c.id, name=c.name, args=_event_args(c.arguments))
-                outcome = await tools.call(c.name, c.arguments)
+                outcome = await tools.call(c.name, c.arguments, call_id=c.id)
                 for item in _result(c, outcome):
                     yield item
             return
-        tasks = {asyncio.ensure_future(tools.call(c.name, c.arguments)): c for c in calls}
+        tasks = {asyncio.ensure_future(tools.call(c.name, c.arguments, call_id=c.id)): c
+                 for c in calls}
         try:
             for c in calls:
                 yield AgentToolCall(id=c.id, name=c.name, args=_event_args(c.arguments))

@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
-from ..core import Image
+from ..core import Image, spans
 from ..core import Tool as ToolSpec
 
 log = logging.getLogger("dragoman.agents")
@@ -128,9 +128,23 @@ class ToolRegistry:
         return [ToolSpec(name=t.name, description=t.description, parameters=t.parameters)
                 for t in self._tools.values()]
 
-    async def call(self, name: str, arguments: str | dict[str, Any]) -> ToolOutcome:
+    async def call(self, name: str, arguments: str | dict[str, Any], *,
+                   call_id: str | None = None) -> ToolOutcome:
         """Run one call; every failure becomes an error outcome (cancellation still
-        propagates, so a cancelled agent leaves no tool running)."""
+        propagates, so a cancelled agent leaves no tool running). With tracing on, the
+        call is an ``execute_tool`` span (``call_id``: the model's id for it)."""
+        tracer = spans.TRACER
+        if tracer is None:
+            return await self._run(name, arguments)
+        span = tracer.tool_call(name, call_id, arguments)
+        with spans.current(span):
+            outcome = await self._run(name, arguments)
+            span.content("gen_ai.tool.call.result", outcome.text)
+            if outcome.is_error:
+                span.set("error.type", "tool_error")
+        return outcome
+
+    async def _run(self, name: str, arguments: str | dict[str, Any]) -> ToolOutcome:
         tool = self._tools.get(name)
         if tool is None:
             known = ", ".join(sorted(self._tools)) or "none"

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from ..core import InvalidRequest, TransportError, UpstreamTimeout
+from ..core import InvalidRequest, TransportError, UpstreamTimeout, spans
+from ..core.spans import Span
 from .h1 import (
     IDEMPOTENT,
     Connection,
@@ -47,12 +49,14 @@ class Timeouts:
 class UpstreamResponse:
     """An open upstream response: status, headers, and the body as bytes or chunks."""
 
-    __slots__ = ("_conn", "_headers", "status")
+    __slots__ = ("_conn", "_headers", "span", "status")
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, span: Span | None = None) -> None:
         self._conn = conn
         self.status = conn.status
         self._headers: CIMultiDictProxy[str] | None = None
+        #: the upstream call's span when tracing is on: ends with the body
+        self.span = span
 
     @property
     def headers(self) -> CIMultiDictProxy[str]:
@@ -103,10 +107,14 @@ class UpstreamResponse:
         """Body fully read: hand the connection back to the pool (closed if it is not
         reusable, e.g. the body was not read to its end)."""
         self._conn.finish(True)
+        if self.span is not None:
+            self.span.end()
 
     def close(self) -> None:
         """Abandon the response: the connection is closed, which stops the upstream."""
         self._conn.finish(False)
+        if self.span is not None:
+            self.span.end("client_closed" if self.status < 400 else None)
 
 
 #: Connections one upstream pool may hold. LLM streams are long; a pool smaller than the
@@ -173,12 +181,33 @@ class HttpClient:
                 connect_timeout=self.timeouts.connect, tick=self._tick)
         return pool
 
-    async def request(self, method: str, path: str, *, body: bytes | None = None,
-                      headers: Mapping[str, str] | None = None,
-                      encoded: bool = False) -> UpstreamResponse:
+    def request(self, method: str, path: str, *, body: bytes | None = None,
+                headers: Mapping[str, str] | None = None,
+                encoded: bool = False) -> Coroutine[Any, Any, UpstreamResponse]:
         """``encoded=True``: the path is already percent-encoded and goes out byte for byte
-        (a signed request must send exactly the path it signed)."""
+        (a signed request must send exactly the path it signed). Not itself a coroutine
+        function, so that with tracing off awaiting it costs no extra frame."""
         url = path if path.startswith(("http://", "https://")) else self.base_url + path
+        tracer = spans.TRACER
+        if tracer is None:
+            return self._send(method, url, body, headers, encoded, None)
+        return self._traced(tracer, method, url, body, headers, encoded)
+
+    async def _traced(self, tracer: spans.Tracer, method: str, url: str, body: bytes | None,
+                      headers: Mapping[str, str] | None, encoded: bool) -> UpstreamResponse:
+        traced = dict(headers or {})
+        span = tracer.upstream(method, url, traced)  # adds the traceparent
+        try:
+            resp = await self._send(method, url, body, traced, encoded, span)
+        except BaseException as e:
+            span.end(getattr(e, "kind", type(e).__name__))
+            raise
+        span.set("http.response.status_code", resp.status)
+        return resp
+
+    async def _send(self, method: str, url: str, body: bytes | None,
+                    headers: Mapping[str, str] | None, encoded: bool,
+                    span: Span | None) -> UpstreamResponse:
         origin, target = self._resolve(url, encoded)
         if body is None and method in ("POST", "PUT", "PATCH"):
             body = b""
@@ -220,7 +249,7 @@ class HttpClient:
                 raise
             if method == "HEAD":
                 conn.end_without_body()
-            return UpstreamResponse(conn)
+            return UpstreamResponse(conn, span)
         raise AssertionError("unreachable")
 
     @property

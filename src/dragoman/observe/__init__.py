@@ -1,5 +1,6 @@
 """What an operator watches: Prometheus metrics (``metrics``), the usage ledger's
-batching writer (``ledger``) and the dashboard's time series (``series``).
+batching writer (``ledger``), the dashboard's time series (``series``) and traces
+(``tracing``, fed from the hooks in ``core.spans``).
 
 Fed from request outcomes the server hands over (one call per finished request, one
 per stream start and end) and from state sampled now and then (breakers, upstream

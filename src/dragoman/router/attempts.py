@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from ..core import ChatRequest, CircuitOpen, DragomanError, ErrorKind
+from ..core import ChatRequest, CircuitOpen, DragomanError, ErrorKind, spans
 from .balance import pick
 from .dispatch import check_capabilities
 from .health import BreakerState, Ticket
@@ -112,6 +112,7 @@ async def _on_route(route: Route, candidates: Sequence[Deployment],
     policy = route.policy.retry
     tried: set[int] = set()
     rounds = 0
+    attempts = 0
     last: DragomanError | None = None
     while True:
         now = time.monotonic()
@@ -135,6 +136,15 @@ async def _on_route(route: Route, candidates: Sequence[Deployment],
         dep = pick(route.policy.balance, ready)
         dep.health.breaker.admit(now)  # available, so admitted (an expired open: a probe)
         ticket = Ticket(dep.health)
+        attempts += 1
+        tracer = spans.TRACER
+        token = None
+        if tracer is not None:
+            # The attempt's span is the parent of the upstream call while it opens, and
+            # ends with the ticket (for the attempt that answers: when the request ends).
+            ticket.span = tracer.attempt(route.name, dep.label or dep.name, dep.provider,
+                                         attempts)
+            token = tracer.enter(ticket.span)
         try:
             value = await start(dep)
         except DragomanError as e:
@@ -149,6 +159,9 @@ async def _on_route(route: Route, candidates: Sequence[Deployment],
         except BaseException:
             ticket.end("client_closed")
             raise
+        finally:
+            if token is not None:
+                tracer.leave(token)  # type: ignore[union-attr]
         ticket.answered()
         return Started(dep, value, ticket)
 

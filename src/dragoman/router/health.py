@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from ..core import ErrorKind
+from ..core.spans import Span
 
 #: Failures that say the deployment itself is unwell (count toward the breaker). A 429 is
 #: not one: it cools the deployment down for its ``retry-after`` instead.
@@ -154,12 +155,14 @@ class Ticket:
     """One request on one deployment: counted in flight from ``begin`` until ``end``,
     which tells the breaker how it went. Ending twice is harmless."""
 
-    __slots__ = ("_ended", "_health", "started")
+    __slots__ = ("_ended", "_health", "span", "started")
 
     def __init__(self, health: DeploymentHealth) -> None:
         self._health = health
         self._ended = False
         self.started = time.monotonic()
+        #: the routing attempt's span when tracing is on; ends with the ticket
+        self.span: Span | None = None
         health.inflight += 1
 
     def answered(self) -> None:
@@ -172,6 +175,8 @@ class Ticket:
         if self._ended:
             return
         self._ended = True
+        if self.span is not None:
+            self.span.end(outcome)
         h = self._health
         h.inflight -= 1
         if outcome is None or outcome == "ok":

@@ -24,6 +24,7 @@ from ..core import (
     UpstreamError,
     UsageUpdate,
     new_id,
+    spans,
     validate_request,
 )
 from ..dialects import openai_responses
@@ -41,6 +42,7 @@ from .conversation import Conversation, conversation
 from .disconnect import unless_client_leaves
 from .gateway import Gateway
 from .http import ClientGone, Receive, Scope, Send, header, send_json
+from .traced import capture_output
 from .writer import BodyWriter
 
 log = logging.getLogger("dragoman.server")
@@ -103,6 +105,10 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
             await meter.finish()
             raise
         ticket: Ticket | None = None
+        tracer = spans.TRACER  # None: tracing is off
+        span = tracer.request(dialect.name, req, route.provider, scope["headers"]) \
+            if tracer is not None else None
+        token = tracer.enter(span) if tracer is not None and span is not None else None
         try:
             # Stored, chained or thread-recorded turns need the neutral events (and the
             # gateway's own ids); anything else may take the same-dialect fast path.
@@ -119,6 +125,10 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
                 return  # the client left: the upstream call was cancelled (connection closed)
             ticket = started.ticket
             meter.served_by(started.deployment)
+            if span is not None:
+                span.answered(None, getattr(started.deployment.provider, "model", None))
+                if span.captures_content:
+                    capture_output(span, started.value)
             try:
                 await _serve(started.value, dialect, req, conv, meter, receive, send,
                              gw.agents_events)
@@ -134,6 +144,10 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
             if ticket is not None:
                 ticket.end(meter.outcome)
             usage = meter.usage
+            if span is not None:
+                span.answered(usage, None)
+                tracer.leave(token)  # type: ignore[union-attr]
+                span.end(meter.outcome)
             await settle_quietly(admission, meter.cost(),
                                  usage.output_tokens if usage is not None else 0)
             await meter.finish()

@@ -20,6 +20,8 @@ from .http_limits import HttpLimits
 from .protocol import LimitedConfig
 
 DEFAULT_SERVER = "uvicorn"
+#: Seconds a uvicorn worker may take to answer its supervisor (see ``run``).
+WORKER_HEALTHCHECK_TIMEOUT = 60
 
 
 def create_app() -> Any:
@@ -75,9 +77,14 @@ def run(*, host: str, port: int, workers: int = 1, server: str | None = None,
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    # A worker that has not answered the supervisor's ping within the health-check timeout
+    # is killed and replaced. Uvicorn's 5 s is shorter than a worker's start-up (imports,
+    # the gateway) on a busy host or a CPU-limited container, where workers were then
+    # replaced forever and the server never answered.
     config = LimitedConfig(target, limits=limits, factory=True, host=host, port=port,
                            workers=workers, loop="uvloop", log_level="warning",
-                           access_log=False, lifespan="on")
+                           access_log=False, lifespan="on",
+                           timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT)
     sock = config.bind_socket()  # a busy port: logs the error and exits
     sock.listen(config.backlog)
     if on_listening is not None:

@@ -22,7 +22,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -39,7 +39,7 @@ def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen[bytes] | N
 @contextmanager
 def run_gateway(config: dict[str, Any], tmp: Path, *, server: str | None = None,
                 env: dict[str, str] | None = None, args: list[str] | None = None,
-                ready_timeout: float = 20.0) -> Iterator[str]:
+                ready_timeout: float = 60.0) -> Iterator[str]:
     """Yield the base URL (``http://127.0.0.1:PORT``) of a running gateway; ``args`` are
     extra ``dragoman serve`` arguments. Its output goes to ``log_path(tmp, base)``."""
     port = free_port()

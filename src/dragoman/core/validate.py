@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from .content import File, Image, Part, ToolResult
+from .content import File, Image, Part, Text, ToolResult
 from .errors import InvalidRequest
 from .request import ChatRequest, Tool
 
@@ -29,7 +29,9 @@ def validate_request(req: ChatRequest) -> None:
     base64, or the first function tool whose ``parameters`` is not a JSON Schema."""
     for m in req.messages:
         for p in m.content:
-            if isinstance(p, _CHECKED):  # (text, the common case, costs one test)
+            # text, the common case, costs an identity test: an isinstance test against
+            # the three Struct types costs ~3k instructions (callgrind)
+            if type(p) is not Text and isinstance(p, _CHECKED):
                 _check_part(p)
     for t in req.tools or ():
         if t.parameters is not None:

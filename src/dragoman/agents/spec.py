@@ -19,7 +19,7 @@ agents:
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -67,7 +67,17 @@ def _import(target: str) -> Any:
     return obj
 
 
-def build_tools(spec: AgentSpec) -> list[Any]:
+class ToolEntries(Protocol):
+    """An entry that lists tools: ``kind: single`` and ``kind: trinity``."""
+
+    @property
+    def workspace(self) -> str | None: ...
+
+    @property
+    def tools(self) -> list[str | dict[str, Any]]: ...
+
+
+def build_tools(spec: ToolEntries) -> list[Any]:
     """The spec's tool entries → tools (built-ins, imported functions or Tool objects)."""
     workspace: Workspace | None = None
     if spec.workspace is not None:

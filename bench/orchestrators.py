@@ -1,6 +1,6 @@
 """Orchestration overhead: CPU per inner model call, the model itself excluded.
 
-    python bench/orchestrators.py [--runs 300] [--deltas 1]
+    python bench/orchestrators.py [--runs 300] [--deltas 1] [--instr]
 
 Every orchestrator runs in-process on an INSTANT provider (scripted answers yielded at
 once: no sockets, no model), so what is measured is the orchestrator's own work — plans,
@@ -10,7 +10,9 @@ call with the cost of consuming a bare provider stream subtracted. The AB-MCTS l
 the issue's target: a 16-iteration search should add under 5 ms of its own.
 
 CPU time, not wall time: the machine is shared, and process time is far steadier. Still,
-compare runs made one after the other, not across machines.
+compare runs made one after the other, not across machines. ``--instr`` counts
+instructions instead (valgrind's callgrind, like ``bench/instr.py``: a short and a long
+series of runs, the difference per run; repeatable to ~1 %, whatever the machine's load).
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import re
+import subprocess
+import sys
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
@@ -148,11 +154,66 @@ async def main(runs: int) -> None:
               + (f"   search adds {own * 1e3:.2f} ms" if "ab_mcts" in label else ""))
 
 
+async def _drive(label: str, runs: int) -> None:
+    """Run inside valgrind: ``runs`` runs of one orchestrator (or of the bare stream)."""
+    if label == "bare":
+        await _bare(Instant("b", _answer), runs)
+        return
+    orch, _ = build()[label]
+    req = ChatRequest(model="o", messages=PROMPT)
+    for _ in range(runs):
+        async for _ev in orch.stream(req):
+            pass
+
+
+def _instructions(label: str, runs: int) -> int:
+    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+           __file__, "--drive", label, "--runs", str(runs), "--deltas", str(DELTAS)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                         env=os.environ).stderr
+    m = re.search(r"I\s+refs:\s+([\d,]+)", out)
+    if m is None:
+        raise RuntimeError(f"no instruction count in valgrind's output:\n{out[-2000:]}")
+    return int(m.group(1).replace(",", ""))
+
+
+def _per_run(label: str, short: int = 20, long: int = 120) -> float:
+    return (_instructions(label, long) - _instructions(label, short)) / (long - short)
+
+
+def instr() -> None:
+    bare = _per_run("bare", 200, 1200)
+    print(f"bare instant provider stream: {bare / 1e3:.1f}k instructions per call "
+          "(subtracted)\n")
+    print(f"{'orchestrator':40} {'run k':>9} {'calls':>6} {'k/call':>8}  (own work)")
+    for label, (orch, instants) in build().items():
+        asyncio.run(_drive_counting(orch, instants))
+        calls = sum(i.calls for i in instants)
+        total = _per_run(label)
+        own = total - calls * bare
+        print(f"{label:40} {total / 1e3:9.0f} {calls:6d} {own / calls / 1e3:8.1f}")
+
+
+async def _drive_counting(orch: LlmProvider, instants: list[Instant]) -> None:
+    """One run outside valgrind, to count its inner calls."""
+    async for _ev in orch.stream(ChatRequest(model="o", messages=PROMPT)):
+        pass
+    del orch
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--deltas", type=int, default=1,
                     help="text deltas per answer (each one is scored and relayed)")
+    ap.add_argument("--instr", action="store_true",
+                    help="count instructions under valgrind instead of CPU time")
+    ap.add_argument("--drive", help=argparse.SUPPRESS)
     args = ap.parse_args()
     DELTAS = args.deltas
-    asyncio.run(main(args.runs))
+    if args.drive:
+        asyncio.run(_drive(args.drive, args.runs))
+    elif args.instr:
+        instr()
+    else:
+        asyncio.run(main(args.runs))

@@ -14,6 +14,7 @@ from typing import Any
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletion
 
 from dragoman import Conductor, verifiers
 from dragoman.agents.client import (
@@ -25,7 +26,7 @@ from dragoman.agents.client import (
 )
 from tests.fakes.scripted import Reply, ScriptedUpstream, last_user
 
-from .orchestration import claude_model, kinds, model, post, served, stream
+from .orchestration import Streamed, claude_model, kinds, model, post, served, stream
 
 CODE = "def merge_sort(xs): return sorted(xs)"
 MATH = "T(n) = 2T(n/2) + n, so O(n log n)."
@@ -52,14 +53,20 @@ def conductor(fake: ScriptedUpstream, coordinator: Any, **kw: Any) -> Conductor:
     return Conductor(model(fake, "coord"), workers, name="orch", **kw)
 
 
+async def streamed_and_plain(fake: ScriptedUpstream, orch: Conductor,
+                             prompt: str) -> tuple[Streamed, ChatCompletion]:
+    """The run streamed, then (the same script again) its answer unstreamed."""
+    async with served(orch) as base:
+        got = await stream(base, prompt)
+        fake.reset()
+        plain = await openai.AsyncOpenAI(base_url=base + "/v1", api_key="x").chat \
+            .completions.create(model="orch", messages=[{"role": "user", "content": prompt}])
+    return got, plain
+
+
 async def test_dispatch_then_halt_streams_events_in_order(fake: ScriptedUpstream) -> None:
     orch = conductor(fake, BASIC, verifier=verifiers.RuleBased(min_chars=20))
-    async with served(orch) as base:
-        got = await stream(base, "implement merge sort and analyse it")
-        fake.reset()  # the same script again
-        plain = await openai.AsyncOpenAI(base_url=base + "/v1", api_key="x").chat \
-            .completions.create(model="orch",
-                                messages=[{"role": "user", "content": "implement merge sort"}])
+    got, plain = await streamed_and_plain(fake, orch, "implement merge sort and analyse it")
     assert got.text == FINAL == plain.choices[0].message.content
     ev = got.events
     # turn 0: step, both dispatches first, then the workers' live text and partial scores,
@@ -235,3 +242,34 @@ async def test_models_on_both_vendor_wires(fake: ScriptedUpstream) -> None:
     assert got.usage is not None and got.usage["output_tokens"] == 20
     assert [e.result for e in got.events if isinstance(e, ToolCallResult)] == [CODE, MATH]
     assert fake.calls("coord")[0].body["system"]  # the coordinator's instructions, Messages-style
+
+
+def _content_deltas(got: Any) -> list[str]:
+    return [ch["delta"]["content"] for name, data in got.frames
+            if name is None and data != "[DONE]"
+            for ch in json.loads(data).get("choices", []) if ch["delta"].get("content")]
+
+
+@pytest.mark.parametrize(("answer", "reply", "deltas"), [
+    # the prompt's order: the answer streams as the coordinator writes it, escapes and a
+    # surrogate pair cut between deltas included
+    ('Merge "sort" 😀\nis O(n log n).', lambda a: json.dumps({"halt": True, "final_answer": a}),
+     "many"),
+    # the answer before the halt flag: known only once the plan is parsed, one delta
+    ("Merge sort, O(n log n).", lambda a: json.dumps({"final_answer": a, "halt": True}),
+     "one"),
+])
+async def test_final_answer_streams_as_the_coordinator_writes_it(
+        fake: ScriptedUpstream, answer: str, reply: Any, deltas: str) -> None:
+    text = reply(answer)
+    tokens = tuple(text[i:i + 3] for i in range(0, len(text), 3))
+    script = [plan({"worker": "code", "task": "write merge sort"}),
+              Reply(text=text, chunks=tokens)]
+    got, plain = await streamed_and_plain(fake, conductor(fake, script),
+                                          "implement merge sort")
+    assert got.text == answer == plain.choices[0].message.content
+    pieces = _content_deltas(got)
+    if deltas == "many":
+        assert len(pieces) > 5 and max(len(p) for p in pieces) <= 3
+    else:
+        assert pieces == [answer]

@@ -273,3 +273,18 @@ def test_client_parses_orchestrator_events_of_both_styles(prefix: str) -> None:
         client.ToolCallResult(id="step0-0", name="worker:code", result="ok", is_error=False),
         client.CandidateDelta(step=3, branch=1, delta="x"),
     ]
+
+
+@pytest.mark.parametrize(("a", "b"), [(1.0, 1.0), (1.0, 3.5), (2.5, 1.0), (1.5, 1.25),
+                                      (3.5, 2.5), (2.25, 9.5), (30.0, 4.0), (0.5, 0.5)])
+def test_beta_draws_have_the_beta_mean_and_variance(a: float, b: float) -> None:
+    from statistics import fmean, pvariance
+
+    from dragoman.agents.beta_draw import beta_draw
+
+    rng = random.Random(3)
+    xs = [beta_draw(rng, a, b) for _ in range(40000)]
+    mean, var = a / (a + b), a * b / ((a + b) ** 2 * (a + b + 1))
+    assert all(0.0 <= x <= 1.0 for x in xs)
+    assert abs(fmean(xs) - mean) < 0.01
+    assert abs(pvariance(xs) - var) < 0.1 * var

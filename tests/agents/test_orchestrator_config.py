@@ -15,6 +15,7 @@ import openai
 import pytest
 
 from dragoman import AbMcts, Conductor, SelfCaller, Trinity
+from dragoman.agents.client import ToolCallResult, iter_events
 from dragoman.config import ConfigError, build_gateway, parse_config
 from dragoman.router.routed import RoutedProvider
 from tests.cli_clients import claude, codex
@@ -185,3 +186,43 @@ def test_claude_code_runs_a_task_on_a_trinity(gateway: str, tmp_path: Path) -> N
     r = claude(gateway, tmp_path, "What is 2+2?", model="trio")
     assert r.returncode == 0, r.stderr[-3000:] + r.stdout[-3000:]
     assert "WORK: the sum is 4" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+# --- a Trinity's tools, written in YAML --------------------------------------------------------
+
+
+def test_trinity_tools_are_set_in_yaml_and_run_through_serve(tmp_path: Path) -> None:
+    """``tools:``/``workspace:`` as a single agent's: a built-in with options and an
+    imported function; the Trinity's worker turn calls one, over a real ``dragoman
+    serve`` (the echo model calls the tools its prompt names)."""
+    (tmp_path / "notes.txt").write_text("hello from the workspace")
+    config = {"server": {"api_keys": [API_KEY]}, "models": [MODELS[0]], "agents": [
+        {"name": "trio", "kind": "trinity", "roles": {"worker": "m"}, "tool_steps": 3,
+         "workspace": str(tmp_path),
+         "tools": [{"read_file": {}}, {"python": "tests.agents.sample_tools:get_weather"}]}]}
+    prompt = '::tool get_weather {"city": "Paris"}\n::tool read_file {"path": "notes.txt"}'
+    with run_gateway(config, tmp_path) as base:
+        oai = openai.OpenAI(base_url=base + "/v1", api_key=API_KEY, max_retries=0,
+                            timeout=60)
+        msgs: Any = [{"role": "user", "content": prompt}]
+        with oai.chat.completions.with_streaming_response.create(
+                model="trio", messages=msgs, stream=True) as raw:
+            events = list(iter_events(raw))
+        plain = oai.chat.completions.create(model="trio", messages=msgs)
+    results = {e.name: e for e in events if isinstance(e, ToolCallResult)}
+    assert results["get_weather"].result == "18C, sunny in Paris"
+    assert results["read_file"].result.rstrip().endswith("hello from the workspace")
+    assert not any(r.is_error for r in results.values())
+    assert "hello from the workspace" in (plain.choices[0].message.content or "")
+
+
+@pytest.mark.parametrize(("tools", "message"), [
+    (["no_such_tool"], "at `$.agents[0].tools[0]`"),
+    ([{"python": "tests.agents.sample_tools:get_weather"},
+      {"python": "tests.agents.sample_tools:get_weather"}], "at `$.agents[0].tools`"),
+])
+def test_bad_trinity_tools_name_their_path(tools: list[Any], message: str) -> None:
+    agents = [{"name": "trio", "kind": "trinity", "roles": {"worker": "m"}, "tools": tools}]
+    with pytest.raises(ConfigError) as e:
+        build_gateway(parse_config({"models": MODELS, "agents": agents}))
+    assert message in str(e.value)

@@ -23,7 +23,9 @@ What a client sees, in order, per turn: ``dragoman.step``; for every task a
 ``dragoman.tool_call_start {id: "step<t>-<i>", name: "worker:<role>", args: {task, sees,
 ref}}``; the workers' text as ``dragoman.candidate_delta {step, branch: i+1}`` and partial
 ``verifier_score``s as they stream; then, in dispatch order, ``tool_call_result`` and its
-final ``verifier_score``. The answer (``final_answer``) is the only content. Usage sums
+final ``verifier_score``. The answer (``final_answer``) is the only content; it streams
+as the coordinator writes it when the halting reply puts ``"halt": true`` before it (as
+its prompt shows; ``final_answer_stream``), else in one delta at the halt. Usage sums
 the coordinator's, every worker's and every judge's calls.
 """
 
@@ -51,6 +53,7 @@ from ..core import (
 )
 from ..providers.base import LlmProvider
 from .conductor_plan import Dispatch, Plan, PlanError, parse_plan, short
+from .final_answer_stream import FinalAnswerStream
 from .judging import PartialScores, Scorer
 from .orchestrator import Orchestrator, RunState, Turn, assistant, inner_request, relay, user
 
@@ -167,15 +170,23 @@ class Conductor(Orchestrator):
             yield StepStart(index=step)
             run.steps += 1
             turn = Turn()
+            answer_stream = FinalAnswerStream()
             async with contextlib.aclosing(relay(self.coordinator, inner_request(
                     req, messages, system=system), turn)) as coordinating:
-                async for _ in coordinating:
-                    pass  # the plan is not the answer: nothing of it streams as content
+                async for ev in coordinating:
+                    # a plan streams nothing; a halting reply's final_answer streams as
+                    # the coordinator writes it
+                    assert isinstance(ev, TextDelta)
+                    if ev.text and (new := answer_stream.feed(ev.text)):
+                        yield TextDelta(text=new)
             run.add(turn.usage)
             messages.append(assistant(turn.text))
             try:
                 plan = parse_plan(turn.text)
             except PlanError as e:
+                if answer_stream.streamed:
+                    raise UpstreamError(f"the coordinator's final answer streamed, then "
+                                        f"its reply was no plan: {e}") from None
                 if last_error is not None:
                     raise UpstreamError(f"the coordinator wrote no usable plan twice in a "
                                         f"row: {e}") from None
@@ -185,9 +196,16 @@ class Conductor(Orchestrator):
             last_error = None
             if plan.halt:
                 answer = plan.final_answer or last_answer or turn.text
-                if answer:
-                    yield TextDelta(text=answer)
+                streamed = answer_stream.streamed
+                if not answer.startswith(streamed):  # cannot be: the same string, parsed
+                    raise UpstreamError("the coordinator's streamed final answer differs "
+                                        "from its plan's")
+                if answer[len(streamed):]:
+                    yield TextDelta(text=answer[len(streamed):])
                 return
+            if answer_stream.streamed:
+                raise UpstreamError("the coordinator's final answer streamed, then its "
+                                    "plan did not halt")
             if not plan.dispatch:
                 messages.append(user(NUDGE))
                 continue

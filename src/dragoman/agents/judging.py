@@ -56,10 +56,16 @@ class Rules:
     pattern: str | None = None
     _regex: re.Pattern[str] | None = field(init=False, repr=False, compare=False,
                                            default=None)
+    #: the failure sentences, written once (``failures`` runs on every streamed delta)
+    _short: str = field(init=False, repr=False, compare=False, default="")
+    _unmatched: str = field(init=False, repr=False, compare=False, default="")
 
     def __post_init__(self) -> None:
         if self.min_chars < 0:
             raise ValueError("min_chars must not be negative")
+        object.__setattr__(self, "_short",
+                           f"the answer is shorter than {self.min_chars} characters")
+        object.__setattr__(self, "_unmatched", f"the answer does not match {self.pattern!r}")
         if self.pattern is not None:
             try:
                 object.__setattr__(self, "_regex", re.compile(self.pattern))
@@ -71,9 +77,9 @@ class Rules:
         delta: keep it cheap)."""
         out = []
         if len(text) < self.min_chars:
-            out.append(f"the answer is shorter than {self.min_chars} characters")
+            out.append(self._short)
         if self._regex is not None and self._regex.search(text) is None:
-            out.append(f"the answer does not match {self.pattern!r}")
+            out.append(self._unmatched)
         return out
 
     @property

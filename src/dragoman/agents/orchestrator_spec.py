@@ -6,7 +6,8 @@ agents:
      max_steps: 6, max_fanout: 4, worker_timeout: 120, fail_fast: false,
      verifier: {kind: rule_based, min_chars: 1, pattern: "REGEX"}}
   - {name: trio, kind: trinity, roles: {thinker: MODEL, worker: MODEL, verifier: MODEL},
-     router: regex, max_steps: 8}            # or router: {kind: llm, model: MODEL}
+     router: regex, max_steps: 8,            # or router: {kind: llm, model: MODEL}
+     tools: [read_file, {python: "pkg.mod:fn"}], workspace: DIR, tool_steps: 8}
   - {name: careful, kind: self_caller, inner: MODEL_OR_AGENT, max_depth: 3,
      min_confidence: 0.7, guard: {kind: llm_judge, model: MODEL, rubric: "..."}}
   - {name: search, kind: ab_mcts, model: MODEL, candidates: [MODEL], max_iterations: 16,
@@ -17,7 +18,8 @@ agents:
 MODEL is any configured model or an agent defined EARLIER in the list — so references can
 never form a cycle; one that points at the agent itself or at a later agent is a start-up
 error naming its path (``references``). Each kind is its own struct, tagged by ``kind``
-(the ``single`` kind is ``AgentSpec`` in ``spec``).
+(the ``single`` kind is ``AgentSpec`` in ``spec``). A Trinity's ``tools`` and
+``workspace`` are written as a single agent's (``spec.build_tools``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from .judging import DEFAULT_RUBRIC, Scorer
 from .orchestrator import Orchestrator
 from .routers import LlmRouter, RegexRouter, Router
 from .self_caller import REVISION_PROMPT, SelfCaller
+from .spec import AgentSpecError, build_tools
+from .tools import ToolRegistry
 from .trinity import Trinity
 
 
@@ -79,6 +83,9 @@ class TrinitySpec(_Spec, tag="trinity"):
     router: Literal["regex"] | LlmRouterSpec = "regex"
     max_steps: int = 8
     verifier: ScorerSpec | None = None
+    workspace: str | None = None
+    tools: list[str | dict[str, Any]] = msgspec.field(default_factory=list)
+    tool_steps: int = 8
 
 
 class SelfCallerSpec(_Spec, tag="self_caller"):
@@ -169,6 +176,15 @@ def _scorer(spec: ScorerSpec | None, where: str, model: Callable[[str], LlmProvi
         streaming_every_n=spec.streaming_every_n))
 
 
+def _tool_registry(spec: TrinitySpec) -> ToolRegistry:
+    try:
+        return ToolRegistry(build_tools(spec))
+    except (TypeError, ValueError) as e:  # two tools with one name, a bad function
+        if isinstance(e, AgentSpecError):
+            raise
+        raise OrchestratorSpecError(str(e), ".tools") from None
+
+
 def build_orchestrator(spec: OrchestratorSpec,
                        model: Callable[[str], LlmProvider]) -> Orchestrator:
     """The orchestrator of an entry; ``model(name)`` gives the provider of a model or an
@@ -185,9 +201,10 @@ def build_orchestrator(spec: OrchestratorSpec,
         verifier = _scorer(spec.verifier, ".verifier", model)
         router: Router = RegexRouter() if isinstance(spec.router, str) \
             else LlmRouter(model(spec.router.model))
+        tools = _tool_registry(spec)
         return _checked("", lambda: Trinity(
             {r: model(m) for r, m in spec.roles.items()}, router, max_steps=spec.max_steps,
-            verifier=verifier, **common))
+            verifier=verifier, tools=tools, tool_steps=spec.tool_steps, **common))
     if isinstance(spec, SelfCallerSpec):
         guard = _scorer(spec.guard, ".guard", model, guard=True)
         assert guard is not None

@@ -26,7 +26,7 @@ import importlib.util
 import logging
 import os
 import shutil
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import msgspec
 
@@ -39,6 +39,7 @@ from .single import SingleAgent
 from .toolbox import ThreadToolbox
 from .tools import Tool
 from .turns import TurnStore
+from .workspace import Workspace
 from .workspaces import ThreadWorkspaces, WorkspaceQuota, default_workspace_root
 
 log = logging.getLogger("dragoman.agents")
@@ -86,7 +87,17 @@ def _import(target: str) -> Any:
     return obj
 
 
-def _tool_entries(spec: AgentSpec) -> tuple[list[Any], list[tuple[str, Builtin, Any]]]:
+class ToolEntries(Protocol):
+    """An entry that lists tools: ``kind: single`` and ``kind: trinity``."""
+
+    @property
+    def workspace(self) -> str | None: ...
+
+    @property
+    def tools(self) -> list[str | dict[str, Any]]: ...
+
+
+def _tool_entries(spec: ToolEntries) -> tuple[list[Any], list[tuple[str, Builtin, Any]]]:
     """The spec's tool entries → (tools every thread shares: imported functions or Tool
     objects, built-ins without a workspace; built-ins made per workspace, validated)."""
     shared: list[Any] = []
@@ -125,10 +136,24 @@ def _tool_entries(spec: AgentSpec) -> tuple[list[Any], list[tuple[str, Builtin, 
     return shared, per_workspace
 
 
-def build_tools(spec: AgentSpec) -> list[Any]:
-    """The tools of an agent without per-thread workspaces (no ``workspace:``)."""
+def build_tools(spec: ToolEntries) -> list[Any]:
+    """The tools of an entry whose built-ins share one ``workspace:`` directory (a
+    Trinity's; a single agent's workspace is per thread, ``build_toolbox``). Tools that
+    run processes are refused here: only a per-thread workspace has a sandbox."""
     shared, per_workspace = _tool_entries(spec)
-    assert not per_workspace
+    if not per_workspace:
+        return shared
+    assert spec.workspace is not None  # (_tool_entries refuses them without one)
+    try:
+        workspace = Workspace(spec.workspace)
+    except ValueError as e:
+        raise AgentSpecError(str(e), ".workspace") from None
+    for name, builtin, opts in per_workspace:
+        if name == "bash":
+            raise AgentSpecError("`bash` runs only in a single agent's per-thread sandbox; "
+                                 "give this entry a single agent with bash as a model",
+                                 ".tools")
+        shared.append(builtin.make(workspace, opts, None))
     return shared
 
 

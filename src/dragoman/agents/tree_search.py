@@ -17,15 +17,18 @@ arm per model over the scores that model's children of it got, and a branch's ch
 samples from the counts summed along its path from the root (what this branch has
 learned), so a model that does well somewhere is tried more there.
 
-Why ``random.betavariate`` and not TreeQuest: this is ~100 lines with the standard
-library; TreeQuest would pull scipy/numpy for the same Beta draws, and the search costs
-microseconds per iteration here (``bench/orchestrators.py``).
+Why not TreeQuest: this is ~100 lines with the standard library; TreeQuest would pull
+scipy/numpy for the same Beta draws. The draws are ``beta_draw`` (Cheng's BB, ~1.5x
+cheaper than ``random.betavariate``), and a node with no room to widen and one live
+child is descended into without a draw (``bench/orchestrators.py``).
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+
+from .beta_draw import beta_draw
 
 
 @dataclass
@@ -71,10 +74,17 @@ class Tree:
             wider = len(node.children) < self.branching_factor
             if not live:
                 return n  # nothing to descend into: widen (even past a full, failed row)
-            gen = self.rng.betavariate(node.gen_alpha, node.gen_beta) if wider else -1.0
-            best, draw = max(((c, self.rng.betavariate(self.nodes[c].alpha,
-                                                       self.nodes[c].beta)) for c in live),
-                             key=lambda cd: cd[1])
+            if not wider and len(live) == 1:
+                n = live[0]  # nothing to weigh: no draw
+                continue
+            rng = self.rng
+            gen = beta_draw(rng, node.gen_alpha, node.gen_beta) if wider else -1.0
+            best, draw = n, -1.0
+            for c in live:
+                child = self.nodes[c]
+                d = beta_draw(rng, child.alpha, child.beta)
+                if d > draw:
+                    best, draw = c, d
             if gen > draw:
                 return n
             n = best
@@ -92,7 +102,7 @@ class Tree:
                 wins[m] += w
                 losses[m] += lo
             at = node.parent
-        draws = [self.rng.betavariate(wins[m], losses[m]) for m in range(self.models)]
+        draws = [beta_draw(self.rng, wins[m], losses[m]) for m in range(self.models)]
         return max(range(self.models), key=draws.__getitem__)
 
     def add(self, parent: int, *, model: int, score: float, answer: str = "",

@@ -194,7 +194,9 @@ def test_fork_bombs_cpu_and_memory_hogs_are_stopped(box: tuple[str, Path, Path])
         time.sleep(0.2)
     healthy(base)
     text = bash(base, "while :; do :; done", thread="cpu")
-    assert "exit code 152" in text or "timed out" in text  # SIGXCPU after 3 s of CPU
+    # SIGXCPU after 3 s of CPU (SIGKILL at the hard limit a second later, or the tool's
+    # own timeout on a machine too loaded to give the loop its 3 s)
+    assert "exit code 152" in text or "exit code 137" in text or "timed out" in text
     text = bash(base, "python3 -c 'x = bytearray(1 << 30)'", thread="mem")
     assert "MemoryError" in text
     healthy(base)

@@ -80,7 +80,9 @@ class Sandbox(Protocol):
 def _prlimit(limits: SandboxLimits, file_bytes: int | None, *, per_uid: bool) -> list[str]:
     out = ["prlimit"]
     if limits.cpu_seconds is not None:
-        out.append(f"--cpu={limits.cpu_seconds}")
+        # soft limit: SIGXCPU (exit 152, a clear "CPU time limit exceeded"); the hard
+        # limit a second later kills what ignores it
+        out.append(f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 1}")
     if limits.memory_mb is not None:
         out.append(f"--as={limits.memory_mb << 20}")
     fsize = limits.file_mb << 20 if limits.file_mb is not None else file_bytes

@@ -56,6 +56,7 @@ from .conductor_plan import Dispatch, Plan, PlanError, parse_plan, short
 from .final_answer_stream import FinalAnswerStream
 from .judging import PartialScores, Scorer
 from .orchestrator import Orchestrator, RunState, Turn, assistant, inner_request, relay, user
+from .tasks import cancel_unfinished
 
 SELF = "self"
 
@@ -261,11 +262,7 @@ class Conductor(Orchestrator):
                             o.error = "cancelled: another worker failed (fail_fast)"
                     break
         finally:
-            unfinished = [t for t in tasks if not t.done()]
-            for t in unfinished:
-                t.cancel()
-            if unfinished:
-                await asyncio.wait(unfinished)
+            await cancel_unfinished(tasks)
         for i, o in enumerate(outcomes):
             run.add(o.usage)
             name = f"worker:{o.role}"

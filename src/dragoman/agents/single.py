@@ -60,6 +60,7 @@ from ..core import (
 from ..core import Tool as ToolSpec
 from ..providers.base import LlmProvider
 from .orchestrator import Result, run_stream
+from .tasks import cancel_unfinished
 from .toolbox import ThreadToolbox
 from .tools import Tool, ToolOutcome, ToolRegistry, parse_arguments
 from .turns import MemoryTurnStore, PendingTurn, TurnStore, restore
@@ -307,11 +308,7 @@ class SingleAgent:
                     for item in _result(tasks[t], t.result()):
                         yield item
         finally:
-            unfinished = [t for t in tasks if not t.done()]
-            for t in unfinished:
-                t.cancel()
-            if unfinished:
-                await asyncio.wait(unfinished)
+            await cancel_unfinished(tasks)
 
 
 @contextlib.asynccontextmanager

@@ -125,7 +125,10 @@ def _drive(path: str, n: int, stream: bool, upstream: str) -> None:
     model = {"name": "m", "provider": "openai", "model": "static-model",
              "base_url": upstream + ("/stream/v1" if stream else "/v1"), "api_key": "sk-up",
              "passthrough": path == "pass"}
-    gw = build_gateway(parse_config({"server": {"api_keys": ["bench"]}, "models": [model],
+    server: dict[str, Any] = {"api_keys": ["bench"]}
+    if os.environ.get("INSTR_ADMIN"):  # --admin: metrics and the ledger on
+        server["admin_keys"] = ["bench-admin"]
+    gw = build_gateway(parse_config({"server": server, "models": [model],
                                      "sessions": {"backend": "memory"}}))
     app: Any = gw.app()
     body = json.dumps({"model": "m", "stream": stream,
@@ -197,10 +200,14 @@ def main() -> None:
                     "proto-guarded, proto-h11: a server protocol alone (no upstream)")
     ap.add_argument("--stream", action="store_true", help="streamed requests (nginx's "
                     "four-frame stream) instead of whole ones")
+    ap.add_argument("--admin", action="store_true", help="with server.admin_keys, so the "
+                    "metrics and the usage ledger are kept (without: neither)")
     ap.add_argument("--drive", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--upstream", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.admin:
+        os.environ["INSTR_ADMIN"] = "1"  # (read by _drive in the valgrind child)
     if args.drive:
         _drive(args.drive, args.n, args.stream, args.upstream)
         return

@@ -190,6 +190,7 @@ class GatewayMetrics:
     def __init__(self) -> None:
         self.dir = multiprocess_dir()
         self._pending: list[FinishedRequest] = []
+        self._store_pending: list[tuple[str, float]] = []
         #: generation requests and streamed answers in flight in this worker
         self.requests_now = 0
         self.streams_now = 0
@@ -259,6 +260,8 @@ class GatewayMetrics:
         flush, and the in-flight counts."""
         self.in_flight.set(self.requests_now)
         self.streams.set(self.streams_now)
+        if self._store_pending:
+            self._flush_store_timings()
         pending = [*self._pending, *finished] if self._pending else finished
         self._pending = []
         if not pending:
@@ -298,11 +301,22 @@ class GatewayMetrics:
                 self.refusals(tenant, outcome).inc(g.refused)
 
     def store_timing(self) -> Callable[[str, float], None]:
-        """The session store's ``on_timing`` hook."""
+        """The session store's ``on_timing`` hook: an append, observed at the next
+        ``flush`` (in bulk, like the requests)."""
+        append = self._store_pending.append
+
         def timing(operation: str, seconds: float) -> None:
-            self.store(operation).observe(seconds)
+            append((operation, seconds))
 
         return timing
+
+    def _flush_store_timings(self) -> None:
+        by_operation: dict[str, list[float]] = {}
+        for operation, seconds in self._store_pending:
+            by_operation.setdefault(operation, []).append(seconds)
+        self._store_pending.clear()  # (the hook holds this very list's append)
+        for operation, values in by_operation.items():
+            observe_many(self.store(operation), values)
 
     # --- sampled state ----------------------------------------------------------------------
 

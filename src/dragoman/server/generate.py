@@ -94,7 +94,7 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
     async with conversation(gw, dialect, principal, req, route, scope) as conv:
         req.thread = conv.key  # an agent's workspace belongs to the thread
         meter = RequestMeter(gw.usage, principal, route, dialect, req, thread=conv.key,
-                             metrics=gw.ops.metrics)
+                             metrics=gw.ops.live_metrics)
         if access is not None:
             access.meter = meter
         try:

@@ -6,6 +6,12 @@ listener is that list's ``append``: the cheapest call there is); every second, a
 a scrape or shutdown, ``refresh`` hands what gathered to the metrics (applied in bulk)
 and, as ledger rows, to the batch writer, which appends them to the sessions database
 (``observe.ledger``). So the request path pays one append for both.
+
+Nothing at all is done per request for what nobody can read: the metrics only with
+admin keys (``/metrics`` and ``/admin/*`` refuse everyone without them), the ledger only
+with admin keys or a durable session store (``dragoman usage`` reads the database; rows of
+the in-memory store die with the process and only ``/admin/usage`` shows them). Neither:
+no listener, no in-flight counting.
 """
 
 from __future__ import annotations
@@ -50,8 +56,14 @@ class Operations:
         self.ledger: BatchWriter[UsageRow] = BatchWriter(gw.sessions.append_usage)
         self._sampler: asyncio.Task[None] | None = None
         self._finished: list[UsageRecord] = []
-        gw.usage.subscribe(self._finished.append)
-        gw.sessions.on_timing = self.metrics.store_timing()
+        admin = gw.admin.configured
+        #: the metrics the request path updates (in-flight counts), None when unreadable
+        self.live_metrics: GatewayMetrics | None = self.metrics if admin else None
+        self._ledger_on = admin or gw.sessions.settings.backend != "memory"
+        if self._ledger_on:  # (admin keys imply it)
+            gw.usage.subscribe(self._finished.append)
+        if admin:
+            gw.sessions.on_timing = self.metrics.store_timing()
 
     def refresh(self) -> None:
         """Hand the finished requests to the metrics and the ledger writer, and copy each
@@ -60,8 +72,8 @@ class Operations:
         batch = self._finished[:]
         self._finished.clear()  # (the listener holds this very list's append)
         m = self.metrics
-        m.flush(batch)
-        if batch:
+        m.flush(batch if self.live_metrics is not None else ())
+        if batch and self._ledger_on:
             self.ledger.extend([ledger_row(r) for r in batch])
         for d in self._gw.models.deployments():
             label = deployment_label(d)

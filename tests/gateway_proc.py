@@ -60,13 +60,20 @@ def run_gateway(config: dict[str, Any], tmp: Path, *, server: str | None = None,
         wait_http(base + "/healthz", ready_timeout, proc=proc)
         yield base
     finally:
+        stop_process(proc)
+        log.close()
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """Ask a server process to stop (SIGTERM), and kill it if it has not within ``grace``
+    seconds; returns once it has exited."""
+    if proc.poll() is None:
         proc.terminate()
         try:
-            proc.wait(10)
+            proc.wait(grace)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        log.close()
 
 
 def log_path(tmp: Path, base: str) -> Path:

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.gateway_proc import free_port, wait_http
+from tests.gateway_proc import free_port, stop_process, wait_http
 
 
 class PrometheusMissing(RuntimeError):
@@ -54,12 +54,7 @@ def running_prometheus(target: str, bearer: str, tmp: Path) -> Iterator[str]:
         wait_http(url + "/-/ready", timeout=60, proc=proc)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
 
 

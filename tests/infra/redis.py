@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tests.gateway_proc import free_port
+from tests.gateway_proc import free_port, stop_process
 
 PASSWORD = "dragoman-redis-test-pw"
 
@@ -55,16 +55,6 @@ def _wait_ready(proc: subprocess.Popen[bytes], port: int, timeout: float = 10.0)
     raise RuntimeError(f"redis-server did not answer PING within {timeout} s")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @contextmanager
 def running_redis() -> Iterator[str]:
     binary = shutil.which("redis-server")
@@ -86,7 +76,7 @@ def running_redis() -> Iterator[str]:
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             if _wait_ready(proc, port):
                 break
-            _stop(proc)
+            stop_process(proc, grace=5)
         else:
             with open(log_path, errors="replace") as f:
                 tail = f.read()[-2000:]
@@ -94,5 +84,5 @@ def running_redis() -> Iterator[str]:
         yield f"redis://:{PASSWORD}@127.0.0.1:{port}/0"
     finally:
         if proc is not None:
-            _stop(proc)
+            stop_process(proc, grace=5)
         shutil.rmtree(base, ignore_errors=True)

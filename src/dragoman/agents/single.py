@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -59,7 +59,7 @@ from ..core import (
 )
 from ..core import Tool as ToolSpec
 from ..providers.base import LlmProvider
-from .orchestrator import Result, run_stream
+from .orchestrator import Closing, Result, run_stream
 from .tasks import cancel_unfinished
 from .toolbox import ThreadToolbox
 from .tools import Tool, ToolOutcome, ToolRegistry, parse_arguments
@@ -181,7 +181,7 @@ class SingleAgent:
             tracer = spans.TRACER  # the step's span holds its model call (not its tools)
             step_span = tracer.agent_step(self.name, step) if tracer is not None else None
             async with spans.current(step_span), \
-                    _closing(self.provider.stream(step_req)) as upstream:
+                    Closing(self.provider.stream(step_req)) as upstream:
                 try:
                     first = await anext(upstream)
                 except StopAsyncIteration:
@@ -309,20 +309,6 @@ class SingleAgent:
                         yield item
         finally:
             await cancel_unfinished(tasks)
-
-
-@contextlib.asynccontextmanager
-async def _closing(events: AsyncIterator[StreamEvent]
-                   ) -> AsyncGenerator[AsyncIterator[StreamEvent], None]:
-    """Close a provider stream however the step ends: an abandoned stream closes its
-    upstream connection (an unclosed async generator would wait for the garbage
-    collector)."""
-    try:
-        yield events
-    finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 def _result(call: ToolCall, outcome: ToolOutcome) -> tuple[AgentToolResult, ToolResult]:

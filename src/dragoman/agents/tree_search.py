@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from .beta_draw import beta_draw
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
     parent: int | None
     depth: int
@@ -41,6 +41,8 @@ class Node:
     model: int = 0
     failed: bool = False
     children: list[int] = field(default_factory=list)
+    #: the children that did not fail (what selection may descend into)
+    live: list[int] = field(default_factory=list)
     #: posterior of this subtree (the parent's "go deeper into me" arm)
     alpha: float = 1.0
     beta: float = 1.0
@@ -67,21 +69,21 @@ class Tree:
 
     def select(self) -> int:
         """The node to expand next (its new child is the next rollout)."""
+        nodes, rng = self.nodes, self.rng
         n = 0
         while True:
-            node = self.nodes[n]
-            live = [c for c in node.children if not self.nodes[c].failed]
+            node = nodes[n]
+            live = node.live
             wider = len(node.children) < self.branching_factor
             if not live:
                 return n  # nothing to descend into: widen (even past a full, failed row)
             if not wider and len(live) == 1:
                 n = live[0]  # nothing to weigh: no draw
                 continue
-            rng = self.rng
             gen = beta_draw(rng, node.gen_alpha, node.gen_beta) if wider else -1.0
             best, draw = n, -1.0
             for c in live:
-                child = self.nodes[c]
+                child = nodes[c]
                 d = beta_draw(rng, child.alpha, child.beta)
                 if d > draw:
                     best, draw = c, d
@@ -114,6 +116,8 @@ class Tree:
         self.nodes.append(Node(parent=parent, depth=p.depth + 1, score=score, answer=answer,
                                feedback=feedback, model=model, failed=failed))
         p.children.append(index)
+        if not failed:
+            p.live.append(index)
         p.gen_alpha += score
         p.gen_beta += 1.0 - score
         w, lo = p.arms.get(model, (0.0, 0.0))

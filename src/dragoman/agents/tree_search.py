@@ -26,13 +26,15 @@ child is descended into without a draw (``bench/orchestrators.py``).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+
+import msgspec
 
 from .beta_draw import beta_draw
 
 
-@dataclass(slots=True)
-class Node:
+class Node(msgspec.Struct):
+    """One node (a struct, not a dataclass: the search makes one per iteration)."""
+
     parent: int | None
     depth: int
     score: float = 0.0
@@ -40,9 +42,9 @@ class Node:
     feedback: str = ""
     model: int = 0
     failed: bool = False
-    children: list[int] = field(default_factory=list)
+    children: list[int] = msgspec.field(default_factory=list)
     #: the children that did not fail (what selection may descend into)
-    live: list[int] = field(default_factory=list)
+    live: list[int] = msgspec.field(default_factory=list)
     #: posterior of this subtree (the parent's "go deeper into me" arm)
     alpha: float = 1.0
     beta: float = 1.0
@@ -50,7 +52,7 @@ class Node:
     gen_alpha: float = 1.0
     gen_beta: float = 1.0
     #: per model: (sum of scores, sum of 1 - scores) of the children it generated here
-    arms: dict[int, tuple[float, float]] = field(default_factory=dict)
+    arms: dict[int, tuple[float, float]] = msgspec.field(default_factory=dict)
 
 
 class Tree:

@@ -172,10 +172,24 @@ class Trinity(Orchestrator):
             kind = kind_of(role)
             branch = self._order.index(role)
             turn = Turn()
-            async with contextlib.aclosing(self._turn(req, question, role, work, turn, step,
-                                                      branch, run)) as acting:
-                async for ev in acting:
-                    yield ev
+            # the turn's scorer: a verifier turn's verdict is its score
+            scores = PartialScores(self.verifier if kind != VERIFIER else None, question,
+                                   step, branch)
+            try:
+                async with contextlib.aclosing(relay(
+                        self._agents[role], self._turn_request(req, kind, work), turn,
+                        forward=(AgentToolCall, AgentToolResult))) as acting:
+                    async for ev in acting:
+                        if not isinstance(ev, TextDelta):
+                            yield ev
+                            continue
+                        yield CandidateDelta(step=step, branch=branch, delta=ev.text)
+                        partial = await scores.feed(ev.text)
+                        if partial is not None:
+                            yield partial
+            finally:
+                run.add(scores.usage)
+                run.add(turn.usage)
             work.append((role, turn.text))
             if kind == VERIFIER:
                 accepted, feedback = parse_verdict(turn.text)
@@ -198,30 +212,11 @@ class Trinity(Orchestrator):
         if answer:
             yield TextDelta(text=answer)
 
-    async def _turn(self, req: ChatRequest, question: str, role: str,
-                    work: list[tuple[str, str]], turn: Turn, step: int, branch: int,
-                    run: RunState) -> AsyncGenerator[StreamEvent, None]:
-        """One role's turn: its prompt, the work so far, its agent's tool loop."""
+    def _turn_request(self, req: ChatRequest, kind: str,
+                      work: list[tuple[str, str]]) -> ChatRequest:
+        """One role's turn: its prompt, the conversation, the team's work so far."""
         messages = list(req.messages)
         if work:
             shown = "\n\n".join(f"[{r}]\n{t}" for r, t in work)
             messages.append(user(f"The team's work so far:\n\n{shown}\n\nNow do your part."))
-        prompt = ROLE_PROMPTS[kind_of(role)]
-        scorer = self.verifier if kind_of(role) != VERIFIER else None
-        scores = PartialScores(scorer, question, step, branch)
-        try:
-            async with contextlib.aclosing(relay(
-                    self._agents[role], inner_request(req, messages, system=prompt), turn,
-                    forward=(AgentToolCall, AgentToolResult))) as acting:
-                async for ev in acting:
-                    if not isinstance(ev, TextDelta):
-                        yield ev
-                        continue
-                    yield CandidateDelta(step=step, branch=branch, delta=ev.text)
-                    partial = await scores.feed(ev.text)
-                    if partial is not None:
-                        yield partial
-        finally:
-            run.add(scores.usage)
-            run.add(turn.usage)
-
+        return inner_request(req, messages, system=ROLE_PROMPTS[kind])

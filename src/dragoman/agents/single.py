@@ -178,6 +178,7 @@ class SingleAgent:
             step_usage = Usage()
             finish: Finish | None = None
             shown_text = False
+            called = False  # the model called a tool (only then is the turn's response built)
             tracer = spans.TRACER  # the step's span holds its model call (not its tools)
             step_span = tracer.agent_step(self.name, step) if tracer is not None else None
             async with spans.current(step_span), \
@@ -206,6 +207,7 @@ class SingleAgent:
                         yield ev
                     elif isinstance(ev, ToolCallStart):
                         turn.feed(ev)
+                        called = True
                         if ev.name in client_names:
                             forwarded.add(ev.id)
                             yield ev
@@ -234,12 +236,12 @@ class SingleAgent:
                 return
             total = total + step_usage
             separate = separate or shown_text
-            resp = turn.response("", req.model)
-            calls = resp.tool_calls()
-            if not calls or finish.stop_reason not in (StopReason.TOOL_USE,
-                                                       StopReason.END_TURN):
+            if not called or finish.stop_reason not in (StopReason.TOOL_USE,
+                                                        StopReason.END_TURN):
                 yield finish
                 return
+            resp = turn.response("", req.model)
+            calls = resp.tool_calls()  # one per ToolCallStart: not empty
             client_calls = [c for c in calls if c.name in client_names]
             own_calls = [c for c in calls if c.name not in client_names]
             if not client_calls and step == self.max_steps - 1:

@@ -17,7 +17,7 @@ arm per model over the scores that model's children of it got, and a branch's ch
 samples from the counts summed along its path from the root (what this branch has
 learned), so a model that does well somewhere is tried more there.
 
-Why not TreeQuest: this is ~100 lines with the standard library; TreeQuest would pull
+Why not TreeQuest: this is ~100 lines over the standard library's ``random``; TreeQuest would pull
 scipy/numpy for the same Beta draws. The draws are ``beta_draw`` (Cheng's BB, ~1.5x
 cheaper than ``random.betavariate``), and a node with no room to widen and one live
 child is descended into without a draw (``bench/orchestrators.py``).

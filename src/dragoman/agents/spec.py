@@ -39,6 +39,7 @@ from .single import SingleAgent
 from .toolbox import ThreadToolbox
 from .tools import Tool
 from .turns import TurnStore
+from .warm_sandbox import WarmPool
 from .workspace import Workspace
 from .workspaces import ThreadWorkspaces, WorkspaceQuota, default_workspace_root
 
@@ -69,6 +70,8 @@ class AgentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, tag_fi
     network: bool = False
     sandbox_paths: list[str] = msgspec.field(default_factory=list)
     limits: SandboxLimits = msgspec.field(default_factory=SandboxLimits)
+    sandbox_idle: float = 300.0
+    """Seconds a thread's warm sandbox is kept without a command."""
     quota: WorkspaceQuota = msgspec.field(default_factory=WorkspaceQuota)
     workspace_template: str | None = None
     mcp_servers: list[McpServerSpec] = msgspec.field(default_factory=list)
@@ -172,7 +175,7 @@ def _policy(spec: AgentSpec,
         log.warning("agent %r runs bash and MCP servers WITHOUT a sandbox (`sandbox: none`): "
                     "they can read everything the server's user can", spec.name)
     return SandboxPolicy(sandbox, network=spec.network, ro_paths=tuple(spec.sandbox_paths),
-                         limits=spec.limits)
+                         limits=spec.limits, warm=WarmPool(spec.sandbox_idle))
 
 
 def build_toolbox(spec: AgentSpec, ttl: float | None = None) -> ThreadToolbox:

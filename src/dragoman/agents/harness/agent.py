@@ -39,8 +39,9 @@ from ...core import (
     acollect,
     new_id,
 )
-from ..builtin.shell import DEFAULT_PATH, _kill_group, _reap
+from ..builtin.shell import DEFAULT_PATH, _reap
 from ..sandbox import SandboxPolicy
+from ..warm_sandbox import ColdRun
 from ..workspaces import ThreadWorkspace, ThreadWorkspaces
 from .clis import ClaudeCode, Codex, Turn
 
@@ -193,9 +194,8 @@ class HarnessAgent:
         try:
             yield proc, stderr
         finally:
-            _kill_group(proc)
             with contextlib.suppress(BaseException):
-                await asyncio.shield(_reap(proc))
+                await asyncio.shield(_reap(ColdRun(proc)))
             reader.cancel()
             with contextlib.suppress(BaseException):
                 await reader

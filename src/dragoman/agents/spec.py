@@ -32,6 +32,7 @@ import msgspec
 
 from ..providers.base import LlmProvider
 from .builtin import Builtin, BuiltinError, build_builtin, builtin_options
+from .egress import guard_private_ranges
 from .harness import CLIS, HarnessAgent, HarnessKind
 from .mcp import McpHub, McpServerSpec, check_specs
 from .sandbox import SandboxError, SandboxKind, SandboxLimits, SandboxPolicy, make_sandbox
@@ -174,6 +175,8 @@ def _policy(spec: AgentSpec,
     if sandbox.kind == "none":
         log.warning("agent %r runs bash and MCP servers WITHOUT a sandbox (`sandbox: none`): "
                     "they can read everything the server's user can", spec.name)
+    elif spec.network:
+        guard_private_ranges(spec.name)
     return SandboxPolicy(sandbox, network=spec.network, ro_paths=tuple(spec.sandbox_paths),
                          limits=spec.limits, warm=WarmPool(spec.sandbox_idle))
 
@@ -292,6 +295,8 @@ def build_harness(spec: HarnessSpec, *, default_key: str | None = None,
         raise AgentSpecError(str(e), ".sandbox") from None
     if sandbox.kind == "none":
         log.warning("harness agent %r runs WITHOUT a sandbox (`sandbox: none`)", spec.name)
+    else:
+        guard_private_ranges(spec.name, spec.gateway_url)
     extra = _install_dir(binary)
     # The CLI calls this gateway back for its model: it needs the network.
     policy = SandboxPolicy(sandbox, network=True, limits=spec.limits,

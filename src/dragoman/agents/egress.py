@@ -24,6 +24,7 @@ blocks those ranges, or keep ``network`` off (the default: no network at all).
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import fcntl
@@ -74,38 +75,38 @@ def resolvers(path: str = "/etc/resolv.conf") -> list[str]:
 
 
 class EgressGuard:
-    """The rules of this process: ``acquire`` when an agent with network access is built,
-    ``release`` when it closes; installed on the first acquire, this process's exceptions
-    removed on the last release (and the chain with them when no other server is left)."""
+    """The rules as this process sees them: ``acquire`` when an agent with network access
+    is built (the first call installs them, later ones add their exceptions), ``close``
+    when the process ends (its exceptions go, and the chain with them when no other server
+    is left)."""
 
     def __init__(self) -> None:
-        self._users = 0
         self._allowed: list[tuple[str, int]] = []
         self._mutex = threading.Lock()
+        self.installed = False
         self.reason: str | None = None
-        """Why the rules are not installed (None: they are)."""
+        """Why the rules are not installed (None: they are, or nobody asked yet)."""
 
     def acquire(self, allow: Sequence[tuple[str, int]] = ()) -> str | None:
-        """Install the rules (once per process), letting ``allow`` (host, port) through;
-        returns why they could not be installed, or None."""
+        """Install the rules, letting ``allow`` (host, port) through; returns why they
+        could not be installed, or None."""
         with self._mutex:
-            self._users += 1
             new = [a for a in allow if _private(a[0]) and a not in self._allowed]
-            if self._users > 1 and not new:
+            if (self.installed and not new) or self.reason is not None:
                 return self.reason
             try:
                 self._install(new)
                 self._allowed += new
-                self.reason = None
+                self.installed = True
             except _Unavailable as e:
                 self.reason = str(e)
             return self.reason
 
-    def release(self) -> None:
+    def close(self) -> None:
         with self._mutex:
-            self._users -= 1
-            if self._users > 0 or self.reason is not None:
+            if not self.installed:
                 return
+            self.installed = False
             with contextlib.suppress(_Unavailable), _locked():
                 for host, port in self._allowed:
                     _run(_version(host), "-D", *_exception(host, port, os.getpid()))
@@ -235,15 +236,22 @@ def gateway_addresses(url: str | None) -> list[tuple[str, int]]:
     return sorted({(str(info[4][0]), port) for info in infos})
 
 
+async def close_guard() -> None:
+    """At shutdown (an agent with network access closes): this server's rules go. (Not
+    left to ``atexit`` alone: uvicorn ends the process by re-raising SIGTERM.)"""
+    if GUARD.installed:
+        await asyncio.to_thread(GUARD.close)
+
+
 def guard_private_ranges(agent: str, gateway_url: str | None = None) -> None:
     """Called when an agent whose sandbox has network access is built: refuse private and
     metadata addresses to sandboxes (this gateway's own URL excepted), or warn that they
     cannot be refused here."""
     allow = gateway_addresses(os.environ.get(SELF_URL_ENV)) + gateway_addresses(gateway_url)
-    first = GUARD._users == 0
+    first = not GUARD.installed
     reason = GUARD.acquire(allow)
-    if first and reason is None:
-        atexit.register(GUARD.release)
+    if first and GUARD.installed:
+        atexit.register(GUARD.close)
     if reason is not None:
         log.warning("agent %r has network access, and its sandbox can reach private and "
                     "metadata addresses (loopback, LAN, 169.254.169.254): they cannot be "

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from .builtin import Builtin
+from .egress import close_guard
 from .mcp import McpHub
 from .sandbox import SandboxPolicy
 from .tools import Tool, ToolError, ToolRegistry
@@ -91,3 +92,5 @@ class ThreadToolbox:
             await self.mcp.aclose()
         if self.policy is not None and self.policy.warm is not None:
             await self.policy.warm.aclose()
+        if self.policy is not None and self.policy.network:
+            await close_guard()

@@ -40,6 +40,8 @@ log = logging.getLogger("dragoman.agents.sandbox")
 
 #: Seconds a sandbox may take to start and report ready.
 START_TIMEOUT = 30.0
+#: Seconds between checks for idle sandboxes and removed workspaces (at most).
+REAP_EVERY = 5.0
 
 
 class Running(Protocol):
@@ -271,7 +273,7 @@ class WarmPool:
     async def _reap(self) -> None:
         """Stop the sandboxes idle too long or whose workspace is gone."""
         while self._boxes:
-            await asyncio.sleep(min(self.idle / 2, 30.0))
+            await asyncio.sleep(min(self.idle / 2, REAP_EVERY))
             now = time.monotonic()
             for key, warm in list(self._boxes.items()):
                 idle = warm.running == 0 and now - warm.last_used > self.idle

@@ -40,6 +40,7 @@ from ...core import (
     new_id,
 )
 from ..builtin.shell import DEFAULT_PATH, _reap
+from ..egress import close_guard
 from ..sandbox import SandboxPolicy
 from ..warm_sandbox import ColdRun
 from ..workspaces import ThreadWorkspace, ThreadWorkspaces
@@ -96,7 +97,7 @@ class HarnessAgent:
         return None
 
     async def aclose(self) -> None:
-        return None
+        await close_guard()
 
     async def complete(self, req: ChatRequest) -> ChatResponse:
         async with contextlib.aclosing(self.stream(req)) as events:

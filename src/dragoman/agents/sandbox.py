@@ -51,8 +51,9 @@ _ETC_NETWORK = ("/etc/resolv.conf", "/etc/hosts", "/etc/host.conf", "/etc/gai.co
 SandboxKind = Literal["bwrap", "none"]
 
 #: What a warm sandbox's supervisor keeps (it drops them all in each command it starts):
-#: uid and gid changes, and a PID namespace per command (CAP_SYS_ADMIN).
-SUPERVISOR_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_SYS_ADMIN")
+#: uid and gid changes, a PID namespace per command (CAP_SYS_ADMIN), killing a command
+#: running as another uid (CAP_KILL).
+SUPERVISOR_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_SYS_ADMIN", "CAP_KILL")
 
 
 @functools.cache

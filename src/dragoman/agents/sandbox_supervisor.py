@@ -15,10 +15,11 @@ server writes to it or closes it (timeout, cancelled request), the command is ki
 Each command runs as the init's child of a PID namespace of its own (``unshare`` with
 ``CLONE_NEWPID``; ``setns`` back to the supervisor's own namespace first, or the second
 ``unshare`` is refused): when it ends — or is killed — the kernel kills everything it left
-behind, whatever session or process group it moved to. The init stays root (the
-command cannot signal or trace it) and only the command drops to the workspace's uid:
-bounding set emptied, groups cleared, ``setresuid``/``setresgid``, capabilities cleared,
-``no_new_privs``, then its resource limits.
+behind, whatever session or process group it moved to. The init (a fork of the
+supervisor) drops to the workspace's uid — bounding set emptied, groups cleared,
+``setresuid``/``setresgid``, capabilities cleared, ``no_new_privs`` — sets the resource
+limits, and spawns the command. (A command cannot signal its init: PID 1 ignores signals
+from its own namespace; nor trace it: a process that changed its uid is not dumpable.)
 
 When the server's end of ``FD`` closes (the server stopped, or stopped the sandbox) the
 supervisor kills every command and exits; bubblewrap's init follows, and the sandbox's
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import json
 import os
 import resource
@@ -74,50 +76,38 @@ def _drop_privileges(uid: int) -> None:
     _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
 
 
-def _exec_command(req: dict[str, object], out: int) -> None:
-    """In the command's process (never returns)."""
+def _init(req: dict[str, object], out: int) -> None:
+    """PID 1 of the command's namespace (never returns): become the workspace's uid under
+    its limits, start the command (``posix_spawn``: no second copy of this process), reap
+    orphans, and exit with the command's status — which kills the rest of the namespace."""
     try:
-        os.setsid()
-        # Python ignores these; a shell's commands expect the default.
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT):
-            signal.signal(sig, signal.SIG_DFL)
         devnull = os.open("/dev/null", os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(out, 1)
         os.dup2(out, 2)
         os.closerange(3, 1 << 16)
-        uid = req["uid"]
-        assert isinstance(uid, int)
+        uid, limits = req["uid"], req["rlimits"]
+        cwd, argv, env = req["cwd"], req["argv"], req["env"]
+        assert isinstance(uid, int) and isinstance(limits, dict) and isinstance(cwd, str)
+        assert isinstance(argv, list) and isinstance(env, dict)
         _drop_privileges(uid)
-        limits = req["rlimits"]
-        assert isinstance(limits, dict)
+        # (after the uid change, which clears it) the supervisor gone: so is the command
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         for name, (soft, hard) in limits.items():
             resource.setrlimit(getattr(resource, name), (soft, hard))
-        cwd, argv, env = req["cwd"], req["argv"], req["env"]
-        assert isinstance(cwd, str) and isinstance(argv, list) and isinstance(env, dict)
         os.chdir(cwd)
-        os.execve(argv[0], argv, env)
-    except BaseException as e:
-        os.write(2, f"sandbox: cannot start the command: {e}\n".encode())
-    os._exit(127)
-
-
-def _init(req: dict[str, object], out: int) -> None:
-    """PID 1 of the command's namespace (never returns): start the command, reap
-    orphans, exit with the command's status — which kills the rest of the namespace."""
-    try:
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        command = os.fork()
-        if command == 0:
-            _exec_command(req, out)
-        os.closerange(0, 1 << 16)
+        # Python ignores these; a shell's commands expect the default.
+        command = os.posix_spawn(argv[0], argv, env, setsid=True, setsigdef=(
+            signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT))
         while True:
             pid, status = os.wait()
             if pid == command:
                 code = os.waitstatus_to_exitcode(status)
                 os._exit(128 - code if code < 0 else code)
-    except BaseException:
-        os._exit(127)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.write(2, f"sandbox: cannot start the command: {e}\n".encode())
+    os._exit(127)
 
 
 class Supervisor:
@@ -202,6 +192,10 @@ class Supervisor:
 
 
 def main() -> None:
+    # Each command starts with a fork of this process: keep the collector from touching
+    # (and so copying) every object in the child.
+    gc.disable()
+    gc.freeze()
     control = socket.socket(fileno=int(sys.argv[1]))
     supervisor = Supervisor(control)
     try:

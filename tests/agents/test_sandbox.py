@@ -195,7 +195,7 @@ def test_no_network_unless_the_agent_allows_it(box: tuple[str, Path, Path],
 def _rejected() -> dict[str, int]:
     """Packets our firewall chain rejected so far, per destination network."""
     listing = subprocess.run(["iptables", "-L", CHAIN, "-v", "-x", "-n"], capture_output=True,
-                             text=True, check=True).stdout
+                             text=True, check=False).stdout  # (none yet: no chain)
     out: dict[str, int] = {}
     for line in listing.splitlines():
         cols = line.split()
@@ -229,8 +229,8 @@ def test_network_true_still_refuses_private_and_metadata_addresses(
     assert f"127.0.0.1/{loopback_service}: Connection refused" in text, text
     assert "169.254.169.254/80: Connection refused" in text and "connected" not in text
     after = _rejected()
-    assert after["127.0.0.0/8"] > before["127.0.0.0/8"]
-    assert after["169.254.0.0/16"] > before["169.254.0.0/16"]
+    assert after["127.0.0.0/8"] > before.get("127.0.0.0/8", 0)
+    assert after["169.254.0.0/16"] > before.get("169.254.0.0/16", 0)
     # a public address is not ours to refuse: no rule rejects it, and the sandbox's
     # connection ends as the host's own does (connected, timed out, unreachable: the
     # test runs offline too)

@@ -14,9 +14,9 @@ owner-matching firewall rule covers them all and nothing else:
                  (IPv6: ::/128 ::1 fc00::/7 fe80::/10); TCP with a reset
 
 A connection there is refused at once ("Connection refused"); the public internet is
-untouched. ``iptables``/``ip6tables`` (either backend, nft or legacy) install the rules when
-an agent with network access is built; several servers on one host share the chain, each
-adding its own gateway exception, and the last one to stop removes it (a registry of
+untouched. ``iptables``/``ip6tables`` (either backend, nft or legacy) install the rules
+before the first sandbox with network access starts; several servers on one host share the
+chain, each adding its own gateway exception, and the last one to stop removes it (a registry of
 live server processes under ``/run``). Not root, or no ``iptables``: a warning at start-up
 and no such protection — run the server in a network namespace or behind a firewall that
 blocks those ranges, or keep ``network`` off (the default: no network at all).
@@ -40,7 +40,7 @@ import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .sandbox import UID_BASE, UID_SPAN
+from .sandbox import UID_BASE, UID_SPAN, SandboxPolicy
 
 log = logging.getLogger("dragoman.agents.sandbox")
 
@@ -75,8 +75,8 @@ def resolvers(path: str = "/etc/resolv.conf") -> list[str]:
 
 
 class EgressGuard:
-    """The rules as this process sees them: ``acquire`` when an agent with network access
-    is built (the first call installs them, later ones add their exceptions), ``close``
+    """The rules as this process sees them: ``acquire`` before a sandbox with network access
+    starts (the first call installs them, later ones add their exceptions), ``close``
     when the process ends (its exceptions go, and the chain with them when no other server
     is left)."""
 
@@ -113,13 +113,14 @@ class EgressGuard:
                 self._allowed = []
                 _unregister(os.getpid())
 
+    @property
+    def allowed(self) -> list[tuple[str, int]]:
+        return list(self._allowed)
+
     def _install(self, allow: Sequence[tuple[str, int]]) -> None:
-        if os.geteuid() != 0:
-            raise _Unavailable("the server does not run as root")
-        missing = [t for t in _TOOLS.values() if shutil.which(t) is None]
-        if missing:
-            raise _Unavailable(f"{' and '.join(missing)} not installed (Debian/Ubuntu: "
-                               "apt-get install iptables)")
+        reason = _infeasible()
+        if reason is not None:
+            raise _Unavailable(reason)
         with _locked():
             _forget_dead()
             for version, nets in ((4, PRIVATE_V4), (6, PRIVATE_V6)):
@@ -145,6 +146,17 @@ class EgressGuard:
 
 class _Unavailable(RuntimeError):
     pass
+
+
+def _infeasible() -> str | None:
+    """Why the rules cannot be installed here, or None."""
+    if os.geteuid() != 0:
+        return "the server does not run as root"
+    missing = [t for t in _TOOLS.values() if shutil.which(t) is None]
+    if missing:
+        return (f"{' and '.join(missing)} not installed (Debian/Ubuntu: apt-get install "
+                "iptables)")
+    return None
 
 
 def _version(host: str) -> int:
@@ -243,16 +255,34 @@ async def close_guard() -> None:
         await asyncio.to_thread(GUARD.close)
 
 
+#: The gateway addresses sandboxes may still reach (private ones only), gathered as agents
+#: are built; installed with the rules.
+_WANTED: set[tuple[str, int]] = set()
+
+
 def guard_private_ranges(agent: str, gateway_url: str | None = None) -> None:
-    """Called when an agent whose sandbox has network access is built: refuse private and
-    metadata addresses to sandboxes (this gateway's own URL excepted), or warn that they
-    cannot be refused here."""
-    allow = gateway_addresses(os.environ.get(SELF_URL_ENV)) + gateway_addresses(gateway_url)
-    first = not GUARD.installed
-    reason = GUARD.acquire(allow)
-    if first and GUARD.installed:
-        atexit.register(GUARD.close)
+    """Called when an agent whose sandbox has network access is built: note this
+    gateway's address (its own URL and a harness's ``gateway_url``) as an exception, and
+    warn at once when the rules cannot be installed here. (They are installed by the
+    first sandbox that has the network, ``guard_network``: building a gateway to check a
+    configuration changes no firewall.)"""
+    _WANTED.update(a for a in gateway_addresses(os.environ.get(SELF_URL_ENV))
+                   + gateway_addresses(gateway_url) if _private(a[0]))
+    reason = _infeasible()
     if reason is not None:
         log.warning("agent %r has network access, and its sandbox can reach private and "
                     "metadata addresses (loopback, LAN, 169.254.169.254): they cannot be "
-                    "refused here (%s); see docs/agents.md, \"Network\"", agent, reason)
+                    "refused here (%s); see docs/sandbox.md, \"Network\"", agent, reason)
+
+
+async def guard_network(policy: SandboxPolicy | None) -> None:
+    """Before a sandbox with the network starts: the rules are in place (installed on the
+    first such start; nothing when they cannot be, which start-up warned about)."""
+    if policy is None or not policy.network or policy.sandbox.kind != "bwrap":
+        return
+    if GUARD.reason is not None or (GUARD.installed and set(GUARD.allowed) >= _WANTED):
+        return
+    first = not GUARD.installed
+    await asyncio.to_thread(GUARD.acquire, sorted(_WANTED))
+    if first and GUARD.installed:
+        atexit.register(GUARD.close)

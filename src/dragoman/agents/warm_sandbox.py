@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from .egress import guard_network
 from .sandbox import SANDBOX_HOME, Bwrap, SandboxError, SandboxPolicy, descendants, rlimits
 from .workspace import Workspace
 
@@ -301,6 +302,7 @@ async def start_command(argv: Sequence[str], ws: Workspace, policy: SandboxPolic
     """Start ``argv`` in ``ws``: in the thread's warm sandbox when there is one (a root
     server, bubblewrap, a pool), else in a process of its own (a cold sandbox, or none);
     stdout and stderr together, no stdin, its own session."""
+    await guard_network(policy)
     if policy is not None and policy.warm is not None and ws.owner is not None \
             and isinstance(policy.sandbox, Bwrap):
         warm = await policy.warm.get(policy.sandbox, policy, ws.root)

@@ -40,7 +40,7 @@ from ...core import (
     new_id,
 )
 from ..builtin.shell import DEFAULT_PATH, _reap
-from ..egress import close_guard
+from ..egress import close_guard, guard_network
 from ..sandbox import SandboxPolicy
 from ..warm_sandbox import ColdRun
 from ..workspaces import ThreadWorkspace, ThreadWorkspaces
@@ -179,6 +179,7 @@ class HarnessAgent:
             argv = self.policy.command(argv, ws.root, owner=ws.owner, file_bytes=ws.max_bytes)
         env = {"PATH": DEFAULT_PATH, "HOME": home, "LANG": "C.UTF-8", "TERM": "dumb",
                **self.cli.env(home, self.key, turn.url)}
+        await guard_network(self.policy)
         proc = await asyncio.create_subprocess_exec(
             *argv, cwd=ws.root, env=env, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

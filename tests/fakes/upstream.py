@@ -826,8 +826,8 @@ class FakeUpstream(ThreadedServer):
             elif scen == "custom":
                 cid = CUSTOM_IDS["chat"]
                 if _custom_declared("chat", body):
-                    # Not in the protocol notes: custom calls are assumed to stream like
-                    # function calls (id/name first, then input fragments).
+                    # openai-chat.md "Streaming": like function calls, with ``custom``
+                    # in place of ``function`` (id/name first, then input fragments).
                     calls = [{"index": 0, "id": cid, "type": "custom",
                               "custom": {"name": PATCH_TOOL, "input": ""}},
                              *({"index": 0, "custom": {"input": p}} for p in PATCH_CHUNKS)]

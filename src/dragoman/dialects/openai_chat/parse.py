@@ -77,9 +77,9 @@ def parse_response(body: Any) -> ChatResponse:
         content.append(Thinking(text=reasoning))
     text = _text_of(msg.get("content"))
     if text:
-        anns = msg.get("annotations")
+        anns = msg.get("annotations")  # usually []: nothing to do then
         cites = [c for c in map(citation_of, anns) if c is not None] \
-            if isinstance(anns, list) else []
+            if anns and isinstance(anns, list) else None
         content.append(Text(text=text, citations=cites or None))
     refusal = msg.get("refusal")
     refused = isinstance(refusal, str) and bool(refusal)

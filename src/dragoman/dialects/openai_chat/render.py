@@ -27,13 +27,16 @@ def tool_call_json(call: ToolCall) -> dict[str, Any]:
 
 
 def render_response(resp: ChatResponse, ctx: RenderContext) -> bytes:
-    texts: list[Text] = []
+    texts: list[str] = []
+    cited = False
     refusals: list[str] = []
     thinking: list[str] = []
     calls: list[dict[str, Any]] = []
     for p in resp.content:
         if isinstance(p, Text):
-            texts.append(p)
+            texts.append(p.text)
+            if p.citations:
+                cited = True
         elif isinstance(p, Refusal):
             refusals.append(p.text)
         elif isinstance(p, ToolCall):
@@ -41,7 +44,7 @@ def render_response(resp: ChatResponse, ctx: RenderContext) -> bytes:
         elif isinstance(p, Thinking) and p.text:
             thinking.append(p.text)
         # RedactedThinking / Opaque parts have no Chat form.
-    text = "".join(t.text for t in texts)
+    text = "".join(texts)
     message: dict[str, Any] = {"role": "assistant"}
     if resp.stop_reason is StopReason.REFUSAL and text and not refusals:
         # an upstream without refusal text (Anthropic) said "refusal" by its stop reason
@@ -51,7 +54,8 @@ def render_response(resp: ChatResponse, ctx: RenderContext) -> bytes:
     else:
         message["content"] = text if text or not (calls or refusals) else None
         message["refusal"] = "".join(refusals) if refusals else None
-        message["annotations"] = annotations_json(texts)
+        message["annotations"] = annotations_json(
+            [p for p in resp.content if isinstance(p, Text)]) if cited else []
     if calls:
         message["tool_calls"] = calls
     if thinking:

@@ -18,6 +18,7 @@ from dragoman.core import (
     Reasoning,
     RedactedThinking,
     ResponseFormat,
+    SearchResult,
     Text,
     Thinking,
     Tool,
@@ -226,7 +227,7 @@ def test_content_block_kinds() -> None:
                                    data=base64.b64encode(b"plain text").decode())
     assert user.content[3] == File(url="https://ex.com/a.pdf")
     assert user.content[4] == File(file_id="file_1")
-    assert isinstance(user.content[5], Opaque)
+    assert user.content[5] == SearchResult(source="s", title="t", content=[])
     assert asst.content[0] == RedactedThinking(data="EmwKAhgB", origin="anthropic")
     assert asst.content[1] == Opaque(dialect="anthropic_messages", data={
         "type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search",
@@ -355,6 +356,9 @@ def _with(path: list[Any], value: Any) -> dict[str, Any]:
      "messages[0].content[0].source.type"),
     (_with(["messages", 0, "content"], [{"type": "tool_result", "tool_use_id": "a",
                                          "content": [{"type": "tool_reference"}]}]),
+     "messages[0].content[0].content[0].tool_name"),
+    (_with(["messages", 0, "content"], [{"type": "tool_result", "tool_use_id": "a",
+                                         "content": [{"type": "thinking"}]}]),
      "messages[0].content[0].content[0].type"),
     (_with(["messages", 0, "content"], [{"type": "tool_result", "tool_use_id": "a",
                                          "is_error": "yes"}]),

@@ -33,6 +33,7 @@ from dragoman.core import (
     RedactedThinking,
     RedactedThinkingBlock,
     ResponseFormat,
+    SearchResult,
     StepStart,
     StopReason,
     StreamError,
@@ -104,8 +105,7 @@ files = st.one_of(
               filename=st.none() | nonempty),
     st.builds(File, file_id=ident.map(lambda s: "file_" + s)),
 )
-search_result = st.builds(lambda s: Opaque(dialect=NAME, data={
-    "type": "search_result", "source": s, "title": "t", "content": []}), text)
+search_result = st.builds(lambda s: SearchResult(source=s, title="t"), text)
 server_tool = st.builds(lambda i, q: Opaque(dialect=NAME, data={
     "type": "server_tool_use", "id": f"srvtoolu_{i}", "name": "web_search",
     "input": {"query": q}}), ident, text)

@@ -24,6 +24,7 @@ from dragoman.core import (
     Part,
     Reasoning,
     RedactedThinking,
+    Refusal,
     ResponseFormat,
     StopReason,
     StreamEvent,
@@ -290,11 +291,14 @@ def chat_responses(draw: st.DrawFn) -> ChatResponse:
         if has_text:
             reasons.append(StopReason.REFUSAL)
     counts = st.integers(0, 10**7)
+    stop = draw(st.sampled_from(reasons))
+    if stop is StopReason.REFUSAL:  # the model's text is its refusal
+        content = [Refusal(text=p.text) if isinstance(p, Text) else p for p in content]
     return ChatResponse(
         id="chatcmpl-fixed",
         model="gpt-test",
         content=content,
-        stop_reason=draw(st.sampled_from(reasons)),
+        stop_reason=stop,
         usage=Usage(
             input_tokens=draw(counts),
             output_tokens=draw(counts),

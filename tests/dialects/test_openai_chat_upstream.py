@@ -22,6 +22,8 @@ from dragoman.core import (
     RateLimited,
     Reasoning,
     RedactedThinking,
+    Refusal,
+    RefusalDelta,
     ResponseFormat,
     StopReason,
     StreamError,
@@ -447,7 +449,7 @@ def test_parse_openai_tool_call_response() -> None:
         ({"content": "hi"}, "length", [Text(text="hi")], StopReason.MAX_TOKENS),
         ({"content": "hi"}, "model_length", [Text(text="hi")], StopReason.MAX_TOKENS),
         ({"content": ""}, "content_filter", [], StopReason.CONTENT_FILTER),
-        ({"content": None, "refusal": "no"}, "stop", [Text(text="no")], StopReason.REFUSAL),
+        ({"content": None, "refusal": "no"}, "stop", [Refusal(text="no")], StopReason.REFUSAL),
         ({"content": "x"}, None, [Text(text="x")], StopReason.END_TURN),
         ({"content": "x"}, "weird", [Text(text="x")], StopReason.END_TURN),
         ({"content": "x"}, "error", [Text(text="x")], StopReason.ERROR),
@@ -826,7 +828,7 @@ def test_custom_tool_call_fragments() -> None:
 
 def test_refusal_deltas() -> None:
     events = parse([chunk({"refusal": "I can't"}), chunk({}, "stop"), "[DONE]"])
-    assert events == [TextDelta(text="I can't"), Finish(stop_reason=StopReason.REFUSAL)]
+    assert events == [RefusalDelta(text="I can't"), Finish(stop_reason=StopReason.REFUSAL)]
 
 
 def test_done_without_finish_reason_finishes() -> None:

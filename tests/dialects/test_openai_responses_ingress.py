@@ -14,6 +14,7 @@ from dragoman.core import (
     Message,
     Opaque,
     Reasoning,
+    Refusal,
     ResponseFormat,
     Text,
     Thinking,
@@ -188,7 +189,7 @@ def test_easy_messages_and_settings() -> None:
             File(mime="application/pdf", data=PNG, filename="a.pdf"), File(file_id="file-1"),
             Opaque(dialect="openai_responses",
                    data={"type": "input_image", "file_id": "file-2", "detail": "auto"})]),
-        Message(role="assistant", content=[Text(text="No."), Text(text="second")]),
+        Message(role="assistant", content=[Refusal(text="No."), Text(text="second")]),
     ]
     assert (req.max_tokens, req.temperature, req.top_p) == (100, 0.5, 1)
     assert req.metadata == {"k": "v"} and req.user == "u1"

@@ -28,6 +28,7 @@ from dragoman.core import (
     Part,
     Reasoning,
     RedactedThinkingBlock,
+    Refusal,
     ResponseFormat,
     StopReason,
     StreamEvent,
@@ -243,8 +244,11 @@ def responses(draw: st.DrawFn) -> ChatResponse:
         stops.append(StopReason.END_TURN)
         if any(isinstance(p, Text) for p in content):
             stops.append(StopReason.REFUSAL)
-    return ChatResponse(id="resp_x", model="m", content=content,
-                        stop_reason=draw(st.sampled_from(stops)), usage=draw(usage))
+    stop = draw(st.sampled_from(stops))
+    if stop is StopReason.REFUSAL:  # the model's text is its refusal
+        content = [Refusal(text=p.text) if isinstance(p, Text) else p for p in content]
+    return ChatResponse(id="resp_x", model="m", content=content, stop_reason=stop,
+                        usage=draw(usage))
 
 
 def without_new_ids(original: list[Part], parsed: list[Part]) -> tuple[list[Part], list[Part]]:
@@ -252,7 +256,7 @@ def without_new_ids(original: list[Part], parsed: list[Part]) -> tuple[list[Part
     ones are the response's own, ``items.item_id``) and empty texts (no item)."""
     def kept(parts: list[Part]) -> list[Part]:
         return [msgspec.structs.replace(p, id=None) if isinstance(p, Thinking) else p
-                for p in parts if not (isinstance(p, Text) and not p.text)]
+                for p in parts if not (isinstance(p, (Text, Refusal)) and not p.text)]
     return kept(original), kept(parsed)
 
 
@@ -268,9 +272,9 @@ def test_response_round_trip(resp: ChatResponse) -> None:
     assert got == want
     # A refusal lives in a message's refusal part; with no text there is no message item
     # (the stream shows none either, and stored items match the stream), so it reads back
-    # as a plain end of turn. A neutral refusal of its own is issue 18's.
+    # as a plain end of turn.
     textless_refusal = resp.stop_reason == StopReason.REFUSAL and not any(
-        isinstance(p, Text) and p.text for p in resp.content)
+        isinstance(p, Refusal) and p.text for p in resp.content)
     assert back.stop_reason == (StopReason.END_TURN if textless_refusal else resp.stop_reason)
     assert back.usage == resp.usage
 

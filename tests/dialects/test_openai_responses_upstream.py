@@ -24,6 +24,8 @@ from dragoman.core import (
     RateLimited,
     Reasoning,
     RedactedThinking,
+    Refusal,
+    RefusalDelta,
     ResponseFormat,
     StopReason,
     StreamError,
@@ -228,7 +230,7 @@ def test_parse_response_status(status: str, details: Any, stop: StopReason) -> N
 def test_parse_response_refusal_and_failures() -> None:
     r = parse_response({"id": "resp_1", "status": "completed", "output": [
         {"type": "message", "content": [{"type": "refusal", "refusal": "No."}]}]})
-    assert r.content == [Text(text="No.")] and r.stop_reason == StopReason.REFUSAL
+    assert r.content == [Refusal(text="No.")] and r.stop_reason == StopReason.REFUSAL
     with pytest.raises(RateLimited):
         parse_response({"status": "failed", "error": {"code": "rate_limit_exceeded",
                                                       "message": "slow down"}})
@@ -381,7 +383,7 @@ def test_refusal_and_incomplete() -> None:
         {"type": "response.refusal.delta", "item_id": "m", "output_index": 0, "delta": "No"},
         {"type": "response.refusal.done", "item_id": "m", "output_index": 0, "refusal": "No"},
         {"type": "response.completed", "response": {"status": "completed"}}])
-    assert events == [TextDelta(text="No"), Finish(stop_reason=StopReason.REFUSAL)]
+    assert events == [RefusalDelta(text="No"), Finish(stop_reason=StopReason.REFUSAL)]
     for reason, stop in [("max_output_tokens", StopReason.MAX_TOKENS),
                          ("content_filter", StopReason.CONTENT_FILTER)]:
         events = sse_events([

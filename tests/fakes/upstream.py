@@ -41,6 +41,7 @@ text contains ``scenario:<name>`` (default ``text``):
                     digest of inline data, or the URL (OpenAI)
 ``cut``             OpenAI: the connection drops halfway (stream: after some text)
 ``malformed``       OpenAI: a frame (non-stream: a body) that is not valid JSON
+``refusal``, ``phase``, ``citations``: see ``complete_model``
 
 Like the real APIs, the fake checks the credentials (Bearer for OpenAI; ``x-api-key`` or
 Bearer plus ``anthropic-version`` for Anthropic) and the structural rules a translator
@@ -63,6 +64,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes import complete_model
 from tests.fakes.server import ThreadedServer
 
 OPENAI_KEY = "sk-fake-openai-upstream-key"
@@ -715,6 +717,10 @@ class FakeUpstream(ThreadedServer):
                 "usage": usage or CHAT_USAGE}
 
     def _chat_completion(self, body: dict[str, Any], scen: str) -> dict[str, Any]:
+        if scen in complete_model.SCENARIOS:
+            message, finish = complete_model.chat_message(scen)
+            return self._chat_json(body, message["content"], finish=finish,
+                                   extra_message=message)
         if scen == "tools":
             return self._chat_json(body, PREAMBLE, finish="tool_calls", tool_calls=[
                 {"id": CHAT_CALL_IDS[0], "type": "function",
@@ -820,8 +826,8 @@ class FakeUpstream(ThreadedServer):
             elif scen == "custom":
                 cid = CUSTOM_IDS["chat"]
                 if _custom_declared("chat", body):
-                    # Not in the protocol notes: custom calls are assumed to stream like
-                    # function calls (id/name first, then input fragments).
+                    # openai-chat.md "Streaming": like function calls, with ``custom``
+                    # in place of ``function`` (id/name first, then input fragments).
                     calls = [{"index": 0, "id": cid, "type": "custom",
                               "custom": {"name": PATCH_TOOL, "input": ""}},
                              *({"index": 0, "custom": {"input": p}} for p in PATCH_CHUNKS)]
@@ -833,6 +839,10 @@ class FakeUpstream(ThreadedServer):
                              {"index": 0, "function": {"arguments": args[20:]}}]
                 frames = [role, *(chunk({"tool_calls": [c]}) for c in calls),
                           chunk({}, "tool_calls"), *usage_chunk(CHAT_USAGE), done]
+            elif scen in complete_model.SCENARIOS:
+                deltas, finish = complete_model.chat_deltas(scen)
+                frames = [role, *(chunk(d) for d in deltas), chunk({}, finish),
+                          *usage_chunk(CHAT_USAGE), done]
             elif scen == "truncated":
                 frames = [role, *(chunk({"content": t}) for t in TRUNCATED_CHUNKS),
                           chunk({}, "length"), *usage_chunk(CHAT_USAGE), done]
@@ -950,6 +960,8 @@ class FakeUpstream(ThreadedServer):
                  "total_tokens": 113}
         if scen == "followup":
             return [self._resp_message("msg_68a0follow", FOLLOWUP)], RESP_USAGE
+        if scen in complete_model.SCENARIOS:
+            return complete_model.responses_output(scen), RESP_USAGE
         if scen == "image":
             text = image_answer(_image_notes("responses", body))
             return [self._resp_message("msg_68a0image", text)], RESP_USAGE
@@ -1097,6 +1109,12 @@ class FakeUpstream(ThreadedServer):
                              output_index=0, **done),
                           ev("response.output_item.done", output_index=0, item=output[0]),
                           completed(output, usage)]
+            elif scen in complete_model.SCENARIOS:
+                output, usage = self._resp_output(body, scen)
+                frames = [*head(),
+                          *(ev(e["type"], **{k: v for k, v in e.items() if k != "type"})
+                            for e in complete_model.responses_events(scen)),
+                          completed(output, usage)]
             elif scen == "truncated":
                 cid = "msg_68a0cut"
                 frames = [*head(), *text_open(0, cid),
@@ -1202,6 +1220,9 @@ class FakeUpstream(ThreadedServer):
                 "usage": self._anthropic_usage(output_tokens)}
 
     def _anthropic_complete(self, body: dict[str, Any], scen: str) -> dict[str, Any]:
+        if scen in complete_model.SCENARIOS:
+            content, stop, extra = complete_model.anthropic_content(scen)
+            return {**self._anthropic_message(body, content, stop), **extra}
         if scen == "tools":
             return self._anthropic_message(body, [
                 {"type": "text", "text": PREAMBLE, "citations": None},
@@ -1306,6 +1327,14 @@ class FakeUpstream(ThreadedServer):
                                  [{"type": "input_json_delta", "partial_json": args[i:i + 17]}
                                   for i in range(0, len(args), 17)]),
                           *end("tool_use", {"output_tokens": ANTHROPIC_OUTPUT})]
+            elif scen in complete_model.SCENARIOS:
+                _, stop, extra = complete_model.anthropic_content(scen)
+                frames = [start]
+                for i, (cb, deltas) in enumerate(complete_model.anthropic_blocks(scen)):
+                    frames += block(i, cb, deltas)
+                frames += [ev("message_delta", delta={"stop_reason": stop,
+                                                      "stop_sequence": None, **extra},
+                              usage={"output_tokens": ANTHROPIC_OUTPUT}), ev("message_stop")]
             elif scen == "truncated":
                 frames = [start, *text_block(0, TRUNCATED_CHUNKS),
                           *end("max_tokens", {"output_tokens": ANTHROPIC_OUTPUT})]

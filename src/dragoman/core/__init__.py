@@ -1,17 +1,28 @@
 """The neutral model every dialect translates to and from. Imports nothing of dragoman."""
 
 from .capabilities import Capabilities
-from .collect import Collector, acollect, collect, events_of
+from .collect import (
+    Collector,
+    acollect,
+    collect,
+    events_of,
+    part_events,
+)
 from .content import (
     CacheControl,
+    Citation,
     File,
     Image,
     Opaque,
     Part,
     RedactedThinking,
+    Refusal,
+    ResultContent,
+    SearchResult,
     Text,
     Thinking,
     ToolCall,
+    ToolReference,
     ToolResult,
 )
 from .errors import (
@@ -38,14 +49,17 @@ from .events import (
     AgentToolCall,
     AgentToolResult,
     CandidateDelta,
+    CitationAdded,
     Finish,
     OpaqueItem,
     Recursion,
     RedactedThinkingBlock,
+    RefusalDelta,
     StepStart,
     StreamError,
     StreamEvent,
     TextDelta,
+    TextStart,
     ThinkingDelta,
     ThinkingEnd,
     ToolCallDelta,
@@ -82,3 +96,6 @@ __all__ = [
     "error_for_status", "events_of", "new_id", "validate_request",
 ]
 __all__ += ["CandidateDelta", "Recursion", "VerifierScore"]  # orchestrator events
+# refusals, message phases, citations, search results, tool references (issue 18)
+__all__ += ["Citation", "CitationAdded", "Refusal", "RefusalDelta", "ResultContent",
+            "SearchResult", "TextStart", "ToolReference", "part_events"]

@@ -6,14 +6,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Iterable
 from typing import Literal
 
-from .content import Opaque, Part, RedactedThinking, Text, Thinking, ToolCall
+from .content import Citation, Opaque, Part, RedactedThinking, Refusal, Text, Thinking, ToolCall
 from .events import (
+    CitationAdded,
     Finish,
     OpaqueItem,
     RedactedThinkingBlock,
+    RefusalDelta,
     StreamError,
     StreamEvent,
     TextDelta,
+    TextStart,
     ThinkingDelta,
     ThinkingEnd,
     ToolCallDelta,
@@ -30,7 +33,10 @@ class Collector:
 
     __slots__ = (
         "_calls",
+        "_citations",
         "_content",
+        "_phase",
+        "_refusal",
         "_text",
         "_thinking",
         "finished",
@@ -42,6 +48,9 @@ class Collector:
     def __init__(self) -> None:
         self._content: list[Part] = []
         self._text: list[str] | None = None
+        self._phase: str | None = None
+        self._citations: list[Citation] | None = None
+        self._refusal: list[str] | None = None
         self._thinking: list[str] | None = None
         self._calls: dict[str, tuple[ToolCall, list[str]]] = {}
         self.usage = Usage()
@@ -50,9 +59,25 @@ class Collector:
         self.finished = False
 
     def _close_text(self) -> None:
+        """Close the open text part (and refusal run): both are the message's content."""
         if self._text is not None:
-            self._content.append(Text(text="".join(self._text)))
+            text = "".join(self._text)
+            if text or self._citations:
+                self._content.append(Text(text=text, citations=self._citations,
+                                          phase=self._phase))
             self._text = None
+            self._phase = None
+            self._citations = None
+        if self._refusal is not None:
+            self._content.append(Refusal(text="".join(self._refusal)))
+            self._refusal = None
+
+    def _open_text(self, phase: str | None = None) -> list[str]:
+        self._close_text()
+        self._close_thinking(None)
+        self._phase = phase
+        self._text = []
+        return self._text
 
     def feed(self, ev: StreamEvent) -> None:
         # An empty delta carries nothing and, as in every stream renderer, neither opens
@@ -60,10 +85,10 @@ class Collector:
         if isinstance(ev, TextDelta):
             if not ev.text:
                 return
-            if self._text is None:
-                self._close_thinking(None)
-                self._text = []
-            self._text.append(ev.text)
+            text = self._text
+            if text is None:
+                text = self._open_text()
+            text.append(ev.text)
             return
         if isinstance(ev, ThinkingDelta):
             if not ev.text:
@@ -90,6 +115,22 @@ class Collector:
             entry = self._calls.get(ev.id)
             if entry is not None:
                 entry[1].append(ev.arguments)
+        elif isinstance(ev, TextStart):
+            self._open_text(ev.phase)
+        elif isinstance(ev, CitationAdded):
+            if self._text is None:  # Anthropic sends a block's citations before its text
+                self._open_text()
+            if self._citations is None:
+                self._citations = []
+            self._citations.append(ev.citation)
+        elif isinstance(ev, RefusalDelta):
+            if not ev.text:
+                return
+            if self._refusal is None:
+                self._close_text()
+                self._close_thinking(None)
+                self._refusal = []
+            self._refusal.append(ev.text)
         elif isinstance(ev, ToolCallEnd):
             pass  # arguments are joined in response(): a late (interleaved) delta still counts
         elif isinstance(ev, OpaqueItem):
@@ -144,10 +185,28 @@ async def acollect(events: AsyncIterable[StreamEvent], id: str, model: str,
 def events_of(resp: ChatResponse) -> list[StreamEvent]:
     """The inverse of ``collect``: replay a finished response as stream events (used to
     stream a response that an upstream returned whole)."""
+    out = part_events(resp.content)
+    out.append(UsageUpdate(usage=resp.usage))
+    out.append(Finish(stop_reason=resp.stop_reason, stop_sequence=resp.stop_sequence))
+    return out
+
+
+def part_events(parts: Iterable[Part]) -> list[StreamEvent]:
+    """The events that ``Collector`` folds back into ``parts``."""
     out: list[StreamEvent] = []
-    for p in resp.content:
+    apart = False  # the text before must not run into the next one
+    for p in parts:
         if isinstance(p, Text):
+            marked = p.phase is not None or bool(p.citations)
+            if marked or apart:
+                out.append(TextStart(phase=p.phase))
+                out.extend(CitationAdded(citation=c) for c in p.citations or ())
+            apart = marked
             out.append(TextDelta(text=p.text))
+            continue
+        apart = False
+        if isinstance(p, Refusal):
+            out.append(RefusalDelta(text=p.text))
         elif isinstance(p, Thinking):
             if p.text:
                 out.append(ThinkingDelta(text=p.text))
@@ -161,6 +220,4 @@ def events_of(resp: ChatResponse) -> list[StreamEvent]:
             out.append(ToolCallEnd(id=p.id))
         elif isinstance(p, Opaque):
             out.append(OpaqueItem(part=p))
-    out.append(UsageUpdate(usage=resp.usage))
-    out.append(Finish(stop_reason=resp.stop_reason, stop_sequence=resp.stop_sequence))
     return out

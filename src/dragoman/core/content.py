@@ -18,9 +18,76 @@ class _Part(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type"):
     pass
 
 
+class Citation(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A source the text part it is attached to relies on.
+
+    ``url``, ``title`` and ``cited_text`` are what any dialect can show; ``start``/``end``
+    locate the cited span inside the part's text (OpenAI annotations), None meaning the
+    whole part (Anthropic cites whole blocks). ``dialect`` + ``data`` keep the citation as
+    its dialect wrote it, replayed verbatim to that dialect only.
+    """
+
+    url: str | None = None
+    title: str | None = None
+    cited_text: str | None = None
+    start: int | None = None
+    end: int | None = None
+    dialect: str | None = None
+    data: dict[str, Any] | None = None
+
+    def span(self, length: int) -> tuple[int, int]:
+        """The cited span in a text of ``length`` characters (the whole text when the
+        citation names none)."""
+        return (self.start or 0, length if self.end is None else self.end)
+
+
 class Text(_Part, tag="text"):
+    """Text. ``citations``: the sources it relies on (Anthropic citations, OpenAI
+    annotations). ``phase``: which Responses message it came from (``commentary`` or
+    ``final_answer``); two text parts with a phase are two messages, never merged."""
+
     text: str
     cache_control: CacheControl | None = None
+    citations: list[Citation] | None = None
+    phase: str | None = None
+
+
+class Refusal(_Part, tag="refusal"):
+    """The model declined: Chat ``message.refusal``, a Responses ``refusal`` content part.
+    Anthropic has no refusal text of its own (only ``stop_reason: "refusal"``); toward it a
+    refusal is text."""
+
+    text: str
+
+
+class SearchResult(_Part, tag="search_result"):
+    """A search result given to the model with its source, so it can cite it (Anthropic
+    ``search_result`` blocks, in user messages or tool results)."""
+
+    source: str
+    title: str = ""
+    content: list[Text] = msgspec.field(default_factory=list)
+    citations: bool | None = None
+    cache_control: CacheControl | None = None
+
+    def as_text(self) -> str:
+        """How dialects without search results show one: a header naming the title and
+        source, then the content."""
+        head = f"[search result: {self.title} ({self.source})]" if self.title else \
+            f"[search result: {self.source}]"
+        return "\n".join([head, *(p.text for p in self.content)])
+
+
+class ToolReference(_Part, tag="tool_reference"):
+    """A tool a tool-search tool found (Anthropic ``tool_reference``, inside a tool
+    result): the upstream loads that tool's deferred definition."""
+
+    tool_name: str
+    cache_control: CacheControl | None = None
+
+    def as_text(self) -> str:
+        """How dialects without tool search show one: the tool's name."""
+        return f"[tool reference: {self.tool_name}]"
 
 
 class Image(_Part, tag="image"):
@@ -58,15 +125,22 @@ class ToolCall(_Part, tag="tool_call"):
     cache_control: CacheControl | None = None
 
 
+ResultContent = Text | Image | File | SearchResult | ToolReference
+"""What a tool result may hold."""
+
+
 class ToolResult(_Part, tag="tool_result"):
     call_id: str
-    content: list[Text | Image | File] = msgspec.field(default_factory=list)
+    content: list[ResultContent] = msgspec.field(default_factory=list)
     is_error: bool = False
     kind: Literal["function", "custom"] = "function"
     cache_control: CacheControl | None = None
 
     def text(self) -> str:
-        return "".join(p.text for p in self.content if isinstance(p, Text))
+        """The result as text: its text parts, search results and tool references shown as
+        ``as_text`` does (images and files are left out)."""
+        return "".join(p.text if isinstance(p, Text) else p.as_text() for p in self.content
+                       if isinstance(p, (Text, SearchResult, ToolReference)))
 
 
 class Thinking(_Part, tag="thinking"):
@@ -95,4 +169,5 @@ class Opaque(_Part, tag="opaque"):
     data: dict[str, Any]
 
 
-Part = Text | Image | File | ToolCall | ToolResult | Thinking | RedactedThinking | Opaque
+Part = (Text | Refusal | Image | File | SearchResult | ToolCall | ToolResult | Thinking
+        | RedactedThinking | Opaque)

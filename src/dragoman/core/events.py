@@ -1,6 +1,7 @@
 """Stream events: what providers yield and stream renderers consume.
 
-Blocks are implicit: consecutive ``TextDelta`` events form one text block, a
+Blocks are implicit: consecutive ``TextDelta`` events form one text block (unless a
+``TextStart`` opens a new one), a
 ``ThinkingDelta`` run ends with ``ThinkingEnd`` (which carries the signature), a tool call
 is ``ToolCallStart`` · ``ToolCallDelta``* · ``ToolCallEnd``. Renderers close the open block
 when an event of another kind arrives. ``UsageUpdate`` is cumulative: the last one wins.
@@ -13,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from .content import Opaque
+from .content import Citation, Opaque
 from .errors import DragomanError
 from .response import StopReason, Usage
 
@@ -23,6 +24,29 @@ class _Event(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
 
 
 class TextDelta(_Event):
+    text: str
+
+
+class TextStart(_Event):
+    """Opens a new text part that must not merge with the text before it: a second
+    Responses message item of one turn (``phase`` ``commentary`` / ``final_answer``), an
+    Anthropic text block that carries citations. Parsers emit it only then, so a plain
+    text stream pays nothing for it."""
+
+    phase: str | None = None
+
+
+class CitationAdded(_Event):
+    """A citation of the open (or the next) text part: Anthropic ``citations_delta``,
+    Responses ``response.output_text.annotation.added``."""
+
+    citation: Citation
+
+
+class RefusalDelta(_Event):
+    """Refusal text (Chat ``delta.refusal``, Responses ``response.refusal.delta``); a run
+    of them is one ``Refusal`` part."""
+
     text: str
 
 
@@ -135,6 +159,9 @@ class CandidateDelta(_Event):
 
 StreamEvent = (
     TextDelta
+    | TextStart
+    | CitationAdded
+    | RefusalDelta
     | ThinkingDelta
     | ThinkingEnd
     | RedactedThinkingBlock

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from .content import File, Image, Part, Text, ToolResult
+from .content import File, Image, Part, ResultContent, Text, ToolResult
 from .errors import InvalidRequest
 from .request import ChatRequest, Tool
 
@@ -41,7 +41,7 @@ def validate_request(req: ChatRequest) -> None:
 _CHECKED = (Image, File, ToolResult)
 
 
-def _check_part(p: Part) -> None:
+def _check_part(p: Part | ResultContent) -> None:
     if isinstance(p, (Image, File)):
         if p.data is not None and not _is_base64(p.data):
             what = "image" if isinstance(p, Image) else "file"

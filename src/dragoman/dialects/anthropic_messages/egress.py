@@ -14,17 +14,21 @@ from ...core import (
     Opaque,
     Part,
     RedactedThinking,
+    Refusal,
+    ResultContent,
+    SearchResult,
     Text,
     Thinking,
     Tool,
     ToolCall,
+    ToolReference,
     ToolResult,
 )
 from ..data_urls import split_data_url
 from ..effort import budget_for_effort
 from ..tool_args import CUSTOM_TOOL_SCHEMA, custom_tool_description
 from ..tool_args import object_from_arguments as input_from_arguments
-from .wire import NAME, ORIGIN, TOOL_EXTRAS_KEY
+from .wire import NAME, ORIGIN, TOOL_EXTRAS_KEY, citations_json
 
 DEFAULT_MAX_TOKENS = 4096
 """``max_tokens`` when the neutral request has none (the Messages API requires one)."""
@@ -175,6 +179,20 @@ def _text_block(t: Text) -> dict[str, Any]:
     b: dict[str, Any] = {"type": "text", "text": t.text}
     if t.cache_control is not None:
         b["cache_control"] = t.cache_control
+    if t.citations:
+        cites = citations_json(t)
+        if cites:
+            b["citations"] = cites
+    return b
+
+
+def _search_result_block(p: SearchResult) -> dict[str, Any]:
+    b: dict[str, Any] = {"type": "search_result", "source": p.source, "title": p.title,
+                         "content": [_text_block(t) for t in p.content]}
+    if p.citations is not None:
+        b["citations"] = {"enabled": p.citations}
+    if p.cache_control is not None:
+        b["cache_control"] = p.cache_control
     return b
 
 
@@ -229,9 +247,16 @@ def _render_messages(
     return out
 
 
-def _user_part(p: Part) -> dict[str, Any] | None:
+def _user_part(p: Part | ResultContent) -> dict[str, Any] | None:
     if isinstance(p, Text):
         return _text_block(p)
+    if isinstance(p, SearchResult):
+        return _search_result_block(p)
+    if isinstance(p, ToolReference):
+        b: dict[str, Any] = {"type": "tool_reference", "tool_name": p.tool_name}
+        if p.cache_control is not None:
+            b["cache_control"] = p.cache_control
+        return b
     if isinstance(p, Image):
         return _image_block(p)
     if isinstance(p, File):
@@ -244,6 +269,8 @@ def _user_part(p: Part) -> dict[str, Any] | None:
 def _assistant_part(p: Part) -> dict[str, Any] | None:
     if isinstance(p, Text):
         return _text_block(p)
+    if isinstance(p, Refusal):  # Anthropic says "refusal" only by its stop reason
+        return {"type": "text", "text": p.text}
     if isinstance(p, ToolCall):
         b: dict[str, Any] = {"type": "tool_use", "id": p.id, "name": p.name,
                              "input": input_from_arguments(p.arguments, p.kind == "custom")}

@@ -21,16 +21,19 @@ from ...core import (
     Reasoning,
     RedactedThinking,
     ResponseFormat,
+    ResultContent,
+    SearchResult,
     Text,
     Thinking,
     Tool,
     ToolCall,
     ToolChoice,
+    ToolReference,
     ToolResult,
 )
 from ..fields import expect_object, optional, optional_number, require
 from ..tool_args import arguments_from_object as arguments_from_input
-from .wire import NAME, ORIGIN, TOOL_EXTRAS_KEY, is_opaque_block_type
+from .wire import NAME, ORIGIN, TOOL_EXTRAS_KEY, citations_of, is_opaque_block_type
 
 KNOWN_FIELDS = frozenset({
     "model", "max_tokens", "messages", "system", "stop_sequences", "temperature", "top_p",
@@ -218,7 +221,25 @@ def _cache_control(b: dict[str, Any], where: str) -> CacheControl | None:
 
 
 def _text(b: dict[str, Any], where: str) -> Text:
-    return Text(text=require(b, "text", str, f"{where}."), cache_control=_cache_control(b, where))
+    return Text(text=require(b, "text", str, f"{where}."), cache_control=_cache_control(b, where),
+                citations=citations_of(b.get("citations")))
+
+
+def _search_result(b: dict[str, Any], where: str) -> SearchResult:
+    w = f"{where}."
+    raw = require(b, "content", list, w)
+    content = []
+    for k, item in enumerate(raw):
+        iw = f"{where}.content[{k}]"
+        if _block_type(item, iw) != "text":
+            raise _bad(f"{iw}.type: a search result holds text blocks only.", f"{iw}.type")
+        content.append(_text(item, iw))
+    cfg = optional(b, "citations", dict, w)
+    enabled = cfg.get("enabled") if cfg is not None else None
+    return SearchResult(source=require(b, "source", str, w),
+                        title=optional(b, "title", str, w) or "", content=content,
+                        citations=enabled if isinstance(enabled, bool) else None,
+                        cache_control=_cache_control(b, where))
 
 
 def _user_block(b: Any, where: str) -> Part:
@@ -231,6 +252,8 @@ def _user_block(b: Any, where: str) -> Part:
         return _document(b, where)
     if t == "tool_result":
         return _tool_result(b, where)
+    if t == "search_result":
+        return _search_result(b, where)
     if is_opaque_block_type(t):
         return Opaque(dialect=NAME, data=b)
     if t in ("tool_use", "thinking", "redacted_thinking"):
@@ -318,7 +341,7 @@ def _tool_result(b: dict[str, Any], where: str) -> ToolResult:
     call_id = require(b, "tool_use_id", str, f"{where}.")
     is_error = optional(b, "is_error", bool, f"{where}.")
     raw = b.get("content")
-    content: list[Text | Image | File] = []
+    content: list[ResultContent] = []
     if isinstance(raw, str):
         content.append(Text(text=raw))
     elif isinstance(raw, list):
@@ -327,6 +350,13 @@ def _tool_result(b: dict[str, Any], where: str) -> ToolResult:
             t = _block_type(item, iw)
             if t == "text":
                 content.append(_text(item, iw))
+                continue
+            if t == "search_result":
+                content.append(_search_result(item, iw))
+                continue
+            if t == "tool_reference":
+                content.append(ToolReference(tool_name=require(item, "tool_name", str, f"{iw}."),
+                                             cache_control=_cache_control(item, iw)))
                 continue
             p: Part
             if t == "image":

@@ -30,6 +30,7 @@ from ..tool_args import custom_input
 from .wire import (
     NAME,
     ORIGIN,
+    citations_of,
     is_context_length_message,
     stop_from_wire,
     usage_from_wire,
@@ -42,7 +43,8 @@ def _block_part(b: dict[str, Any], custom_tools: Collection[str]) -> Part | None
     t = b.get("type")
     if t == "text":
         text = b.get("text")
-        return Text(text=text) if isinstance(text, str) else None
+        return Text(text=text, citations=citations_of(b.get("citations"))) \
+            if isinstance(text, str) else None
     if t == "tool_use":
         tid, name, inp = b.get("id"), b.get("name"), b.get("input")
         if not isinstance(tid, str) or not isinstance(name, str):

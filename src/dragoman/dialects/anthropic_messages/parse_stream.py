@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from ...core import (
+    CitationAdded,
     Finish,
     Opaque,
     OpaqueItem,
@@ -21,6 +22,7 @@ from ...core import (
     StreamError,
     StreamEvent,
     TextDelta,
+    TextStart,
     ThinkingDelta,
     ThinkingEnd,
     ToolCallDelta,
@@ -42,6 +44,8 @@ from .wire import (
     NAME,
     ORIGIN,
     WireUsage,
+    citation_of,
+    citations_of,
     error_for_type,
     stop_from_wire,
 )
@@ -64,7 +68,8 @@ class _Block:
 class StreamParser:
     """One decoded SSE event at a time → neutral events."""
 
-    __slots__ = ("_blocks", "_custom", "_done", "_stop_reason", "_stop_sequence", "_usage")
+    __slots__ = ("_blocks", "_custom", "_done", "_split", "_stop_reason", "_stop_sequence",
+                 "_text_before", "_usage")
 
     def __init__(self, custom_tools: Collection[str] = ()) -> None:
         self._custom = custom_tools
@@ -73,6 +78,11 @@ class StreamParser:
         self._stop_reason: Any = None
         self._stop_sequence: str | None = None
         self._done = False
+        # A cited text block is a text part of its own (its citations cite all of it):
+        # ``_text_before`` says a text block just ended (a cited block must not run into
+        # it), ``_split`` that the block that ended was cited (the next must not run on).
+        self._text_before = False
+        self._split = False
 
     def feed(self, event: str | None, data: str) -> list[StreamEvent]:
         if self._done:
@@ -147,9 +157,20 @@ class StreamParser:
             return []
         t = cb.get("type")
         if t == "text":
-            self._blocks[index] = _Block(_TEXT)
+            b = self._blocks[index] = _Block(_TEXT)
+            out: list[StreamEvent] = []
+            if self._split:
+                self._split = self._text_before = False  # (one TextStart is enough)
+                out.append(TextStart())
+            cites = citations_of(cb.get("citations"))
+            if cites:
+                out += self._cited(b)
+                out.extend(CitationAdded(citation=c) for c in cites)
             text = cb.get("text")
-            return [TextDelta(text=text)] if isinstance(text, str) and text else []
+            if isinstance(text, str) and text:
+                out.append(TextDelta(text=text))
+            return out
+        self._text_before = self._split = False
         if t == "thinking":
             b = self._blocks[index] = _Block(_THINKING)
             sig = cb.get("signature")
@@ -204,7 +225,19 @@ class StreamParser:
             sig = delta.get("signature")
             if isinstance(sig, str) and sig:
                 b.signature = sig
-        return []  # citations_delta and anything newer
+        elif dt == "citations_delta":
+            citation = citation_of(delta.get("citation"))
+            if b.kind == _TEXT and citation is not None:
+                return [*self._cited(b), CitationAdded(citation=citation)]
+        return []  # anything newer
+
+    def _cited(self, b: _Block) -> list[StreamEvent]:
+        """The first citation of text block ``b``: it becomes a text part of its own."""
+        if b.got_delta:
+            return []
+        b.got_delta = True  # (for a text block: "cited")
+        self._split = True
+        return [TextStart()] if self._text_before else []
 
     def _on_stop(self, obj: dict[str, Any]) -> list[StreamEvent]:
         index = obj.get("index")
@@ -213,6 +246,9 @@ class StreamParser:
             return []
         out: list[StreamEvent] = []
         inp: Any
+        if b.kind == _TEXT:
+            self._text_before = True
+            return out
         if b.kind == _THINKING:
             return [ThinkingEnd(signature=b.signature,
                                 origin=ORIGIN if b.signature else None)]

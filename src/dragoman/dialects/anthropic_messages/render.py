@@ -9,6 +9,7 @@ from ...core import (
     ChatResponse,
     DragomanError,
     RedactedThinking,
+    Refusal,
     Text,
     Thinking,
     ToolCall,
@@ -21,6 +22,7 @@ from .wire import (
     ERROR_STATUS,
     NAME,
     ORIGIN,
+    citations_json,
     error_envelope,
     stop_to_wire,
     usage_to_wire,
@@ -36,6 +38,9 @@ def render_response(resp: ChatResponse, ctx: RenderContext) -> bytes:
     content: list[dict[str, Any]] = []
     for p in resp.content:
         if isinstance(p, Text):
+            content.append({"type": "text", "text": p.text,
+                            "citations": citations_json(p) if p.citations else None})
+        elif isinstance(p, Refusal):  # Anthropic says "refusal" only by its stop reason
             content.append({"type": "text", "text": p.text, "citations": None})
         elif isinstance(p, ToolCall):
             content.append({"type": "tool_use", "id": p.id, "name": p.name,

@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from ...core import (
+    CitationAdded,
     Finish,
     OpaqueItem,
     RedactedThinkingBlock,
+    RefusalDelta,
     StreamError,
     StreamEvent,
     TextDelta,
+    TextStart,
     ThinkingDelta,
     ThinkingEnd,
     ToolCallDelta,
@@ -104,6 +107,15 @@ class StreamRenderer:
         self._index += 1
         return out
 
+    def _citation(self, ev: CitationAdded) -> bytes:
+        """Only this dialect's citations have a form here (see ``wire.citations_json``)."""
+        c = ev.citation
+        if c.dialect != NAME or c.data is None:
+            return b""
+        out = b"" if self._open == _TEXT else self._begin(_TEXT, {"type": "text", "text": "",
+                                                                  "citations": []})
+        return out + self._delta({"type": "citations_delta", "citation": c.data})
+
     def feed(self, event: StreamEvent) -> bytes:
         if self._closed:
             return b""
@@ -172,4 +184,10 @@ class StreamRenderer:
         if isinstance(event, StreamError):
             self._closed = True
             return sse("error", error_envelope(event.error))
+        if isinstance(event, TextStart):  # a text part of its own: a block of its own
+            return self._close() if self._open == _TEXT else b""
+        if isinstance(event, CitationAdded):
+            return self._citation(event)
+        if isinstance(event, RefusalDelta):  # Anthropic has no refusal text: plain text
+            return self.feed(TextDelta(text=event.text))
         return b""  # agent events: the server handles them

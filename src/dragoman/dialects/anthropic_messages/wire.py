@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...core import (
+    Citation,
     ContextLengthExceeded,
     DragomanError,
     ErrorKind,
@@ -14,6 +15,7 @@ from ...core import (
     RateLimited,
     RequestTooLarge,
     StopReason,
+    Text,
     UpstreamError,
     UpstreamTimeout,
     Usage,
@@ -38,13 +40,47 @@ upstreams only) and it never reaches the wire under that name."""
 # Content block types that have no neutral meaning and travel as ``Opaque`` parts
 # (besides any type ending in ``_tool_use`` / ``_tool_result``).
 OPAQUE_BLOCK_TYPES = frozenset({
-    "server_tool_use", "mcp_tool_use", "mcp_tool_result", "container_upload",
-    "search_result", "compaction",
+    "server_tool_use", "mcp_tool_use", "mcp_tool_result", "container_upload", "compaction",
 })
 
 
 def is_opaque_block_type(t: str) -> bool:
     return t in OPAQUE_BLOCK_TYPES or t.endswith(("_tool_use", "_tool_result"))
+
+
+# --- citations (``citations`` on text blocks, ``citations_delta``) ---------------------------
+
+
+def citation_of(c: Any) -> Citation | None:
+    """A text block's citation → neutral: kept whole for this dialect; its URL (a web
+    search result's ``url``, a search result's ``source`` when it is one) and title for
+    the others. It cites the whole block (no span)."""
+    if not isinstance(c, dict) or not isinstance(c.get("type"), str):
+        return None
+    url = c.get("url")
+    if not isinstance(url, str):
+        src = c.get("source")
+        url = src if isinstance(src, str) and src.startswith(("https://", "http://")) else None
+    title = c.get("title") or c.get("document_title")
+    cited = c.get("cited_text")
+    return Citation(url=url, title=title if isinstance(title, str) else None,
+                    cited_text=cited if isinstance(cited, str) else None,
+                    dialect=NAME, data=c)
+
+
+def citations_of(raw: Any) -> list[Citation] | None:
+    if not isinstance(raw, list) or not raw:
+        return None
+    return [c for c in map(citation_of, raw) if c is not None] or None
+
+
+def citations_json(t: Text) -> list[dict[str, Any]] | None:
+    """The citations of ``t`` this dialect can show: its own. Another dialect's (an
+    OpenAI ``url_citation``) has no valid form here: a web citation needs Anthropic's
+    ``encrypted_index``."""
+    if not t.citations:
+        return None
+    return [c.data for c in t.citations if c.dialect == NAME and c.data is not None] or None
 
 
 # --- stop reasons ------------------------------------------------------------------------

@@ -31,6 +31,8 @@ from ...core import (
     Opaque,
     Part,
     RedactedThinking,
+    Refusal,
+    SearchResult,
     Text,
     Thinking,
     Tool,
@@ -193,6 +195,8 @@ def _render_messages(messages: list[Message],
 def _user_part(out: list[dict[str, Any]], p: Part) -> None:
     if isinstance(p, Text):
         _add_text(out, p.text, p.cache_control)
+    elif isinstance(p, SearchResult):  # no Converse form: its text, with its source
+        _add_text(out, p.as_text(), p.cache_control)
     elif isinstance(p, Image):
         _add(out, {"image": _image(p)}, p.cache_control)
     elif isinstance(p, File):
@@ -206,6 +210,8 @@ def _user_part(out: list[dict[str, Any]], p: Part) -> None:
 def _assistant_part(out: list[dict[str, Any]], p: Part) -> None:
     if isinstance(p, Text):
         _add_text(out, p.text, p.cache_control)
+    elif isinstance(p, Refusal):  # Bedrock has no refusal text of its own
+        _add_text(out, p.text, None)
     elif isinstance(p, ToolCall):
         _add(out, {"toolUse": {"toolUseId": p.id, "name": p.name,
                                "input": object_from_arguments(p.arguments,
@@ -231,6 +237,8 @@ def _tool_result(r: ToolResult) -> dict[str, Any]:
             content.append({"image": _image(p)})
         elif isinstance(p, File):
             content.append({"document": _document(p, len(content))})
+        else:  # search results, tool references: their text
+            _add_text(content, p.as_text(), None)
     if not content:
         content.append({"text": EMPTY_TOOL_RESULT})
     return {"toolResult": {"toolUseId": r.call_id, "content": content,

@@ -30,6 +30,8 @@ from ...core import (
     Message,
     Opaque,
     Part,
+    Refusal,
+    SearchResult,
     Text,
     Thinking,
     Tool,
@@ -205,7 +207,7 @@ def _model_parts(content: list[Part], c: _Contents) -> list[dict[str, Any]]:
                 pending = p.signature
             continue  # thought text is not sent back; other families' proofs never
         out: dict[str, Any] | None
-        if isinstance(p, Text):
+        if isinstance(p, (Text, Refusal)):  # Gemini has no refusal text of its own
             out = {"text": p.text} if p.text else None
         elif isinstance(p, ToolCall):
             call: dict[str, Any] = {
@@ -256,6 +258,8 @@ def _user_parts(content: list[Part], c: _Contents) -> list[dict[str, Any]]:
         elif isinstance(p, Text):
             if p.text:
                 parts.append({"text": p.text})
+        elif isinstance(p, SearchResult):  # no Gemini form: its text, with its source
+            parts.append({"text": p.as_text()})
         elif isinstance(p, (Image, File)):
             parts.append(_media_part(p))
         elif isinstance(p, Opaque) and p.dialect == NAME:

@@ -21,6 +21,8 @@ from ...core import (
     Image,
     InvalidRequest,
     Message,
+    Refusal,
+    SearchResult,
     Text,
     Thinking,
     Tool,
@@ -51,7 +53,8 @@ def _call_names(messages: list[Message]) -> dict[str, str]:
 
 
 def _tool_message(r: ToolResult, names: dict[str, str], where: str) -> dict[str, Any]:
-    texts = [p.text for p in r.content if isinstance(p, Text)]
+    texts = [p.text if isinstance(p, Text) else p.as_text() for p in r.content
+             if not isinstance(p, (Image, File))]
     images = [_image(p, where) for p in r.content if isinstance(p, Image)]
     content = _text(texts)
     if r.is_error:
@@ -80,8 +83,10 @@ def _messages(req: ChatRequest, custom: Collection[str]) -> list[dict[str, Any]]
         for p in m.content:
             if isinstance(p, ToolResult):
                 out.append(_tool_message(p, names, where))
-            elif isinstance(p, Text):
+            elif isinstance(p, (Text, Refusal)):
                 texts.append(p.text)
+            elif isinstance(p, SearchResult):
+                texts.append(p.as_text())
             elif isinstance(p, Image):
                 images.append(_image(p, where))
             elif isinstance(p, File):

@@ -13,6 +13,8 @@ from ...core import (
     Opaque,
     Part,
     Reasoning,
+    Refusal,
+    SearchResult,
     Text,
     Tool,
     ToolCall,
@@ -49,6 +51,8 @@ def _part_json(p: Part) -> dict[str, Any] | None:
         if not f:  # a URL-only document: Chat has no form for it
             return {"type": "text", "text": f"[document: {p.url}]"} if p.url else None
         return {"type": "file", "file": f}
+    if isinstance(p, SearchResult):  # Chat has no search results: their text, with source
+        return {"type": "text", "text": p.as_text()}
     if isinstance(p, Opaque) and p.dialect == NAME:
         return p.data
     return None
@@ -73,6 +77,8 @@ def _tool_result_content(r: ToolResult) -> str | list[dict[str, Any]]:
         elif isinstance(p, File):
             what = p.filename or p.url or p.file_id or "inline data"
             parts.append({"type": "text", "text": f"[file omitted: {what}]"})
+        else:  # search results, tool references: shown as text
+            parts.append({"type": "text", "text": p.as_text()})
     if r.is_error:
         if parts:
             parts[0] = {"type": "text", "text": "Error: " + parts[0]["text"]}
@@ -94,6 +100,7 @@ def _messages_json(req: ChatRequest) -> list[dict[str, Any]]:
 def _message_json(m: Message, out: list[dict[str, Any]]) -> None:
     parts: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
+    refusals: list[str] = []
     for p in m.content:
         if isinstance(p, ToolResult):  # results first (canonical form keeps them in "tool")
             out.append({"role": "tool", "tool_call_id": p.call_id,
@@ -104,6 +111,8 @@ def _message_json(m: Message, out: list[dict[str, Any]]) -> None:
         elif m.role == "assistant":
             if isinstance(p, Text):
                 parts.append({"type": "text", "text": p.text})
+            elif isinstance(p, Refusal):
+                refusals.append(p.text)
             elif isinstance(p, Opaque) and p.dialect == NAME:
                 parts.append(p.data)
             # Thinking / RedactedThinking: Chat cannot replay reasoning; dropped.
@@ -115,7 +124,9 @@ def _message_json(m: Message, out: list[dict[str, Any]]) -> None:
         return
     msg: dict[str, Any] = {"role": m.role}
     if m.role == "assistant":
-        msg["content"] = _content_json(parts) if parts or not calls else None
+        msg["content"] = _content_json(parts) if parts or not (calls or refusals) else None
+        if refusals:
+            msg["refusal"] = "".join(refusals)
         if calls:
             msg["tool_calls"] = calls
     else:

@@ -16,7 +16,9 @@ from ...core import (
     Message,
     Part,
     Reasoning,
+    Refusal,
     ResponseFormat,
+    ResultContent,
     Text,
     Thinking,
     ToolCall,
@@ -138,7 +140,7 @@ def _content(m: dict[str, Any], where: str, allowed: frozenset[str],
         if typ == "text":
             parts.append(Text(text=_text_of(item, pw)))
         elif typ == "refusal":
-            parts.append(Text(text=_text_of(item, pw, "refusal")))
+            parts.append(Refusal(text=_text_of(item, pw, "refusal")))
         elif typ == "image_url":
             parts.append(_image(item, pw))
         elif typ == "file":
@@ -208,7 +210,7 @@ def _assistant(m: dict[str, Any], where: str, calls: _Calls) -> Message:
     parts.extend(_content(m, where, _ASSISTANT_PARTS, required=False))
     refusal = opt(m, "refusal", str, where)
     if refusal:
-        parts.append(Text(text=refusal))
+        parts.append(Refusal(text=refusal))
     raw_calls = m.get("tool_calls")
     if raw_calls is not None:
         if not isinstance(raw_calls, list):
@@ -238,7 +240,7 @@ def _tool_result(m: dict[str, Any], where: str, role: str, calls: _Calls) -> Too
         pending = calls.pending.get(name)
         call_id = pending.pop(0) if pending else new_id("call_")
         content = _content(m, where, _SYSTEM_PARTS, required=False)
-    parts = [p for p in content if isinstance(p, (Text, Image, File))]  # always all of them
+    parts: list[ResultContent] = [p for p in content if isinstance(p, (Text, Image, File))]
     if calls.kinds.get(call_id) == "custom":
         return ToolResult(call_id=call_id, content=parts, kind="custom")
     return ToolResult(call_id=call_id, content=parts)

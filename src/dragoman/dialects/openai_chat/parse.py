@@ -10,6 +10,7 @@ import msgspec
 from ...core import (
     ChatResponse,
     DragomanError,
+    Refusal,
     Text,
     Thinking,
     ToolCall,
@@ -18,7 +19,7 @@ from ...core import (
     error_for_status,
     new_id,
 )
-from .wire import error_from_payload, parse_usage, reasoning_text, stop_reason_for
+from .wire import citation_of, error_from_payload, parse_usage, reasoning_text, stop_reason_for
 
 _decode = msgspec.json.decode
 
@@ -76,11 +77,14 @@ def parse_response(body: Any) -> ChatResponse:
         content.append(Thinking(text=reasoning))
     text = _text_of(msg.get("content"))
     if text:
-        content.append(Text(text=text))
+        anns = msg.get("annotations")  # usually []: nothing to do then
+        cites = [c for c in map(citation_of, anns) if c is not None] \
+            if anns and isinstance(anns, list) else None
+        content.append(Text(text=text, citations=cites or None))
     refusal = msg.get("refusal")
     refused = isinstance(refusal, str) and bool(refusal)
     if isinstance(refusal, str) and refusal:
-        content.append(Text(text=refusal))
+        content.append(Refusal(text=refusal))
     calls = msg.get("tool_calls")
     has_calls = False
     for tc in calls if isinstance(calls, list) else ():

@@ -8,6 +8,7 @@ import msgspec
 
 from ...core import (
     Finish,
+    RefusalDelta,
     StreamError,
     StreamEvent,
     TextDelta,
@@ -160,7 +161,9 @@ class StreamParser:
                         self._close_open(out)
                     if key == "refusal":
                         self._refused = True
-                    out.append(TextDelta(text=text))
+                        out.append(RefusalDelta(text=text))
+                    else:
+                        out.append(TextDelta(text=text))
             calls = delta.get("tool_calls")
             if isinstance(calls, list):
                 for frag in calls:

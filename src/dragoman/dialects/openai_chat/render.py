@@ -7,6 +7,7 @@ from typing import Any
 from ...core import (
     ChatResponse,
     DragomanError,
+    Refusal,
     StopReason,
     Text,
     Thinking,
@@ -14,7 +15,7 @@ from ...core import (
 )
 from ..contract import RenderContext
 from ..framing import dumps
-from .wire import error_object, finish_reason_for, usage_json
+from .wire import annotations_json, error_object, finish_reason_for, usage_json
 
 
 def tool_call_json(call: ToolCall) -> dict[str, Any]:
@@ -27,11 +28,17 @@ def tool_call_json(call: ToolCall) -> dict[str, Any]:
 
 def render_response(resp: ChatResponse, ctx: RenderContext) -> bytes:
     texts: list[str] = []
+    cited = False
+    refusals: list[str] = []
     thinking: list[str] = []
     calls: list[dict[str, Any]] = []
     for p in resp.content:
         if isinstance(p, Text):
             texts.append(p.text)
+            if p.citations:
+                cited = True
+        elif isinstance(p, Refusal):
+            refusals.append(p.text)
         elif isinstance(p, ToolCall):
             calls.append(tool_call_json(p))
         elif isinstance(p, Thinking) and p.text:
@@ -39,13 +46,16 @@ def render_response(resp: ChatResponse, ctx: RenderContext) -> bytes:
         # RedactedThinking / Opaque parts have no Chat form.
     text = "".join(texts)
     message: dict[str, Any] = {"role": "assistant"}
-    if resp.stop_reason is StopReason.REFUSAL and text:
+    if resp.stop_reason is StopReason.REFUSAL and text and not refusals:
+        # an upstream without refusal text (Anthropic) said "refusal" by its stop reason
         message["content"] = None
         message["refusal"] = text
+        message["annotations"] = []
     else:
-        message["content"] = text if text or not calls else None
-        message["refusal"] = None
-    message["annotations"] = []
+        message["content"] = text if text or not (calls or refusals) else None
+        message["refusal"] = "".join(refusals) if refusals else None
+        message["annotations"] = annotations_json(
+            [p for p in resp.content if isinstance(p, Text)]) if cited else []
     if calls:
         message["tool_calls"] = calls
     if thinking:

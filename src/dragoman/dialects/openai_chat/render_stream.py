@@ -6,6 +6,7 @@ from typing import Any
 
 from ...core import (
     Finish,
+    RefusalDelta,
     StreamError,
     StreamEvent,
     TextDelta,
@@ -104,9 +105,12 @@ class StreamRenderer:
             if self._usage_on:
                 out += self._chunk([], usage_json(self._usage))
             return out + _DONE
+        if isinstance(event, RefusalDelta):
+            return self._delta({"refusal": event.text}) if event.text else b""
         if isinstance(event, StreamError):
             self._done = True
             return sse(None, {"error": error_object(event.error)}) + _DONE
-        # ThinkingEnd, RedactedThinkingBlock, ToolCallEnd, OpaqueItem: nothing to send;
+        # ThinkingEnd, RedactedThinkingBlock, ToolCallEnd, OpaqueItem, TextStart (Chat has
+        # one content string), CitationAdded (chunk deltas have no annotations): nothing;
         # agent events (StepStart, AgentToolCall, AgentToolResult) are the server's.
         return b""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...core import (
+    Citation,
     ContextLengthExceeded,
     DragomanError,
     ErrorKind,
@@ -12,6 +13,7 @@ from ...core import (
     Overloaded,
     RateLimited,
     StopReason,
+    Text,
     UpstreamError,
     UpstreamTimeout,
     Usage,
@@ -43,6 +45,39 @@ _STOP_REASON: dict[str, StopReason] = {
     "content_filter": StopReason.CONTENT_FILTER,
     "error": StopReason.ERROR,  # Mistral, OpenRouter
 }
+
+
+# --- citations: ``message.annotations`` (url_citation is Chat's only kind) --------------------
+
+
+def citation_of(annotation: Any) -> Citation | None:
+    """A ``url_citation`` annotation → a neutral citation (offsets into the content)."""
+    if not isinstance(annotation, dict) or annotation.get("type") != "url_citation":
+        return None
+    uc = annotation.get("url_citation")
+    if not isinstance(uc, dict) or not isinstance(uc.get("url"), str):
+        return None
+    start, end, title = uc.get("start_index"), uc.get("end_index"), uc.get("title")
+    return Citation(url=uc["url"], title=title if isinstance(title, str) else None,
+                    start=start if isinstance(start, int) else None,
+                    end=end if isinstance(end, int) else None, dialect=NAME, data=annotation)
+
+
+def annotations_json(texts: list[Text]) -> list[dict[str, Any]]:
+    """The url citations of ``texts`` as annotations of their concatenation (the message
+    ``content``). Citations without a URL (documents, search results without one) have no
+    Chat form."""
+    out: list[dict[str, Any]] = []
+    offset = 0
+    for t in texts:
+        for c in t.citations or ():
+            if c.url is not None:
+                start, end = c.span(len(t.text))
+                out.append({"type": "url_citation", "url_citation": {
+                    "start_index": offset + start, "end_index": offset + end,
+                    "url": c.url, "title": c.title or c.url}})
+        offset += len(t.text)
+    return out
 
 
 def finish_reason_for(reason: StopReason, has_tool_calls: bool) -> str:

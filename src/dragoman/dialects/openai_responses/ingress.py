@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from msgspec.structs import replace
+
 from ...core import (
     ChatRequest,
     File,
@@ -17,7 +19,9 @@ from ...core import (
     Opaque,
     Part,
     Reasoning,
+    Refusal,
     ResponseFormat,
+    ResultContent,
     Text,
     Thinking,
     Tool,
@@ -76,7 +80,7 @@ def _part(p: Any, where: str) -> Part:
     if typ in ("input_text", "output_text", "text"):
         return Text(text=require(p, "text", str, w))
     if typ == "refusal":
-        return Text(text=require(p, "refusal", str, w))
+        return Refusal(text=require(p, "refusal", str, w))
     if typ == "input_image":
         url = optional(p, "image_url", str, w)
         detail = optional(p, "detail", str, w)
@@ -123,7 +127,7 @@ def _content(item: dict[str, Any], where: str) -> list[Part]:
 def _result(item: dict[str, Any], where: str, kind: str) -> ToolResult:
     call_id = require(item, "call_id", str, where + ".")
     output = item.get("output")
-    content: list[Text | Image | File] = []
+    content: list[ResultContent] = []
     if isinstance(output, str):
         if output:
             content.append(Text(text=output))
@@ -189,7 +193,12 @@ def _input(inp: Any) -> list[Message]:
             if not isinstance(role, str) or role not in _ROLES:
                 raise _bad(f"{w}role", "expected one of 'user', 'assistant', 'system', "
                            "'developer'")
-            b.add(role, _content(item, where))
+            parts = _content(item, where)
+            phase = optional(item, "phase", str, w)
+            if phase is not None:  # kept on its texts: the message is one of several
+                parts = [replace(p, phase=phase) if isinstance(p, Text) else p
+                         for p in parts]
+            b.add(role, parts)
         elif typ == "reasoning":
             b.add("assistant", [_reasoning_item(item, where)])
         elif typ == "function_call":

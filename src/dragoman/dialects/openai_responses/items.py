@@ -25,6 +25,8 @@ from ...core import (
     Message,
     Opaque,
     Part,
+    Refusal,
+    SearchResult,
     StopReason,
     Text,
     Thinking,
@@ -32,7 +34,7 @@ from ...core import (
     ToolResult,
     new_id,
 )
-from .wire import NAME, ORIGIN, custom_input, render_part
+from .wire import NAME, ORIGIN, annotations_json, custom_input, render_part
 
 
 def item_id(prefix: str, response_id: str, where: str, index: int) -> str:
@@ -100,12 +102,15 @@ def _result_item(r: ToolResult, listing: bool) -> dict[str, Any]:
     return d
 
 
-def _message_item(role: str, parts: list[dict[str, Any]], listing: bool) -> dict[str, Any]:
+def _message_item(role: str, parts: list[dict[str, Any]], listing: bool,
+                  phase: str | None = None) -> dict[str, Any]:
     d: dict[str, Any] = {"type": "message"}
     if listing:
         d["id"] = new_id("msg_")
     d["role"] = role
     d["content"] = parts
+    if phase is not None:
+        d["phase"] = phase
     if listing:
         d["status"] = "completed"
     return d
@@ -129,14 +134,19 @@ def input_items(messages: list[Message], ns: dict[str, str], *,
         assistant = m.role == "assistant"
         role = "assistant" if assistant else ("user" if m.role == "tool" else m.role)
         pending: list[dict[str, Any]] = []
+        phase: list[str | None] = [None]  # of the pending message
 
-        def flush(pending: list[dict[str, Any]] = pending, role: str = role) -> None:
+        def flush(pending: list[dict[str, Any]] = pending, role: str = role,
+                  phase: list[str | None] = phase) -> None:
             if pending:
-                out.append(_message_item(role, pending.copy(), listing))
+                out.append(_message_item(role, pending.copy(), listing, phase[0]))
                 pending.clear()
 
         for p in m.content:
-            if isinstance(p, (Text, Image, File)):
+            if isinstance(p, (Text, Refusal, Image, File, SearchResult)):
+                if isinstance(p, Text) and p.phase != phase[0]:
+                    flush()  # another phase: another message (Responses asks to keep them)
+                    phase[0] = p.phase
                 rp = render_part(p, assistant, listing)
                 if rp is not None:
                     pending.append(rp)
@@ -173,21 +183,31 @@ def output_items(content: list[Part], ns: dict[str, str], response_id: str,
     Item ids come from ``item_id`` (as ``StreamRenderer`` names them)."""
     out: list[dict[str, Any]] = []
     msg: list[dict[str, Any]] | None = None
-    refusal = stop == StopReason.REFUSAL
+    phase: str | None = None
+    # an upstream without refusal text (Anthropic) said "refusal" by its stop reason only
+    refusal = stop == StopReason.REFUSAL and not any(isinstance(p, Refusal) for p in content)
     for p in content:
-        if isinstance(p, Text):
+        if isinstance(p, (Text, Refusal)):
             if not p.text:
                 continue
+            if isinstance(p, Text) and p.phase != phase:
+                msg = None  # another phase: another message
+                phase = p.phase
             if msg is None:
                 msg = []
-                out.append({"type": "message", "id": item_id("msg_", response_id, "output",
-                                                             len(out)),
-                            "role": "assistant", "status": "completed", "content": msg})
-            msg.append({"type": "refusal", "refusal": p.text} if refusal else
-                       {"type": "output_text", "text": p.text, "annotations": [],
-                        "logprobs": []})
+                item: dict[str, Any] = {
+                    "type": "message", "id": item_id("msg_", response_id, "output", len(out)),
+                    "role": "assistant", "status": "completed", "content": msg}
+                if phase is not None:
+                    item["phase"] = phase
+                out.append(item)
+            msg.append({"type": "refusal", "refusal": p.text}
+                       if refusal or isinstance(p, Refusal) else
+                       {"type": "output_text", "text": p.text,
+                        "annotations": annotations_json(p), "logprobs": []})
             continue
         msg = None  # whatever comes between two texts ends the first one's message
+        phase = None
         if isinstance(p, Thinking):
             item = reasoning_item(p, item_id("rs_", response_id, "output", len(out)))
             item["status"] = "completed"

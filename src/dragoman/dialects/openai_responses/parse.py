@@ -14,6 +14,7 @@ from ...core import (
     DragomanError,
     Opaque,
     Part,
+    Refusal,
     StopReason,
     Text,
     Thinking,
@@ -27,6 +28,7 @@ from ..framing import compact_json
 from .wire import (
     NAME,
     ORIGIN,
+    citation_of,
     error_for_code,
     parse_usage,
     retry_after,
@@ -44,14 +46,18 @@ def item_parts(item: dict[str, Any]) -> tuple[list[Part], bool]:
         parts: list[Part] = []
         refusal = False
         content = item.get("content")
+        phase = item.get("phase") if isinstance(item.get("phase"), str) else None
         for c in content if isinstance(content, list) else ():
             if not isinstance(c, dict):
                 continue
             if c.get("type") == "refusal":
                 refusal = True
-                parts.append(Text(text=_str(c.get("refusal"))))
+                parts.append(Refusal(text=_str(c.get("refusal"))))
             elif isinstance(c.get("text"), str):
-                parts.append(Text(text=c["text"]))
+                anns = c.get("annotations")
+                cites = [x for x in map(citation_of, anns) if x is not None] \
+                    if isinstance(anns, list) and anns else None
+                parts.append(Text(text=c["text"], citations=cites or None, phase=phase))
         return parts, refusal
     if typ == "reasoning":
         return [Thinking(text=reasoning_text(item), signature=item.get("encrypted_content")

@@ -13,14 +13,16 @@ from typing import Any
 import msgspec
 
 from ...core import (
+    CitationAdded,
     Finish,
     Opaque,
     OpaqueItem,
+    RefusalDelta,
     StreamError,
     StreamEvent,
     Text,
     TextDelta,
-    Thinking,
+    TextStart,
     ThinkingDelta,
     ThinkingEnd,
     ToolCall,
@@ -29,9 +31,10 @@ from ...core import (
     ToolCallStart,
     TransportError,
     UsageUpdate,
+    part_events,
 )
 from .parse import failure, item_parts, reasoning_text, stop_reason
-from .wire import NAME, ORIGIN, parse_usage
+from .wire import NAME, ORIGIN, citation_of, parse_usage
 
 _decode = msgspec.json.Decoder().decode
 _CALLS = ("function_call", "custom_tool_call")
@@ -50,13 +53,14 @@ def _s(v: Any) -> str:
 
 
 class StreamParser:
-    __slots__ = ("_calls", "_done", "_index", "_refusal", "_seen", "_text", "_think",
-                 "_tool_use")
+    __slots__ = ("_calls", "_cited", "_done", "_index", "_refusal", "_seen", "_text",
+                 "_think", "_tool_use")
 
     def __init__(self) -> None:
         self._calls: dict[str, _Call] = {}  # item id → open call
         self._index: dict[int, str] = {}  # output_index → item id
         self._text: set[str] = set()  # message items whose text was emitted
+        self._cited: set[str] = set()  # message items whose annotations were emitted
         self._think: dict[str, list[tuple[str, int]]] = {}  # reasoning item → parts emitted
         self._tool_use = False
         self._refusal = False
@@ -129,12 +133,18 @@ class StreamParser:
 
     def _on_text_delta(self, obj: dict[str, Any]) -> list[StreamEvent]:
         delta = _s(obj.get("delta"))
-        if obj.get("type") == "response.refusal.delta":
-            self._refusal = True
         if not delta:
             return []
         self._text.add(self._item_id(obj))
         return [TextDelta(text=delta)]
+
+    def _on_refusal_delta(self, obj: dict[str, Any]) -> list[StreamEvent]:
+        self._refusal = True
+        delta = _s(obj.get("delta"))
+        if not delta:
+            return []
+        self._text.add(self._item_id(obj))
+        return [RefusalDelta(text=delta)]
 
     def _on_text_done(self, obj: dict[str, Any]) -> list[StreamEvent]:
         refusal = obj.get("type") == "response.refusal.done"
@@ -145,7 +155,14 @@ class StreamParser:
         if not text or item_id in self._text:
             return []
         self._text.add(item_id)
-        return [TextDelta(text=text)]
+        return [RefusalDelta(text=text) if refusal else TextDelta(text=text)]
+
+    def _on_annotation(self, obj: dict[str, Any]) -> list[StreamEvent]:
+        citation = citation_of(obj.get("annotation"))
+        if citation is None:
+            return []
+        self._cited.add(self._item_id(obj))
+        return [CitationAdded(citation=citation)]
 
     def _on_item_added(self, obj: dict[str, Any]) -> list[StreamEvent]:
         item = obj.get("item")
@@ -157,6 +174,12 @@ class StreamParser:
             self._index[idx] = item["id"]
         if item.get("type") in _CALLS:
             return self._start_call(item, idx)
+        if item.get("type") == "message":
+            # A second message of the turn (or one with a phase) is a text part of its
+            # own: Responses clients must get the messages apart, each with its phase.
+            phase = item.get("phase")
+            if self._text or isinstance(phase, str):
+                return [TextStart(phase=phase if isinstance(phase, str) else None)]
         return []
 
     def _on_args_delta(self, obj: dict[str, Any]) -> list[StreamEvent]:
@@ -216,9 +239,13 @@ class StreamParser:
         if typ == "message":
             parts, refusal = item_parts(item)
             self._refusal = self._refusal or refusal
-            if item_id in self._text:
+            if item_id not in self._text:
+                return part_events(p for p in parts if not isinstance(p, Text) or p.text)
+            if item_id in self._cited:
                 return []
-            return [TextDelta(text=p.text) for p in parts if isinstance(p, Text) and p.text]
+            # streamed text whose annotations come only with the finished item
+            return [CitationAdded(citation=c) for p in parts if isinstance(p, Text)
+                    for c in p.citations or ()]
         return [OpaqueItem(part=Opaque(dialect=NAME, data=item))]
 
     def _replay(self, output: Any) -> list[StreamEvent]:
@@ -229,22 +256,8 @@ class StreamParser:
                 continue
             parts, refusal = item_parts(item)
             self._refusal = self._refusal or refusal
-            for p in parts:
-                if isinstance(p, Text):
-                    if p.text:
-                        out.append(TextDelta(text=p.text))
-                elif isinstance(p, Thinking):
-                    if p.text:
-                        out.append(ThinkingDelta(text=p.text))
-                    out.append(ThinkingEnd(signature=p.signature, id=p.id, origin=p.origin))
-                elif isinstance(p, ToolCall):
-                    self._tool_use = True
-                    out.append(ToolCallStart(id=p.id, name=p.name, kind=p.kind))
-                    if p.arguments:
-                        out.append(ToolCallDelta(id=p.id, arguments=p.arguments))
-                    out.append(ToolCallEnd(id=p.id))
-                elif isinstance(p, Opaque):
-                    out.append(OpaqueItem(part=p))
+            self._tool_use = self._tool_use or any(isinstance(p, ToolCall) for p in parts)
+            out.extend(part_events(p for p in parts if not isinstance(p, Text) or p.text))
         return out
 
     def _on_terminal(self, obj: dict[str, Any]) -> list[StreamEvent]:
@@ -283,7 +296,8 @@ def _part_key(obj: dict[str, Any]) -> tuple[str, int]:
 _Handler = Callable[[StreamParser, dict[str, Any]], list[StreamEvent]]
 _HANDLERS: dict[str, _Handler] = {
     "response.output_text.delta": StreamParser._on_text_delta,
-    "response.refusal.delta": StreamParser._on_text_delta,
+    "response.refusal.delta": StreamParser._on_refusal_delta,
+    "response.output_text.annotation.added": StreamParser._on_annotation,
     "response.output_text.done": StreamParser._on_text_done,
     "response.refusal.done": StreamParser._on_text_done,
     "response.output_item.added": StreamParser._on_item_added,

@@ -11,12 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from ...core import (
+    Citation,
+    CitationAdded,
     Finish,
     OpaqueItem,
     RedactedThinkingBlock,
+    RefusalDelta,
     StreamError,
     StreamEvent,
     TextDelta,
+    TextStart,
     ThinkingDelta,
     ThinkingEnd,
     ToolCallDelta,
@@ -32,6 +36,7 @@ from .render import GENERIC_FAILURE, echo, response_dict, terminal_status
 from .wire import (
     NAME,
     ORIGIN,
+    annotation_json,
     custom_input,
     custom_names,
     failure_code,
@@ -54,9 +59,28 @@ class _Block:
         self.chunks: list[str] = []
 
 
+_OUTPUT_TEXT, _REFUSAL = "output_text", "refusal"
+
+
+class _Message:
+    """The open message item: its finished content parts and the open one (``kind``
+    ``output_text`` or ``refusal``, None between parts) with its text and citations."""
+
+    __slots__ = ("chunks", "cites", "id", "index", "kind", "parts", "phase")
+
+    def __init__(self, item_id: str, index: int, phase: str | None) -> None:
+        self.id = item_id
+        self.index = index
+        self.phase = phase
+        self.parts: list[dict[str, Any]] = []
+        self.kind: str | None = None
+        self.chunks: list[str] = []
+        self.cites: list[Citation] | None = None
+
+
 class StreamRenderer:
-    __slots__ = ("_calls", "_ctx", "_custom", "_done", "_ns", "_output", "_seq", "_settings",
-                 "_text", "_think", "_usage")
+    __slots__ = ("_calls", "_ctx", "_custom", "_done", "_ns", "_output", "_phase", "_seq",
+                 "_settings", "_text", "_think", "_usage")
 
     def __init__(self, ctx: RenderContext) -> None:
         self._ctx = ctx
@@ -65,7 +89,8 @@ class StreamRenderer:
         self._custom = custom_names(ctx.request)
         self._seq = 0
         self._output: list[dict[str, Any] | None] = []
-        self._text: _Block | None = None
+        self._text: _Message | None = None
+        self._phase: str | None = None  # of the next message (a TextStart's)
         self._think: _Block | None = None
         self._calls: dict[str, _Block] = {}
         self._usage: Usage | None = None
@@ -110,36 +135,108 @@ class StreamRenderer:
 
     # --- text -------------------------------------------------------------------------
 
-    def _text_delta(self, text: str) -> bytes:
+    def _delta(self, kind: str, text: str) -> bytes:
+        """Text (``kind`` output_text) or refusal text, in the open part of that kind or a
+        new one."""
         out = b""
-        b = self._text
-        if b is None:
+        m = self._text
+        if m is None or m.kind is not kind:
+            out = self._open_part(kind)
+            m = self._text
+            assert m is not None
+        m.chunks.append(text)
+        if kind is _OUTPUT_TEXT:
+            return out + self._ev("response.output_text.delta", {
+                "item_id": m.id, "output_index": m.index, "content_index": len(m.parts),
+                "delta": text, "logprobs": []})
+        return out + self._ev("response.refusal.delta", {
+            "item_id": m.id, "output_index": m.index, "content_index": len(m.parts),
+            "delta": text})
+
+    def _open_part(self, kind: str) -> bytes:
+        """Open a content part of ``kind``, in the open message or a new one."""
+        out = b""
+        m = self._text
+        if m is None:
             out = self._close_think(None)
             msg_id = self._next_id("msg_")
-            index, frame = self._open({"id": msg_id, "type": "message", "role": "assistant",
-                                       "status": "in_progress", "content": []})
-            b = self._text = _Block(msg_id, index)
-            out += frame + self._ev("response.content_part.added", {
-                "item_id": msg_id, "output_index": index, "content_index": 0,
-                "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}})
-        b.chunks.append(text)
-        return out + self._ev("response.output_text.delta", {
-            "item_id": b.id, "output_index": b.index, "content_index": 0, "delta": text,
-            "logprobs": []})
+            item: dict[str, Any] = {"id": msg_id, "type": "message", "role": "assistant",
+                                    "status": "in_progress", "content": []}
+            if self._phase is not None:
+                item["phase"] = self._phase
+            index, frame = self._open(item)
+            m = self._text = _Message(msg_id, index, self._phase)
+            out += frame
+        elif m.kind is not None:
+            out += self._close_part(m)
+        m.kind = kind
+        part: dict[str, Any] = {"type": "output_text", "text": "", "annotations": [],
+                                "logprobs": []} if kind is _OUTPUT_TEXT else \
+            {"type": "refusal", "refusal": ""}
+        return out + self._ev("response.content_part.added", {
+            "item_id": m.id, "output_index": m.index, "content_index": len(m.parts),
+            "part": part})
+
+    def _close_part(self, m: _Message) -> bytes:
+        text = "".join(m.chunks)
+        head = {"item_id": m.id, "output_index": m.index, "content_index": len(m.parts)}
+        out = b""
+        if m.kind is _OUTPUT_TEXT:
+            # citations are announced when their span is known: at the end of the part
+            anns = [a for a in (annotation_json(c, len(text)) for c in m.cites or ())
+                    if a is not None]
+            for i, a in enumerate(anns):
+                out += self._ev("response.output_text.annotation.added",
+                                {**head, "annotation_index": i, "annotation": a})
+            part: dict[str, Any] = {"type": "output_text", "text": text, "annotations": anns,
+                                    "logprobs": []}
+            out += self._ev("response.output_text.done", {**head, "text": text, "logprobs": []})
+        else:
+            part = {"type": "refusal", "refusal": text}
+            out += self._ev("response.refusal.done", {**head, "refusal": text})
+        m.parts.append(part)
+        m.kind = None
+        m.chunks = []
+        m.cites = None
+        return out + self._ev("response.content_part.done", {**head, "part": part})
 
     def _close_text(self) -> bytes:
-        b = self._text
-        if b is None:
+        m = self._text
+        if m is None:
             return b""
         self._text = None
-        text = "".join(b.chunks)
-        part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-        head = {"item_id": b.id, "output_index": b.index, "content_index": 0}
-        return (self._ev("response.output_text.done", {**head, "text": text, "logprobs": []})
-                + self._ev("response.content_part.done", {**head, "part": part})
-                + self._finish_item(b.index, {"id": b.id, "type": "message",
-                                              "role": "assistant", "status": "completed",
-                                              "content": [part]}))
+        self._phase = None
+        out = self._close_part(m) if m.kind is not None else b""
+        item: dict[str, Any] = {"id": m.id, "type": "message", "role": "assistant",
+                                "status": "completed", "content": m.parts}
+        if m.phase is not None:
+            item["phase"] = m.phase
+        return out + self._finish_item(m.index, item)
+
+    def _text_start(self, ev: TextStart) -> bytes:
+        """A new text part: a new message when its phase differs from the open one's,
+        else a new content part of the open message."""
+        m = self._text
+        out = b""
+        if m is not None:
+            if m.phase != ev.phase:
+                out = self._close_text()
+            elif m.kind is not None:
+                out = self._close_part(m)
+        self._phase = ev.phase
+        return out
+
+    def _citation(self, ev: CitationAdded) -> bytes:
+        out = b""
+        m = self._text
+        if m is None or m.kind is not _OUTPUT_TEXT:  # cited before its text (Anthropic)
+            out = self._open_part(_OUTPUT_TEXT)
+            m = self._text
+            assert m is not None
+        if m.cites is None:
+            m.cites = []
+        m.cites.append(ev.citation)
+        return out
 
     # --- reasoning --------------------------------------------------------------------
 
@@ -265,7 +362,7 @@ class StreamRenderer:
         if self._done:
             return b""
         if isinstance(event, TextDelta):
-            return self._text_delta(event.text) if event.text else b""
+            return self._delta(_OUTPUT_TEXT, event.text) if event.text else b""
         if isinstance(event, ThinkingDelta):
             return self._think_delta(event.text) if event.text else b""
         if isinstance(event, ThinkingEnd):
@@ -283,6 +380,12 @@ class StreamRenderer:
             return self._opaque(event)
         if isinstance(event, RedactedThinkingBlock):
             return self._close_text() + self._close_think(None)
+        if isinstance(event, RefusalDelta):
+            return self._delta(_REFUSAL, event.text) if event.text else b""
+        if isinstance(event, TextStart):
+            return self._text_start(event)
+        if isinstance(event, CitationAdded):
+            return self._citation(event)
         if isinstance(event, Finish):
             self._done = True
             out = self._close_all()

@@ -11,6 +11,7 @@ import msgspec
 from ...core import (
     BudgetExhausted,
     ChatRequest,
+    Citation,
     ContextLengthExceeded,
     DragomanError,
     ErrorKind,
@@ -22,10 +23,13 @@ from ...core import (
     Overloaded,
     RateLimited,
     Reasoning,
+    Refusal,
     ResponseFormat,
+    SearchResult,
     Text,
     Tool,
     ToolChoice,
+    ToolReference,
     UpstreamError,
     UpstreamTimeout,
     Usage,
@@ -43,6 +47,40 @@ KNOWN_ITEMS = frozenset({
 })
 
 
+# --- citations: ``output_text.annotations`` -------------------------------------------------
+
+
+def citation_of(annotation: Any) -> Citation | None:
+    """An ``output_text`` annotation → a neutral citation; kept whole for this dialect,
+    and its URL (``url_citation``) or file name for the others."""
+    if not isinstance(annotation, dict) or not isinstance(annotation.get("type"), str):
+        return None
+    url, title = annotation.get("url"), annotation.get("title", annotation.get("filename"))
+    start, end = annotation.get("start_index"), annotation.get("end_index")
+    return Citation(url=url if isinstance(url, str) else None,
+                    title=title if isinstance(title, str) else None,
+                    start=start if isinstance(start, int) else None,
+                    end=end if isinstance(end, int) else None, dialect=NAME, data=annotation)
+
+
+def annotation_json(c: Citation, length: int) -> dict[str, Any] | None:
+    """A citation on a text of ``length`` characters as an annotation: this dialect's own
+    as it came, another's with a URL as a ``url_citation``; None: no Responses form."""
+    if c.dialect == NAME and c.data is not None:
+        return c.data
+    if c.url is None:
+        return None
+    start, end = c.span(length)
+    return {"type": "url_citation", "start_index": start, "end_index": end, "url": c.url,
+            "title": c.title or c.url}
+
+
+def annotations_json(t: Text) -> list[dict[str, Any]]:
+    if not t.citations:
+        return []
+    return [a for a in (annotation_json(c, len(t.text)) for c in t.citations) if a is not None]
+
+
 # --- content parts ------------------------------------------------------------------------
 
 
@@ -51,10 +89,14 @@ def render_part(p: Any, assistant: bool, listing: bool = False) -> dict[str, Any
     if isinstance(p, Text):
         if assistant:
             if listing:
-                return {"type": "output_text", "text": p.text, "annotations": [],
-                        "logprobs": []}
-            return {"type": "output_text", "text": p.text, "annotations": []}
+                return {"type": "output_text", "text": p.text,
+                        "annotations": annotations_json(p), "logprobs": []}
+            return {"type": "output_text", "text": p.text, "annotations": annotations_json(p)}
         return {"type": "input_text", "text": p.text}
+    if isinstance(p, Refusal):
+        return {"type": "refusal", "refusal": p.text}
+    if isinstance(p, (SearchResult, ToolReference)):  # no Responses form: their text
+        return {"type": "input_text", "text": p.as_text()}
     if isinstance(p, Image):
         img: dict[str, Any] = {"type": "input_image"}
         if p.data is not None:

@@ -45,7 +45,8 @@ from ..net import UpstreamResponse
 from ..net.eventstream import EventStreamDecoder, EventStreamMessage
 from ..net.fetch import FetchPolicy
 from ..net.retry import retry_after_seconds
-from .base import FrameDecoder, HttpDialectProvider
+from .base import HttpDialectProvider
+from .frames import FrameDecoder
 from .media import IMAGE_FETCH_POLICY, IMAGE_TYPES, inline_remote_media
 from .registry import OptionsError, ProviderSpec
 

@@ -23,9 +23,8 @@ from ..core import (
 from ..dialects.base import StreamParser, UpstreamDialect
 from ..net import HttpClient, SseDecoder, Timeouts, UpstreamResponse
 from ..net.http import DEFAULT_POOL
-from ..net.retry import retry_after_seconds
 from .frames import FrameDecoder, NdjsonFrames
-from .upstream_call import EventReader, read_stream, read_whole
+from .upstream_call import EventReader, read_stream, read_whole, with_retry_after
 
 if TYPE_CHECKING:
     from .passthrough import Passthrough
@@ -40,10 +39,7 @@ __all__ = ["FrameDecoder", "HttpDialectProvider", "LlmProvider", "NdjsonFrames",
 def upstream_error(dialect: UpstreamDialect, resp: UpstreamResponse, raw: bytes) -> DragomanError:
     """The dialect's reading of an upstream HTTP error, plus the retry delay from the
     response headers (the body parsers only see the body)."""
-    err = dialect.parse_error(resp.status, raw)
-    if err.retry_after is None:
-        err.retry_after = retry_after_seconds(resp.headers)
-    return err
+    return with_retry_after(dialect.parse_error(resp.status, raw), resp)
 
 
 @runtime_checkable
@@ -160,6 +156,10 @@ class HttpDialectProvider:
         a header, like Bedrock's ``x-amzn-ErrorType``, override it)."""
         return upstream_error(self.dialect, resp, raw)
 
+    def stream_error_from(self, resp: UpstreamResponse, raw: bytes) -> DragomanError:
+        """The same for a streaming call (an upstream may word those differently)."""
+        return self.error_from(resp, raw)
+
     async def complete(self, req: ChatRequest) -> ChatResponse:
         raw = await read_whole(await self.send(req, False), self.error_from)
         try:
@@ -172,7 +172,7 @@ class HttpDialectProvider:
     def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
         """The upstream's stream read by the dialect's parser (``upstream_call``); nothing
         is sent before the first event is asked for."""
-        return read_stream(lambda: self.send(req, True), self.error_from,
+        return read_stream(lambda: self.send(req, True), self.stream_error_from,
                            EventReader(self.stream_decoder(), self.upstream_stream_parser(req)))
 
     async def count_tokens(self, req: ChatRequest) -> int | None:

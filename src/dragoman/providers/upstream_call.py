@@ -21,6 +21,7 @@ from typing import Protocol, TypeVar
 from ..core import DragomanError, Finish, StreamError, StreamEvent
 from ..dialects.base import StreamParser
 from ..net import UpstreamResponse
+from ..net.retry import retry_after_seconds
 from .frames import FrameDecoder
 
 T = TypeVar("T")
@@ -30,6 +31,14 @@ ErrorFrom = Callable[[UpstreamResponse, bytes], DragomanError]
 
 Opening = Callable[[], Awaitable[UpstreamResponse]]
 """Sends the request; called when the stream is first iterated, not before."""
+
+
+def with_retry_after(err: DragomanError, resp: UpstreamResponse) -> DragomanError:
+    """``err`` (a dialect's reading of an error body) with the retry delay from the
+    response's headers when the body named none (body parsers only see the body)."""
+    if err.retry_after is None:
+        err.retry_after = retry_after_seconds(resp.headers)
+    return err
 
 
 async def read_whole(resp: UpstreamResponse, error_from: ErrorFrom) -> bytes:

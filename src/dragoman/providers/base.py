@@ -20,7 +20,7 @@ from ..core import (
     StreamEvent,
     UpstreamError,
 )
-from ..dialects.base import StreamParser, UpstreamDialect
+from ..dialects.contract import StreamParser, UpstreamDialect
 from ..net import HttpClient, SseDecoder, Timeouts, UpstreamResponse
 from ..net.http import DEFAULT_POOL
 from .frames import FrameDecoder, NdjsonFrames

@@ -33,7 +33,7 @@ from ..core import (
     error_for_status,
     new_id,
 )
-from ..dialects.base import UpstreamDialect
+from ..dialects.contract import UpstreamDialect
 from ..net import SseDecoder
 from .frames import FrameDecoder, NdjsonFrames
 from .json_pointer import MISSING, JsonPointer, JsonPointerError

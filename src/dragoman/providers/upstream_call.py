@@ -19,7 +19,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Protocol, TypeVar
 
 from ..core import DragomanError, Finish, StreamError, StreamEvent
-from ..dialects.base import StreamParser
+from ..dialects.contract import StreamParser
 from ..net import UpstreamResponse
 from ..net.retry import retry_after_seconds
 from .frames import FrameDecoder

@@ -51,6 +51,10 @@ WARM_PACE = (5, 0)
 
 ALL_TARGETS = ["ceiling_asgi", "ceiling_aiohttp", "dragoman_pass", "dragoman_translated",
                "litellm"]
+#: Not run by default: pass-through without metrics or ledger (``bare``) and with both
+#: (``on``: admin keys, SQLite), for issue 17's a/b (bench/README.md, "Metrics and the usage
+#: ledger").
+OPS_TARGETS = ["dragoman_pass_bare", "dragoman_pass_on"]
 
 
 @dataclass
@@ -199,6 +203,10 @@ def _target_factories(plan: Plan, ups: tg.Upstreams, tmp: Path, server: str
         "dragoman_translated": lambda: tg.dragoman(ups, tmp, c, w, "translated", paces,
                                                    server),
         "litellm": lambda: tg.litellm(ups, tmp, c, w, paces),
+        "dragoman_pass_bare": lambda: tg.dragoman(ups, tmp, c, w, "pass", paces, server,
+                                                  ops="bare"),
+        "dragoman_pass_on": lambda: tg.dragoman(ups, tmp, c, w, "pass", paces, server,
+                                                ops="on"),
     }
 
 
@@ -241,7 +249,7 @@ def main() -> None:
                     help="a short smoke run of every scenario (well under a minute of load)")
     ap.add_argument("--scenarios", default="abcdef", help="subset of abcdef")
     ap.add_argument("--targets", default=",".join(ALL_TARGETS),
-                    help=f"comma-separated subset of {','.join(ALL_TARGETS)}")
+                    help=f"comma-separated subset of {','.join(ALL_TARGETS + OPS_TARGETS)}")
     ap.add_argument("--workers", type=int, default=1,
                     help="worker processes of every target (dragoman serve --workers N)")
     ap.add_argument("--server", default="uvicorn", choices=["uvicorn", "granian"],
@@ -260,7 +268,7 @@ def main() -> None:
         return
 
     chosen = [t for t in args.targets.split(",") if t]
-    unknown = set(chosen) - set(ALL_TARGETS)
+    unknown = set(chosen) - set(ALL_TARGETS) - set(OPS_TARGETS)
     if unknown or not set(args.scenarios) <= set("abcdef"):
         ap.error(f"unknown target(s) {sorted(unknown)} or scenario(s) in {args.scenarios!r}")
     for tool in ("nginx", "wrk", "taskset"):

@@ -150,7 +150,14 @@ def ceiling_aiohttp(ups: Upstreams, tmp: Path, cpus: str, workers: int) -> Itera
 PATHS = {"pass": ("pass-through", ""), "translated": ("translated", "-slow")}
 
 
-def _dragoman_config(ups: Upstreams, paces: list[str], tmp: Path) -> Path:
+#: ``ops`` variants of the dragoman targets (issue 17's a/b): ``bare``, no admin keys and the
+#: memory store (so neither metrics nor a usage ledger); ``on``, admin keys and SQLite
+#: (metrics and the ledger). Unset: as in the tables (SQLite, so the ledger, no metrics).
+OPS = {"bare": ({}, {"backend": "memory"}),
+       "on": ({"admin_keys": ["bench-admin-key"]}, None)}
+
+
+def _dragoman_config(ups: Upstreams, paces: list[str], tmp: Path, ops: str = "") -> Path:
     models = []
     for suffix, fast in (("", True), ("-slow", False)):
         models.append({"name": STATIC_MODEL + suffix, "provider": "openai",
@@ -160,29 +167,33 @@ def _dragoman_config(ups: Upstreams, paces: list[str], tmp: Path) -> Path:
             models.append({"name": pace + suffix, "provider": "openai", "model": pace,
                            "passthrough": fast, "base_url": f"{ups.paced_base}/paced/v1",
                            "api_key": "sk-up"})
-    cfg = tmp / "dragoman.yaml"
+    server_extra, sessions = OPS.get(ops, ({}, None))
+    cfg = tmp / f"dragoman{ops}.yaml"
     cfg.write_text(json.dumps({
-        "server": {"api_keys": [BENCH_KEY]},
-        "sessions": {"backend": "sqlite", "path": str(tmp / "sessions.db")},
+        "server": {"api_keys": [BENCH_KEY], **server_extra},
+        "sessions": sessions or {"backend": "sqlite", "path": str(tmp / f"sessions{ops}.db")},
         "models": models}))
     return cfg
 
 
 @contextmanager
 def dragoman(ups: Upstreams, tmp: Path, cpus: str, workers: int, path: str,
-             paces: list[str], server: str = "uvicorn") -> Iterator[Target]:
+             paces: list[str], server: str = "uvicorn", ops: str = "") -> Iterator[Target]:
     """``dragoman serve --workers N``; ``path`` is ``pass`` (same-dialect fast path) or
-    ``translated`` (the same upstream with ``passthrough: false``)."""
+    ``translated`` (the same upstream with ``passthrough: false``); ``ops``: see ``OPS``."""
     label, suffix = PATHS[path]
     port = free_port()
-    cfg = _dragoman_config(ups, paces, tmp)
+    cfg = _dragoman_config(ups, paces, tmp, ops)
     cmd = [sys.executable, "-m", "dragoman.cli", "serve", "--config", str(cfg),
            "--port", str(port), "--workers", str(workers), "--server", server]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    key, name = f"dragoman_{path}", f"dragoman ({label})"
+    if ops:
+        key, name = f"{key}_{ops}", f"dragoman ({label}, operations {ops})"
     with _serving(cmd, f"http://127.0.0.1:{port}/healthz", cpus,
-                  tmp / f"dragoman-{path}.log", env) as proc:
-        yield Target(f"dragoman_{path}", f"dragoman ({label})", port, proc.pid, "dragoman",
-                     model_suffix=suffix, info={"server": server})
+                  tmp / f"{key}.log", env) as proc:
+        yield Target(key, name, port, proc.pid, "dragoman", model_suffix=suffix,
+                     info={"server": server})
 
 
 # --- LiteLLM -------------------------------------------------------------------------------

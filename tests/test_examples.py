@@ -1,6 +1,7 @@
-"""Every config in ``examples/`` (and the README's first configuration example) passes
-``dragoman config check``, run as the real command with the environment variables the file
-names; the Ollama example also serves a request through a fake Ollama."""
+"""Every config in ``examples/`` (and the first configuration example of the README and of
+docs/configuration.md) passes ``dragoman config check``, run as the real command with the
+environment variables the file names; the Ollama example also serves a request through a
+fake Ollama."""
 
 from __future__ import annotations
 
@@ -62,14 +63,19 @@ def test_a_missing_variable_fails_the_check(tmp_path: Path) -> None:
                         "is not set (used at $.models[0].api_key)\n")
 
 
-def _readme_first_config() -> str:
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("\n## Configuration\n"):]
-    return section[section.index("```yaml\n") + 8:section.index("\n```", section.index("```yaml"))]
+def _first_config(page: str, heading: str) -> str:
+    """The first YAML block after ``heading`` in ``page`` (a Markdown file)."""
+    text = (ROOT / page).read_text()
+    section = text[text.index(heading):]
+    start = section.index("```yaml\n") + 8
+    return section[start:section.index("\n```", start)]
 
 
-def test_the_readme_first_config_is_copy_pasteable(tmp_path: Path) -> None:
-    text = _readme_first_config()
+@pytest.mark.parametrize(("page", "heading"), [("README.md", "\n## Configuration\n"),
+                                               ("docs/configuration.md", "# Configuration\n")])
+def test_the_first_config_is_copy_pasteable(tmp_path: Path, page: str, heading: str) -> None:
+    """The README's short first config and the docs' full one both work for real keys."""
+    text = _first_config(page, heading)
     assert "127.0.0.1:9000" not in text  # no placeholder upstream: real vendors' defaults
     f = tmp_path / "dragoman.yaml"
     f.write_text(text)

@@ -13,6 +13,7 @@ import http.server
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +26,7 @@ import httpx
 import openai
 import pytest
 
+from dragoman.agents.egress import CHAIN
 from dragoman.agents.sandbox import SandboxError, probe
 from tests.conftest import API_KEY
 from tests.gateway_proc import run_gateway
@@ -35,6 +37,8 @@ OTHER_KEY = "sk-sandbox-other-tenant"
 SECRET = "server-secret-7f3a"
 ENV_MARKER = "DRAGOMAN_SANDBOX_TEST_MARKER"
 MAX_BYTES = 2_000_000
+#: A public address (TEST-NET-3, documentation only): no rule of ours may refuse it.
+PUBLIC = "203.0.113.1"
 
 
 def _agent(name: str, root: Path, **extra: Any) -> dict[str, Any]:
@@ -170,15 +174,74 @@ def test_another_threads_files_stay_out_of_reach(box: tuple[str, Path, Path]) ->
     assert "victim-data" not in bash(base, "cat /proc/*/root/*/v.txt /proc/*/cwd/v.txt")
 
 
+def _connect(host: str, port: int) -> str:
+    return f"timeout 2 bash -c 'exec 3<>/dev/tcp/{host}/{port} && echo connected'"
+
+
 def test_no_network_unless_the_agent_allows_it(box: tuple[str, Path, Path],
                                                loopback_service: int) -> None:
     base, _, _ = box
-    probe_cmd = (f"exec 3<>/dev/tcp/127.0.0.1/{loopback_service} && "
-                 "printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3")
-    text = bash(base, probe_cmd)
-    assert "reached-the-host" not in text and "exit code" in text
-    # control: the same probe from an agent with `network: true` reaches the service
-    assert "reached-the-host" in bash(base, probe_cmd, model="netbox")
+    # the sandbox's own network namespace: its loopback is not the host's, and there is
+    # no route out
+    text = bash(base, _connect("127.0.0.1", loopback_service) + "; " + _connect(PUBLIC, 80))
+    assert "connected" not in text and "Network is unreachable" in text
+    # control: with `network: true` a public address is not unreachable from the sandbox
+    # (unless the host has no route either)
+    if _host_connect(PUBLIC) != "Network is unreachable":
+        assert "Network is unreachable" not in bash(base, _connect(PUBLIC, 80),
+                                                    model="netbox")
+
+
+def _rejected() -> dict[str, int]:
+    """Packets our firewall chain rejected so far, per destination network."""
+    listing = subprocess.run(["iptables", "-L", CHAIN, "-v", "-x", "-n"], capture_output=True,
+                             text=True, check=False).stdout  # (none yet: no chain)
+    out: dict[str, int] = {}
+    for line in listing.splitlines():
+        cols = line.split()
+        if len(cols) > 8 and cols[2] == "REJECT":
+            out[cols[8]] = out.get(cols[8], 0) + int(cols[0])
+    return out
+
+
+def _host_connect(host: str) -> str:
+    """How a connection from the test itself (outside any rule) ends."""
+    try:
+        socket.create_connection((host, 80), timeout=2).close()
+        return "connected"
+    except TimeoutError:
+        return "timeout"
+    except OSError as e:
+        return e.strerror or "error"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("iptables") is None,
+                    reason="the network rule needs root and iptables")
+def test_network_true_still_refuses_private_and_metadata_addresses(
+        box: tuple[str, Path, Path], loopback_service: int) -> None:
+    base, _, _ = box
+    # control: the host itself reaches the loopback service
+    with socket.create_connection(("127.0.0.1", loopback_service), timeout=5):
+        pass
+    before = _rejected()
+    text = bash(base, _connect("127.0.0.1", loopback_service) + "; "
+                + _connect("169.254.169.254", 80), model="netbox")
+    assert f"127.0.0.1/{loopback_service}: Connection refused" in text, text
+    assert "169.254.169.254/80: Connection refused" in text and "connected" not in text
+    after = _rejected()
+    assert after["127.0.0.0/8"] > before.get("127.0.0.0/8", 0)
+    assert after["169.254.0.0/16"] > before.get("169.254.0.0/16", 0)
+    # a public address is not ours to refuse: no rule rejects it, and the sandbox's
+    # connection ends as the host's own does (connected, timed out, unreachable: the
+    # test runs offline too)
+    host_side = _host_connect(PUBLIC)
+    text = bash(base, _connect(PUBLIC, 80), model="netbox")
+    assert _rejected() == after
+    assert "Connection refused" not in text
+    if host_side == "connected":
+        assert "result: connected" in text
+    elif host_side == "timeout":
+        assert "exit code 124" in text
 
 
 def test_fork_bombs_cpu_and_memory_hogs_are_stopped(box: tuple[str, Path, Path]) -> None:

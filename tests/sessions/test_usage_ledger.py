@@ -8,7 +8,7 @@ import calendar
 import pytest
 
 from dragoman.sessions import SessionStore
-from dragoman.sessions.usage import UsageGroup, UsageQuery, UsageRow
+from dragoman.sessions.usage import UsageGroup, UsageQuery, UsageRow, row_values
 
 
 def _ms(day: str, hour: int = 12) -> int:
@@ -36,8 +36,8 @@ ROWS = [
 
 
 async def _filled(store: SessionStore) -> None:
-    await store.append_usage(ROWS[:2])
-    await store.append_usage(ROWS[2:])
+    await store.append_usage([row_values(r) for r in ROWS[:2]])  # (values, as the server)
+    await store.append_usage([row_values(r) for r in ROWS[2:]])
 
 
 async def test_rows_round_trip_newest_first(store: SessionStore) -> None:
@@ -81,3 +81,25 @@ async def test_groups(store: SessionStore) -> None:
     nothing = await store.usage_groups(UsageQuery(tenant="nobody"), ())
     assert nothing == [UsageGroup()]
 
+
+
+def test_the_server_writes_its_records_in_column_order() -> None:
+    """``ledger_values`` builds the row tuple by hand (the cheapest way): its order is
+    ``COLUMNS``, field by field, as a ``UsageRow`` read back shows."""
+    from dragoman.core import Usage
+    from dragoman.router.usage import UsageRecord
+    from dragoman.server.operations import ledger_values
+    from dragoman.sessions.usage import row_from_db
+
+    rec = UsageRecord(tenant="acme", model="gpt", provider="openai", dialect="openai_chat",
+                      stream=True, passthrough=False,
+                      usage=Usage(input_tokens=11, output_tokens=7, cached_tokens=3,
+                                  reasoning_tokens=2),
+                      cost=0.25, outcome="upstream", duration_ms=81.5, deployment="gpt#1",
+                      served_model="gpt", key_id="kid-1", thread="th-9",
+                      started=1_764_000_000.5, ttft_ms=12.0, upstream_ms=40.5, status=502)
+    assert row_from_db(ledger_values(rec)) == UsageRow(
+        ts=1_764_000_000_500, tenant="acme", key_id="kid-1", model="gpt", deployment="gpt#1",
+        provider="openai", dialect="openai_chat", stream=True, input_tokens=11,
+        output_tokens=7, cached_tokens=3, reasoning_tokens=2, cost=0.25, latency_ms=81.5,
+        ttft_ms=12.0, upstream_ms=40.5, status=502, outcome="upstream", thread="th-9")

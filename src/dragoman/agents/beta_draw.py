@@ -12,7 +12,7 @@ standard library. Every draw reads only ``rng``, so a seeded search stays reprod
 from __future__ import annotations
 
 import random
-from math import exp, log, sqrt
+from math import exp, inf, log, sqrt
 
 _LOG4 = log(4.0)
 _ONE_PLUS_LOG5 = 1.0 + log(5.0)
@@ -37,7 +37,7 @@ def beta_draw(rng: random.Random, a: float, b: float) -> float:
             continue
         u2 = rng.random()
         v = scale * log(u1 / (1.0 - u1))
-        w = lo * exp(v) if v < 700.0 else float("inf")
+        w = lo * exp(v) if v < 700.0 else inf
         z = u1 * u1 * u2
         r = gamma * v - _LOG4
         s = lo + r - w
@@ -48,6 +48,6 @@ def beta_draw(rng: random.Random, a: float, b: float) -> float:
         t = log(z)
         if s > t or r + alpha * log(alpha / (hi + w)) >= t:
             break
-    if w == float("inf"):
+    if w == inf:  # (not float("inf"): that parses a string on every draw)
         return 1.0 if lo == a else 0.0
     return w / (hi + w) if lo == a else hi / (hi + w)

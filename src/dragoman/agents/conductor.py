@@ -56,7 +56,7 @@ from .conductor_plan import Dispatch, Plan, PlanError, parse_plan, short
 from .final_answer_stream import FinalAnswerStream
 from .judging import PartialScores, Scorer
 from .orchestrator import Orchestrator, RunState, Turn, assistant, inner_request, relay, user
-from .tasks import cancel_unfinished
+from .tasks import Inbox, cancel_unfinished
 
 SELF = "self"
 
@@ -145,15 +145,22 @@ class Conductor(Orchestrator):
         self.fail_fast = fail_fast
         self.verifier = verifier
         self.max_depth = max_depth
+        #: the coordinator's system text, without and with the ``self`` worker (written
+        #: once: it is the same for every run)
+        self._prompts = (self._prompt(with_self=False), self._prompt(with_self=True))
 
     def __repr__(self) -> str:
         return (f"Conductor(name={self.name!r}, workers={sorted(self.workers)!r}, "
                 f"max_steps={self.max_steps})")
 
     def instructions(self, depth: int) -> str:
+        """The coordinator's system text at ``depth`` (0: the outermost run)."""
+        return self._prompts[depth < self.max_depth]
+
+    def _prompt(self, *, with_self: bool) -> str:
         lines = [f"- {role} (model: {getattr(p, 'name', '?')})"
                  for role, p in sorted(self.workers.items())]
-        if depth < self.max_depth:
+        if with_self:
             lines.append(SELF_WORKER)
         return COORDINATOR_PROMPT.format(workers="\n".join(lines))
 
@@ -241,16 +248,18 @@ class Conductor(Orchestrator):
             sees = d.sees if d.sees == "all" else list(d.sees)
             yield AgentToolCall(id=f"step{step}-{i}", name=f"worker:{d.worker}", step=step,
                                 args={"task": d.task, "sees": sees, "ref": o.ref})
-        queue: asyncio.Queue[StreamEvent | _Done] = asyncio.Queue()
-        done = {o.ref: asyncio.Event() for o in outcomes}
+        inbox: Inbox[StreamEvent | _Done] = Inbox()
+        seen = [_seen(d, o.ref, results) for d, o in zip(plan.dispatch, outcomes, strict=True)]
+        # an Event only for a result a later task of this plan waits for
+        done = {o.ref: asyncio.Event() for later in seen for o in later if o.ref >= first_ref}
         fanout = asyncio.Semaphore(self.max_fanout)
-        tasks = [asyncio.ensure_future(self._work(req, step, i, d, outcomes[i], depth,
-                                                  results, done, fanout, queue))
+        tasks = [asyncio.ensure_future(self._work(req, step, i, d, outcomes[i], seen[i],
+                                                  depth, done, fanout, inbox))
                  for i, d in enumerate(plan.dispatch)]
         try:
             finished = 0
             while finished < len(tasks):
-                item = await queue.get()
+                item = await inbox.get()
                 if not isinstance(item, _Done):
                     yield item
                     continue
@@ -277,13 +286,12 @@ class Conductor(Orchestrator):
                 yield VerifierScore(step=step, branch=i + 1, score=judged.score)
 
     async def _work(self, req: ChatRequest, step: int, i: int, d: Dispatch, out: _Outcome,
-                    depth: int, results: dict[int, _Outcome], done: dict[int, asyncio.Event],
+                    seen: list[_Outcome], depth: int, done: dict[int, asyncio.Event],
                     fanout: asyncio.Semaphore,
-                    queue: asyncio.Queue[StreamEvent | _Done]) -> None:
+                    inbox: Inbox[StreamEvent | _Done]) -> None:
         """One task: wait for the results it sees from this plan, then call its worker
         (bounded by the fan-out and the timeout). Never raises but on cancellation."""
         try:
-            seen = _seen(d, out.ref, results)
             for o in seen:
                 if o.ref in done:
                     await done[o.ref].wait()
@@ -295,7 +303,7 @@ class Conductor(Orchestrator):
             async with fanout:
                 try:
                     async with asyncio.timeout(self.worker_timeout):
-                        await self._call_worker(worker, req, prompt, step, i, out, queue)
+                        await self._call_worker(worker, req, prompt, step, i, out, inbox)
                 except TimeoutError:
                     out.error = f"worker timed out after {self.worker_timeout:g}s"
                 except DragomanError as e:
@@ -303,11 +311,11 @@ class Conductor(Orchestrator):
         finally:
             if out.ref in done:
                 done[out.ref].set()
-            queue.put_nowait(_Done(i))
+            inbox.put(_Done(i))
 
     async def _call_worker(self, worker: LlmProvider, req: ChatRequest, prompt: str,
                            step: int, i: int, out: _Outcome,
-                           queue: asyncio.Queue[StreamEvent | _Done]) -> None:
+                           inbox: Inbox[StreamEvent | _Done]) -> None:
         turn = Turn()
         scores = PartialScores(self.verifier, out.task, step, i + 1)
         try:
@@ -315,10 +323,10 @@ class Conductor(Orchestrator):
                     req, [user(prompt)], keep_system=False), turn)) as working:
                 async for ev in working:
                     assert isinstance(ev, TextDelta)
-                    queue.put_nowait(CandidateDelta(step=step, branch=i + 1, delta=ev.text))
+                    inbox.put(CandidateDelta(step=step, branch=i + 1, delta=ev.text))
                     partial = await scores.feed(ev.text)
                     if partial is not None:
-                        queue.put_nowait(partial)
+                        inbox.put(partial)
         finally:
             out.usage = out.usage + turn.usage + scores.usage
         if turn.stop_reason not in (StopReason.END_TURN, StopReason.STOP_SEQUENCE):

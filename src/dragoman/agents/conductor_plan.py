@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any, Literal
+
+import msgspec
 
 Sees = tuple[int, ...] | Literal["all"]
 
@@ -29,15 +30,13 @@ class PlanError(ValueError):
     """The coordinator's reply is not a usable plan; the message says why."""
 
 
-@dataclass(frozen=True)
-class Dispatch:
+class Dispatch(msgspec.Struct, frozen=True):
     worker: str
     task: str
     sees: Sees = ()
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(msgspec.Struct, frozen=True):
     thought: str = ""
     dispatch: tuple[Dispatch, ...] = ()
     halt: bool = False

@@ -15,19 +15,21 @@ import re
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+import msgspec
+
 from ..core import ChatRequest, Usage, VerifierScore
 from ..providers.base import LlmProvider
 from .orchestrator import call, user
 
 
-@dataclass(frozen=True)
-class Judgement:
+class Judgement(msgspec.Struct, frozen=True):
     """``score`` in [0, 1]; ``feedback`` says what is wrong (fed to a revision);
-    ``usage`` is what a judge model spent."""
+    ``usage`` is what a judge model spent. (A struct: a rule scorer makes one per
+    streamed delta.)"""
 
     score: float
     feedback: str = ""
-    usage: Usage = field(default_factory=Usage)
+    usage: Usage = msgspec.field(default_factory=Usage)
 
 
 @runtime_checkable
@@ -84,7 +86,8 @@ class Rules:
 
     @property
     def count(self) -> int:
-        return 1 + (self.pattern is not None)
+        """How many rules there are (a score is the fraction passed)."""
+        return 2 if self._regex is not None else 1
 
 
 # --- a judge model's reply --------------------------------------------------------------

@@ -38,6 +38,7 @@ from typing import Any, Literal
 import msgspec
 
 from ..core import Image, UpstreamError
+from .egress import guard_network
 from .sandbox import SandboxPolicy
 from .tools import ToolError, ToolOutput
 from .workspaces import ThreadWorkspace
@@ -272,6 +273,8 @@ class McpHub:
         conn = self._conns.get(key)
         if conn is not None and conn.alive:
             return conn
+        if spec.kind == "stdio":
+            await guard_network(self.policy)
         conn = McpConnection(spec, self._transport(spec, ws), str(ws.root))
         try:
             await conn.start()

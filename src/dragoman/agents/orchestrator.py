@@ -63,10 +63,9 @@ class RunState:
     steps: int = 0
     stop_reason: StopReason = StopReason.END_TURN
 
-    def add(self, usage: Usage) -> UsageUpdate:
-        """Count an inner call's usage; the event to pass on (cumulative, like providers)."""
+    def add(self, usage: Usage) -> None:
+        """Count an inner call's usage (the client gets the sum at the end)."""
         self.usage = self.usage + usage
-        return UsageUpdate(usage=self.usage)
 
 
 @dataclass(frozen=True)
@@ -153,11 +152,34 @@ async def relay(provider: LlmProvider, req: ChatRequest, turn: Turn, *,
                 yield ev
     finally:
         turn.text = "".join(parts)
-        aclose = getattr(stream, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await close_stream(stream)
     if turn.stop_reason is None:
         raise UpstreamError("the model's stream ended early")
+
+
+async def close_stream(events: AsyncIterator[StreamEvent]) -> None:
+    """Close a provider's stream (an async generator: its upstream connection) now rather
+    than when the garbage collector finds it; a plain async iterator has nothing to close."""
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+class Closing:
+    """``async with Closing(stream) as events``: ``close_stream`` however the block ends
+    (``contextlib.aclosing`` wants an ``aclose``; an ``asynccontextmanager`` costs a
+    generator of its own on every inner call)."""
+
+    __slots__ = ("events",)
+
+    def __init__(self, events: AsyncIterator[StreamEvent]) -> None:
+        self.events = events
+
+    async def __aenter__(self) -> AsyncIterator[StreamEvent]:
+        return self.events
+
+    async def __aexit__(self, *exc: object) -> None:
+        await close_stream(self.events)
 
 
 async def call(provider: LlmProvider, req: ChatRequest) -> Turn:
@@ -286,6 +308,4 @@ async def _aiter(events: AsyncIterator[StreamEvent]) -> AsyncGenerator[StreamEve
         async for ev in events:
             yield ev
     finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await close_stream(events)

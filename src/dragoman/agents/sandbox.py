@@ -27,12 +27,16 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import msgspec
+
+if TYPE_CHECKING:
+    from .warm_sandbox import WarmPool
 
 #: Where the workspace appears inside the sandbox.
 SANDBOX_HOME = "/workspace"
@@ -45,6 +49,28 @@ _ETC = ("/etc/alternatives", "/etc/ssl", "/etc/ca-certificates", "/etc/ld.so.cac
 _ETC_NETWORK = ("/etc/resolv.conf", "/etc/hosts", "/etc/host.conf", "/etc/gai.conf")
 
 SandboxKind = Literal["bwrap", "none"]
+
+#: What a warm sandbox's supervisor keeps (it drops them all in each command it starts):
+#: uid and gid changes, a PID namespace per command (CAP_SYS_ADMIN), killing a command
+#: running as another uid (CAP_KILL).
+SUPERVISOR_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_SYS_ADMIN", "CAP_KILL")
+
+
+@functools.cache
+def _system_python() -> tuple[str, list[str]]:
+    """The interpreter a warm sandbox's supervisor runs on, and what must be mounted for
+    it besides ``/usr``: the system's Python 3.9+ when there is one (nothing to add),
+    else the server's own (its installation becomes visible in the sandbox, read-only)."""
+    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3"):
+        real = os.path.realpath(candidate)
+        if real.startswith("/usr/") and os.access(real, os.X_OK):
+            check = subprocess.run([real, "-I", "-S", "-c",
+                                    "import sys; sys.exit(sys.version_info < (3, 9))"],
+                                   capture_output=True, timeout=30, check=False)
+            if check.returncode == 0:
+                return real, []
+    real = os.path.realpath(sys.executable)
+    return real, sorted({sys.base_prefix, os.path.dirname(real)})
 
 
 class SandboxLimits(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -77,21 +103,34 @@ class Sandbox(Protocol):
         ...
 
 
-def _prlimit(limits: SandboxLimits, file_bytes: int | None, *, per_uid: bool) -> list[str]:
-    out = ["prlimit"]
+def rlimits(limits: SandboxLimits, file_bytes: int | None, *,
+            per_uid: bool) -> dict[str, tuple[int, int]]:
+    """The limits as ``resource`` names and (soft, hard) values."""
+    out: dict[str, tuple[int, int]] = {}
     if limits.cpu_seconds is not None:
         # soft limit: SIGXCPU (exit 152, a clear "CPU time limit exceeded"); the hard
         # limit a second later kills what ignores it
-        out.append(f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 1}")
+        out["RLIMIT_CPU"] = (limits.cpu_seconds, limits.cpu_seconds + 1)
     if limits.memory_mb is not None:
-        out.append(f"--as={limits.memory_mb << 20}")
+        out["RLIMIT_AS"] = (limits.memory_mb << 20,) * 2
     fsize = limits.file_mb << 20 if limits.file_mb is not None else file_bytes
     if fsize is not None:
-        out.append(f"--fsize={fsize}")
+        out["RLIMIT_FSIZE"] = (fsize, fsize)
     if limits.processes is not None and per_uid:
-        out.append(f"--nproc={limits.processes}")
-    out.append("--")
-    return out if len(out) > 2 else []
+        out["RLIMIT_NPROC"] = (limits.processes, limits.processes)
+    return out
+
+
+_PRLIMIT_FLAGS = {"RLIMIT_CPU": "--cpu", "RLIMIT_AS": "--as", "RLIMIT_FSIZE": "--fsize",
+                  "RLIMIT_NPROC": "--nproc"}
+
+
+def _prlimit(limits: SandboxLimits, file_bytes: int | None, *, per_uid: bool) -> list[str]:
+    chosen = rlimits(limits, file_bytes, per_uid=per_uid)
+    if not chosen:
+        return []
+    return ["prlimit", *(f"{_PRLIMIT_FLAGS[name]}={soft}:{hard}"
+                         for name, (soft, hard) in chosen.items()), "--"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +173,37 @@ class Bwrap:
             # Root: bubblewrap mounts as root (so the workspace root needs no 'x' bit for
             # others) without a user namespace, and the command drops to the owner's uid
             # inside, with no capabilities left and no way to regain any.
-            unshare = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
-                       "--unshare-cgroup-try", "--cap-add", "CAP_SETUID", "--cap-add",
-                       "CAP_SETGID"]
             drop = ["setpriv", f"--reuid={owner}", f"--regid={owner}", "--clear-groups",
                     "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
         else:
-            unshare, drop = ["--unshare-all"], []
+            drop = []
+        args = self._box(workspace, as_root=owner is not None, network=network,
+                         ro_paths=ro_paths, caps=("CAP_SETUID", "CAP_SETGID"))
+        return [*args, *drop, *_prlimit(limits, file_bytes, per_uid=owner is not None), *argv]
+
+    def supervisor(self, workspace: Path, *, network: bool, ro_paths: Sequence[str],
+                   control_fd: int) -> list[str]:
+        """The command line of a warm sandbox for a root server: bubblewrap running
+        ``sandbox_supervisor`` (as root inside, with ``SUPERVISOR_CAPS`` only), which
+        starts each command as the workspace's uid (``warm_sandbox``)."""
+        python, extra = _system_python()
+        args = self._box(workspace, as_root=True, network=network,
+                         ro_paths=[*ro_paths, *extra], caps=SUPERVISOR_CAPS)
+        from . import sandbox_supervisor
+
+        source = Path(sandbox_supervisor.__file__).read_text()
+        return [*args, python, "-I", "-S", "-c", source, str(control_fd)]
+
+    def _box(self, workspace: Path, *, as_root: bool, network: bool,
+             ro_paths: Sequence[str], caps: Sequence[str]) -> list[str]:
+        """bubblewrap with its namespaces and mounts, up to the ``--`` before the command."""
+        if as_root:
+            unshare = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+                       "--unshare-cgroup-try"]
+            for cap in caps:
+                unshare += ["--cap-add", cap]
+        else:
+            unshare = ["--unshare-all"]
         if network:
             unshare = [u for u in unshare if u != "--unshare-net"] + ["--share-net"]
         # Directories bwrap creates are 0700 root's: the dropped uid needs to enter them.
@@ -156,8 +219,7 @@ class Bwrap:
                     made.add(str(parent))
                     args += ["--perms", "0755", "--dir", str(parent)]
             args += ["--ro-bind", path, path]
-        args += ["--bind", str(workspace), SANDBOX_HOME, "--chdir", SANDBOX_HOME, "--"]
-        return [*args, *drop, *_prlimit(limits, file_bytes, per_uid=owner is not None), *argv]
+        return [*args, "--bind", str(workspace), SANDBOX_HOME, "--chdir", SANDBOX_HOME, "--"]
 
     def cwd(self, workspace: Path) -> str:
         return str(workspace)  # bwrap itself starts anywhere; --chdir moves the command
@@ -228,12 +290,15 @@ def make_sandbox(kind: SandboxKind | None) -> Sandbox:
 @dataclass(frozen=True, slots=True)
 class SandboxPolicy:
     """What an agent's processes get: the runner, network access, extra read-only paths
-    (an interpreter's packages, a CLI's install directory) and limits."""
+    (an interpreter's packages, a CLI's install directory) and limits; ``warm``: the
+    threads' warm sandboxes, where ``bash`` runs (``warm_sandbox``; None: a cold sandbox
+    per command)."""
 
     sandbox: Sandbox
     network: bool = False
     ro_paths: tuple[str, ...] = ()
     limits: SandboxLimits = field(default_factory=SandboxLimits)
+    warm: WarmPool | None = field(default=None, compare=False)
 
     def command(self, argv: Sequence[str], workspace: Path, *, owner: int | None = None,
                 file_bytes: int | None = None) -> list[str]:

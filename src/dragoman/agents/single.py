@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -59,7 +59,7 @@ from ..core import (
 )
 from ..core import Tool as ToolSpec
 from ..providers.base import LlmProvider
-from .orchestrator import Result, run_stream
+from .orchestrator import Closing, Result, run_stream
 from .tasks import cancel_unfinished
 from .toolbox import ThreadToolbox
 from .tools import Tool, ToolOutcome, ToolRegistry, parse_arguments
@@ -178,10 +178,11 @@ class SingleAgent:
             step_usage = Usage()
             finish: Finish | None = None
             shown_text = False
+            called = False  # the model called a tool (only then is the turn's response built)
             tracer = spans.TRACER  # the step's span holds its model call (not its tools)
             step_span = tracer.agent_step(self.name, step) if tracer is not None else None
             async with spans.current(step_span), \
-                    _closing(self.provider.stream(step_req)) as upstream:
+                    Closing(self.provider.stream(step_req)) as upstream:
                 try:
                     first = await anext(upstream)
                 except StopAsyncIteration:
@@ -206,6 +207,7 @@ class SingleAgent:
                         yield ev
                     elif isinstance(ev, ToolCallStart):
                         turn.feed(ev)
+                        called = True
                         if ev.name in client_names:
                             forwarded.add(ev.id)
                             yield ev
@@ -234,12 +236,12 @@ class SingleAgent:
                 return
             total = total + step_usage
             separate = separate or shown_text
-            resp = turn.response("", req.model)
-            calls = resp.tool_calls()
-            if not calls or finish.stop_reason not in (StopReason.TOOL_USE,
-                                                       StopReason.END_TURN):
+            if not called or finish.stop_reason not in (StopReason.TOOL_USE,
+                                                        StopReason.END_TURN):
                 yield finish
                 return
+            resp = turn.response("", req.model)
+            calls = resp.tool_calls()  # one per ToolCallStart: not empty
             client_calls = [c for c in calls if c.name in client_names]
             own_calls = [c for c in calls if c.name not in client_names]
             if not client_calls and step == self.max_steps - 1:
@@ -309,20 +311,6 @@ class SingleAgent:
                         yield item
         finally:
             await cancel_unfinished(tasks)
-
-
-@contextlib.asynccontextmanager
-async def _closing(events: AsyncIterator[StreamEvent]
-                   ) -> AsyncGenerator[AsyncIterator[StreamEvent], None]:
-    """Close a provider stream however the step ends: an abandoned stream closes its
-    upstream connection (an unclosed async generator would wait for the garbage
-    collector)."""
-    try:
-        yield events
-    finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 def _result(call: ToolCall, outcome: ToolOutcome) -> tuple[AgentToolResult, ToolResult]:

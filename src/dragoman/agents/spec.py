@@ -32,6 +32,7 @@ import msgspec
 
 from ..providers.base import LlmProvider
 from .builtin import Builtin, BuiltinError, build_builtin, builtin_options
+from .egress import guard_private_ranges
 from .harness import CLIS, HarnessAgent, HarnessKind
 from .mcp import McpHub, McpServerSpec, check_specs
 from .sandbox import SandboxError, SandboxKind, SandboxLimits, SandboxPolicy, make_sandbox
@@ -39,6 +40,7 @@ from .single import SingleAgent
 from .toolbox import ThreadToolbox
 from .tools import Tool
 from .turns import TurnStore
+from .warm_sandbox import WarmPool
 from .workspace import Workspace
 from .workspaces import ThreadWorkspaces, WorkspaceQuota, default_workspace_root
 
@@ -69,6 +71,8 @@ class AgentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, tag_fi
     network: bool = False
     sandbox_paths: list[str] = msgspec.field(default_factory=list)
     limits: SandboxLimits = msgspec.field(default_factory=SandboxLimits)
+    sandbox_idle: float = 300.0
+    """Seconds a thread's warm sandbox is kept without a command."""
     quota: WorkspaceQuota = msgspec.field(default_factory=WorkspaceQuota)
     workspace_template: str | None = None
     mcp_servers: list[McpServerSpec] = msgspec.field(default_factory=list)
@@ -171,8 +175,10 @@ def _policy(spec: AgentSpec,
     if sandbox.kind == "none":
         log.warning("agent %r runs bash and MCP servers WITHOUT a sandbox (`sandbox: none`): "
                     "they can read everything the server's user can", spec.name)
+    elif spec.network:
+        guard_private_ranges(spec.name)
     return SandboxPolicy(sandbox, network=spec.network, ro_paths=tuple(spec.sandbox_paths),
-                         limits=spec.limits)
+                         limits=spec.limits, warm=WarmPool(spec.sandbox_idle))
 
 
 def build_toolbox(spec: AgentSpec, ttl: float | None = None) -> ThreadToolbox:
@@ -289,6 +295,8 @@ def build_harness(spec: HarnessSpec, *, default_key: str | None = None,
         raise AgentSpecError(str(e), ".sandbox") from None
     if sandbox.kind == "none":
         log.warning("harness agent %r runs WITHOUT a sandbox (`sandbox: none`)", spec.name)
+    else:
+        guard_private_ranges(spec.name, spec.gateway_url)
     extra = _install_dir(binary)
     # The CLI calls this gateway back for its model: it needs the network.
     policy = SandboxPolicy(sandbox, network=True, limits=spec.limits,

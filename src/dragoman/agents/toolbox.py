@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from .builtin import Builtin
+from .egress import close_guard
 from .mcp import McpHub
 from .sandbox import SandboxPolicy
 from .tools import Tool, ToolError, ToolRegistry
@@ -76,6 +77,9 @@ class ThreadToolbox:
                 yield ToolRegistry([t if t in self.shared else _Refused(t, e.message)  # type: ignore[arg-type]
                                     for t in made], timeout=self.timeout)
                 return
+            warm = self.policy.warm if self.policy is not None else None
+            if thread is None and warm is not None:  # its workspace goes with the request
+                stack.push_async_callback(warm.stop, ws.root)
             registry = ToolRegistry(self._make(ws), timeout=self.timeout)
             if self.mcp is not None:
                 taken = {t.name for t in registry}
@@ -86,3 +90,7 @@ class ThreadToolbox:
     async def aclose(self) -> None:
         if self.mcp is not None:
             await self.mcp.aclose()
+        if self.policy is not None and self.policy.warm is not None:
+            await self.policy.warm.aclose()
+        if self.policy is not None and self.policy.network:
+            await close_guard()

@@ -17,7 +17,7 @@ arm per model over the scores that model's children of it got, and a branch's ch
 samples from the counts summed along its path from the root (what this branch has
 learned), so a model that does well somewhere is tried more there.
 
-Why not TreeQuest: this is ~100 lines with the standard library; TreeQuest would pull
+Why not TreeQuest: this is ~100 lines over the standard library's ``random``; TreeQuest would pull
 scipy/numpy for the same Beta draws. The draws are ``beta_draw`` (Cheng's BB, ~1.5x
 cheaper than ``random.betavariate``), and a node with no room to widen and one live
 child is descended into without a draw (``bench/orchestrators.py``).
@@ -26,13 +26,15 @@ child is descended into without a draw (``bench/orchestrators.py``).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+
+import msgspec
 
 from .beta_draw import beta_draw
 
 
-@dataclass
-class Node:
+class Node(msgspec.Struct):
+    """One node (a struct, not a dataclass: the search makes one per iteration)."""
+
     parent: int | None
     depth: int
     score: float = 0.0
@@ -40,7 +42,9 @@ class Node:
     feedback: str = ""
     model: int = 0
     failed: bool = False
-    children: list[int] = field(default_factory=list)
+    children: list[int] = msgspec.field(default_factory=list)
+    #: the children that did not fail (what selection may descend into)
+    live: list[int] = msgspec.field(default_factory=list)
     #: posterior of this subtree (the parent's "go deeper into me" arm)
     alpha: float = 1.0
     beta: float = 1.0
@@ -48,7 +52,7 @@ class Node:
     gen_alpha: float = 1.0
     gen_beta: float = 1.0
     #: per model: (sum of scores, sum of 1 - scores) of the children it generated here
-    arms: dict[int, tuple[float, float]] = field(default_factory=dict)
+    arms: dict[int, tuple[float, float]] = msgspec.field(default_factory=dict)
 
 
 class Tree:
@@ -67,21 +71,21 @@ class Tree:
 
     def select(self) -> int:
         """The node to expand next (its new child is the next rollout)."""
+        nodes, rng = self.nodes, self.rng
         n = 0
         while True:
-            node = self.nodes[n]
-            live = [c for c in node.children if not self.nodes[c].failed]
+            node = nodes[n]
+            live = node.live
             wider = len(node.children) < self.branching_factor
             if not live:
                 return n  # nothing to descend into: widen (even past a full, failed row)
             if not wider and len(live) == 1:
                 n = live[0]  # nothing to weigh: no draw
                 continue
-            rng = self.rng
             gen = beta_draw(rng, node.gen_alpha, node.gen_beta) if wider else -1.0
             best, draw = n, -1.0
             for c in live:
-                child = self.nodes[c]
+                child = nodes[c]
                 d = beta_draw(rng, child.alpha, child.beta)
                 if d > draw:
                     best, draw = c, d
@@ -114,6 +118,8 @@ class Tree:
         self.nodes.append(Node(parent=parent, depth=p.depth + 1, score=score, answer=answer,
                                feedback=feedback, model=model, failed=failed))
         p.children.append(index)
+        if not failed:
+            p.live.append(index)
         p.gen_alpha += score
         p.gen_beta += 1.0 - score
         w, lo = p.arms.get(model, (0.0, 0.0))

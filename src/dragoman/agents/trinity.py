@@ -15,12 +15,12 @@ rejected the answer: … Solve it again." — so tako's keyword rule (``RegexRou
 walks plan → solve → check by itself;
 ``LlmRouter`` reads the whole transcript.
 
-Each turn runs as a ``SingleAgent`` on the chosen model with the Trinity's tools (the
-tool events pass through). What a client sees per turn: ``dragoman.step``, the turn's text
-as ``dragoman.candidate_delta {step, branch: role index}``, with a ``verifier`` scorer
-partial and final ``verifier_score``s of worker turns, and for a verifier turn one
-``verifier_score`` (1.0 accept, 0.0 reject). The answer — the last worker answer — is the
-only content. Usage sums every turn, router and judge call.
+With ``tools``, each turn runs as a ``SingleAgent`` on the chosen model (the tool events
+pass through); without, a turn is one call of the chosen model. What a client sees per
+turn: ``dragoman.step``, the turn's text as ``dragoman.candidate_delta {step, branch:
+role index}``, with a ``verifier`` scorer partial and final ``verifier_score``s of worker
+turns, and for a verifier turn one ``verifier_score`` (1.0 accept, 0.0 reject). The
+answer — the last worker answer — is the only content. Usage sums every turn, router and judge call.
 """
 
 from __future__ import annotations
@@ -128,9 +128,11 @@ class Trinity(Orchestrator):
         self.max_steps = max_steps
         self.verifier = verifier
         registry = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools)
-        self._agents = {role: SingleAgent(p, registry, max_steps=tool_steps,
-                                          owns_provider=False, name=f"{name}:{role}")
-                        for role, p in roles.items()}
+        # without tools a turn is one model call: no tool loop around it (as AbMcts)
+        self._agents: dict[str, LlmProvider] = {
+            role: SingleAgent(p, registry, max_steps=tool_steps, owns_provider=False,
+                              name=f"{name}:{role}") if len(registry) else p
+            for role, p in roles.items()}
         # Candidates in role order — thinkers, workers, verifiers — whatever the order
         # given (a YAML mapping has none): tako's keyword rule picks by position.
         self._order = sorted(roles, key=lambda r: _KIND_ORDER[kind_of(r)])
@@ -154,6 +156,7 @@ class Trinity(Orchestrator):
 
     async def _run(self, req: ChatRequest, run: RunState) -> AsyncGenerator[StreamEvent, None]:
         work: list[tuple[str, str]] = []  # (role, text) of every turn
+        question = question_of(req)
         answer = ""
         status: str | None = None
         for step in range(self.max_steps):
@@ -169,10 +172,24 @@ class Trinity(Orchestrator):
             kind = kind_of(role)
             branch = self._order.index(role)
             turn = Turn()
-            async with contextlib.aclosing(self._turn(req, role, work, turn, step, branch,
-                                                      run)) as acting:
-                async for ev in acting:
-                    yield ev
+            # the turn's scorer: a verifier turn's verdict is its score
+            scores = PartialScores(self.verifier if kind != VERIFIER else None, question,
+                                   step, branch)
+            try:
+                async with contextlib.aclosing(relay(
+                        self._agents[role], self._turn_request(req, kind, work), turn,
+                        forward=(AgentToolCall, AgentToolResult))) as acting:
+                    async for ev in acting:
+                        if not isinstance(ev, TextDelta):
+                            yield ev
+                            continue
+                        yield CandidateDelta(step=step, branch=branch, delta=ev.text)
+                        partial = await scores.feed(ev.text)
+                        if partial is not None:
+                            yield partial
+            finally:
+                run.add(scores.usage)
+                run.add(turn.usage)
             work.append((role, turn.text))
             if kind == VERIFIER:
                 accepted, feedback = parse_verdict(turn.text)
@@ -184,7 +201,7 @@ class Trinity(Orchestrator):
             if kind == WORKER or not answer:
                 answer = turn.text
             if self.verifier is not None:
-                judged = await self.verifier.score(question_of(req), turn.text)
+                judged = await self.verifier.score(question, turn.text)
                 run.add(judged.usage)
                 yield VerifierScore(step=step, branch=branch, score=judged.score)
             if kind == WORKER and not self._has_verifier:
@@ -195,30 +212,11 @@ class Trinity(Orchestrator):
         if answer:
             yield TextDelta(text=answer)
 
-    async def _turn(self, req: ChatRequest, role: str, work: list[tuple[str, str]],
-                    turn: Turn, step: int, branch: int,
-                    run: RunState) -> AsyncGenerator[StreamEvent, None]:
-        """One role's turn: its prompt, the work so far, its agent's tool loop."""
+    def _turn_request(self, req: ChatRequest, kind: str,
+                      work: list[tuple[str, str]]) -> ChatRequest:
+        """One role's turn: its prompt, the conversation, the team's work so far."""
         messages = list(req.messages)
         if work:
             shown = "\n\n".join(f"[{r}]\n{t}" for r, t in work)
             messages.append(user(f"The team's work so far:\n\n{shown}\n\nNow do your part."))
-        prompt = ROLE_PROMPTS[kind_of(role)]
-        scorer = self.verifier if kind_of(role) != VERIFIER else None
-        scores = PartialScores(scorer, question_of(req), step, branch)
-        try:
-            async with contextlib.aclosing(relay(
-                    self._agents[role], inner_request(req, messages, system=prompt), turn,
-                    forward=(AgentToolCall, AgentToolResult))) as acting:
-                async for ev in acting:
-                    if not isinstance(ev, TextDelta):
-                        yield ev
-                        continue
-                    yield CandidateDelta(step=step, branch=branch, delta=ev.text)
-                    partial = await scores.feed(ev.text)
-                    if partial is not None:
-                        yield partial
-        finally:
-            run.add(scores.usage)
-            run.add(turn.usage)
-
+        return inner_request(req, messages, system=ROLE_PROMPTS[kind])

@@ -35,7 +35,8 @@ class RuleBased:
         return self._judge(answer)
 
     async def score_partial(self, question: str, text: str, deltas: int) -> Judgement | None:
-        return self._judge(text)
+        # only the score is shown for partial text: no feedback sentence to join
+        return Judgement(score=1.0 - len(self.rules.failures(text)) / self.rules.count)
 
 
 class LlmJudge(ModelJudge):

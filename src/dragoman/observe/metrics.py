@@ -150,39 +150,6 @@ def observe_many(child: Any, values: Sequence[float]) -> None:
             buckets[i].inc(n)
 
 
-class _Group:
-    """What the requests of one label set brought between two flushes."""
-
-    __slots__ = ("cached", "cost", "input_tokens", "output_tokens", "refused", "requests",
-                 "retried", "seconds", "ttft", "upstream")
-
-    def __init__(self) -> None:
-        self.requests = self.refused = self.cached = 0
-        self.cost = 0.0
-        self.seconds: list[float] = []
-        self.ttft: list[float] = []
-        self.upstream: list[float] = []
-        self.input_tokens: list[float] = []
-        self.output_tokens: list[float] = []
-        self.retried: list[str] = []
-
-    def add(self, rec: FinishedRequest) -> None:
-        self.requests += 1
-        self.seconds.append(rec.duration_ms / 1000)
-        if rec.ttft_ms is not None:
-            self.ttft.append(rec.ttft_ms / 1000)
-        if rec.upstream_ms is not None:
-            self.upstream.append(rec.upstream_ms / 1000)
-        if rec.input_tokens or rec.output_tokens:
-            self.input_tokens.append(rec.input_tokens)
-            self.output_tokens.append(rec.output_tokens)
-        self.cached += rec.cached_tokens
-        self.cost += rec.cost
-        if rec.retried:
-            self.retried.extend(rec.retried)
-        self.refused += rec.refused
-
-
 class GatewayMetrics:
     """The gateway's metrics in a registry of their own (so several gateways in one
     process, as in tests, do not collide)."""
@@ -266,39 +233,52 @@ class GatewayMetrics:
         self._pending = []
         if not pending:
             return
-        groups: dict[tuple[Any, ...], _Group] = {}
-        for rec in pending:  # one dict lookup per request: its label values together
+        # One dict lookup per request (its label values together), then one pass per
+        # value over each label set's requests: list comprehensions, no call per request.
+        groups: dict[tuple[Any, ...], list[FinishedRequest]] = {}
+        for rec in pending:
             key = (rec.model, rec.deployment, rec.provider, rec.dialect, rec.status,
                    rec.outcome, rec.tenant, rec.served_model)
-            g = groups.get(key)
-            if g is None:
-                g = groups[key] = _Group()
-            g.add(rec)
-        for (model, deployment, provider, dialect, status, outcome, tenant, served), g \
+            recs = groups.get(key)
+            if recs is None:
+                groups[key] = [rec]
+            else:
+                recs.append(rec)
+        for (model, deployment, provider, dialect, status, outcome, tenant, served), recs \
                 in groups.items():
-            self.requests(model, deployment, provider, dialect, str(status), outcome).inc(
-                g.requests)
+            n = len(recs)
+            self.requests(model, deployment, provider, dialect, str(status), outcome).inc(n)
             observe_many(self.duration("chat", provider, model,
-                                       "" if outcome == "ok" else outcome), g.seconds)
-            if g.ttft:
-                observe_many(self.ttft(provider, model), g.ttft)
-            if g.upstream:
-                observe_many(self.upstream(deployment, provider), g.upstream)
-            if g.input_tokens:
+                                       "" if outcome == "ok" else outcome),
+                         [r.duration_ms * 0.001 for r in recs])
+            ttft = [t * 0.001 for r in recs if (t := r.ttft_ms) is not None]
+            if ttft:
+                observe_many(self.ttft(provider, model), ttft)
+            upstream = [t * 0.001 for r in recs if (t := r.upstream_ms) is not None]
+            if upstream:
+                observe_many(self.upstream(deployment, provider), upstream)
+            tokens = [(r.input_tokens, r.output_tokens, r.cached_tokens, r.cost)
+                      for r in recs]
+            counted = [t for t in tokens if t[0] or t[1]]
+            if counted:
                 observe_many(self.tokens("chat", provider, model, "input", tenant),
-                             g.input_tokens)
+                             [t[0] for t in counted])
                 observe_many(self.tokens("chat", provider, model, "output", tenant),
-                             g.output_tokens)
-            if g.cached:
-                self.cached(tenant, model).inc(g.cached)
-            if g.cost:
-                self.cost(tenant, model).inc(g.cost)
-            for label in g.retried:
-                self.retries(label).inc()
+                             [t[1] for t in counted])
+            cached = sum([t[2] for t in tokens])
+            if cached:
+                self.cached(tenant, model).inc(cached)
+            cost = sum([t[3] for t in tokens])
+            if cost:
+                self.cost(tenant, model).inc(cost)
+            for r in recs:
+                for label in r.retried:
+                    self.retries(label).inc()
             if served and served != model:
-                self.fallbacks(model, served).inc(g.requests)
-            if g.refused:
-                self.refusals(tenant, outcome).inc(g.refused)
+                self.fallbacks(model, served).inc(n)
+            refused = sum([r.refused for r in recs])
+            if refused:
+                self.refusals(tenant, outcome).inc(refused)
 
     def store_timing(self) -> Callable[[str, float], None]:
         """The session store's ``on_timing`` hook: an append, observed at the next

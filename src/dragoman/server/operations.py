@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from ..observe import BatchWriter, GatewayMetrics
 from ..providers.base import HttpDialectProvider
 from ..router.usage import UsageRecord
-from ..sessions.usage import UsageRow
+from ..sessions.usage import UsageValues
 from .accounting import deployment_label
 
 if TYPE_CHECKING:
@@ -37,23 +37,21 @@ log = logging.getLogger("dragoman.server")
 SAMPLE_EVERY = 1.0
 
 
-def ledger_row(rec: UsageRecord) -> UsageRow:
+def ledger_values(rec: UsageRecord) -> UsageValues:
+    """``rec`` as a ledger row: its values in ``usage.COLUMNS`` order (a plain tuple, the
+    cheapest row to build; tests/observe checks the order against ``UsageRow``)."""
     u = rec.usage
-    return UsageRow(ts=int(rec.started * 1000), tenant=rec.tenant, key_id=rec.key_id,
-                    model=rec.model, deployment=rec.deployment, provider=rec.provider,
-                    dialect=rec.dialect, stream=rec.stream, input_tokens=u.input_tokens,
-                    output_tokens=u.output_tokens, cached_tokens=u.cached_tokens,
-                    reasoning_tokens=u.reasoning_tokens, cost=rec.cost,
-                    latency_ms=rec.duration_ms, ttft_ms=rec.ttft_ms,
-                    upstream_ms=rec.upstream_ms, status=rec.status, outcome=rec.outcome,
-                    thread=rec.thread)
+    return (int(rec.started * 1000), rec.tenant, rec.key_id, rec.model, rec.deployment,
+            rec.provider, rec.dialect, rec.stream, u.input_tokens, u.output_tokens,
+            u.cached_tokens, u.reasoning_tokens, rec.cost, rec.duration_ms, rec.ttft_ms,
+            rec.upstream_ms, rec.status, rec.outcome, rec.thread)
 
 
 class Operations:
     def __init__(self, gw: Gateway) -> None:
         self._gw = gw
         self.metrics = GatewayMetrics()
-        self.ledger: BatchWriter[UsageRow] = BatchWriter(gw.sessions.append_usage)
+        self.ledger: BatchWriter[UsageValues] = BatchWriter(gw.sessions.append_usage)
         self._sampler: asyncio.Task[None] | None = None
         self._finished: list[UsageRecord] = []
         admin = gw.admin.configured
@@ -74,7 +72,7 @@ class Operations:
         m = self.metrics
         m.flush(batch if self.live_metrics is not None else ())
         if batch and self._ledger_on:
-            self.ledger.extend([ledger_row(r) for r in batch])
+            self.ledger.extend(list(map(ledger_values, batch)))
         for d in self._gw.models.deployments():
             label = deployment_label(d)
             m.set_breaker(label, d.health.breaker.state.value)

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from . import plans as p
 from .settings import StoreSettings
 from .store import SessionStore
-from .usage import UsageGroup, UsageRow, group_rows, matches
+from .usage import UsageGroup, UsageRow, group_rows, matches, row_from_db
 
 R = TypeVar("R")
 
@@ -216,7 +216,7 @@ class MemoryStore(SessionStore):
     # --- usage ledger -----------------------------------------------------------------------
 
     def _InsertUsage(self, op: p.InsertUsage) -> None:
-        self._usage.extend(op.rows)
+        self._usage.extend(map(row_from_db, op.rows))  # (read back as rows)
 
     def _SelectUsage(self, op: p.SelectUsage) -> list[UsageRow]:
         q = op.query

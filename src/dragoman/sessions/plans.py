@@ -20,7 +20,7 @@ import msgspec
 from ..core import ChatRequest, ChatResponse, Message, new_id
 from .history import EMPTY_CHAIN, ThreadView, chain, common_prefix, prefix_chains
 from .records import PreviousResponse, PurgeStats, StoredResponse, Turn, TurnResult
-from .usage import GroupKey, UsageGroup, UsageQuery, UsageRow
+from .usage import GroupKey, UsageGroup, UsageQuery, UsageRow, UsageValues
 
 R = TypeVar("R")
 
@@ -289,7 +289,7 @@ class PurgeAgentTurns(Op[int]):
 
 @dataclass(frozen=True, slots=True)
 class InsertUsage(Op[None]):
-    rows: list[UsageRow]
+    rows: list[UsageValues]
 
 
 @dataclass(frozen=True, slots=True)
@@ -489,7 +489,7 @@ def commit_turn(t: Turn, now: int, min_updated: int) -> Plan[TurnResult]:
                       thread_id=thread.id if thread is not None else None)
 
 
-def append_usage(rows: list[UsageRow]) -> Plan[None]:
+def append_usage(rows: list[UsageValues]) -> Plan[None]:
     yield from do(InsertUsage(rows))
 
 

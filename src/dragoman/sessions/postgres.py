@@ -27,7 +27,6 @@ from .usage import (
     group_sql,
     insert_sql,
     row_from_db,
-    row_values,
     select_sql,
 )
 
@@ -287,7 +286,7 @@ _DAY = "to_char(to_timestamp(ts / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 
 
 async def _insert_usage(c: Any, op: p.InsertUsage) -> None:
-    await c.executemany(_INSERT_USAGE, [row_values(r) for r in op.rows])
+    await c.executemany(_INSERT_USAGE, op.rows)
 
 
 async def _select_usage(c: Any, op: p.SelectUsage) -> list[UsageRow]:

@@ -31,7 +31,6 @@ from .usage import (
     group_sql,
     insert_sql,
     row_from_db,
-    row_values,
     select_sql,
 )
 
@@ -302,7 +301,7 @@ _DAY = "strftime('%Y-%m-%d', ts / 1000, 'unixepoch')"
 
 
 def _insert_usage(c: sqlite3.Connection, op: p.InsertUsage) -> None:
-    c.executemany(_INSERT_USAGE, [row_values(r) for r in op.rows])
+    c.executemany(_INSERT_USAGE, op.rows)
 
 
 def _select_usage(c: sqlite3.Connection, op: p.SelectUsage) -> list[UsageRow]:

@@ -18,7 +18,7 @@ from . import plans
 from .history import ThreadView
 from .records import PreviousResponse, PurgeStats, StoredResponse, Turn, TurnResult
 from .settings import StoreSettings
-from .usage import GroupKey, UsageGroup, UsageQuery, UsageRow
+from .usage import GroupKey, UsageGroup, UsageQuery, UsageRow, UsageValues
 
 log = logging.getLogger("dragoman.sessions")
 
@@ -214,8 +214,9 @@ class SessionStore(abc.ABC):
 
     # --- usage ledger (``usage.py``) ---------------------------------------------------------
 
-    async def append_usage(self, rows: list[UsageRow]) -> None:
-        """Append ledger rows in one transaction (durable when this returns)."""
+    async def append_usage(self, rows: list[UsageValues]) -> None:
+        """Append ledger rows (values in ``usage.COLUMNS`` order) in one transaction
+        (durable when this returns)."""
         await self._run(plans.append_usage(rows), write=True)
 
     async def usage_rows(self, query: UsageQuery) -> list[UsageRow]:

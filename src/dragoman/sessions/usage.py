@@ -53,7 +53,13 @@ class UsageRow(msgspec.Struct, kw_only=True):
 COLUMNS: tuple[str, ...] = tuple(UsageRow.__struct_fields__)
 
 
-def row_values(row: UsageRow) -> tuple[object, ...]:
+#: One ledger row as the databases take it: its values in ``COLUMNS`` order. The server
+#: writes these (``server.operations.ledger_values``), not ``UsageRow``s: a tuple of plain
+#: values is the cheapest row there is to build, and ``executemany`` takes it as it is.
+UsageValues = tuple[object, ...]
+
+
+def row_values(row: UsageRow) -> UsageValues:
     return tuple(getattr(row, c) for c in COLUMNS)
 
 

@@ -9,8 +9,10 @@ its children too — when it outlives ``timeout``, when its output passes
 With a ``SandboxPolicy`` (every agent built from a config has one) the command runs inside
 the sandbox (``dragoman.agents.sandbox``): it sees only the workspace, at ``/workspace``,
 under CPU, memory, file-size and process limits, and after each command the workspace's
-quotas are checked. Without one (a ``Bash`` built in Python, or ``sandbox: none``) it is not
-a sandbox: a command can read whatever the server's user can read.
+quotas are checked. A thread's commands start in its warm sandbox (``warm_sandbox``) when
+the server runs as root: namespaces and mounts are built once per thread, not per call.
+Without one (a ``Bash`` built in Python, or ``sandbox: none``) it is not a sandbox: a
+command can read whatever the server's user can read.
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 from typing import Any
 
 import msgspec
 
-from ..sandbox import SandboxPolicy, descendants
+from ..sandbox import SandboxError, SandboxPolicy
 from ..tools import ToolError
+from ..warm_sandbox import Running, start_command
 from ..workspace import Workspace
 from .files import _schema, _str_arg
 
@@ -39,27 +41,15 @@ class BashOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass_env: list[str] = msgspec.field(default_factory=list)
 
 
-def _kill_group(proc: asyncio.subprocess.Process) -> None:
-    """Kill the process group, and every process below the command in other sessions (a
-    sandbox's PID-namespace init: killing it ends everything in the sandbox)."""
-    if proc.returncode is None and proc.pid > 0:
-        for pid in descendants(proc.pid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
-async def _reap(proc: asyncio.subprocess.Process) -> None:
-    """Kill the group and wait for it. The unread output must be drained first: on
+async def _reap(proc: Running) -> None:
+    """Kill the command and wait for it. The unread output must be drained first: on
     Python 3.11 ``wait()`` completes only once the pipe is closed, and a full, paused pipe
     never reports its end."""
-    _kill_group(proc)
-    if proc.stdout is not None:
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(5):
-                while await proc.stdout.read(1 << 16):
-                    pass
+    proc.kill()
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(5):
+            while await proc.stdout.read(1 << 16):
+                pass
     await proc.wait()
 
 
@@ -93,19 +83,15 @@ class Bash:
             raise ToolError("'command' is empty")
         opts = self.opts
         argv = [opts.shell, "-c", command]
-        if self.policy is not None:
-            argv = self.policy.command(argv, self.ws.root, owner=self.ws.owner,
-                                       file_bytes=self.ws.max_bytes)
-        proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=self.ws.root, env=self.env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+        try:
+            proc = await start_command(argv, self.ws, self.policy, self.env)
+        except SandboxError as e:
+            raise ToolError(str(e)) from None
         out = bytearray()
         cap = opts.max_output_bytes
         overflow = False
         try:
             async with asyncio.timeout(opts.timeout):
-                assert proc.stdout is not None
                 while chunk := await proc.stdout.read(65536):
                     out += chunk
                     if len(out) > cap:
@@ -120,13 +106,14 @@ class Bash:
             raise ToolError(_show(out, cap) + f"\n[the command timed out after "
                             f"{opts.timeout:g} s and was killed]") from None
         except BaseException:  # cancelled: leave nothing running
-            _kill_group(proc)
+            proc.kill()
             with contextlib.suppress(BaseException):
                 await asyncio.shield(_reap(proc))
             raise
         finally:
-            # Background children the shell left behind share its process group.
-            _kill_group(proc)
+            # Background children the shell left behind share its process group (a warm
+            # sandbox's command: its PID namespace, gone with it already).
+            proc.kill()
         if overflow:
             raise ToolError(_show(out, cap) + f"\n[output passed {cap} bytes: the command "
                             "was stopped; redirect it to a file or filter it]")

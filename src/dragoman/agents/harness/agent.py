@@ -39,8 +39,10 @@ from ...core import (
     acollect,
     new_id,
 )
-from ..builtin.shell import DEFAULT_PATH, _kill_group, _reap
+from ..builtin.shell import DEFAULT_PATH, _reap
+from ..egress import close_guard, guard_network
 from ..sandbox import SandboxPolicy
+from ..warm_sandbox import ColdRun
 from ..workspaces import ThreadWorkspace, ThreadWorkspaces
 from .clis import ClaudeCode, Codex, Turn
 
@@ -95,7 +97,7 @@ class HarnessAgent:
         return None
 
     async def aclose(self) -> None:
-        return None
+        await close_guard()
 
     async def complete(self, req: ChatRequest) -> ChatResponse:
         async with contextlib.aclosing(self.stream(req)) as events:
@@ -177,6 +179,7 @@ class HarnessAgent:
             argv = self.policy.command(argv, ws.root, owner=ws.owner, file_bytes=ws.max_bytes)
         env = {"PATH": DEFAULT_PATH, "HOME": home, "LANG": "C.UTF-8", "TERM": "dumb",
                **self.cli.env(home, self.key, turn.url)}
+        await guard_network(self.policy)
         proc = await asyncio.create_subprocess_exec(
             *argv, cwd=ws.root, env=env, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -193,9 +196,8 @@ class HarnessAgent:
         try:
             yield proc, stderr
         finally:
-            _kill_group(proc)
             with contextlib.suppress(BaseException):
-                await asyncio.shield(_reap(proc))
+                await asyncio.shield(_reap(ColdRun(proc)))
             reader.cancel()
             with contextlib.suppress(BaseException):
                 await reader

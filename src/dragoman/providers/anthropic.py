@@ -10,8 +10,9 @@ import msgspec
 from ..core import ChatRequest, ChatResponse, UpstreamError
 from ..dialects.anthropic_messages import DIALECT as ANTHROPIC_MESSAGES
 from ..dialects.anthropic_messages import StreamParser, parse_response
-from .base import HttpDialectProvider, upstream_error
+from .base import HttpDialectProvider
 from .registry import ProviderSpec, no_options
+from .upstream_call import read_whole
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -49,12 +50,7 @@ class Anthropic(HttpDialectProvider):
         resp = await self.http.request(
             "POST", self._messages_path() + "/count_tokens", body=msgspec.json.encode(body),
             headers=self.request_headers(req, False))
-        try:
-            raw = await resp.read()
-        finally:
-            resp.release()
-        if resp.status >= 400:
-            raise upstream_error(self.dialect, resp, raw)
+        raw = await read_whole(resp, self.error_from)
         try:
             n = msgspec.json.decode(raw)["input_tokens"]
         except Exception:

@@ -7,7 +7,7 @@ the request/response/stream plumbing once; an adapter subclass only says where t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import msgspec
@@ -17,15 +17,14 @@ from ..core import (
     ChatRequest,
     ChatResponse,
     DragomanError,
-    Finish,
-    StreamError,
     StreamEvent,
     UpstreamError,
 )
 from ..dialects.contract import StreamParser, UpstreamDialect
-from ..net import HttpClient, NdjsonDecoder, SseDecoder, Timeouts, UpstreamResponse
+from ..net import HttpClient, SseDecoder, Timeouts, UpstreamResponse
 from ..net.http import DEFAULT_POOL
-from ..net.retry import retry_after_seconds
+from .frames import FrameDecoder, NdjsonFrames
+from .upstream_call import EventReader, read_stream, read_whole, with_retry_after
 
 if TYPE_CHECKING:
     from .passthrough import Passthrough
@@ -33,39 +32,14 @@ if TYPE_CHECKING:
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
+__all__ = ["FrameDecoder", "HttpDialectProvider", "LlmProvider", "NdjsonFrames",
+           "upstream_error"]
+
 
 def upstream_error(dialect: UpstreamDialect, resp: UpstreamResponse, raw: bytes) -> DragomanError:
     """The dialect's reading of an upstream HTTP error, plus the retry delay from the
     response headers (the body parsers only see the body)."""
-    err = dialect.parse_error(resp.status, raw)
-    if err.retry_after is None:
-        err.retry_after = retry_after_seconds(resp.headers)
-    return err
-
-
-class FrameDecoder(Protocol):
-    """Bytes split anywhere → complete frames ``(event name or None, payload)``, fed to the
-    dialect's stream parser (SSE: the ``data`` text; NDJSON: the decoded line). May be
-    lazy: a corrupt frame can raise after the good frames before it were yielded."""
-
-    def feed(self, chunk: bytes) -> Iterable[tuple[str | None, Any]]: ...
-
-    def close(self) -> Iterable[tuple[str | None, Any]]: ...
-
-
-class NdjsonFrames:
-    """NDJSON as frames: every decoded line is one ``(None, value)`` frame."""
-
-    __slots__ = ("_decoder",)
-
-    def __init__(self) -> None:
-        self._decoder = NdjsonDecoder()
-
-    def feed(self, chunk: bytes) -> list[tuple[str | None, Any]]:
-        return [(None, v) for v in self._decoder.feed(chunk)]
-
-    def close(self) -> list[tuple[str | None, Any]]:
-        return [(None, v) for v in self._decoder.close()]
+    return with_retry_after(dialect.parse_error(resp.status, raw), resp)
 
 
 @runtime_checkable
@@ -92,6 +66,7 @@ class HttpDialectProvider:
 
     dialect: UpstreamDialect
     default_base_url: str = ""
+    method: str = "POST"
     passthrough_safe: ClassVar[bool] = False
     """The adapter's envelope is exactly its dialect's plus auth headers, so a client of
     the same dialect may have its body forwarded as is (``passthrough``). Never inherited:
@@ -168,7 +143,7 @@ class HttpDialectProvider:
     async def send(self, req: ChatRequest, stream: bool) -> UpstreamResponse:
         """POST one request upstream. Adapters that need I/O first (a token provider, media
         to fetch) or a second attempt (refresh on 401) override this one method."""
-        return await self.http.request("POST", self.path(req, stream),
+        return await self.http.request(self.method, self.path(req, stream),
                                        body=self._body(req, stream),
                                        headers=self.request_headers(req, stream))
 
@@ -181,14 +156,12 @@ class HttpDialectProvider:
         a header, like Bedrock's ``x-amzn-ErrorType``, override it)."""
         return upstream_error(self.dialect, resp, raw)
 
+    def stream_error_from(self, resp: UpstreamResponse, raw: bytes) -> DragomanError:
+        """The same for a streaming call (an upstream may word those differently)."""
+        return self.error_from(resp, raw)
+
     async def complete(self, req: ChatRequest) -> ChatResponse:
-        resp = await self.send(req, False)
-        try:
-            raw = await resp.read()
-        finally:
-            resp.release()
-        if resp.status >= 400:
-            raise self.error_from(resp, raw)
+        raw = await read_whole(await self.send(req, False), self.error_from)
         try:
             return self.parse_upstream_response(_decode(raw), req)
         except DragomanError:
@@ -196,38 +169,11 @@ class HttpDialectProvider:
         except Exception:
             raise UpstreamError("upstream returned a body that is not valid JSON") from None
 
-    async def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
-        resp = await self.send(req, True)
-        completed = finished = False
-        try:
-            if resp.status >= 400:
-                raise self.error_from(resp, await resp.read())
-            decoder = self.stream_decoder()
-            parser = self.upstream_stream_parser(req)
-            try:
-                async for chunk in resp.iter_chunks():
-                    for name, data in decoder.feed(chunk):
-                        for ev in parser.feed(name, data):
-                            if type(ev) is Finish:
-                                finished = True
-                            yield ev
-                for name, data in decoder.close():
-                    for ev in parser.feed(name, data):
-                        yield ev
-                for ev in parser.close():
-                    yield ev
-                completed = True
-            except DragomanError as e:
-                yield StreamError(error=e)
-        finally:
-            # Abandoned mid-stream (client left, error): closing the connection is what
-            # tells the upstream to stop generating. Finished (or closed by a consumer
-            # that stopped at the terminal event, the upstream's last bytes still on the
-            # way): kept for reuse once those are read.
-            if completed or finished:
-                resp.release()
-            else:
-                resp.close()
+    def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """The upstream's stream read by the dialect's parser (``upstream_call``); nothing
+        is sent before the first event is asked for."""
+        return read_stream(lambda: self.send(req, True), self.stream_error_from,
+                           EventReader(self.stream_decoder(), self.upstream_stream_parser(req)))
 
     async def count_tokens(self, req: ChatRequest) -> int | None:
         return None

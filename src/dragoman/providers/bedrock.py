@@ -44,10 +44,11 @@ from ..dialects.bedrock_converse import DOCUMENT_FORMATS, StreamParser, parse_er
 from ..net import UpstreamResponse
 from ..net.eventstream import EventStreamDecoder, EventStreamMessage
 from ..net.fetch import FetchPolicy
-from ..net.retry import retry_after_seconds
-from .base import FrameDecoder, HttpDialectProvider
+from .base import HttpDialectProvider
+from .frames import FrameDecoder
 from .media import IMAGE_FETCH_POLICY, IMAGE_TYPES, inline_remote_media
 from .registry import OptionsError, ProviderSpec
+from .upstream_call import with_retry_after
 
 SERVICE = "bedrock"
 EVENT_STREAM = "application/vnd.amazon.eventstream"
@@ -147,10 +148,8 @@ class Bedrock(HttpDialectProvider):
         return _EventStreamFrames()
 
     def error_from(self, resp: UpstreamResponse, raw: bytes) -> DragomanError:
-        err = parse_error(resp.status, raw, resp.headers.get("x-amzn-ErrorType"))
-        if err.retry_after is None:
-            err.retry_after = retry_after_seconds(resp.headers)
-        return err
+        return with_retry_after(
+            parse_error(resp.status, raw, resp.headers.get("x-amzn-ErrorType")), resp)
 
     async def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
         """As the base, except that an exception frame before any content (a throttle at

@@ -58,6 +58,7 @@ from .base import HttpDialectProvider
 from .google_auth import GoogleAccessToken
 from .media import IMAGE_FETCH_POLICY, MEDIA_TYPES, inline_remote_media
 from .registry import OptionsError, ProviderSpec
+from .upstream_call import read_whole
 
 GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
 
@@ -254,12 +255,7 @@ class GoogleGenerateContent(HttpDialectProvider):
             "POST", self.model_path() + ":countTokens",
             body=msgspec.json.encode(self.count_tokens_body(full)),
             headers=self.request_headers(req, False))
-        try:
-            raw = await resp.read()
-        finally:
-            resp.release()
-        if resp.status >= 400:
-            raise self.error_from(resp, raw)
+        raw = await read_whole(resp, self.error_from)
         try:
             n = msgspec.json.decode(raw)["totalTokens"]
         except Exception:

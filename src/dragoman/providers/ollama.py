@@ -19,7 +19,8 @@ from ..dialects.ollama import DIALECT as OLLAMA
 from ..dialects.ollama import StreamParser, parse_response
 from ..net import UpstreamResponse
 from ..net.fetch import FetchPolicy
-from .base import FrameDecoder, HttpDialectProvider, NdjsonFrames
+from .base import HttpDialectProvider
+from .frames import FrameDecoder, NdjsonFrames
 from .media import IMAGE_FETCH_POLICY, inline_remote_media
 from .registry import ProviderSpec
 

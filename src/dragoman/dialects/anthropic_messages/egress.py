@@ -26,9 +26,12 @@ from ...core import (
 )
 from ..data_urls import split_data_url
 from ..effort import budget_for_effort
+from ..sampling import Sampling
 from ..tool_args import CUSTOM_TOOL_SCHEMA, custom_tool_description
 from ..tool_args import object_from_arguments as input_from_arguments
 from .wire import NAME, ORIGIN, TOOL_EXTRAS_KEY, citations_json
+
+SAMPLING = Sampling(NAME)
 
 DEFAULT_MAX_TOKENS = 4096
 """``max_tokens`` when the neutral request has none (the Messages API requires one)."""
@@ -55,7 +58,7 @@ def render_request(req: ChatRequest, *, inline_system: bool = False) -> dict[str
     same = req.dialect == NAME
     body: dict[str, Any] = {"model": req.model}
     thinking, effort, max_tokens = _render_reasoning(req, same)
-    body["max_tokens"] = max_tokens
+    SAMPLING.render(req, body, max_tokens=max_tokens)
 
     system: list[dict[str, Any]] = [_text_block(t) for t in req.system or () if t.text]
     body["messages"] = _render_messages(req.messages, system, inline_system)
@@ -80,19 +83,8 @@ def render_request(req: ChatRequest, *, inline_system: bool = False) -> dict[str
     if output_config:
         body["output_config"] = output_config
 
-    if req.stop:
-        body["stop_sequences"] = list(req.stop)
-    if req.temperature is not None:
-        body["temperature"] = req.temperature
-    if req.top_p is not None:
-        body["top_p"] = req.top_p
-    if req.top_k is not None:
-        body["top_k"] = req.top_k
-    metadata: dict[str, Any] = dict(req.metadata or {}) if same else {}
-    if req.user is not None:
-        metadata["user_id"] = req.user
-    if metadata:
-        body["metadata"] = metadata
+    if same and req.metadata:  # the client's own, under the user id sampling put there
+        body["metadata"] = {**req.metadata, **body.get("metadata", {})}
     if req.stream:
         body["stream"] = True
 

@@ -41,8 +41,11 @@ from ...core import (
 )
 from ..data_urls import split_data_url
 from ..effort import budget_for_effort
+from ..sampling import Sampling
 from ..tool_args import CUSTOM_TOOL_SCHEMA, custom_tool_description, object_from_arguments
 from .wire import NAME, ORIGIN
+
+SAMPLING = Sampling(NAME)
 
 DEFAULT_MAX_TOKENS = 4096
 """``maxTokens`` derived when thinking is on and the request set no cap (the budget must
@@ -83,29 +86,14 @@ def render_request(req: ChatRequest) -> dict[str, Any]:
         body["system"] = system
 
     thinking, max_tokens = _render_reasoning(req)
-    inference: dict[str, Any] = {}
-    if max_tokens is not None:
-        inference["maxTokens"] = max_tokens
-    if req.temperature is not None:
-        inference["temperature"] = req.temperature
-    if req.top_p is not None:
-        inference["topP"] = req.top_p
-    if req.stop:
-        inference["stopSequences"] = list(req.stop)
-    if inference:
-        body["inferenceConfig"] = inference
+    SAMPLING.render(req, body, max_tokens=max_tokens)
 
     tool_config = _render_tool_config(req, messages)
     if tool_config is not None:
         body["toolConfig"] = tool_config
 
-    additional: dict[str, Any] = {}
     if thinking is not None:
-        additional["thinking"] = thinking
-    if req.top_k is not None:
-        additional["top_k"] = req.top_k
-    if additional:
-        body["additionalModelRequestFields"] = additional
+        body.setdefault("additionalModelRequestFields", {})["thinking"] = thinking
     return body
 
 

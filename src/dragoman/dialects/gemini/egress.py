@@ -40,8 +40,11 @@ from ...core import (
 )
 from ..data_urls import split_data_url
 from ..effort import budget_for_effort
+from ..sampling import Sampling
 from ..tool_args import CUSTOM_TOOL_SCHEMA, custom_tool_description, object_from_arguments
 from .wire import NAME, ORIGIN, SKIP_SIGNATURE, is_synthesized
+
+SAMPLING = Sampling(NAME)
 
 _MAGIC = (("iVBORw0KGgo", "image/png"), ("/9j/", "image/jpeg"), ("R0lGOD", "image/gif"),
           ("UklGR", "image/webp"), ("JVBERi0", "application/pdf"))
@@ -61,29 +64,17 @@ def render_request(req: ChatRequest) -> dict[str, Any]:
         if tool_config is not None:
             body["toolConfig"] = tool_config
 
-    gen = _generation_config(req)
-    if gen:
-        body["generationConfig"] = gen
+    SAMPLING.render(req, body)  # generationConfig.maxOutputTokens, .temperature, …
+    _generation_config(req, body)
     return body
 
 
 # --- generation config ------------------------------------------------------------------
 
 
-def _generation_config(req: ChatRequest) -> dict[str, Any]:
-    gen: dict[str, Any] = {}
-    if req.max_tokens is not None:
-        gen["maxOutputTokens"] = req.max_tokens
-    if req.temperature is not None:
-        gen["temperature"] = req.temperature
-    if req.top_p is not None:
-        gen["topP"] = req.top_p
-    if req.top_k is not None:
-        gen["topK"] = req.top_k
-    if req.stop:
-        gen["stopSequences"] = list(req.stop)
-    if req.seed is not None:
-        gen["seed"] = req.seed
+def _generation_config(req: ChatRequest, body: dict[str, Any]) -> None:
+    """The rest of ``generationConfig``: the answer's format and thinking."""
+    gen: dict[str, Any] = body.get("generationConfig", {})
     rf = req.response_format
     if rf is not None and rf.type != "text":
         gen["responseMimeType"] = "application/json"
@@ -92,7 +83,8 @@ def _generation_config(req: ChatRequest) -> dict[str, Any]:
     thinking = _thinking_config(req)
     if thinking is not None:
         gen["thinkingConfig"] = thinking
-    return gen
+    if gen:
+        body["generationConfig"] = gen
 
 
 def _thinking_config(req: ChatRequest) -> dict[str, Any] | None:

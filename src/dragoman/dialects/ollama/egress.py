@@ -29,11 +29,15 @@ from ...core import (
     ToolCall,
     ToolResult,
 )
+from ..sampling import Sampling
 from ..tool_args import (
     CUSTOM_TOOL_SCHEMA,
     custom_tool_description,
     object_from_arguments,
 )
+from .wire import NAME
+
+SAMPLING = Sampling(NAME)
 
 
 def _text(parts: list[str]) -> str:
@@ -166,12 +170,5 @@ def render_request(req: ChatRequest) -> dict[str, Any]:
     think = think_value(req)
     if think is not None:
         body["think"] = think
-    options: dict[str, Any] = {}
-    for key, val in (("temperature", req.temperature), ("top_p", req.top_p),
-                     ("top_k", req.top_k), ("num_predict", req.max_tokens),
-                     ("stop", req.stop or None), ("seed", req.seed)):
-        if val is not None:
-            options[key] = val
-    if options:
-        body["options"] = options
+    SAMPLING.render(req, body)
     return body

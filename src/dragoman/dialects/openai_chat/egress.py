@@ -23,9 +23,12 @@ from ...core import (
 )
 from ..data_urls import data_url
 from ..effort import effort_for_budget
+from ..sampling import Sampling
 from .render import tool_call_json
 from .tools import nested_format
 from .wire import NAME
+
+SAMPLING = Sampling(NAME)
 
 
 def _part_json(p: Part) -> dict[str, Any] | None:
@@ -192,18 +195,7 @@ def render_request(req: ChatRequest) -> dict[str, Any]:
             body["tool_choice"] = _tool_choice_json(req.tool_choice, custom)
         if req.parallel_tool_calls is not None:
             body["parallel_tool_calls"] = req.parallel_tool_calls
-    if req.max_tokens is not None:
-        body["max_completion_tokens"] = req.max_tokens
-    if req.temperature is not None:
-        body["temperature"] = req.temperature
-    if req.top_p is not None:
-        body["top_p"] = req.top_p
-    if req.stop:
-        body["stop"] = req.stop
-    if req.seed is not None:
-        body["seed"] = req.seed
-    if req.user is not None:
-        body["user"] = req.user
+    SAMPLING.render(req, body)
     rf = req.response_format
     if rf is not None:
         if rf.type == "json_schema":

@@ -9,6 +9,7 @@ from ...core import (
     ChatRequest,
     Thinking,
 )
+from ..sampling import Sampling
 from .items import input_items
 from .wire import (
     NAME,
@@ -20,6 +21,8 @@ from .wire import (
     render_tool_choice,
     render_tools,
 )
+
+SAMPLING = Sampling(NAME)
 
 _ENCRYPTED = "reasoning.encrypted_content"
 
@@ -44,12 +47,7 @@ def render_request(req: ChatRequest) -> dict[str, Any]:
         body["tool_choice"] = render_tool_choice(req.tool_choice, custom_names(req))
     if req.parallel_tool_calls is not None:
         body["parallel_tool_calls"] = req.parallel_tool_calls
-    if req.max_tokens is not None:
-        body["max_output_tokens"] = req.max_tokens
-    if req.temperature is not None:
-        body["temperature"] = req.temperature
-    if req.top_p is not None:
-        body["top_p"] = req.top_p
+    SAMPLING.render(req, body)
     if req.response_format is not None:
         body["text"] = {"format": format_dict(req.response_format)}
     reasoning = reasoning_dict(req.reasoning, foreign=not ours)
@@ -59,8 +57,6 @@ def render_request(req: ChatRequest) -> dict[str, Any]:
         body["stream"] = True
     if req.metadata is not None:
         body["metadata"] = req.metadata
-    if req.user is not None:
-        body["user"] = req.user
     body["store"] = False
     if _replays_reasoning(req) or (reasoning is not None and
                                    reasoning.get("effort", "medium") != "none"):

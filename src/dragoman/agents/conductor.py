@@ -43,6 +43,7 @@ from ..core import (
     ChatRequest,
     DragomanError,
     Message,
+    RequestContext,
     StepStart,
     StopReason,
     StreamEvent,
@@ -173,7 +174,7 @@ class Conductor(Orchestrator):
             turn = Turn()
             answer_stream = FinalAnswerStream()
             async with contextlib.aclosing(relay(self.coordinator, inner_request(
-                    req, messages, system=system), turn)) as coordinating:
+                    req, messages, system=system), turn, ctx=run.ctx)) as coordinating:
                 async for ev in coordinating:
                     # a plan streams nothing; a halting reply's final_answer streams as
                     # the coordinator writes it
@@ -244,7 +245,7 @@ class Conductor(Orchestrator):
         queue: asyncio.Queue[StreamEvent | _Done] = asyncio.Queue()
         done = {o.ref: asyncio.Event() for o in outcomes}
         fanout = asyncio.Semaphore(self.max_fanout)
-        tasks = [asyncio.ensure_future(self._work(req, step, i, d, outcomes[i], depth,
+        tasks = [asyncio.ensure_future(self._work(req, run.ctx, step, i, d, outcomes[i], depth,
                                                   results, done, fanout, queue))
                  for i, d in enumerate(plan.dispatch)]
         try:
@@ -276,7 +277,8 @@ class Conductor(Orchestrator):
                 run.add(judged.usage)
                 yield VerifierScore(step=step, branch=i + 1, score=judged.score)
 
-    async def _work(self, req: ChatRequest, step: int, i: int, d: Dispatch, out: _Outcome,
+    async def _work(self, req: ChatRequest, ctx: RequestContext, step: int, i: int,
+                    d: Dispatch, out: _Outcome,
                     depth: int, results: dict[int, _Outcome], done: dict[int, asyncio.Event],
                     fanout: asyncio.Semaphore,
                     queue: asyncio.Queue[StreamEvent | _Done]) -> None:
@@ -295,7 +297,8 @@ class Conductor(Orchestrator):
             async with fanout:
                 try:
                     async with asyncio.timeout(self.worker_timeout):
-                        await self._call_worker(worker, req, prompt, step, i, out, queue)
+                        await self._call_worker(worker, req, ctx, prompt, step, i, out,
+                                                queue)
                 except TimeoutError:
                     out.error = f"worker timed out after {self.worker_timeout:g}s"
                 except DragomanError as e:
@@ -305,14 +308,15 @@ class Conductor(Orchestrator):
                 done[out.ref].set()
             queue.put_nowait(_Done(i))
 
-    async def _call_worker(self, worker: LlmProvider, req: ChatRequest, prompt: str,
+    async def _call_worker(self, worker: LlmProvider, req: ChatRequest, ctx: RequestContext,
+                           prompt: str,
                            step: int, i: int, out: _Outcome,
                            queue: asyncio.Queue[StreamEvent | _Done]) -> None:
         turn = Turn()
         scores = PartialScores(self.verifier, out.task, step, i + 1)
         try:
             async with contextlib.aclosing(relay(worker, inner_request(
-                    req, [user(prompt)], keep_system=False), turn)) as working:
+                    req, [user(prompt)], keep_system=False), turn, ctx=ctx)) as working:
                 async for ev in working:
                     assert isinstance(ev, TextDelta)
                     queue.put_nowait(CandidateDelta(step=step, branch=i + 1, delta=ev.text))

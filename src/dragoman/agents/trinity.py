@@ -209,7 +209,7 @@ class Trinity(Orchestrator):
         try:
             async with contextlib.aclosing(relay(
                     self._agents[role], inner_request(req, messages, system=prompt), turn,
-                    forward=(AgentToolCall, AgentToolResult))) as acting:
+                    forward=(AgentToolCall, AgentToolResult), ctx=run.ctx)) as acting:
                 async for ev in acting:
                     if not isinstance(ev, TextDelta):
                         yield ev

@@ -44,12 +44,14 @@ from typing import Any, Literal
 import msgspec
 
 from ..core import (
+    NO_CONTEXT,
     Capabilities,
     ChatRequest,
     ChatResponse,
     DragomanError,
     Finish,
     Part,
+    RequestContext,
     StopReason,
     StreamError,
     StreamEvent,
@@ -312,7 +314,7 @@ class HttpGeneric:
         key = self._api_key
         return message.replace(key, "***") if key and key in message else message
 
-    async def complete(self, req: ChatRequest) -> ChatResponse:
+    async def complete(self, req: ChatRequest, ctx: RequestContext = NO_CONTEXT) -> ChatResponse:
         resp = await self.http.request(self.method, self._url,
                                        body=self._body(self._template, req, False),
                                        headers=self._headers)
@@ -359,12 +361,13 @@ class HttpGeneric:
 
     # --- streams -----------------------------------------------------------------------
 
-    async def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(self, req: ChatRequest,
+                     ctx: RequestContext = NO_CONTEXT) -> AsyncIterator[StreamEvent]:
         sm = self._stream
         if sm is None or (req.tools and self._caps.tools):
             # No stream configured, or tool calls (read from whole answers only): answer
             # whole and replay it as a stream.
-            resp = await self.complete(req)
+            resp = await self.complete(req, ctx)
             for ev in events_of(resp):
                 yield ev
             return

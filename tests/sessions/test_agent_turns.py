@@ -19,6 +19,7 @@ from dragoman.agents import MemoryTurnStore, PendingTurn, SingleAgent
 from dragoman.core import (
     ChatRequest,
     Message,
+    RequestContext,
     Text,
     TextDelta,
     Tool,
@@ -163,7 +164,7 @@ async def test_an_agent_splices_the_turn_back_from_another_store_instance(
         ask = Message(role="user", content=[Text(
             text='::tool get_weather {"city": "Rome"}\n::tool ask_user {"q": "units?"}')])
         resp = await acollect(first.stream(ChatRequest(
-            model="agent", messages=[ask], tools=ASK, tenant="a")), "r", "agent")
+            model="agent", messages=[ask], tools=ASK), RequestContext(tenant="a")), "r", "agent")
         (call,) = resp.tool_calls()
         follow = [ask, Message(role="assistant", content=resp.content),
                   Message(role="tool", content=[ToolResult(call_id=call.id,
@@ -171,7 +172,7 @@ async def test_an_agent_splices_the_turn_back_from_another_store_instance(
 
         async def answer(tenant: str) -> str:
             events = [e async for e in second.stream(ChatRequest(
-                model="agent", messages=follow, tools=ASK, tenant=tenant))]
+                model="agent", messages=follow, tools=ASK), RequestContext(tenant=tenant))]
             return "".join(e.text for e in events if isinstance(e, TextDelta))
 
         spliced = await answer("a")

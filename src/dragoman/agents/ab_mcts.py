@@ -130,7 +130,7 @@ class AbMcts(Orchestrator):
                 try:
                     async with contextlib.aclosing(relay(
                             self._rollers[model], request, turn,
-                            forward=(AgentToolCall, AgentToolResult))) as rolling:
+                            forward=(AgentToolCall, AgentToolResult), ctx=run.ctx)) as rolling:
                         async for ev in rolling:
                             if not isinstance(ev, TextDelta):
                                 yield ev

@@ -43,6 +43,7 @@ from ..core import (
     ChatRequest,
     DragomanError,
     Message,
+    RequestContext,
     StepStart,
     StopReason,
     StreamEvent,
@@ -180,7 +181,7 @@ class Conductor(Orchestrator):
             turn = Turn()
             answer_stream = FinalAnswerStream()
             async with contextlib.aclosing(relay(self.coordinator, inner_request(
-                    req, messages, system=system), turn)) as coordinating:
+                    req, messages, system=system), turn, ctx=run.ctx)) as coordinating:
                 async for ev in coordinating:
                     # a plan streams nothing; a halting reply's final_answer streams as
                     # the coordinator writes it
@@ -253,8 +254,8 @@ class Conductor(Orchestrator):
         # an Event only for a result a later task of this plan waits for
         done = {o.ref: asyncio.Event() for later in seen for o in later if o.ref >= first_ref}
         fanout = asyncio.Semaphore(self.max_fanout)
-        tasks = [asyncio.ensure_future(self._work(req, step, i, d, outcomes[i], seen[i],
-                                                  depth, done, fanout, inbox))
+        tasks = [asyncio.ensure_future(self._work(req, run.ctx, step, i, d, outcomes[i],
+                                                  seen[i], depth, done, fanout, inbox))
                  for i, d in enumerate(plan.dispatch)]
         try:
             finished = 0
@@ -285,8 +286,9 @@ class Conductor(Orchestrator):
                 run.add(judged.usage)
                 yield VerifierScore(step=step, branch=i + 1, score=judged.score)
 
-    async def _work(self, req: ChatRequest, step: int, i: int, d: Dispatch, out: _Outcome,
-                    seen: list[_Outcome], depth: int, done: dict[int, asyncio.Event],
+    async def _work(self, req: ChatRequest, ctx: RequestContext, step: int, i: int,
+                    d: Dispatch, out: _Outcome, seen: list[_Outcome], depth: int,
+                    done: dict[int, asyncio.Event],
                     fanout: asyncio.Semaphore,
                     inbox: Inbox[StreamEvent | _Done]) -> None:
         """One task: wait for the results it sees from this plan, then call its worker
@@ -303,7 +305,8 @@ class Conductor(Orchestrator):
             async with fanout:
                 try:
                     async with asyncio.timeout(self.worker_timeout):
-                        await self._call_worker(worker, req, prompt, step, i, out, inbox)
+                        await self._call_worker(worker, req, ctx, prompt, step, i, out,
+                                                inbox)
                 except TimeoutError:
                     out.error = f"worker timed out after {self.worker_timeout:g}s"
                 except DragomanError as e:
@@ -313,14 +316,15 @@ class Conductor(Orchestrator):
                 done[out.ref].set()
             inbox.put(_Done(i))
 
-    async def _call_worker(self, worker: LlmProvider, req: ChatRequest, prompt: str,
+    async def _call_worker(self, worker: LlmProvider, req: ChatRequest, ctx: RequestContext,
+                           prompt: str,
                            step: int, i: int, out: _Outcome,
                            inbox: Inbox[StreamEvent | _Done]) -> None:
         turn = Turn()
         scores = PartialScores(self.verifier, out.task, step, i + 1)
         try:
             async with contextlib.aclosing(relay(worker, inner_request(
-                    req, [user(prompt)], keep_system=False), turn)) as working:
+                    req, [user(prompt)], keep_system=False), turn, ctx=ctx)) as working:
                 async for ev in working:
                     assert isinstance(ev, TextDelta)
                     inbox.put(CandidateDelta(step=step, branch=i + 1, delta=ev.text))

@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 
 from ..core import (
+    NO_CONTEXT,
     AgentToolCall,
     AgentToolResult,
     CandidateDelta,
@@ -33,6 +34,7 @@ from ..core import (
     Finish,
     Message,
     Recursion,
+    RequestContext,
     StepStart,
     StopReason,
     StreamError,
@@ -47,6 +49,7 @@ from ..core import (
     new_id,
 )
 from ..providers.base import LlmProvider
+from ..providers.legacy import with_context
 
 _replace = msgspec.structs.replace
 
@@ -62,6 +65,9 @@ class RunState:
     usage: Usage = field(default_factory=Usage)
     steps: int = 0
     stop_reason: StopReason = StopReason.END_TURN
+    ctx: RequestContext = NO_CONTEXT
+    """The outer request's context, passed on to every inner call (``relay(..., ctx=)``):
+    a nested agent keeps its state under the same tenant and thread."""
 
     def add(self, usage: Usage) -> None:
         """Count an inner call's usage (the client gets the sum at the end)."""
@@ -129,12 +135,13 @@ def inner_request(req: ChatRequest, messages: list[Message], *,
 
 
 async def relay(provider: LlmProvider, req: ChatRequest, turn: Turn, *,
-                forward: tuple[type, ...] = ()) -> AsyncGenerator[StreamEvent, None]:
+                forward: tuple[type, ...] = (), ctx: RequestContext = NO_CONTEXT
+                ) -> AsyncGenerator[StreamEvent, None]:
     """Stream one inner call: yields its non-empty ``TextDelta``s and the nested agent
     events whose types are in ``forward``; fills ``turn`` (text, usage, stop reason).
     Raises the call's error; closing this generator closes the inner stream."""
     parts: list[str] = []
-    stream = provider.stream(req)
+    stream = with_context(provider).stream(req, ctx)
     try:
         async for ev in stream:
             if isinstance(ev, TextDelta):
@@ -182,10 +189,11 @@ class Closing:
         await close_stream(self.events)
 
 
-async def call(provider: LlmProvider, req: ChatRequest) -> Turn:
+async def call(provider: LlmProvider, req: ChatRequest,
+               ctx: RequestContext = NO_CONTEXT) -> Turn:
     """One inner call, read to the end (its text is not shown to the client)."""
     turn = Turn()
-    async with contextlib.aclosing(relay(provider, req, turn)) as events:
+    async with contextlib.aclosing(relay(provider, req, turn, ctx=ctx)) as events:
         async for _ in events:
             pass
     return turn
@@ -221,8 +229,9 @@ class Orchestrator:
             for p in self._providers:
                 await p.aclose()
 
-    async def stream(self, req: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
-        run = RunState()
+    async def stream(self, req: ChatRequest,
+                     ctx: RequestContext = NO_CONTEXT) -> AsyncGenerator[StreamEvent, None]:
+        run = RunState(ctx=ctx)
         # Step starts are held back until something else happens, so a failure of the
         # first inner call is raised (the client gets a proper HTTP error) rather than
         # reported in-band after a bare step frame.
@@ -250,8 +259,8 @@ class Orchestrator:
         yield UsageUpdate(usage=run.usage)
         yield Finish(stop_reason=run.stop_reason)
 
-    async def complete(self, req: ChatRequest) -> ChatResponse:
-        async with contextlib.aclosing(self.stream(req)) as events:
+    async def complete(self, req: ChatRequest, ctx: RequestContext = NO_CONTEXT) -> ChatResponse:
+        async with contextlib.aclosing(self.stream(req, ctx)) as events:
             return await acollect(events, new_id("agent-"), req.model)
 
     async def run(self, prompt: str | list[Message], *, system: str | None = None,
@@ -286,7 +295,7 @@ async def run_stream(provider: LlmProvider, prompt: str | list[Message], *,
     usage = Usage()
     steps = 0
     stop = StopReason.END_TURN
-    async with contextlib.aclosing(_aiter(provider.stream(req))) as events:
+    async with contextlib.aclosing(_aiter(with_context(provider).stream(req))) as events:
         async for ev in events:
             if isinstance(ev, TextDelta):
                 parts.append(ev.text)

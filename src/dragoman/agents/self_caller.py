@@ -94,7 +94,7 @@ class SelfCaller(Orchestrator):
             _ENCLOSING.set((depth, budget - offset))
             try:
                 async with contextlib.aclosing(relay(self.inner, inner_request(
-                        req, messages), turn, forward=NESTED_EVENTS)) as iteration:
+                        req, messages), turn, forward=NESTED_EVENTS, ctx=run.ctx)) as iteration:
                     async for ev in iteration:
                         if not isinstance(ev, TextDelta):
                             yield ev

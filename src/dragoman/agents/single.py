@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 
 from ..core import (
+    NO_CONTEXT,
     AgentToolCall,
     AgentToolResult,
     Capabilities,
@@ -37,6 +38,7 @@ from ..core import (
     OpaqueItem,
     Part,
     RedactedThinkingBlock,
+    RequestContext,
     StepStart,
     StopReason,
     StreamError,
@@ -59,6 +61,7 @@ from ..core import (
 )
 from ..core import Tool as ToolSpec
 from ..providers.base import LlmProvider
+from ..providers.legacy import with_context
 from .orchestrator import Closing, Result, run_stream
 from .tasks import cancel_unfinished
 from .toolbox import ThreadToolbox
@@ -110,6 +113,7 @@ class SingleAgent:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
         self.provider = provider
+        self._model = with_context(provider)  # called with the request's context
         self.tools = tools if isinstance(tools, ToolRegistry) else ToolRegistry(
             tools, timeout=tool_timeout)
         self.system = system
@@ -138,8 +142,8 @@ class SingleAgent:
         if self.owns_provider:
             await self.provider.aclose()
 
-    async def complete(self, req: ChatRequest) -> ChatResponse:
-        async with contextlib.aclosing(self.stream(req)) as events:
+    async def complete(self, req: ChatRequest, ctx: RequestContext = NO_CONTEXT) -> ChatResponse:
+        async with contextlib.aclosing(self.stream(req, ctx)) as events:
             return await acollect(events, new_id("agent-"), req.model)
 
     async def run(self, prompt: str | list[Message], *, system: str | None = None,
@@ -148,24 +152,25 @@ class SingleAgent:
         (model calls), as the other orchestrators' ``run``."""
         return await run_stream(self, prompt, system=system, **settings)
 
-    def stream(self, req: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+    def stream(self, req: ChatRequest,
+               ctx: RequestContext = NO_CONTEXT) -> AsyncGenerator[StreamEvent, None]:
         if self.toolbox is None:
-            return self._stream(req, self.tools)
-        return self._in_thread(req, self.toolbox)
+            return self._stream(req, ctx, self.tools)
+        return self._in_thread(req, ctx, self.toolbox)
 
-    async def _in_thread(self, req: ChatRequest, toolbox: ThreadToolbox
+    async def _in_thread(self, req: ChatRequest, ctx: RequestContext, toolbox: ThreadToolbox
                          ) -> AsyncGenerator[StreamEvent, None]:
         """The loop with the tools of the request's thread (its workspace, its MCP
         connections), held until the stream ends."""
-        async with toolbox.open(req.tenant or "", req.thread) as tools, \
-                contextlib.aclosing(self._stream(req, tools)) as events:
+        async with toolbox.open(ctx.tenant, ctx.thread) as tools, \
+                contextlib.aclosing(self._stream(req, ctx, tools)) as events:
             async for ev in events:
                 yield ev
 
-    async def _stream(self, req: ChatRequest, tools: ToolRegistry
+    async def _stream(self, req: ChatRequest, ctx: RequestContext, tools: ToolRegistry
                       ) -> AsyncGenerator[StreamEvent, None]:
         base, client_names = self._base_request(req, req.tools or [], tools)
-        tenant = req.tenant or ""  # "": an agent called in-process, without a server
+        tenant = ctx.tenant  # "": an agent called in-process, without a server
         messages = await restore(list(req.messages), self.turns, tenant)
         added: list[Message] = []  # what this turn adds to the conversation
         total = Usage()
@@ -182,7 +187,7 @@ class SingleAgent:
             tracer = spans.TRACER  # the step's span holds its model call (not its tools)
             step_span = tracer.agent_step(self.name, step) if tracer is not None else None
             async with spans.current(step_span), \
-                    Closing(self.provider.stream(step_req)) as upstream:
+                    Closing(self._model.stream(step_req, ctx)) as upstream:
                 try:
                     first = await anext(upstream)
                 except StopAsyncIteration:

@@ -178,7 +178,7 @@ class Trinity(Orchestrator):
             try:
                 async with contextlib.aclosing(relay(
                         self._agents[role], self._turn_request(req, kind, work), turn,
-                        forward=(AgentToolCall, AgentToolResult))) as acting:
+                        forward=(AgentToolCall, AgentToolResult), ctx=run.ctx)) as acting:
                     async for ev in acting:
                         if not isinstance(ev, TextDelta):
                             yield ev

@@ -5,9 +5,9 @@ client runs it) and the next request carries the result. That request only holds
 client saw — the agent's own tool calls and results of the turn are not in it. The agent
 therefore keeps them in a ``TurnStore``, keyed by the caller's tenant and the
 client-visible call ids, and splices them back in when the results come (``restore``), so
-the model continues with the whole picture. The tenant comes from ``ChatRequest.tenant``
-(set by the server from the authenticated principal): another tenant presenting the same
-call id finds nothing.
+the model continues with the whole picture. The tenant comes from the request's context
+(``RequestContext.tenant``, set by the server from the authenticated principal): another
+tenant presenting the same call id finds nothing.
 
 ``MemoryTurnStore`` keeps records in the process (the default for an agent built in
 Python). The gateway built from a config gives its agents a store on the session database

@@ -99,7 +99,9 @@ class ChatRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     put them. ``extra`` keeps fields this model does not know, tagged with the ``dialect``
     they came from: they are forwarded only to an upstream of that same dialect.
     ``model`` may be left empty when the request goes straight to a provider object (which
-    sends its own model).
+    sends its own model). Who asked, and what the server knows about the call (tenant,
+    thread, headers to forward), is not here but in the ``RequestContext`` passed beside
+    it (``dragoman.core.context``).
     """
 
     model: str = ""
@@ -125,16 +127,6 @@ class ChatRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
     previous_response_id: str | None = None
     dialect: str | None = None
     extra: dict[str, Any] | None = None
-    forward_headers: dict[str, str] | None = None
-    """Client headers meant for a same-family upstream (``anthropic-beta``…), set by the
-    server, forwarded by providers that know them."""
-    tenant: str | None = None
-    """The authenticated caller's tenant, set by the server (never parsed from or rendered
-    to a wire format): state kept across requests, such as an agent's hidden part of a
-    turn (``dragoman.agents.turns``), is scoped by it."""
-    thread: str | None = None
-    """The request's thread key, set by the server (never on the wire): an agent keeps a
-    workspace and tool servers per (tenant, thread)."""
 
     def custom_tool_names(self) -> frozenset[str]:
         """Names of the free-text (custom) tools. Upstreams without custom tools get them

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from ..core import ChatRequest, ChatResponse, UpstreamError
+from ..core import NO_CONTEXT, ChatRequest, ChatResponse, RequestContext, UpstreamError
 from ..dialects.anthropic_messages import DIALECT as ANTHROPIC_MESSAGES
 from ..dialects.anthropic_messages import StreamParser, parse_response
 from .base import HttpDialectProvider
@@ -60,10 +60,11 @@ class Anthropic(HttpDialectProvider):
     def auth_headers(self) -> dict[str, str]:
         return {"x-api-key": self._api_key} if self._api_key else {}
 
-    def request_headers(self, req: ChatRequest, stream: bool) -> dict[str, str]:
-        h = super().request_headers(req, stream)
+    def request_headers(self, req: ChatRequest, stream: bool,
+                        ctx: RequestContext = NO_CONTEXT) -> dict[str, str]:
+        h = super().request_headers(req, stream, ctx)
         h.setdefault("anthropic-version", ANTHROPIC_VERSION)
-        fwd = req.forward_headers
+        fwd = ctx.forward_headers
         if fwd:
             beta = fwd.get("anthropic-beta")
             if beta:

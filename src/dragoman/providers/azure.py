@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 import msgspec
 
-from ..core import ChatRequest
+from ..core import NO_CONTEXT, ChatRequest, RequestContext
 from ..dialects.openai_chat import DIALECT as OPENAI_CHAT
 from ..dialects.openai_responses import DIALECT as OPENAI_RESPONSES
 from ..net import UpstreamResponse
@@ -121,11 +121,12 @@ class AzureOpenAI(HttpDialectProvider):
             body.pop("stream_options", None)
         return body
 
-    async def send(self, req: ChatRequest, stream: bool) -> UpstreamResponse:
+    async def send(self, req: ChatRequest, stream: bool,
+                   ctx: RequestContext = NO_CONTEXT) -> UpstreamResponse:
         if self._token_provider is None:
-            return await super().send(req, stream)
+            return await super().send(req, stream, ctx)
         token = await call(self._token_provider)
-        headers = self.request_headers(req, stream)
+        headers = self.request_headers(req, stream, ctx)
         headers["authorization"] = f"Bearer {token}"
         return await self.http.request("POST", self._path, body=self._body(req, stream),
                                        headers=headers)

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 import msgspec
 
 from ..core import (
+    NO_CONTEXT,
     Capabilities,
     ChatRequest,
     ChatResponse,
     DragomanError,
+    RequestContext,
     StreamEvent,
     UpstreamError,
 )
@@ -46,15 +48,23 @@ def upstream_error(dialect: UpstreamDialect, resp: UpstreamResponse, raw: bytes)
 class LlmProvider(Protocol):
     """What the gateway and agents call. ``stream`` raises a ``DragomanError`` if the
     upstream fails before the first event, and yields a ``StreamError`` event for a
-    failure after it; the last event is always ``Finish`` or ``StreamError``."""
+    failure after it; the last event is always ``Finish`` or ``StreamError``.
+
+    ``ctx`` is who asked and what the server knows about the call (tenant, thread, client
+    headers meant for the upstream: ``dragoman.core.RequestContext``); callers without a
+    server leave it out (``NO_CONTEXT``). A provider written for the older one-argument
+    form ``stream(self, req)`` still works: dragoman wraps it where it takes it
+    (``dragoman.providers.legacy.with_context``) and calls it without the context."""
 
     name: str
 
     def capabilities(self) -> Capabilities: ...
 
-    def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]: ...
+    def stream(self, req: ChatRequest,
+               ctx: RequestContext = NO_CONTEXT) -> AsyncIterator[StreamEvent]: ...
 
-    async def complete(self, req: ChatRequest) -> ChatResponse: ...
+    async def complete(self, req: ChatRequest,
+                       ctx: RequestContext = NO_CONTEXT) -> ChatResponse: ...
 
     async def count_tokens(self, req: ChatRequest) -> int | None: ...
 
@@ -111,7 +121,8 @@ class HttpDialectProvider:
     def upstream_stream_parser(self, req: ChatRequest) -> StreamParser:
         return self.dialect.stream_parser()
 
-    def request_headers(self, req: ChatRequest, stream: bool) -> dict[str, str]:
+    def request_headers(self, req: ChatRequest, stream: bool,
+                        ctx: RequestContext = NO_CONTEXT) -> dict[str, str]:
         h = {"content-type": "application/json",
              "accept": "text/event-stream" if stream else "application/json"}
         h.update(self.auth_headers())
@@ -123,7 +134,8 @@ class HttpDialectProvider:
     def capabilities(self) -> Capabilities:
         return self._caps
 
-    def passthrough(self, req: ChatRequest, body: dict[str, Any]) -> Passthrough | None:
+    def passthrough(self, req: ChatRequest, body: dict[str, Any],
+                    ctx: RequestContext = NO_CONTEXT) -> Passthrough | None:
         """The fast path: ``req`` (parsed from the client's ``body``) forwarded byte for
         byte, or None when it must be translated (another dialect, an adapter that changes
         the envelope, a request the dialect's rules say needs changing)."""
@@ -134,18 +146,19 @@ class HttpDialectProvider:
             return None
         from .passthrough import prepare
 
-        return prepare(self, req, body)
+        return prepare(self, req, body, ctx)
 
     def _body(self, req: ChatRequest, stream: bool) -> bytes:
         upstream_req = msgspec.structs.replace(req, model=self.model)
         return _encode(self.prepare(self.dialect.render_request(upstream_req), req, stream))
 
-    async def send(self, req: ChatRequest, stream: bool) -> UpstreamResponse:
+    async def send(self, req: ChatRequest, stream: bool,
+                   ctx: RequestContext = NO_CONTEXT) -> UpstreamResponse:
         """POST one request upstream. Adapters that need I/O first (a token provider, media
         to fetch) or a second attempt (refresh on 401) override this one method."""
         return await self.http.request(self.method, self.path(req, stream),
                                        body=self._body(req, stream),
-                                       headers=self.request_headers(req, stream))
+                                       headers=self.request_headers(req, stream, ctx))
 
     def stream_decoder(self) -> FrameDecoder:
         """How the upstream frames a stream: SSE by default; NDJSON upstreams override."""
@@ -160,8 +173,9 @@ class HttpDialectProvider:
         """The same for a streaming call (an upstream may word those differently)."""
         return self.error_from(resp, raw)
 
-    async def complete(self, req: ChatRequest) -> ChatResponse:
-        raw = await read_whole(await self.send(req, False), self.error_from)
+    async def complete(self, req: ChatRequest,
+                       ctx: RequestContext = NO_CONTEXT) -> ChatResponse:
+        raw = await read_whole(await self.send(req, False, ctx), self.error_from)
         try:
             return self.parse_upstream_response(_decode(raw), req)
         except DragomanError:
@@ -169,10 +183,11 @@ class HttpDialectProvider:
         except Exception:
             raise UpstreamError("upstream returned a body that is not valid JSON") from None
 
-    def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+    def stream(self, req: ChatRequest,
+               ctx: RequestContext = NO_CONTEXT) -> AsyncIterator[StreamEvent]:
         """The upstream's stream read by the dialect's parser (``upstream_call``); nothing
         is sent before the first event is asked for."""
-        return read_stream(lambda: self.send(req, True), self.stream_error_from,
+        return read_stream(lambda: self.send(req, True, ctx), self.stream_error_from,
                            EventReader(self.stream_decoder(), self.upstream_stream_parser(req)))
 
     async def count_tokens(self, req: ChatRequest) -> int | None:

@@ -32,9 +32,11 @@ from botocore.credentials import Credentials, ReadOnlyCredentials, RefreshableCr
 from botocore.exceptions import BotoCoreError
 
 from ..core import (
+    NO_CONTEXT,
     ChatRequest,
     ChatResponse,
     DragomanError,
+    RequestContext,
     StreamError,
     StreamEvent,
     UpstreamError,
@@ -131,8 +133,9 @@ class Bedrock(HttpDialectProvider):
     def prepare(self, body: dict[str, Any], req: ChatRequest, stream: bool) -> dict[str, Any]:
         return body  # the stream choice is the path, the model is in the path
 
-    def request_headers(self, req: ChatRequest, stream: bool) -> dict[str, str]:
-        h = super().request_headers(req, stream)
+    def request_headers(self, req: ChatRequest, stream: bool,
+                        ctx: RequestContext = NO_CONTEXT) -> dict[str, str]:
+        h = super().request_headers(req, stream, ctx)
         if stream:
             h["accept"] = EVENT_STREAM
         return h
@@ -151,11 +154,12 @@ class Bedrock(HttpDialectProvider):
         return with_retry_after(
             parse_error(resp.status, raw, resp.headers.get("x-amzn-ErrorType")), resp)
 
-    async def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(self, req: ChatRequest,
+                     ctx: RequestContext = NO_CONTEXT) -> AsyncIterator[StreamEvent]:
         """As the base, except that an exception frame before any content (a throttle at
         the very start of a ConverseStream) is raised, like an HTTP error would be, so the
         client gets the status and its SDK can retry."""
-        events = cast(AsyncGenerator[StreamEvent, None], super().stream(req))
+        events = cast(AsyncGenerator[StreamEvent, None], super().stream(req, ctx))
         try:
             first = await anext(events, None)
             if isinstance(first, StreamError):
@@ -169,11 +173,12 @@ class Bedrock(HttpDialectProvider):
 
     # --- sending: fetch images, sign the exact bytes -----------------------------------------
 
-    async def send(self, req: ChatRequest, stream: bool) -> UpstreamResponse:
+    async def send(self, req: ChatRequest, stream: bool,
+                   ctx: RequestContext = NO_CONTEXT) -> UpstreamResponse:
         req = await inline_remote_media(req, _is_web_url, self._fetch_policy)
         url = self.http.base_url + self.path(req, stream)
         body = self._body(req, stream)
-        headers = self.request_headers(req, stream)
+        headers = self.request_headers(req, stream, ctx)
         if not any(k.lower() == "authorization" for k in headers):  # no API key: SigV4
             headers = self._sign(url, headers, body, await self._frozen_credentials())
         return await self.http.request("POST", url, body=body, headers=headers, encoded=True)

@@ -35,7 +35,16 @@ from typing import Any
 
 import msgspec
 
-from ..core import ChatRequest, ChatResponse, DragomanError, Text, acollect, new_id
+from ..core import (
+    NO_CONTEXT,
+    ChatRequest,
+    ChatResponse,
+    DragomanError,
+    RequestContext,
+    Text,
+    acollect,
+    new_id,
+)
 from ..dialects.openai_responses import DIALECT as OPENAI_RESPONSES
 from ..dialects.openai_responses import parse_error as responses_parse_error
 from ..net import UpstreamResponse
@@ -232,11 +241,12 @@ class Codex(HttpDialectProvider):
             raise TypeError("a Codex credentials provider must return CodexCredentials")
         return got
 
-    async def send(self, req: ChatRequest, stream: bool) -> UpstreamResponse:
+    async def send(self, req: ChatRequest, stream: bool,
+                   ctx: RequestContext = NO_CONTEXT) -> UpstreamResponse:
         body = self.prepare(self.dialect.render_request(
             msgspec.structs.replace(hoist_system(req), model=self.model, stream=True)), req, True)
         raw = _encode(body)
-        headers = self.request_headers(req, True)
+        headers = self.request_headers(req, True, ctx)
         headers["openai-beta"] = "responses=experimental"
         headers["originator"] = self._originator
         headers["user-agent"] = self._user_agent
@@ -253,9 +263,9 @@ class Codex(HttpDialectProvider):
             resp.release()
         raise AssertionError("unreachable")
 
-    async def complete(self, req: ChatRequest) -> ChatResponse:
+    async def complete(self, req: ChatRequest, ctx: RequestContext = NO_CONTEXT) -> ChatResponse:
         """The backend only streams: collect it."""
-        return await acollect(self.stream(req), new_id("resp_"), self.model, int(time.time()))
+        return await acollect(self.stream(req, ctx), new_id("resp_"), self.model, int(time.time()))
 
 
 class CodexOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

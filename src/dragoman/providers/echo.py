@@ -28,12 +28,14 @@ from dataclasses import dataclass, field
 import msgspec
 
 from ..core import (
+    NO_CONTEXT,
     Capabilities,
     ChatRequest,
     ChatResponse,
     ErrorKind,
     Finish,
     InvalidRequest,
+    RequestContext,
     StopReason,
     StreamError,
     StreamEvent,
@@ -160,10 +162,11 @@ class EchoProvider:
     async def aclose(self) -> None:
         return None
 
-    async def complete(self, req: ChatRequest) -> ChatResponse:
-        return await acollect(self.stream(req), new_id("echo-"), req.model)
+    async def complete(self, req: ChatRequest, ctx: RequestContext = NO_CONTEXT) -> ChatResponse:
+        return await acollect(self.stream(req, ctx), new_id("echo-"), req.model)
 
-    async def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(self, req: ChatRequest,
+                     ctx: RequestContext = NO_CONTEXT) -> AsyncIterator[StreamEvent]:
         script = parse_script(req)
         if script.error:
             kind, msg = script.error

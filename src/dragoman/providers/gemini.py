@@ -34,11 +34,13 @@ from urllib.parse import quote
 import msgspec
 
 from ..core import (
+    NO_CONTEXT,
     Capabilities,
     ChatRequest,
     ChatResponse,
     Message,
     Part,
+    RequestContext,
     StreamEvent,
     Thinking,
     ThinkingEnd,
@@ -237,11 +239,13 @@ class GoogleGenerateContent(HttpDialectProvider):
             req = await inline_remote_media(req, self._fetched_by_us, self._media_fetch)
         return req
 
-    async def send(self, req: ChatRequest, stream: bool) -> UpstreamResponse:
-        return await self._post(await self._ready(req), stream)
+    async def send(self, req: ChatRequest, stream: bool,
+                   ctx: RequestContext = NO_CONTEXT) -> UpstreamResponse:
+        return await self._post(await self._ready(req), stream, ctx)
 
-    async def _post(self, req: ChatRequest, stream: bool) -> UpstreamResponse:
-        return await super().send(req, stream)
+    async def _post(self, req: ChatRequest, stream: bool,
+                    ctx: RequestContext = NO_CONTEXT) -> UpstreamResponse:
+        return await super().send(req, stream, ctx)
 
     async def _authorize(self) -> None:
         """I/O the request headers need (a fresh token); nothing for a static key."""
@@ -336,9 +340,10 @@ class VertexAi(GoogleGenerateContent):
         if self.project is None:
             self.project = await self._token.project_id()
 
-    async def _post(self, req: ChatRequest, stream: bool) -> UpstreamResponse:
+    async def _post(self, req: ChatRequest, stream: bool,
+                    ctx: RequestContext = NO_CONTEXT) -> UpstreamResponse:
         await self._authorize()
-        resp = await super()._post(req, stream)
+        resp = await super()._post(req, stream, ctx)
         if resp.status != 401 or self._token is None:
             return resp
         # A token Google no longer accepts (revoked, clock skew): refresh once and retry.
@@ -346,7 +351,7 @@ class VertexAi(GoogleGenerateContent):
         resp.release()
         self._token.invalidate()
         await self._authorize()
-        return await super()._post(req, stream)
+        return await super()._post(req, stream, ctx)
 
     def count_tokens_body(self, body: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in body.items()

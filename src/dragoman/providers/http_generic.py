@@ -46,10 +46,12 @@ from typing import Any, Literal
 import msgspec
 
 from ..core import (
+    NO_CONTEXT,
     Capabilities,
     ChatRequest,
     ChatResponse,
     DragomanError,
+    RequestContext,
     StopReason,
     StreamEvent,
     events_of,
@@ -133,7 +135,8 @@ class HttpGeneric(HttpDialectProvider):
     def path(self, req: ChatRequest, stream: bool) -> str:
         return self._stream_url if stream else self._url
 
-    def request_headers(self, req: ChatRequest, stream: bool) -> dict[str, str]:
+    def request_headers(self, req: ChatRequest, stream: bool,
+                        ctx: RequestContext = NO_CONTEXT) -> dict[str, str]:
         return self._headers[stream]
 
     def _body(self, req: ChatRequest, stream: bool) -> bytes:
@@ -151,15 +154,17 @@ class HttpGeneric(HttpDialectProvider):
     def stream_error_from(self, resp: UpstreamResponse, raw: bytes) -> DragomanError:
         return with_retry_after(self.wire.parse_stream_error(resp.status, raw), resp)
 
-    def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+    def stream(self, req: ChatRequest,
+               ctx: RequestContext = NO_CONTEXT) -> AsyncIterator[StreamEvent]:
         if self.wire.stream is None or (req.tools and self._caps.tools):
             # No stream configured, or tool calls (read from whole answers only): answer
             # whole and replay it as a stream.
-            return self._replayed(req)
-        return super().stream(req)
+            return self._replayed(req, ctx)
+        return super().stream(req, ctx)
 
-    async def _replayed(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
-        for ev in events_of(await self.complete(req)):
+    async def _replayed(self, req: ChatRequest,
+                        ctx: RequestContext) -> AsyncIterator[StreamEvent]:
+        for ev in events_of(await self.complete(req, ctx)):
             yield ev
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from ..core import ChatRequest, ChatResponse
+from ..core import NO_CONTEXT, ChatRequest, ChatResponse, RequestContext
 from ..dialects.ollama import DIALECT as OLLAMA
 from ..dialects.ollama import StreamParser, parse_response
 from ..net import UpstreamResponse
@@ -50,8 +50,9 @@ class Ollama(HttpDialectProvider):
     def path(self, req: ChatRequest, stream: bool) -> str:
         return "/api/chat"
 
-    def request_headers(self, req: ChatRequest, stream: bool) -> dict[str, str]:
-        h = super().request_headers(req, stream)
+    def request_headers(self, req: ChatRequest, stream: bool,
+                        ctx: RequestContext = NO_CONTEXT) -> dict[str, str]:
+        h = super().request_headers(req, stream, ctx)
         h["accept"] = "application/x-ndjson" if stream else "application/json"
         return h
 
@@ -76,9 +77,10 @@ class Ollama(HttpDialectProvider):
     def upstream_stream_parser(self, req: ChatRequest) -> StreamParser:
         return StreamParser(req.custom_tool_names())
 
-    async def send(self, req: ChatRequest, stream: bool) -> UpstreamResponse:
+    async def send(self, req: ChatRequest, stream: bool,
+                   ctx: RequestContext = NO_CONTEXT) -> UpstreamResponse:
         return await super().send(
-            await inline_remote_media(req, policy=self._image_fetch), stream)
+            await inline_remote_media(req, policy=self._image_fetch), stream, ctx)
 
 
 def from_spec(spec: ProviderSpec) -> Ollama:

@@ -39,8 +39,10 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ..core import (
+    NO_CONTEXT,
     ChatRequest,
     DragomanError,
+    RequestContext,
     StreamError,
     TransportError,
     UpstreamError,
@@ -404,15 +406,17 @@ class Passthrough:
     ``usage`` and ``outcome`` (``ok`` or the kind of an in-band failure) are known
     afterwards."""
 
-    __slots__ = ("_body", "_provider", "_req", "_wire", "_withhold", "outcome", "streaming",
-                 "usage")
+    __slots__ = ("_body", "_ctx", "_provider", "_req", "_wire", "_withhold", "outcome",
+                 "streaming", "usage")
 
     def __init__(self, provider: HttpDialectProvider, wire: Wire, req: ChatRequest,
-                 body: bytes, withhold_usage: bool) -> None:
+                 body: bytes, withhold_usage: bool,
+                 ctx: RequestContext = NO_CONTEXT) -> None:
         self._provider = provider
         self._wire = wire
         self._req = req
         self._body = body
+        self._ctx = ctx
         self._withhold = withhold_usage
         self.streaming = bool(req.stream)
         self.usage: Usage | None = None
@@ -421,7 +425,7 @@ class Passthrough:
     async def complete(self) -> bytes:
         p = self._provider
         resp = await p.http.request("POST", p.path(self._req, False), body=self._body,
-                                    headers=p.request_headers(self._req, False))
+                                    headers=p.request_headers(self._req, False, self._ctx))
         try:
             raw = await resp.read()
         finally:
@@ -436,7 +440,7 @@ class Passthrough:
         failures arrive in-band as the dialect's error frames."""
         p = self._provider
         resp = await p.http.request("POST", p.path(self._req, True), body=self._body,
-                                    headers=p.request_headers(self._req, True))
+                                    headers=p.request_headers(self._req, True, self._ctx))
         scan = StreamScan(self._wire, self._withhold)
         completed = False
         try:
@@ -466,8 +470,8 @@ class Passthrough:
                 resp.close()
 
 
-def prepare(provider: HttpDialectProvider, req: ChatRequest,
-            body: dict[str, Any]) -> Passthrough | None:
+def prepare(provider: HttpDialectProvider, req: ChatRequest, body: dict[str, Any],
+            ctx: RequestContext = NO_CONTEXT) -> Passthrough | None:
     wire = WIRES.get(provider.dialect.name)
     if wire is None:
         return None
@@ -475,4 +479,4 @@ def prepare(provider: HttpDialectProvider, req: ChatRequest,
     if planned is None:
         return None
     up, withhold = planned
-    return Passthrough(provider, wire, req, _encode(up), withhold)
+    return Passthrough(provider, wire, req, _encode(up), withhold, ctx)

@@ -9,6 +9,9 @@ Config names the callables by import path::
 
 or build one in Python: ``PythonProvider(complete=answer, stream=answer_stream)``.
 
+Each callable takes the ``ChatRequest``, and — when it has a second parameter — the
+``RequestContext`` (who asked: ``ctx.tenant``, ``ctx.thread``…).
+
 ``complete`` may be a plain or an ``async`` function returning a ``ChatResponse`` or just
 the answer text; a plain function runs in a worker thread, so it may block. ``stream`` may
 be an async generator (or any function returning an async or plain iterable; a plain one
@@ -36,11 +39,13 @@ from typing import Any
 import msgspec
 
 from ..core import (
+    NO_CONTEXT,
     Capabilities,
     ChatRequest,
     ChatResponse,
     DragomanError,
     Finish,
+    RequestContext,
     StreamError,
     StreamEvent,
     Text,
@@ -52,6 +57,7 @@ from ..core import (
     events_of,
     new_id,
 )
+from .legacy import takes_context
 from .registry import OptionsError, ProviderSpec
 
 log = logging.getLogger("dragoman.providers.python")
@@ -59,8 +65,8 @@ log = logging.getLogger("dragoman.providers.python")
 _EVENT_TYPES = typing.get_args(StreamEvent)
 _TERMINAL = (Finish, StreamError)
 
-CompleteFn = Callable[[ChatRequest], Any]
-StreamFn = Callable[[ChatRequest], Any]
+CompleteFn = Callable[[ChatRequest], Any] | Callable[[ChatRequest, RequestContext], Any]
+StreamFn = Callable[[ChatRequest], Any] | Callable[[ChatRequest, RequestContext], Any]
 
 
 class PythonOptions(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -99,6 +105,9 @@ class PythonProvider:
         self.model = model
         self._complete = complete
         self._stream = stream
+        # Which callables take the request context as a second argument (read once).
+        self._complete_ctx = complete is not None and takes_context(complete, default=False)
+        self._stream_ctx = stream is not None and takes_context(stream, default=False)
         caps = capabilities or Capabilities()
         # Only a stream callable streams token by token; the server synthesizes the rest.
         self._caps = msgspec.structs.replace(caps, streaming=caps.streaming and stream is not None)
@@ -132,16 +141,17 @@ class PythonProvider:
                   self.name, type(out).__name__)
         raise UpstreamError(f"The model '{self.name}' returned an answer of the wrong type.")
 
-    async def complete(self, req: ChatRequest) -> ChatResponse:
+    async def complete(self, req: ChatRequest, ctx: RequestContext = NO_CONTEXT) -> ChatResponse:
         if self._complete is None:
-            return await acollect(self.stream(req), new_id("py_"), self.model or req.model)
+            return await acollect(self.stream(req, ctx), new_id("py_"), self.model or req.model)
+        args: tuple[Any, ...] = (req, ctx) if self._complete_ctx else (req,)
         try:
             if inspect.iscoroutinefunction(self._complete):
-                out = await self._complete(req)
+                out = await self._complete(*args)
             else:
                 # A plain function may block (I/O, CPU): a worker thread keeps it from
                 # stalling every other request on the event loop.
-                out = await asyncio.to_thread(self._complete, req)
+                out = await asyncio.to_thread(self._complete, *args)
                 if inspect.isawaitable(out):
                     out = await out
         except DragomanError:
@@ -150,15 +160,16 @@ class PythonProvider:
             raise self._failed("complete") from None
         return self._response(out, req)
 
-    async def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(self, req: ChatRequest,
+                     ctx: RequestContext = NO_CONTEXT) -> AsyncIterator[StreamEvent]:
         if self._stream is None:
-            for ev in events_of(await self.complete(req)):
+            for ev in events_of(await self.complete(req, ctx)):
                 yield ev
             return
         started = False
         source: Any = None
         try:
-            source = self._stream(req)
+            source = self._stream(req, ctx) if self._stream_ctx else self._stream(req)  # type: ignore[call-arg]
             if inspect.isawaitable(source):
                 source = await source
             if hasattr(source, "__aiter__"):

@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ..core import (
+    NO_CONTEXT,
     Capabilities,
     ChatRequest,
     Image,
     InvalidRequest,
+    RequestContext,
     StreamEvent,
     ToolResult,
     UpstreamError,
@@ -59,20 +61,21 @@ def check_capabilities(req: ChatRequest, caps: Capabilities) -> None:
                                  code="vision_not_supported")
 
 
-def open_stream(provider: LlmProvider, req: ChatRequest,
-                caps: Capabilities) -> AsyncIterator[StreamEvent]:
+def open_stream(provider: LlmProvider, req: ChatRequest, caps: Capabilities,
+                ctx: RequestContext = NO_CONTEXT) -> AsyncIterator[StreamEvent]:
     """The provider's stream, or — for an upstream that cannot stream — its whole answer
     replayed as events (errors still raise before the first event)."""
     if caps.streaming:
-        return provider.stream(req)
-    return _synthesized(provider, req)
+        return provider.stream(req, ctx)
+    return _synthesized(provider, req, ctx)
 
 
-async def open_first(provider: LlmProvider, req: ChatRequest, caps: Capabilities
+async def open_first(provider: LlmProvider, req: ChatRequest, caps: Capabilities,
+                     ctx: RequestContext = NO_CONTEXT
                      ) -> tuple[AsyncIterator[StreamEvent], StreamEvent]:
     """Open a stream and wait for its first event: a failure up to here raises (and the
     stream is closed), so the router may still retry; after it, failures are in-band."""
-    events = open_stream(provider, req, caps)
+    events = open_stream(provider, req, caps, ctx)
     try:
         first = await events.__anext__()
     except StopAsyncIteration:
@@ -94,14 +97,15 @@ async def aclose_events(events: AsyncIterator[StreamEvent]) -> None:
             log.debug("closing provider stream failed", exc_info=True)
 
 
-async def _synthesized(provider: LlmProvider, req: ChatRequest) -> AsyncIterator[StreamEvent]:
-    resp = await provider.complete(req)
+async def _synthesized(provider: LlmProvider, req: ChatRequest,
+                       ctx: RequestContext) -> AsyncIterator[StreamEvent]:
+    resp = await provider.complete(req, ctx)
     for ev in events_of(resp):
         yield ev
 
 
 def passthrough(deployment: Deployment, req: ChatRequest, body: Any,
-                caps: Capabilities) -> Passthrough | None:
+                caps: Capabilities, ctx: RequestContext = NO_CONTEXT) -> Passthrough | None:
     """The same-dialect fast path for this request, or None. The caller rules out what
     only it knows (stored or chained Responses, which need the neutral events); this
     checks the deployment (``passthrough: false`` forces translation), streaming support,
@@ -110,4 +114,4 @@ def passthrough(deployment: Deployment, req: ChatRequest, body: Any,
     if not deployment.passthrough or not isinstance(provider, HttpDialectProvider) \
             or not isinstance(body, dict) or (req.stream and not caps.streaming):
         return None
-    return provider.passthrough(req, body)
+    return provider.passthrough(req, body, ctx)

@@ -6,7 +6,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from ..core import Capabilities, ChatRequest, ChatResponse, Finish, StreamError, StreamEvent
+from ..core import (
+    NO_CONTEXT,
+    Capabilities,
+    ChatRequest,
+    ChatResponse,
+    Finish,
+    RequestContext,
+    StreamError,
+    StreamEvent,
+)
 from .attempts import dispatch
 from .dispatch import aclose_events, open_first
 from .table import Deployment, ModelTable, Route
@@ -30,17 +39,18 @@ class RoutedProvider:
     def capabilities(self) -> Capabilities:
         return self._route.provider.capabilities()
 
-    async def complete(self, req: ChatRequest) -> ChatResponse:
+    async def complete(self, req: ChatRequest, ctx: RequestContext = NO_CONTEXT) -> ChatResponse:
         async def start(d: Deployment) -> ChatResponse:
-            return await d.provider.complete(req)
+            return await d.provider.complete(req, ctx)
 
         started = await dispatch(self._table, self._route, req, start)
         started.ticket.end("ok")
         return started.value
 
-    async def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(self, req: ChatRequest,
+                     ctx: RequestContext = NO_CONTEXT) -> AsyncIterator[StreamEvent]:
         async def start(d: Deployment) -> tuple[AsyncIterator[StreamEvent], StreamEvent]:
-            return await open_first(d.provider, req, d.provider.capabilities())
+            return await open_first(d.provider, req, d.provider.capabilities(), ctx)
 
         started = await dispatch(self._table, self._route, req, start)
         events, ev = started.value

@@ -15,6 +15,7 @@ from typing import Literal
 
 from ..core import ErrorKind, NotFound
 from ..providers.base import LlmProvider
+from ..providers.legacy import with_context
 from .health import DEFAULT_BREAKER, NO_BREAKER, BreakerPolicy, DeploymentHealth
 
 Balance = Literal["weighted", "least_outstanding", "latency"]
@@ -55,6 +56,8 @@ class Deployment:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "health", DeploymentHealth(self.breaker or NO_BREAKER))
+        # A provider of the one-argument protocol is called without the request context.
+        object.__setattr__(self, "provider", with_context(self.provider))
 
     def _default_breaker(self, redundant: bool) -> None:
         """Called by the table once the route is known (see ``breaker``)."""

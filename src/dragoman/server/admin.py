@@ -35,8 +35,8 @@ from ..sessions import parse_duration
 from ..sessions.usage import COLUMNS, GROUP_KEYS, GroupKey, UsageGroup, UsageQuery, UsageRow
 from .accounting import deployment_label
 from .admin_auth import admin_only
-from .gateway import Gateway
 from .http import Receive, Scope, Send, send_bytes, send_json
+from .state import GatewayState
 
 _encode = msgspec.json.Encoder().encode
 
@@ -132,14 +132,14 @@ def _cell(v: object) -> object:
 
 
 @admin_only
-async def metrics(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
+async def metrics(gw: GatewayState, principal: Principal, scope: Scope, receive: Receive,
                   send: Send, params: list[str]) -> None:
     gw.ops.refresh()  # this worker's requests, breakers and pools as of now
     await send_bytes(send, 200, gw.ops.metrics.render(), CONTENT_TYPE)
 
 
 @admin_only
-async def usage(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
+async def usage(gw: GatewayState, principal: Principal, scope: Scope, receive: Receive,
                 send: Send, params: list[str]) -> None:
     p = query_params(scope)
     q = usage_query(p, time.time())
@@ -162,7 +162,7 @@ async def usage(gw: Gateway, principal: Principal, scope: Scope, receive: Receiv
 
 
 @admin_only
-async def deployments(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
+async def deployments(gw: GatewayState, principal: Principal, scope: Scope, receive: Receive,
                       send: Send, params: list[str]) -> None:
     now = time.monotonic()
     data = []
@@ -182,7 +182,7 @@ async def deployments(gw: Gateway, principal: Principal, scope: Scope, receive: 
 
 
 @admin_only
-async def series_route(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
+async def series_route(gw: GatewayState, principal: Principal, scope: Scope, receive: Receive,
                        send: Send, params: list[str]) -> None:
     p = query_params(scope)
     try:
@@ -206,7 +206,7 @@ async def series_route(gw: Gateway, principal: Principal, scope: Scope, receive:
 
 
 @admin_only
-async def live(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
+async def live(gw: GatewayState, principal: Principal, scope: Scope, receive: Receive,
                send: Send, params: list[str]) -> None:
     gw.ops.refresh()
     t = gw.ops.metrics.totals("dragoman_requests_in_flight", "dragoman_streams_in_flight")

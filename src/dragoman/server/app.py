@@ -22,7 +22,6 @@ from . import admin as admin_routes
 from . import models as model_routes
 from . import responses as response_routes
 from . import ui as ui_routes
-from .gateway import Gateway
 from .generate import generate
 from .http import (
     ClientGone,
@@ -35,6 +34,7 @@ from .http import (
     send_error,
     send_json,
 )
+from .state import GatewayState
 
 log = logging.getLogger("dragoman.server")
 _encode = msgspec.json.Encoder().encode
@@ -43,11 +43,11 @@ CHAT = openai_chat.DIALECT
 RESPONSES = openai_responses.DIALECT
 MESSAGES = anthropic_messages.DIALECT
 
-Handler = Callable[[Gateway, Principal, Scope, Receive, Send, list[str]], Awaitable[None]]
+Handler = Callable[[GatewayState, Principal, Scope, Receive, Send, list[str]], Awaitable[None]]
 
 
 def _generation(dialect: Dialect) -> Handler:
-    async def handler(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
+    async def handler(gw: GatewayState, principal: Principal, scope: Scope, receive: Receive,
                       send: Send, params: list[str]) -> None:
         body = parse_json(await read_body(receive, scope, gw.max_body_bytes))
         await generate(gw, dialect, principal, body, scope, receive, send)
@@ -55,7 +55,7 @@ def _generation(dialect: Dialect) -> Handler:
     return handler
 
 
-async def _count_tokens(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
+async def _count_tokens(gw: GatewayState, principal: Principal, scope: Scope, receive: Receive,
                         send: Send, params: list[str]) -> None:
     body = parse_json(await read_body(receive, scope, gw.max_body_bytes))
     req = anthropic_messages.parse_count_tokens_request(body)
@@ -67,12 +67,12 @@ async def _count_tokens(gw: Gateway, principal: Principal, scope: Scope, receive
     await send_json(send, anthropic_messages.render_count_tokens(n))
 
 
-async def _health(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
+async def _health(gw: GatewayState, principal: Principal, scope: Scope, receive: Receive,
                   send: Send, params: list[str]) -> None:
     await send_json(send, b'{"status":"ok"}')
 
 
-async def _ready(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
+async def _ready(gw: GatewayState, principal: Principal, scope: Scope, receive: Receive,
                  send: Send, params: list[str]) -> None:
     """Ready for traffic: stores reachable and some deployment not behind an open breaker
     (503 otherwise, so a load balancer sends the traffic elsewhere). A request that
@@ -144,7 +144,7 @@ def _error_dialect(scope: Scope, parts: list[str]) -> Dialect:
 
 
 class App:
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: GatewayState) -> None:
         self.gw = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

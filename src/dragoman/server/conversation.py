@@ -34,8 +34,8 @@ from ..dialects import openai_responses
 from ..dialects.contract import Dialect, RenderContext
 from ..router import Route
 from ..sessions import NewResponse, PreviousResponse, SessionStore, Turn
-from .gateway import Gateway
 from .http import Scope
+from .state import GatewayState
 
 RESPONSES = openai_responses.DIALECT.name
 
@@ -159,7 +159,7 @@ class _Plain:
         return None
 
 
-def conversation(gw: Gateway, dialect: Dialect, principal: Principal, req: ChatRequest,
+def conversation(gw: GatewayState, dialect: Dialect, principal: Principal, req: ChatRequest,
                  route: Route, scope: Scope) -> contextlib.AbstractAsyncContextManager[
                      Conversation]:
     """Resolve the request's history into ``req.messages`` (``previous_response_id``, a
@@ -176,7 +176,7 @@ def conversation(gw: Gateway, dialect: Dialect, principal: Principal, req: ChatR
 
 
 @contextlib.asynccontextmanager
-async def _with_history(gw: Gateway, dialect: Dialect, principal: Principal,
+async def _with_history(gw: GatewayState, dialect: Dialect, principal: Principal,
                         req: ChatRequest, route: Route,
                         tk: ThreadKey | None) -> AsyncIterator[Conversation]:
     store = gw.sessions

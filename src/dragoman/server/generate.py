@@ -19,6 +19,7 @@ from ..core import (
     Collector,
     DragomanError,
     Finish,
+    RequestContext,
     StreamError,
     StreamEvent,
     UpstreamError,
@@ -27,7 +28,6 @@ from ..core import (
     spans,
     validate_request,
 )
-from ..dialects import openai_responses
 from ..dialects.contract import Dialect, RenderContext, StreamRenderer
 from ..providers.passthrough import Passthrough
 from ..router import Deployment, dispatch
@@ -40,8 +40,8 @@ from .accounting import RequestMeter
 from .agent_events import AGENT_EVENTS, EventStyle, agent_frame, agent_framer
 from .conversation import Conversation, conversation
 from .disconnect import unless_client_leaves
-from .gateway import Gateway
 from .http import ClientGone, Receive, Scope, Send, header, send_json
+from .state import GatewayState
 from .traced import capture_output
 from .writer import BodyWriter
 
@@ -52,8 +52,6 @@ _SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
-
-RESPONSES = openai_responses.DIALECT.name
 
 
 @dataclass(slots=True)
@@ -78,7 +76,7 @@ class Opened:
             await self.chunks.aclose()
 
 
-async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: object,
+async def generate(gw: GatewayState, dialect: Dialect, principal: Principal, body: object,
                    scope: Scope, receive: Receive, send: Send) -> None:
     req = dialect.parse_request(body)
     access = scope.get(ACCESS)
@@ -86,13 +84,8 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
         access.model = req.model
     validate_request(req)  # once for every dialect (core.validate)
     route = gw.model_choice.route(gw.models, principal, req)
-    beta = header(scope, b"anthropic-beta")
-    if beta:
-        req.forward_headers = {"anthropic-beta": beta}
-    req.tenant = principal.tenant_id  # scopes what an agent keeps between requests
 
     async with conversation(gw, dialect, principal, req, route, scope) as conv:
-        req.thread = conv.key  # an agent's workspace belongs to the thread
         meter = RequestMeter(gw.usage, principal, route, dialect, req, thread=conv.key,
                              metrics=gw.ops.live_metrics)
         if access is not None:
@@ -109,6 +102,12 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
         span = tracer.request(dialect.name, req, route.provider, scope["headers"]) \
             if tracer is not None else None
         token = tracer.enter(span) if tracer is not None and span is not None else None
+        # Beside the request, never written into it: who asked, their thread (an agent's
+        # workspace belongs to it), the client headers meant for the upstream.
+        beta = header(scope, b"anthropic-beta")
+        ctx = RequestContext(tenant=principal.tenant_id, subject=principal.subject,
+                             thread=conv.key, span=span,
+                             forward_headers={"anthropic-beta": beta} if beta else None)
         try:
             # Stored, chained or thread-recorded turns need the neutral events (and the
             # gateway's own ids); anything else may take the same-dialect fast path.
@@ -116,7 +115,7 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
 
             async def start(dep: Deployment) -> Opened:
                 meter.attempt(dep)
-                return await _open(dep, req, body if fast_ok else None)
+                return await _open(dep, req, ctx, body if fast_ok else None)
 
             started = await unless_client_leaves(dispatch(gw.models, route, req, start),
                                                  receive)
@@ -153,12 +152,13 @@ async def generate(gw: Gateway, dialect: Dialect, principal: Principal, body: ob
             await meter.finish()
 
 
-async def _open(dep: Deployment, req: ChatRequest, body: object | None) -> Opened:
+async def _open(dep: Deployment, req: ChatRequest, ctx: RequestContext,
+                body: object | None) -> Opened:
     """Start ``req`` on one deployment and wait for its first answer. Failures raise, so
     the router can still retry or fall back: nothing has reached the client yet."""
     provider = dep.provider
     caps = provider.capabilities()
-    fast = passthrough(dep, req, body, caps) if body is not None else None
+    fast = passthrough(dep, req, body, caps, ctx) if body is not None else None
     if fast is not None:
         if not fast.streaming:
             return Opened(fast=fast, raw=await fast.complete())
@@ -172,8 +172,8 @@ async def _open(dep: Deployment, req: ChatRequest, body: object | None) -> Opene
             raise
         return Opened(fast=fast, chunks=chunks, first_chunk=first_chunk)
     if not req.stream:
-        return Opened(resp=await provider.complete(req))
-    events, first = await open_first(provider, req, caps)
+        return Opened(resp=await provider.complete(req, ctx))
+    events, first = await open_first(provider, req, caps, ctx)
     return Opened(events=events, first=first)
 
 

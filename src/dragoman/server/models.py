@@ -11,8 +11,8 @@ import msgspec
 
 from ..auth import Principal
 from ..router import Route, unknown_model
-from .gateway import Gateway
 from .http import Receive, Scope, Send, header, send_json
+from .state import GatewayState
 
 _encode = msgspec.json.Encoder().encode
 
@@ -30,7 +30,7 @@ def _is_anthropic(scope: Scope) -> bool:
     return header(scope, b"anthropic-version") is not None
 
 
-async def list_models(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
+async def list_models(gw: GatewayState, principal: Principal, scope: Scope, receive: Receive,
                       send: Send, params: list[str]) -> None:
     # A principal limited to some models sees only those.
     listed = [d for d in gw.models.listed() if principal.may_use(d.name)]
@@ -44,7 +44,7 @@ async def list_models(gw: Gateway, principal: Principal, scope: Scope, receive: 
     await send_json(send, _encode(body))
 
 
-async def get_model(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
+async def get_model(gw: GatewayState, principal: Principal, scope: Scope, receive: Receive,
                     send: Send, params: list[str]) -> None:
     name = params[0]
     if not principal.may_use(name):  # as absent as in the list (no probing for names)

@@ -19,16 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
 
 from ..observe import BatchWriter, GatewayMetrics
 from ..providers.base import HttpDialectProvider
-from ..router.usage import UsageRecord
+from ..router import ModelTable
+from ..router.usage import UsageAccounting, UsageRecord
+from ..sessions import SessionStore
 from ..sessions.usage import UsageValues
 from .accounting import deployment_label
-
-if TYPE_CHECKING:
-    from .gateway import Gateway
 
 log = logging.getLogger("dragoman.server")
 
@@ -48,20 +46,21 @@ def ledger_values(rec: UsageRecord) -> UsageValues:
 
 
 class Operations:
-    def __init__(self, gw: Gateway) -> None:
-        self._gw = gw
+    def __init__(self, models: ModelTable, sessions: SessionStore, usage: UsageAccounting, *,
+                 admin: bool) -> None:
+        """``admin``: the operator's keys are configured (someone can read the metrics)."""
+        self._models = models
         self.metrics = GatewayMetrics()
-        self.ledger: BatchWriter[UsageValues] = BatchWriter(gw.sessions.append_usage)
+        self.ledger: BatchWriter[UsageValues] = BatchWriter(sessions.append_usage)
         self._sampler: asyncio.Task[None] | None = None
         self._finished: list[UsageRecord] = []
-        admin = gw.admin.configured
         #: the metrics the request path updates (in-flight counts), None when unreadable
         self.live_metrics: GatewayMetrics | None = self.metrics if admin else None
-        self._ledger_on = admin or gw.sessions.settings.backend != "memory"
+        self._ledger_on = admin or sessions.settings.backend != "memory"
         if self._ledger_on:  # (admin keys imply it)
-            gw.usage.subscribe(self._finished.append)
+            usage.subscribe(self._finished.append)
         if admin:
-            gw.sessions.on_timing = self.metrics.store_timing()
+            sessions.on_timing = self.metrics.store_timing()
 
     def refresh(self) -> None:
         """Hand the finished requests to the metrics and the ledger writer, and copy each
@@ -73,7 +72,7 @@ class Operations:
         m.flush(batch if self.live_metrics is not None else ())
         if batch and self._ledger_on:
             self.ledger.extend(list(map(ledger_values, batch)))
-        for d in self._gw.models.deployments():
+        for d in self._models.deployments():
             label = deployment_label(d)
             m.set_breaker(label, d.health.breaker.state.value)
             if isinstance(d.provider, HttpDialectProvider):

@@ -15,13 +15,13 @@ from ..core import InvalidRequest, NotFound
 from ..dialects import openai_responses
 from ..dialects.contract import RenderContext
 from ..sessions import StoredResponse
-from .gateway import Gateway
 from .http import Receive, Scope, Send, send_json
+from .state import GatewayState
 
 _encode = msgspec.json.Encoder().encode
 
 
-async def _load(gw: Gateway, principal: Principal, id: str) -> StoredResponse:
+async def _load(gw: GatewayState, principal: Principal, id: str) -> StoredResponse:
     rec = await gw.sessions.get_response(principal.tenant_id, id)
     if rec is None:
         raise _not_found(id)
@@ -35,14 +35,14 @@ def _not_found(id: str) -> NotFound:
     return NotFound(f"Response with id '{id[:100]}' not found.")
 
 
-async def get(gw: Gateway, principal: Principal, scope: Scope, receive: Receive, send: Send,
+async def get(gw: GatewayState, principal: Principal, scope: Scope, receive: Receive, send: Send,
               params: list[str]) -> None:
     rec = await _load(gw, principal, params[0])
     ctx = RenderContext(id=rec.id, model=rec.model, created=rec.created, request=rec.request)
     await send_json(send, _encode(openai_responses.render_response_object(rec.response, ctx)))
 
 
-async def delete(gw: Gateway, principal: Principal, scope: Scope, receive: Receive, send: Send,
+async def delete(gw: GatewayState, principal: Principal, scope: Scope, receive: Receive, send: Send,
                  params: list[str]) -> None:
     id = params[0]
     if not await gw.sessions.delete_response(principal.tenant_id, id):
@@ -50,7 +50,7 @@ async def delete(gw: Gateway, principal: Principal, scope: Scope, receive: Recei
     await send_json(send, _encode({"id": id, "object": "response.deleted", "deleted": True}))
 
 
-async def input_items(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
+async def input_items(gw: GatewayState, principal: Principal, scope: Scope, receive: Receive,
                       send: Send, params: list[str]) -> None:
     id = params[0]
     q = parse_qs(scope.get("query_string", b"").decode("latin-1"))

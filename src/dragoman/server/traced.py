@@ -10,15 +10,21 @@ JSON.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from ..core import Finish, StreamEvent, TextDelta
+from ..core import ChatResponse, Finish, StreamEvent, TextDelta
 from ..core.spans import Span
 
-if TYPE_CHECKING:
-    from .generate import Opened
-
 OUTPUT = "gen_ai.output.messages"
+
+
+class Opened(Protocol):
+    """What of a deployment's first answer is read here (``generate.Opened``)."""
+
+    resp: ChatResponse | None
+    raw: bytes | None
+    events: AsyncIterator[StreamEvent] | None
+    first: StreamEvent | None
 
 
 def capture_output(span: Span, opened: Opened) -> None:

@@ -19,8 +19,8 @@ from importlib import resources
 from ..auth import Principal
 from ..auth.errors import AuthError
 from ..core import NotFound
-from .gateway import Gateway
 from .http import Receive, Scope, Send, send_bytes
+from .state import GatewayState
 
 _ASSETS = {
     "dashboard.js": b"text/javascript; charset=utf-8",
@@ -49,7 +49,7 @@ def _read(name: str) -> bytes:
     return data
 
 
-async def page(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
+async def page(gw: GatewayState, principal: Principal, scope: Scope, receive: Receive,
                send: Send, params: list[str]) -> None:
     """The dashboard: 200 with an admin key, else 401 with the same page (its key form)."""
     status = 200
@@ -61,7 +61,7 @@ async def page(gw: Gateway, principal: Principal, scope: Scope, receive: Receive
                      [*_SECURITY, (b"cache-control", b"no-store")])
 
 
-async def asset(gw: Gateway, principal: Principal, scope: Scope, receive: Receive,
+async def asset(gw: GatewayState, principal: Principal, scope: Scope, receive: Receive,
                 send: Send, params: list[str]) -> None:
     name = params[0]
     kind = _ASSETS.get(name)

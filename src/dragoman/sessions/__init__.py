@@ -70,6 +70,7 @@ Retention: rows older than ``settings.ttl`` (responses and agent turns by creati
 and branches by last write) are invisible and removed by ``purge``.
 """
 
+from .backends import open_store
 from .history import Continuation, ThreadView, chain, fingerprint
 from .records import (
     NewResponse,
@@ -80,7 +81,7 @@ from .records import (
     TurnResult,
 )
 from .settings import StoreSettings, parse_duration
-from .store import Lease, SessionStore, open_store
+from .store import Lease, SessionStore
 
 __all__ = [
     "Continuation", "Lease", "NewResponse", "PreviousResponse", "PurgeStats", "SessionStore",

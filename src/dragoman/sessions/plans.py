@@ -477,8 +477,7 @@ def commit_turn(t: Turn, now: int, min_updated: int) -> Plan[TurnResult]:
         yield from do(SetMainBranch(thread.id, branch.id, now))
     if t.response is not None:
         r = t.response
-        request = msgspec.structs.replace(r.request, messages=[], forward_headers=None,
-                                          tenant=None)
+        request = msgspec.structs.replace(r.request, messages=[])
         yield from do(InsertResponse(ResponseRow(
             tenant=t.tenant, id=r.id, branch_id=branch.id,
             input_seq=max(0, len(messages) - t.input_count), output_seq=len(messages),

@@ -17,8 +17,9 @@ from urllib.parse import urlsplit
 import asyncpg  # type: ignore[import-untyped]
 
 from . import plans as p
-from .schema import HISTORY_CTE, POSTGRES
+from .schema import POSTGRES, UNUSED_BRANCH
 from .settings import StoreSettings
+from .statements import Prepared, Returns, prepare
 from .store import SessionStore, StoreError
 from .usage import (
     UsageGroup,
@@ -36,13 +37,6 @@ DEFAULT_POOL = 10
 CONNECT_TIMEOUT = 10.0
 _MIGRATION_LOCK = 0x647261676F6D616E  # "dragoman"
 
-_ROWS = HISTORY_CTE.format(end="$1::integer", branch="$2", start="$3", col="data")
-_CHAINS = HISTORY_CTE.format(end="$1::integer", branch="$2", start="0", col="chain")
-_BRANCH = ("SELECT id, tenant, thread_id, parent_id, parent_len, depth, length, head_chain, "
-           "created, updated FROM branches")
-_THREAD = "SELECT id, tenant, key, main_branch, created, updated FROM threads"
-_RESPONSE = ("SELECT tenant, id, branch_id, input_seq, output_seq, end_seq, end_chain, created, "
-             "model, status, request, response FROM responses")
 
 
 def describe_dsn(dsn: str) -> str:
@@ -108,7 +102,7 @@ class PostgresStore(SessionStore):
         assert self._pool is not None
         async with self._pool.acquire() as conn:
             async def execute(op: p.Op[Any]) -> Any:
-                return await _OPS[type(op)](conn, op)
+                return await _op(conn, op)
 
             if not write:
                 # Reads need no transaction (READ COMMITTED would not make two statements
@@ -127,82 +121,48 @@ def _safe(e: BaseException, dsn: str) -> str:
 
 # --- operations -----------------------------------------------------------------------------
 
-def _branch(row: Any) -> p.BranchRow | None:
-    return p.BranchRow(*row) if row is not None else None
+def _dollar(i: int) -> str:
+    return f"${i}"
 
 
-async def _fetch_response(c: Any, op: p.FetchResponse) -> p.ResponseRow | None:
-    row = await c.fetchrow(_RESPONSE + " WHERE tenant = $1 AND id = $2 AND created >= $3",
-                           op.tenant, op.id, op.min_created)
-    return p.ResponseRow(*row) if row is not None else None
+_SQL = prepare(_dollar, " FOR UPDATE")
 
 
-async def _fetch_rows(c: Any, op: p.FetchRows) -> list[bytes]:
-    return [r[0] for r in await c.fetch(_ROWS, op.end, op.branch_id, op.start)]
+async def _op(c: Any, op: p.Op[Any]) -> Any:
+    prep = _SQL.get(type(op))
+    return await (_run(c, prep, op) if prep is not None else _OWN[type(op)](c, op))
 
 
-async def _fetch_chains(c: Any, op: p.FetchChains) -> list[bytes]:
-    return [r[0] for r in await c.fetch(_CHAINS, op.end, op.branch_id)]
+def _count(status: str) -> int:
+    return int(status.rsplit(" ", 1)[-1])
 
 
-async def _fetch_thread(c: Any, op: p.FetchThread) -> p.ThreadRow | None:
-    row = await c.fetchrow(_THREAD + " WHERE tenant = $1 AND key = $2", op.tenant, op.key)
-    return p.ThreadRow(*row) if row is not None else None
+async def _run(c: Any, prep: Prepared, op: p.Op[Any]) -> Any:
+    if prep.first is not None:
+        await _run(c, prep.first, op)
+    st = prep.statement
+    sql, args, returns = prep.sql(op), st.args(op), st.returns
+    if returns is Returns.ROW:
+        row = await c.fetchrow(sql, *args)
+        return st.row(*row) if row is not None and st.row is not None else None
+    if returns is Returns.ROWS:
+        assert st.row is not None
+        return [st.row(*r) for r in await c.fetch(sql, *args)]
+    if returns is Returns.COLUMN:
+        return [r[0] for r in await c.fetch(sql, *args)]
+    status = await c.execute(sql, *args)
+    if returns is Returns.NOTHING:
+        return None
+    return _count(status) == 1 if returns is Returns.CHANGED else _count(status)
 
 
-async def _fetch_branch(c: Any, op: p.FetchBranch) -> p.BranchRow | None:
-    return _branch(await c.fetchrow(
-        _BRANCH + " WHERE id = $1" + (" FOR UPDATE" if op.lock else ""), op.id))
-
-
-async def _lock_thread(c: Any, op: p.LockThread) -> p.ThreadRow:
-    await c.execute("INSERT INTO threads (id, tenant, key, created, updated) "
-                    "VALUES ($1, $2, $3, $4, $4) ON CONFLICT (tenant, key) DO NOTHING",
-                    op.new_id, op.tenant, op.key, op.now)
-    row = await c.fetchrow(_THREAD + " WHERE tenant = $1 AND key = $2 FOR UPDATE",
-                           op.tenant, op.key)
-    return p.ThreadRow(*row)
-
-
-async def _recent_branches(c: Any, op: p.RecentBranches) -> list[p.BranchRow]:
-    return [p.BranchRow(*r) for r in await c.fetch(
-        _BRANCH + " WHERE thread_id = $1 AND updated >= $2 ORDER BY updated DESC LIMIT $3",
-        op.thread_id, op.min_updated, op.limit)]
-
-
-async def _advance_branch(c: Any, op: p.AdvanceBranch) -> bool:
-    status = await c.execute("UPDATE branches SET length = $1, head_chain = $2, updated = $3 "
-                             "WHERE id = $4 AND length = $5",
-                             op.new_length, op.head_chain, op.now, op.id, op.old_length)
-    return bool(status == "UPDATE 1")
-
-
-async def _insert_branch(c: Any, op: p.InsertBranch) -> None:
-    b = op.row
-    await c.execute("INSERT INTO branches VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    b.id, b.tenant, b.thread_id, b.parent_id, b.parent_len, b.depth, b.length,
-                    b.head_chain, b.created, b.updated)
-
+# What only PostgreSQL writes this way: bulk inserts in one round trip, RETURNING deletes.
 
 async def _insert_rows(c: Any, op: p.InsertRows) -> None:
-    # One round trip whatever the number of rows.
     await c.execute("INSERT INTO messages (branch_id, seq, chain, data) "
                     "SELECT $1, $2 + i - 1, ch, d FROM unnest($3::bytea[], $4::bytea[]) "
                     "WITH ORDINALITY AS t(ch, d, i)",
                     op.branch_id, op.start, [r[0] for r in op.rows], [r[1] for r in op.rows])
-
-
-async def _set_main_branch(c: Any, op: p.SetMainBranch) -> None:
-    await c.execute("UPDATE threads SET main_branch = $1, updated = $2 WHERE id = $3",
-                    op.branch_id, op.now, op.thread_id)
-
-
-async def _insert_response(c: Any, op: p.InsertResponse) -> None:
-    r = op.row
-    await c.execute("INSERT INTO responses VALUES "
-                    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                    r.tenant, r.id, r.branch_id, r.input_seq, r.output_seq, r.end_seq,
-                    r.end_chain, r.created, r.model, r.status, r.request, r.response)
 
 
 async def _delete_response(c: Any, op: p.DeleteResponse) -> str | None:
@@ -211,52 +171,10 @@ async def _delete_response(c: Any, op: p.DeleteResponse) -> str | None:
         op.tenant, op.id)
 
 
-_UNUSED = ("NOT EXISTS (SELECT 1 FROM responses r WHERE r.branch_id = branches.id) "
-           "AND NOT EXISTS (SELECT 1 FROM branches c WHERE c.parent_id = branches.id)")
-
-
 async def _drop_orphan_branch(c: Any, op: p.DropOrphanBranch) -> str | None:
     row = await c.fetchrow("DELETE FROM branches WHERE id = $1 AND thread_id IS NULL AND "
-                           + _UNUSED + " RETURNING parent_id", op.id)
+                           + UNUSED_BRANCH + " RETURNING parent_id", op.id)
     return row[0] if row is not None else None
-
-
-async def _take_lease(c: Any, op: p.TakeLease) -> bool:
-    status = await c.execute(
-        "UPDATE threads SET lease_token = $1, lease_until = $2 WHERE id = $3 AND "
-        "(lease_token IS NULL OR lease_until < $4 OR lease_token = $1)",
-        op.token, op.until, op.thread_id, op.now)
-    return bool(status == "UPDATE 1")
-
-
-async def _renew_lease(c: Any, op: p.RenewLease) -> bool:
-    status = await c.execute("UPDATE threads SET lease_until = $1 WHERE id = $2 AND "
-                             "lease_token = $3", op.until, op.thread_id, op.token)
-    return bool(status == "UPDATE 1")
-
-
-async def _release_lease(c: Any, op: p.ReleaseLease) -> None:
-    await c.execute("UPDATE threads SET lease_token = NULL, lease_until = NULL "
-                    "WHERE id = $1 AND lease_token = $2", op.thread_id, op.token)
-
-
-def _count(status: str) -> int:
-    return int(status.rsplit(" ", 1)[-1])
-
-
-async def _purge_responses(c: Any, op: p.PurgeResponses) -> int:
-    return _count(await c.execute("DELETE FROM responses WHERE created < $1", op.before))
-
-
-async def _purge_leaf_branches(c: Any, op: p.PurgeLeafBranches) -> int:
-    return _count(await c.execute("DELETE FROM branches WHERE updated < $1 AND " + _UNUSED,
-                                  op.before))
-
-
-async def _purge_threads(c: Any, op: p.PurgeThreads) -> int:
-    return _count(await c.execute("DELETE FROM threads WHERE updated < $1 AND NOT EXISTS "
-                                  "(SELECT 1 FROM branches b WHERE b.thread_id = threads.id)",
-                                  op.before))
 
 
 async def _put_agent_turn(c: Any, op: p.PutAgentTurn) -> None:
@@ -264,21 +182,6 @@ async def _put_agent_turn(c: Any, op: p.PutAgentTurn) -> None:
                     "SELECT $1, cid, $3, $4 FROM unnest($2::text[]) AS t(cid) "
                     "ON CONFLICT (tenant, call_id) DO UPDATE SET created = excluded.created, "
                     "data = excluded.data", op.tenant, op.call_ids, op.now, op.data)
-
-
-async def _fetch_agent_turn(c: Any, op: p.FetchAgentTurn) -> bytes | None:
-    data: bytes | None = await c.fetchval(
-        "SELECT data FROM agent_turns WHERE tenant = $1 AND call_id = $2 AND created >= $3",
-        op.tenant, op.call_id, op.min_created)
-    return data
-
-
-async def _purge_agent_turns(c: Any, op: p.PurgeAgentTurns) -> int:
-    return _count(await c.execute("DELETE FROM agent_turns WHERE created < $1", op.before))
-
-
-def _dollar(i: int) -> str:
-    return f"${i}"
 
 
 _INSERT_USAGE = insert_sql(_dollar)
@@ -299,16 +202,8 @@ async def _group_usage(c: Any, op: p.GroupUsage) -> list[UsageGroup]:
     return [group_from_row(op.by, r) for r in await c.fetch(sql, *args)]
 
 
-_OPS: dict[type, Any] = {
-    p.FetchResponse: _fetch_response, p.FetchRows: _fetch_rows, p.FetchChains: _fetch_chains,
-    p.FetchThread: _fetch_thread, p.FetchBranch: _fetch_branch, p.LockThread: _lock_thread,
-    p.RecentBranches: _recent_branches, p.AdvanceBranch: _advance_branch,
-    p.InsertBranch: _insert_branch, p.InsertRows: _insert_rows,
-    p.SetMainBranch: _set_main_branch, p.InsertResponse: _insert_response,
-    p.DeleteResponse: _delete_response, p.DropOrphanBranch: _drop_orphan_branch,
-    p.TakeLease: _take_lease, p.RenewLease: _renew_lease, p.ReleaseLease: _release_lease,
-    p.PurgeResponses: _purge_responses, p.PurgeLeafBranches: _purge_leaf_branches,
-    p.PurgeThreads: _purge_threads, p.PutAgentTurn: _put_agent_turn,
-    p.FetchAgentTurn: _fetch_agent_turn, p.PurgeAgentTurns: _purge_agent_turns,
+_OWN: dict[type, Any] = {
+    p.InsertRows: _insert_rows, p.DeleteResponse: _delete_response,
+    p.DropOrphanBranch: _drop_orphan_branch, p.PutAgentTurn: _put_agent_turn,
     p.InsertUsage: _insert_usage, p.SelectUsage: _select_usage, p.GroupUsage: _group_usage,
 }

@@ -1,8 +1,10 @@
 """Versioned schema migrations, applied in order on ``open()``.
 
 Version n is ``MIGRATIONS[dialect][n - 1]``; the applied version is recorded in
-``dragoman_schema``. Never edit a released migration: append a new one. Both dialects
-describe the same tables (see the package docstring for what they mean):
+``dragoman_schema``. Never edit a released migration: append a new one. The tables are
+described once (``MIGRATIONS``), with the few column types that differ between SQLite and
+PostgreSQL left as ``{int64}``, ``{bytes}``… and filled per dialect (``SqlTypes``); see
+the package docstring for what they mean:
 
 - ``threads``: one per (tenant, thread key); ``main_branch`` is the branch written last,
   ``lease_*`` the history-holding turn that holds it.
@@ -20,17 +22,19 @@ describe the same tables (see the package docstring for what they mean):
 
 from __future__ import annotations
 
-SQLITE: list[list[str]] = [
+from dataclasses import asdict, dataclass
+
+MIGRATIONS: list[list[str]] = [
     [  # 1
         """CREATE TABLE threads (
             id TEXT PRIMARY KEY,
             tenant TEXT NOT NULL,
             key TEXT NOT NULL,
             main_branch TEXT,
-            created INTEGER NOT NULL,
-            updated INTEGER NOT NULL,
+            created {int64} NOT NULL,
+            updated {int64} NOT NULL,
             lease_token TEXT,
-            lease_until INTEGER,
+            lease_until {int64},
             UNIQUE (tenant, key))""",
         "CREATE INDEX threads_updated ON threads (updated)",
         """CREATE TABLE branches (
@@ -41,18 +45,18 @@ SQLITE: list[list[str]] = [
             parent_len INTEGER NOT NULL,
             depth INTEGER NOT NULL,
             length INTEGER NOT NULL,
-            head_chain BLOB NOT NULL,
-            created INTEGER NOT NULL,
-            updated INTEGER NOT NULL)""",
+            head_chain {bytes} NOT NULL,
+            created {int64} NOT NULL,
+            updated {int64} NOT NULL)""",
         "CREATE INDEX branches_thread ON branches (thread_id, updated)",
         "CREATE INDEX branches_parent ON branches (parent_id)",
         "CREATE INDEX branches_updated ON branches (updated)",
         """CREATE TABLE messages (
             branch_id TEXT NOT NULL REFERENCES branches (id) ON DELETE CASCADE,
             seq INTEGER NOT NULL,
-            chain BLOB NOT NULL,
-            data BLOB NOT NULL,
-            PRIMARY KEY (branch_id, seq)) WITHOUT ROWID""",
+            chain {bytes} NOT NULL,
+            data {bytes} NOT NULL,
+            PRIMARY KEY (branch_id, seq)){rowid_free}""",
         """CREATE TABLE responses (
             tenant TEXT NOT NULL,
             id TEXT NOT NULL,
@@ -60,12 +64,12 @@ SQLITE: list[list[str]] = [
             input_seq INTEGER NOT NULL,
             output_seq INTEGER NOT NULL,
             end_seq INTEGER NOT NULL,
-            end_chain BLOB NOT NULL,
-            created INTEGER NOT NULL,
+            end_chain {bytes} NOT NULL,
+            created {int64} NOT NULL,
             model TEXT NOT NULL,
             status TEXT NOT NULL,
-            request BLOB NOT NULL,
-            response BLOB NOT NULL,
+            request {bytes} NOT NULL,
+            response {bytes} NOT NULL,
             PRIMARY KEY (tenant, id))""",
         "CREATE INDEX responses_created ON responses (created)",
         "CREATE INDEX responses_branch ON responses (branch_id)",
@@ -74,30 +78,30 @@ SQLITE: list[list[str]] = [
         """CREATE TABLE agent_turns (
             tenant TEXT NOT NULL,
             call_id TEXT NOT NULL,
-            created INTEGER NOT NULL,
-            data BLOB NOT NULL,
-            PRIMARY KEY (tenant, call_id)) WITHOUT ROWID""",
+            created {int64} NOT NULL,
+            data {bytes} NOT NULL,
+            PRIMARY KEY (tenant, call_id)){rowid_free}""",
         "CREATE INDEX agent_turns_created ON agent_turns (created)",
     ],
     [  # 3
         """CREATE TABLE usage_ledger (
-            id INTEGER PRIMARY KEY,
-            ts INTEGER NOT NULL,
+            id {serial_key},
+            ts {int64} NOT NULL,
             tenant TEXT NOT NULL,
             key_id TEXT,
             model TEXT NOT NULL,
             deployment TEXT NOT NULL,
             provider TEXT NOT NULL,
             dialect TEXT NOT NULL,
-            stream INTEGER NOT NULL,
+            stream {bool} NOT NULL,
             input_tokens INTEGER NOT NULL,
             output_tokens INTEGER NOT NULL,
             cached_tokens INTEGER NOT NULL,
             reasoning_tokens INTEGER NOT NULL,
-            cost REAL NOT NULL,
-            latency_ms REAL NOT NULL,
-            ttft_ms REAL,
-            upstream_ms REAL,
+            cost {float} NOT NULL,
+            latency_ms {float} NOT NULL,
+            ttft_ms {float},
+            upstream_ms {float},
             status INTEGER NOT NULL,
             outcome TEXT NOT NULL,
             thread TEXT)""",
@@ -106,91 +110,32 @@ SQLITE: list[list[str]] = [
     ],
 ]
 
-POSTGRES: list[list[str]] = [
-    [  # 1
-        """CREATE TABLE threads (
-            id TEXT PRIMARY KEY,
-            tenant TEXT NOT NULL,
-            key TEXT NOT NULL,
-            main_branch TEXT,
-            created BIGINT NOT NULL,
-            updated BIGINT NOT NULL,
-            lease_token TEXT,
-            lease_until BIGINT,
-            UNIQUE (tenant, key))""",
-        "CREATE INDEX threads_updated ON threads (updated)",
-        """CREATE TABLE branches (
-            id TEXT PRIMARY KEY,
-            tenant TEXT NOT NULL,
-            thread_id TEXT REFERENCES threads (id),
-            parent_id TEXT REFERENCES branches (id),
-            parent_len INTEGER NOT NULL,
-            depth INTEGER NOT NULL,
-            length INTEGER NOT NULL,
-            head_chain BYTEA NOT NULL,
-            created BIGINT NOT NULL,
-            updated BIGINT NOT NULL)""",
-        "CREATE INDEX branches_thread ON branches (thread_id, updated)",
-        "CREATE INDEX branches_parent ON branches (parent_id)",
-        "CREATE INDEX branches_updated ON branches (updated)",
-        """CREATE TABLE messages (
-            branch_id TEXT NOT NULL REFERENCES branches (id) ON DELETE CASCADE,
-            seq INTEGER NOT NULL,
-            chain BYTEA NOT NULL,
-            data BYTEA NOT NULL,
-            PRIMARY KEY (branch_id, seq))""",
-        """CREATE TABLE responses (
-            tenant TEXT NOT NULL,
-            id TEXT NOT NULL,
-            branch_id TEXT NOT NULL REFERENCES branches (id) ON DELETE CASCADE,
-            input_seq INTEGER NOT NULL,
-            output_seq INTEGER NOT NULL,
-            end_seq INTEGER NOT NULL,
-            end_chain BYTEA NOT NULL,
-            created BIGINT NOT NULL,
-            model TEXT NOT NULL,
-            status TEXT NOT NULL,
-            request BYTEA NOT NULL,
-            response BYTEA NOT NULL,
-            PRIMARY KEY (tenant, id))""",
-        "CREATE INDEX responses_created ON responses (created)",
-        "CREATE INDEX responses_branch ON responses (branch_id)",
-    ],
-    [  # 2
-        """CREATE TABLE agent_turns (
-            tenant TEXT NOT NULL,
-            call_id TEXT NOT NULL,
-            created BIGINT NOT NULL,
-            data BYTEA NOT NULL,
-            PRIMARY KEY (tenant, call_id))""",
-        "CREATE INDEX agent_turns_created ON agent_turns (created)",
-    ],
-    [  # 3
-        """CREATE TABLE usage_ledger (
-            id BIGSERIAL PRIMARY KEY,
-            ts BIGINT NOT NULL,
-            tenant TEXT NOT NULL,
-            key_id TEXT,
-            model TEXT NOT NULL,
-            deployment TEXT NOT NULL,
-            provider TEXT NOT NULL,
-            dialect TEXT NOT NULL,
-            stream BOOLEAN NOT NULL,
-            input_tokens INTEGER NOT NULL,
-            output_tokens INTEGER NOT NULL,
-            cached_tokens INTEGER NOT NULL,
-            reasoning_tokens INTEGER NOT NULL,
-            cost DOUBLE PRECISION NOT NULL,
-            latency_ms DOUBLE PRECISION NOT NULL,
-            ttft_ms DOUBLE PRECISION,
-            upstream_ms DOUBLE PRECISION,
-            status INTEGER NOT NULL,
-            outcome TEXT NOT NULL,
-            thread TEXT)""",
-        "CREATE INDEX usage_ledger_ts ON usage_ledger (ts)",
-        "CREATE INDEX usage_ledger_tenant_ts ON usage_ledger (tenant, ts)",
-    ],
-]
+
+
+@dataclass(frozen=True, slots=True)
+class SqlTypes:
+    """What differs between the two SQL dialects in the table definitions."""
+
+    int64: str  # ms timestamps and other values past 2**31
+    bytes: str
+    bool: str
+    float: str
+    serial_key: str  # an auto-numbered 64-bit primary key
+    rowid_free: str  # suffix of a table that needs no hidden row id (SQLite)
+
+    def render(self, migrations: list[list[str]]) -> list[list[str]]:
+        types = asdict(self)
+        return [[stmt.format(**types) for stmt in version] for version in migrations]
+
+
+SQLITE_TYPES = SqlTypes(int64="INTEGER", bytes="BLOB", bool="INTEGER", float="REAL",
+                        serial_key="INTEGER PRIMARY KEY", rowid_free=" WITHOUT ROWID")
+POSTGRES_TYPES = SqlTypes(int64="BIGINT", bytes="BYTEA", bool="BOOLEAN",
+                          float="DOUBLE PRECISION", serial_key="BIGSERIAL PRIMARY KEY",
+                          rowid_free="")
+
+SQLITE = SQLITE_TYPES.render(MIGRATIONS)
+POSTGRES = POSTGRES_TYPES.render(MIGRATIONS)
 
 #: The history of a branch, ancestors included: each segment is read up to where its
 #: child forked (``upto``). ``{p}`` is the placeholder style, filled per dialect.
@@ -206,3 +151,14 @@ SELECT m.{col} FROM seg JOIN messages m
   ON m.branch_id = seg.id AND m.seq >= {start} AND m.seq < seg.upto
 ORDER BY m.seq
 """
+
+#: The columns of the row types (``plans.BranchRow``, ``ThreadRow``, ``ResponseRow``), in
+#: their field order: both backends build rows with ``Row(*columns)``.
+SELECT_BRANCH = ("SELECT id, tenant, thread_id, parent_id, parent_len, depth, length, "
+                 "head_chain, created, updated FROM branches")
+SELECT_THREAD = "SELECT id, tenant, key, main_branch, created, updated FROM threads"
+SELECT_RESPONSE = ("SELECT tenant, id, branch_id, input_seq, output_seq, end_seq, end_chain, "
+                   "created, model, status, request, response FROM responses")
+#: A branch nothing refers to any more: no stored response ends on it, no fork reads it.
+UNUSED_BRANCH = ("NOT EXISTS (SELECT 1 FROM responses r WHERE r.branch_id = branches.id) "
+                 "AND NOT EXISTS (SELECT 1 FROM branches c WHERE c.parent_id = branches.id)")

@@ -21,8 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from . import plans as p
-from .schema import HISTORY_CTE, SQLITE
+from .schema import SQLITE, UNUSED_BRANCH
 from .settings import StoreSettings
+from .statements import Prepared, Returns, prepare
 from .store import SessionStore, StoreError
 from .usage import (
     UsageGroup,
@@ -39,13 +40,6 @@ R = TypeVar("R")
 BUSY_TIMEOUT = 10.0  # seconds a writer waits for another process's transaction
 DEFAULT_POOL = 4
 
-_ROWS = HISTORY_CTE.format(end="?", branch="?", start="?", col="data")
-_CHAINS = HISTORY_CTE.format(end="?", branch="?", start="0", col="chain")
-_BRANCH = ("SELECT id, tenant, thread_id, parent_id, parent_len, depth, length, head_chain, "
-           "created, updated FROM branches")
-_THREAD = "SELECT id, tenant, key, main_branch, created, updated FROM threads"
-_RESPONSE = ("SELECT tenant, id, branch_id, input_seq, output_seq, end_seq, end_chain, created, "
-             "model, status, request, response FROM responses")
 
 
 class SqliteStore(SessionStore):
@@ -138,7 +132,7 @@ class SqliteStore(SessionStore):
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
-            result = p.run_sync(plan, lambda op: _OPS[type(op)](conn, op))
+            result = p.run_sync(plan, lambda op: _op(conn, op))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -149,77 +143,43 @@ class SqliteStore(SessionStore):
 
 # --- operations -----------------------------------------------------------------------------
 
-def _branch(row: Any) -> p.BranchRow | None:
-    return p.BranchRow(*row) if row is not None else None
+def _qmark(i: int) -> str:
+    return f"?{i}"
 
 
-def _fetch_response(c: sqlite3.Connection, op: p.FetchResponse) -> p.ResponseRow | None:
-    row = c.execute(_RESPONSE + " WHERE tenant = ? AND id = ? AND created >= ?",
-                    (op.tenant, op.id, op.min_created)).fetchone()
-    return p.ResponseRow(*row) if row is not None else None
+_SQL = prepare(_qmark, "")  # the write transaction already excludes every other writer
 
 
-def _fetch_rows(c: sqlite3.Connection, op: p.FetchRows) -> list[bytes]:
-    return [r[0] for r in c.execute(_ROWS, (op.end, op.branch_id, op.start))]
+def _op(c: sqlite3.Connection, op: p.Op[Any]) -> Any:
+    prep = _SQL.get(type(op))
+    return _run(c, prep, op) if prep is not None else _OWN[type(op)](c, op)
 
 
-def _fetch_chains(c: sqlite3.Connection, op: p.FetchChains) -> list[bytes]:
-    return [r[0] for r in c.execute(_CHAINS, (op.end, op.branch_id))]
+def _run(c: sqlite3.Connection, prep: Prepared, op: p.Op[Any]) -> Any:
+    if prep.first is not None:
+        _run(c, prep.first, op)
+    st = prep.statement
+    cur = c.execute(prep.sql(op), st.args(op))
+    returns = st.returns
+    if returns is Returns.NOTHING:
+        return None
+    if returns is Returns.ROW:
+        row = cur.fetchone()
+        return st.row(*row) if row is not None and st.row is not None else None
+    if returns is Returns.ROWS:
+        assert st.row is not None
+        return [st.row(*r) for r in cur]
+    if returns is Returns.COLUMN:
+        return [r[0] for r in cur]
+    return cur.rowcount == 1 if returns is Returns.CHANGED else cur.rowcount
 
 
-def _fetch_thread(c: sqlite3.Connection, op: p.FetchThread) -> p.ThreadRow | None:
-    row = c.execute(_THREAD + " WHERE tenant = ? AND key = ?", (op.tenant, op.key)).fetchone()
-    return p.ThreadRow(*row) if row is not None else None
-
-
-def _fetch_branch(c: sqlite3.Connection, op: p.FetchBranch) -> p.BranchRow | None:
-    return _branch(c.execute(_BRANCH + " WHERE id = ?", (op.id,)).fetchone())
-
-
-def _lock_thread(c: sqlite3.Connection, op: p.LockThread) -> p.ThreadRow:
-    # The write transaction (BEGIN IMMEDIATE) already excludes every other writer.
-    c.execute("INSERT OR IGNORE INTO threads (id, tenant, key, created, updated) "
-              "VALUES (?, ?, ?, ?, ?)", (op.new_id, op.tenant, op.key, op.now, op.now))
-    row = c.execute(_THREAD + " WHERE tenant = ? AND key = ?", (op.tenant, op.key)).fetchone()
-    return p.ThreadRow(*row)
-
-
-def _recent_branches(c: sqlite3.Connection, op: p.RecentBranches) -> list[p.BranchRow]:
-    return [p.BranchRow(*r) for r in c.execute(
-        _BRANCH + " WHERE thread_id = ? AND updated >= ? ORDER BY updated DESC LIMIT ?",
-        (op.thread_id, op.min_updated, op.limit))]
-
-
-def _advance_branch(c: sqlite3.Connection, op: p.AdvanceBranch) -> bool:
-    cur = c.execute("UPDATE branches SET length = ?, head_chain = ?, updated = ? "
-                    "WHERE id = ? AND length = ?",
-                    (op.new_length, op.head_chain, op.now, op.id, op.old_length))
-    return cur.rowcount == 1
-
-
-def _insert_branch(c: sqlite3.Connection, op: p.InsertBranch) -> None:
-    b = op.row
-    c.execute("INSERT INTO branches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-              (b.id, b.tenant, b.thread_id, b.parent_id, b.parent_len, b.depth, b.length,
-               b.head_chain, b.created, b.updated))
-
+# What only SQLite writes this way: bulk inserts, deletes that say what they removed.
 
 def _insert_rows(c: sqlite3.Connection, op: p.InsertRows) -> None:
     c.executemany("INSERT INTO messages VALUES (?, ?, ?, ?)",
                   [(op.branch_id, op.start + i, ch, data)
                    for i, (ch, data) in enumerate(op.rows)])
-
-
-def _set_main_branch(c: sqlite3.Connection, op: p.SetMainBranch) -> None:
-    c.execute("UPDATE threads SET main_branch = ?, updated = ? WHERE id = ?",
-              (op.branch_id, op.now, op.thread_id))
-
-
-def _insert_response(c: sqlite3.Connection, op: p.InsertResponse) -> None:
-    r = op.row
-    c.execute("INSERT INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-              (r.tenant, r.id, r.branch_id, r.input_seq, r.output_seq, r.end_seq, r.end_chain,
-               r.created, r.model, r.status, r.request, r.response))
 
 
 def _delete_response(c: sqlite3.Connection, op: p.DeleteResponse) -> str | None:
@@ -231,69 +191,18 @@ def _delete_response(c: sqlite3.Connection, op: p.DeleteResponse) -> str | None:
     return str(row[0])
 
 
-_UNUSED = ("NOT EXISTS (SELECT 1 FROM responses r WHERE r.branch_id = branches.id) "
-           "AND NOT EXISTS (SELECT 1 FROM branches c WHERE c.parent_id = branches.id)")
-
-
 def _drop_orphan_branch(c: sqlite3.Connection, op: p.DropOrphanBranch) -> str | None:
     row = c.execute("SELECT parent_id FROM branches WHERE id = ? AND thread_id IS NULL AND "
-                    + _UNUSED, (op.id,)).fetchone()
+                    + UNUSED_BRANCH, (op.id,)).fetchone()
     if row is None:
         return None
     c.execute("DELETE FROM branches WHERE id = ?", (op.id,))
     return row[0]
 
 
-def _take_lease(c: sqlite3.Connection, op: p.TakeLease) -> bool:
-    cur = c.execute("UPDATE threads SET lease_token = ?, lease_until = ? WHERE id = ? AND "
-                    "(lease_token IS NULL OR lease_until < ? OR lease_token = ?)",
-                    (op.token, op.until, op.thread_id, op.now, op.token))
-    return cur.rowcount == 1
-
-
-def _renew_lease(c: sqlite3.Connection, op: p.RenewLease) -> bool:
-    cur = c.execute("UPDATE threads SET lease_until = ? WHERE id = ? AND lease_token = ?",
-                    (op.until, op.thread_id, op.token))
-    return cur.rowcount == 1
-
-
-def _release_lease(c: sqlite3.Connection, op: p.ReleaseLease) -> None:
-    c.execute("UPDATE threads SET lease_token = NULL, lease_until = NULL "
-              "WHERE id = ? AND lease_token = ?", (op.thread_id, op.token))
-
-
-def _purge_responses(c: sqlite3.Connection, op: p.PurgeResponses) -> int:
-    return c.execute("DELETE FROM responses WHERE created < ?", (op.before,)).rowcount
-
-
-def _purge_leaf_branches(c: sqlite3.Connection, op: p.PurgeLeafBranches) -> int:
-    return c.execute("DELETE FROM branches WHERE updated < ? AND " + _UNUSED,
-                     (op.before,)).rowcount
-
-
-def _purge_threads(c: sqlite3.Connection, op: p.PurgeThreads) -> int:
-    return c.execute("DELETE FROM threads WHERE updated < ? AND NOT EXISTS "
-                     "(SELECT 1 FROM branches b WHERE b.thread_id = threads.id)",
-                     (op.before,)).rowcount
-
-
 def _put_agent_turn(c: sqlite3.Connection, op: p.PutAgentTurn) -> None:
     c.executemany("INSERT OR REPLACE INTO agent_turns VALUES (?, ?, ?, ?)",
                   [(op.tenant, cid, op.now, op.data) for cid in op.call_ids])
-
-
-def _fetch_agent_turn(c: sqlite3.Connection, op: p.FetchAgentTurn) -> bytes | None:
-    row = c.execute("SELECT data FROM agent_turns WHERE tenant = ? AND call_id = ? AND "
-                    "created >= ?", (op.tenant, op.call_id, op.min_created)).fetchone()
-    return row[0] if row is not None else None
-
-
-def _purge_agent_turns(c: sqlite3.Connection, op: p.PurgeAgentTurns) -> int:
-    return c.execute("DELETE FROM agent_turns WHERE created < ?", (op.before,)).rowcount
-
-
-def _qmark(i: int) -> str:
-    return "?"
 
 
 _INSERT_USAGE = insert_sql(_qmark)
@@ -314,16 +223,8 @@ def _group_usage(c: sqlite3.Connection, op: p.GroupUsage) -> list[UsageGroup]:
     return [group_from_row(op.by, r) for r in c.execute(sql, args)]
 
 
-_OPS: dict[type, Any] = {
-    p.FetchResponse: _fetch_response, p.FetchRows: _fetch_rows, p.FetchChains: _fetch_chains,
-    p.FetchThread: _fetch_thread, p.FetchBranch: _fetch_branch, p.LockThread: _lock_thread,
-    p.RecentBranches: _recent_branches, p.AdvanceBranch: _advance_branch,
-    p.InsertBranch: _insert_branch, p.InsertRows: _insert_rows,
-    p.SetMainBranch: _set_main_branch, p.InsertResponse: _insert_response,
-    p.DeleteResponse: _delete_response, p.DropOrphanBranch: _drop_orphan_branch,
-    p.TakeLease: _take_lease, p.RenewLease: _renew_lease, p.ReleaseLease: _release_lease,
-    p.PurgeResponses: _purge_responses, p.PurgeLeafBranches: _purge_leaf_branches,
-    p.PurgeThreads: _purge_threads, p.PutAgentTurn: _put_agent_turn,
-    p.FetchAgentTurn: _fetch_agent_turn, p.PurgeAgentTurns: _purge_agent_turns,
+_OWN: dict[type, Any] = {
+    p.InsertRows: _insert_rows, p.DeleteResponse: _delete_response,
+    p.DropOrphanBranch: _drop_orphan_branch, p.PutAgentTurn: _put_agent_turn,
     p.InsertUsage: _insert_usage, p.SelectUsage: _select_usage, p.GroupUsage: _group_usage,
 }

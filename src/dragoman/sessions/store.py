@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ..core import Conflict, DragomanError, Message, Overloaded, new_id
-from ..core.extras import require_extra
 from . import plans
 from .history import ThreadView
 from .records import PreviousResponse, PurgeStats, StoredResponse, Turn, TurnResult
@@ -229,18 +228,3 @@ class SessionStore(abc.ABC):
         ``query`` (its ``limit`` does not apply)."""
         return await self._run(plans.usage_groups(query, by))
 
-
-def open_store(settings: StoreSettings) -> SessionStore:
-    """The store ``settings`` describe; nothing is touched until ``open()`` or first use."""
-    if settings.backend == "sqlite":
-        from .sqlite import SqliteStore
-
-        return SqliteStore(settings)
-    if settings.backend == "postgres":
-        require_extra("postgres", "the postgres session store")
-        from .postgres import PostgresStore
-
-        return PostgresStore(settings)
-    from .memory import MemoryStore
-
-    return MemoryStore(settings)

@@ -24,11 +24,13 @@ from typing import Literal
 import msgspec
 
 from ...core import (
+    NO_CONTEXT,
     Capabilities,
     ChatRequest,
     ChatResponse,
     Finish,
     InvalidRequest,
+    RequestContext,
     StepStart,
     StopReason,
     StreamError,
@@ -99,16 +101,17 @@ class HarnessAgent:
     async def aclose(self) -> None:
         await close_guard()
 
-    async def complete(self, req: ChatRequest) -> ChatResponse:
-        async with contextlib.aclosing(self.stream(req)) as events:
+    async def complete(self, req: ChatRequest, ctx: RequestContext = NO_CONTEXT) -> ChatResponse:
+        async with contextlib.aclosing(self.stream(req, ctx)) as events:
             return await acollect(events, new_id("harness-"), req.model)
 
-    def stream(self, req: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+    def stream(self, req: ChatRequest,
+               ctx: RequestContext = NO_CONTEXT) -> AsyncGenerator[StreamEvent, None]:
         if req.tools and self.client_tools == "refuse":
             raise InvalidRequest(f"{self.name!r} is a {self.cli.name} harness: it runs its own "
                                  "tools and cannot call the client's (send no `tools`)",
                                  param="tools", code="client_tools_unsupported")
-        return self._run(req, _prompt(req))
+        return self._run(req, ctx, _prompt(req))
 
     def _system(self, req: ChatRequest) -> str | None:
         parts = [self.system] if self.system else []
@@ -122,9 +125,10 @@ class HarnessAgent:
                                 f"set `gateway_url:` (or run under `dragoman serve`)")
         return url.rstrip("/")
 
-    async def _run(self, req: ChatRequest, prompt: str) -> AsyncGenerator[StreamEvent, None]:
-        thread = req.thread
-        async with self.workspaces.open(req.tenant or "", thread) as ws:
+    async def _run(self, req: ChatRequest, ctx: RequestContext,
+                   prompt: str) -> AsyncGenerator[StreamEvent, None]:
+        thread = ctx.thread
+        async with self.workspaces.open(ctx.tenant, thread) as ws:
             session_file = ws.root.parent / SESSION_FILE
             session = None
             if thread is not None and session_file.is_file():

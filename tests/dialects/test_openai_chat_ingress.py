@@ -13,6 +13,7 @@ from dragoman.core import (
     InvalidRequest,
     Message,
     Reasoning,
+    Refusal,
     ResponseFormat,
     Text,
     Thinking,
@@ -198,8 +199,8 @@ def test_consecutive_assistant_messages_merge_and_refusal_and_reasoning() -> Non
         content=[
             Thinking(text="thinking..."),
             Text(text="part one"),
-            Text(text="no"),
-            Text(text="nope"),
+            Refusal(text="no"),
+            Refusal(text="nope"),
         ],
     )
 

@@ -32,7 +32,7 @@ from dragoman.dialects import (
     openai_chat,
     openai_responses,
 )
-from dragoman.dialects.base import Dialect, RenderContext, UpstreamDialect
+from dragoman.dialects.contract import Dialect, RenderContext, UpstreamDialect
 from dragoman.net import SseDecoder
 from dragoman.providers.base import NdjsonFrames
 from dragoman.providers.bedrock import _EventStreamFrames

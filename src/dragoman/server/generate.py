@@ -28,7 +28,7 @@ from ..core import (
     validate_request,
 )
 from ..dialects import openai_responses
-from ..dialects.base import Dialect, RenderContext, StreamRenderer
+from ..dialects.contract import Dialect, RenderContext, StreamRenderer
 from ..providers.passthrough import Passthrough
 from ..router import Deployment, dispatch
 from ..router.dispatch import aclose_events, open_first, passthrough

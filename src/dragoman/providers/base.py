@@ -7,7 +7,7 @@ the request/response/stream plumbing once; an adapter subclass only says where t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import msgspec
@@ -26,6 +26,7 @@ from ..dialects.contract import StreamParser, UpstreamDialect
 from ..net import HttpClient, NdjsonDecoder, SseDecoder, Timeouts, UpstreamResponse
 from ..net.http import DEFAULT_POOL
 from ..net.retry import retry_after_seconds
+from .reads import ReadStream
 
 if TYPE_CHECKING:
     from .passthrough import Passthrough
@@ -196,7 +197,11 @@ class HttpDialectProvider:
         except Exception:
             raise UpstreamError("upstream returned a body that is not valid JSON") from None
 
-    async def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+    def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+        return ReadStream(self._reads(req))
+
+    async def _reads(self, req: ChatRequest) -> AsyncGenerator[list[StreamEvent], None]:
+        """The stream's events, one non-empty list per upstream read (``ReadStream``)."""
         resp = await self.send(req, True)
         completed = finished = False
         try:
@@ -204,21 +209,27 @@ class HttpDialectProvider:
                 raise self.error_from(resp, await resp.read())
             decoder = self.stream_decoder()
             parser = self.upstream_stream_parser(req)
+            feed = parser.feed
+            batch: list[StreamEvent] = []
             try:
                 async for chunk in resp.iter_chunks():
                     for name, data in decoder.feed(chunk):
-                        for ev in parser.feed(name, data):
-                            if type(ev) is Finish:
-                                finished = True
-                            yield ev
+                        batch += feed(name, data)
+                    if batch:
+                        if type(batch[-1]) is Finish:  # (a parser's Finish comes last)
+                            finished = True
+                        yield batch
+                        batch = []
                 for name, data in decoder.close():
-                    for ev in parser.feed(name, data):
-                        yield ev
-                for ev in parser.close():
-                    yield ev
+                    batch += feed(name, data)
+                batch += parser.close()
                 completed = True
+                if batch:
+                    yield batch
             except DragomanError as e:
-                yield StreamError(error=e)
+                # (a lazy decoder raises after the good frames of its read: they go first)
+                batch.append(StreamError(error=e))
+                yield batch
         finally:
             # Abandoned mid-stream (client left, error): closing the connection is what
             # tells the upstream to stop generating. Finished (or closed by a consumer

@@ -26,7 +26,7 @@ from ...core import (
     UsageUpdate,
 )
 from ..contract import RenderContext
-from ..framing import sse
+from ..framing import HOLE, FrameTemplate, sse
 from .items import item_id
 from .render import GENERIC_FAILURE, echo, response_dict, terminal_status
 from .wire import (
@@ -38,6 +38,17 @@ from .wire import (
     failure_message,
     namespaces,
 )
+
+
+def _text_delta_frame(seq: Any, item: Any, index: Any, text: Any) -> bytes:
+    typ = "response.output_text.delta"
+    return sse(typ, {"type": typ, "sequence_number": seq, "item_id": item,
+                     "output_index": index, "content_index": 0, "delta": text,
+                     "logprobs": []})
+
+
+#: The text delta as a template: (sequence number, item id, output index, text) fill it.
+_TEXT_DELTA = FrameTemplate(_text_delta_frame(HOLE, HOLE, HOLE, HOLE))
 
 
 class _Block:
@@ -123,9 +134,9 @@ class StreamRenderer:
                 "item_id": msg_id, "output_index": index, "content_index": 0,
                 "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}})
         b.chunks.append(text)
-        return out + self._ev("response.output_text.delta", {
-            "item_id": b.id, "output_index": b.index, "content_index": 0, "delta": text,
-            "logprobs": []})
+        seq = self._seq
+        self._seq += 1
+        return out + _TEXT_DELTA.fill(seq, b.id, b.index, text)
 
     def _close_text(self) -> bytes:
         b = self._text
@@ -264,7 +275,7 @@ class StreamRenderer:
     def feed(self, event: StreamEvent) -> bytes:
         if self._done:
             return b""
-        if isinstance(event, TextDelta):
+        if type(event) is TextDelta:  # by far the most frequent
             return self._text_delta(event.text) if event.text else b""
         if isinstance(event, ThinkingDelta):
             return self._think_delta(event.text) if event.text else b""

@@ -208,6 +208,8 @@ def main() -> None:
                     "per chunk: the difference to the four-frame stream over its extra chunks")
     ap.add_argument("--admin", action="store_true", help="with server.admin_keys, so the "
                     "metrics and the usage ledger are kept (without: neither)")
+    ap.add_argument("--requests", default=f"{SHORT},{LONG}", help="the short and the long "
+                    "run's request counts (fewer: faster, a little less exact)")
     ap.add_argument("--drive", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--upstream", help=argparse.SUPPRESS)
@@ -224,13 +226,14 @@ def main() -> None:
     from targets import STREAM_CHUNKS, upstreams
 
     shapes = ["stream", "long"] if args.long else ["stream" if args.stream else ""]
+    n_short, n_long = (int(n) for n in args.requests.split(","))
     with tempfile.TemporaryDirectory() as tmp, upstreams(Path(tmp), "0") as ups:
         for path in args.paths.split(","):
             per = {}
             for shape in shapes:
-                short = _count(path, SHORT, shape, ups.nginx_base)
-                long = _count(path, LONG, shape, ups.nginx_base)
-                per[shape] = (long - short) / (LONG - SHORT)
+                short = _count(path, n_short, shape, ups.nginx_base)
+                long = _count(path, n_long, shape, ups.nginx_base)
+                per[shape] = (long - short) / (n_long - n_short)
                 kind = {"": "whole", "stream": "stream", "long": f"{STREAM_CHUNKS}-chunk"}[shape]
                 print(f"{path:>10} {kind}: {per[shape] / 1000:8.1f}k instructions per request",
                       flush=True)

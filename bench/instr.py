@@ -1,6 +1,6 @@
 """Instructions per request: a deterministic measure for A/B-ing small changes.
 
-    python bench/instr.py [--paths ceiling,pass,translated] [--stream]
+    python bench/instr.py [--paths ceiling,pass,translated] [--stream | --long]
 
 Timing on this VM moves 10-25 % between runs of the same code, so a change worth 3 % is
 invisible in wrk numbers and even in ``bench/inproc.py``. Counting the instructions the
@@ -112,7 +112,11 @@ def _drive_protocol(kind: str, n: int) -> None:
     uvloop.run(run())
 
 
-def _drive(path: str, n: int, stream: bool, upstream: str) -> None:
+#: upstream path prefix per stream shape (see --stream, --long)
+_PREFIX = {"": "/v1", "stream": "/stream/v1", "long": "/long/v1"}
+
+
+def _drive(path: str, n: int, stream: str, upstream: str) -> None:
     """Run inside valgrind: ``n`` requests through the app, one after another."""
     if path.startswith("proto-"):
         _drive_protocol(path.removeprefix("proto-"), n)
@@ -123,7 +127,7 @@ def _drive(path: str, n: int, stream: bool, upstream: str) -> None:
     from dragoman.server.runner import settle_heap
 
     model = {"name": "m", "provider": "openai", "model": "static-model",
-             "base_url": upstream + ("/stream/v1" if stream else "/v1"), "api_key": "sk-up",
+             "base_url": upstream + _PREFIX[stream], "api_key": "sk-up",
              "passthrough": path == "pass"}
     server: dict[str, Any] = {"api_keys": ["bench"]}
     admin = bool(os.environ.get("INSTR_ADMIN"))
@@ -145,7 +149,7 @@ def _drive(path: str, n: int, stream: bool, upstream: str) -> None:
         operations.SAMPLE_EVERY = 3600.0
         gw.ops.ledger.interval = 3600.0
     app: Any = gw.app()
-    body = json.dumps({"model": "m", "stream": stream,
+    body = json.dumps({"model": "m", "stream": bool(stream),
                        "messages": [{"role": "user", "content": "Say hello"}]}).encode()
     scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions",
              "client": ("127.0.0.1", 40000),
@@ -160,7 +164,7 @@ def _drive(path: str, n: int, stream: bool, upstream: str) -> None:
 
         app = ceiling.app
         if stream:  # (the ceiling picks the upstream by path, not by the body)
-            scope["path"] = "/stream/v1/chat/completions"
+            scope["path"] = _PREFIX[stream] + "/chat/completions"
 
     async def run() -> None:
         forever = asyncio.Event()
@@ -196,11 +200,10 @@ def _drive(path: str, n: int, stream: bool, upstream: str) -> None:
     uvloop.run(run())
 
 
-def _count(path: str, n: int, stream: bool, upstream: str) -> int:
+def _count(path: str, n: int, stream: str, upstream: str) -> int:
     cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-           __file__, "--drive", path, "--n", str(n), "--upstream", upstream]
-    if stream:
-        cmd.append("--stream")
+           __file__, "--drive", path, "--n", str(n), "--upstream", upstream,
+           "--shape", stream]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(HERE.parent / "src")}).stderr
     m = re.search(r"I\s+refs:\s+([\d,]+)", out)
@@ -217,6 +220,9 @@ def main() -> None:
                     "proto-guarded, proto-h11: a server protocol alone (no upstream)")
     ap.add_argument("--stream", action="store_true", help="streamed requests (nginx's "
                     "four-frame stream) instead of whole ones")
+    ap.add_argument("--long", action="store_true", help="also streams of nginx's long "
+                    "stream (scenario s's, STREAM_CHUNKS in bench/targets.py), and the cost "
+                    "per chunk: the difference to the four-frame stream over its extra chunks")
     ap.add_argument("--admin", action="store_true", help="with server.admin_keys, so the "
                     "metrics and the usage ledger are kept (without: neither)")
     ap.add_argument("--flush-every", type=int, default=100, metavar="N",
@@ -226,29 +232,41 @@ def main() -> None:
                     "N is the request rate modelled, per second")
     ap.add_argument("--store", default="memory", choices=("memory", "sqlite"),
                     help="session store (and so ledger) backend")
+    ap.add_argument("--requests", default=f"{SHORT},{LONG}", help="the short and the long "
+                    "run's request counts (fewer: faster, a little less exact)")
     ap.add_argument("--drive", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--upstream", help=argparse.SUPPRESS)
+    ap.add_argument("--shape", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.admin:  # (read by _drive in the valgrind child)
         os.environ["INSTR_ADMIN"] = "1"
         os.environ["INSTR_FLUSH_EVERY"] = str(args.flush_every)
     os.environ["INSTR_STORE"] = args.store
     if args.drive:
-        _drive(args.drive, args.n, args.stream, args.upstream)
+        _drive(args.drive, args.n, args.shape, args.upstream)
         return
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install valgrind)")
     sys.path.insert(0, str(HERE))
-    from targets import upstreams
+    from targets import STREAM_CHUNKS, upstreams
 
+    shapes = ["stream", "long"] if args.long else ["stream" if args.stream else ""]
+    n_short, n_long = (int(n) for n in args.requests.split(","))
     with tempfile.TemporaryDirectory() as tmp, upstreams(Path(tmp), "0") as ups:
         for path in args.paths.split(","):
-            short = _count(path, SHORT, args.stream, ups.nginx_base)
-            long = _count(path, LONG, args.stream, ups.nginx_base)
-            per = (long - short) / (LONG - SHORT)
-            kind = "stream" if args.stream else "whole"
-            print(f"{path:>10} {kind}: {per / 1000:8.1f}k instructions per request")
+            per = {}
+            for shape in shapes:
+                short = _count(path, n_short, shape, ups.nginx_base)
+                long = _count(path, n_long, shape, ups.nginx_base)
+                per[shape] = (long - short) / (n_long - n_short)
+                kind = {"": "whole", "stream": "stream", "long": f"{STREAM_CHUNKS}-chunk"}[shape]
+                print(f"{path:>10} {kind}: {per[shape] / 1000:8.1f}k instructions per request",
+                      flush=True)
+            if args.long:
+                # nginx's four-frame stream has one content chunk, the long one STREAM_CHUNKS
+                chunk = (per["long"] - per["stream"]) / (STREAM_CHUNKS - 1)
+                print(f"{path:>10} per chunk: {chunk / 1000:8.2f}k instructions", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Scenario (f): the cost of each dialect translation, in-process.
 
     python bench/micro.py [--quick]
+    python bench/micro.py --instructions   # per chunk, counted by callgrind (valgrind)
 
 For every upstream dialect dragoman parses (OpenAI Chat, OpenAI Responses, Anthropic
 Messages, Gemini, Bedrock Converse, Ollama), a 50-chunk text stream in that vendor's
@@ -15,7 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import struct
+import subprocess
+import sys
 import time
 import zlib
 from collections.abc import Callable
@@ -229,10 +233,44 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _instructions(upstream: str, client: str, streams: int) -> int:
+    """Instructions valgrind counts for ``streams`` translations of one stream, imports
+    and set-up included (the caller subtracts two counts)."""
+    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+           __file__, "--drive", f"{upstream},{client},{streams}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
+    m = re.search(r"I\s+refs:\s+([\d,]+)", out)
+    if m is None:
+        raise RuntimeError(f"no instruction count in valgrind's output:\n{out[-2000:]}")
+    return int(m.group(1).replace(",", ""))
+
+
+def instructions_per_chunk(upstream: str = "openai_chat") -> dict[str, float]:
+    """Deterministic where the timings of ``run`` are not (a loaded machine): the
+    instructions one chunk costs to decode, parse and render, for each client dialect."""
+    few, many = 5, 25
+    return {client: (_instructions(upstream, client, many)
+                     - _instructions(upstream, client, few)) / ((many - few) * CHUNKS)
+            for client in CLIENTS}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--instructions", action="store_true",
+                    help="instructions per chunk (OpenAI Chat upstream), by callgrind")
+    ap.add_argument("--drive", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.drive:  # inside valgrind
+        upstream, client, streams = args.drive.split(",")
+        reads = UPSTREAMS[upstream][1]()
+        for _ in range(int(streams)):
+            translate(upstream, client, reads)
+        return
+    if args.instructions:
+        for client, n in instructions_per_chunk().items():
+            print(f"openai_chat → {client}: {n / 1000:.2f}k instructions per chunk")
+        return
     print(f"µs per {CHUNKS}-chunk stream (decode + parse + render)")
     print(table(run(args.quick)))
 

@@ -103,6 +103,33 @@ def _streams_table(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _saturation_table(result: dict[str, Any]) -> list[str]:
+    lines = [
+        "| target | streams/s @64 | % of aiohttp relay | errors | CPU µs/stream | "
+        "p50 ms (1 conn) | added p50 ms |",
+        "|---" * 7 + "|",
+    ]
+    relay = _get_s(result, RELAY, "sat", "rps")
+    direct = _get_s(result, "direct", "one", "p50_ms")
+    for key, t in result["targets"].items():
+        if "failed" in t or "s" not in t:
+            continue
+        rps = _get_s(result, key, "sat", "rps")
+        p50 = _get_s(result, key, "one", "p50_ms")
+        lines.append(
+            f"| {t['name']} | {_f(rps, ',.0f')} | {_f(_pct(rps, relay), '.0f')} | "
+            f"{_f(_get_s(result, key, 'sat', 'errors'), '.0f')} | "
+            f"{_f(_get_s(result, key, 'sat', 'cpu_us_per_req'), '.0f')} | {_f(p50)} | "
+            f"{_f(None if key == 'direct' or p50 is None or direct is None else p50 - direct)} |")
+    return lines
+
+
+def _get_s(result: dict[str, Any], key: str, run: str, field: str) -> float | None:
+    """A number of scenario s (``one``: 1 connection, ``sat``: 64)."""
+    v = result["targets"].get(key, {}).get("s", {}).get(run, {}).get(field)
+    return v if isinstance(v, (int, float)) and not math.isnan(v) else None
+
+
 def checks(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The issue's targets, for each dragoman path measured: value, limit, pass."""
     relay = _get(result, RELAY, "b", "rps") or _get(result, CEILING, "b", "rps")
@@ -132,6 +159,13 @@ def checks(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
         check("c_coalesced_tokens", _get(result, key, "c", "coalesced"), 0)
         check("d_errors", _get(result, key, "d", "errors"), 0)
         check("d_rss_peak_mb", _get(result, key, "d", "rss_peak_mb"), 100)
+        # Issue 18: streams at least as fast as the relay, at most +0.5 ms p50 added.
+        check("s_pct_of_aiohttp_relay", _pct(_get_s(result, key, "sat", "rps"),
+                                             _get_s(result, RELAY, "sat", "rps")), 100,
+              at_most=False)
+        one, direct = _get_s(result, key, "one", "p50_ms"), _get_s(result, "direct", "one",
+                                                                    "p50_ms")
+        check("s_added_p50_ms", None if one is None or direct is None else one - direct, 0.5)
         drift = _get(result, key, "e", "drift_pct")
         check("e_abs_rss_drift_pct", None if drift is None else abs(drift), 5)
         out[key] = got
@@ -141,7 +175,7 @@ def checks(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def _checks_lines(result: dict[str, Any]) -> list[str]:
     lines = []
     for key, got in result.get("checks", {}).items():
-        marks = [f"{name} {c['value']:g} {'≤' if name != 'b_pct_of_aiohttp_relay' else '≥'}"
+        marks = [f"{name} {c['value']:g} {'≥' if name.endswith('_pct_of_aiohttp_relay') else '≤'}"
                  f" {c['limit']:g} {'ok' if c['ok'] else 'MISSED'}" for name, c in got.items()]
         lines.append(f"- {result['targets'][key]['name']}: " + "; ".join(marks))
     return lines
@@ -160,6 +194,10 @@ def render(result: dict[str, Any]) -> str:
     if any(k in t for t in result["targets"].values() for k in "cd"):
         out += ["Streams (c: one after another; d: all at once)", "",
                 *_streams_table(result), ""]
+    if any("s" in t for t in result["targets"].values()):
+        chunks = next(t["s"]["chunks"] for t in result["targets"].values() if "s" in t)
+        out += [f"s: streams at saturation (nginx's {chunks}-chunk stream in one write; "
+                "wrk -c64 and -c1)", "", *_saturation_table(result), ""]
     if "micro" in result:
         out += [f"f: µs per {result['micro']['chunks']}-chunk stream, decode + parse + render "
                 "(pass-through: the same-dialect byte scanner)", "",

@@ -1,6 +1,6 @@
 """The benchmark harness: scenarios a-f against dragoman, the ceilings and LiteLLM.
 
-    .venv/bin/python bench/run.py [--quick] [--scenarios abcdef] [--workers N]
+    .venv/bin/python bench/run.py [--quick] [--scenarios abcdefs] [--workers N]
                                   [--targets ceiling_asgi,...] [--out FILE]
 
 Scenarios (bench/README.md says what each measures and why):
@@ -10,6 +10,8 @@ Scenarios (bench/README.md says what each measures and why):
   d  1,000 concurrent streams: errors and peak RSS of the target
   e  soak: 100k requests (10k with --quick), RSS at start and end
   f  in-process micro-benchmarks of every dialect translation (bench/micro.py)
+  s  streams at saturation: nginx's 30-chunk stream, streams/s with 64 connections and
+     p50 with one (wrk): translated streaming against the bare aiohttp relay
 
 nginx (fixed bodies) and bench/paced_sse.py are the upstreams; the load generator, the
 upstreams and this process are pinned to CPU 0, each target to CPU 1, one target at a
@@ -110,23 +112,27 @@ class Bench:
         self.plan = plan
         self.tmp = tmp
 
-    def _body_file(self, target: tg.Target) -> Path:
-        f = self.tmp / f"body-{target.key}.json"
-        f.write_text(json.dumps(tg.chat_body(target.model(tg.STATIC_MODEL))))
+    def _body_file(self, target: tg.Target, stream: bool) -> Path:
+        f = self.tmp / f"body-{target.key}{'-stream' if stream else ''}.json"
+        body = tg.chat_body(target.model(tg.STREAM_MODEL if stream else tg.STATIC_MODEL))
+        if stream:
+            body["stream"] = True
+        f.write_text(json.dumps(body))
         return f
 
-    def _url(self, target: tg.Target) -> str:
-        port, path = target.endpoint(stream=False)
+    def _url(self, target: tg.Target, stream: bool) -> str:
+        port, path = target.endpoint(stream=False, whole_stream=stream)
         return f"http://127.0.0.1:{port}{path}"
 
     def _wrk(self, target: tg.Target, conns: int, seconds: float,
-             max_requests: int | None = None) -> dict[str, Any]:
+             max_requests: int | None = None, stream: bool = False) -> dict[str, Any]:
         """One wrk run, plus the target's CPU time per request: on a shared machine that
         moves much less than req/s (another process on the core lowers req/s, not the
-        work each request takes)."""
+        work each request takes). ``stream``: nginx's STREAM_CHUNKS-chunk stream (s)."""
         cpu0 = cpu_seconds(target.pid) if target.pid is not None else None
-        out = wrk(self._url(target), self._body_file(target), conns=conns, seconds=seconds,
-                  cpus=self.plan.load_cpus, max_requests=max_requests).as_dict()
+        out = wrk(self._url(target, stream), self._body_file(target, stream), conns=conns,
+                  seconds=seconds, cpus=self.plan.load_cpus,
+                  max_requests=max_requests).as_dict()
         if cpu0 is not None and target.pid is not None and out["requests"]:
             used = cpu_seconds(target.pid) - cpu0
             out["cpu_us_per_req"] = round(1e6 * used / out["requests"], 1)
@@ -146,6 +152,8 @@ class Bench:
             self._wrk(target, 8, 2)
         if any(s in self.plan.scenarios for s in "cd"):
             self._streams(target, 3, WARM_PACE)
+        if "s" in self.plan.scenarios:
+            self._wrk(target, 8, 1, stream=True)
 
     def measure(self, target: tg.Target) -> dict[str, Any]:
         p, out = self.plan, {"name": target.name, **target.info}
@@ -157,6 +165,11 @@ class Bench:
             out["a"] = self._wrk(target, 1, p.seconds)
         if "b" in sc and target.kind != "direct":
             out["b"] = self._wrk(target, 64, p.seconds)
+        if "s" in sc:
+            out["s"] = {"chunks": tg.STREAM_CHUNKS,
+                        "one": self._wrk(target, 1, p.seconds, stream=True)}
+            if target.kind != "direct":
+                out["s"]["sat"] = self._wrk(target, 64, p.seconds, stream=True)
         if "e" in sc and pid is not None:
             start = rss_mb(pid)
             with RssSampler(pid, 0.5) as sampler:
@@ -247,7 +260,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="dragoman benchmark harness (bench/README.md)")
     ap.add_argument("--quick", action="store_true",
                     help="a short smoke run of every scenario (well under a minute of load)")
-    ap.add_argument("--scenarios", default="abcdef", help="subset of abcdef")
+    ap.add_argument("--scenarios", default="abcdefs", help="subset of abcdefs")
     ap.add_argument("--targets", default=",".join(ALL_TARGETS),
                     help=f"comma-separated subset of {','.join(ALL_TARGETS + OPS_TARGETS)}")
     ap.add_argument("--workers", type=int, default=1,
@@ -269,7 +282,7 @@ def main() -> None:
 
     chosen = [t for t in args.targets.split(",") if t]
     unknown = set(chosen) - set(ALL_TARGETS) - set(OPS_TARGETS)
-    if unknown or not set(args.scenarios) <= set("abcdef"):
+    if unknown or not set(args.scenarios) <= set("abcdefs"):
         ap.error(f"unknown target(s) {sorted(unknown)} or scenario(s) in {args.scenarios!r}")
     for tool in ("nginx", "wrk", "taskset"):
         if not shutil.which(tool):

@@ -51,7 +51,8 @@ def long_stream_body(n: int = LONG_CHUNKS) -> str:
     out.append(chunk("{}", "stop"))
     out.append('data: {"id":"chatcmpl-long","object":"chat.completion.chunk",'
                '"created":1700000000,"model":"static-model","choices":[],'
-               '"usage":{"prompt_tokens":5,"completion_tokens":400,"total_tokens":405}}\n\n')
+               f'"usage":{{"prompt_tokens":5,"completion_tokens":{n},'
+               f'"total_tokens":{n + 5}}}}}\n\n')
     out.append("data: [DONE]\n\n")
     return "".join(out)
 

@@ -19,10 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from procs import BENCH_KEY, free_port, spawn, stop, wait_http
+from servers import long_stream_body
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 STATIC_MODEL = "static-model"
+#: s: the stream every target relays at saturation: nginx sends a Chat stream of this many
+#: content chunks (plus role, finish, usage and [DONE]: 34 frames, ~6 KB) in one write.
+STREAM_CHUNKS = 30
+STREAM_MODEL = f"stream-{STREAM_CHUNKS}"
+STREAM_PATH = "/long/v1/chat/completions"  # nginx's file-backed stream location
 LITELLM_VERSION = "1.106.0"  # bench-notes measured 1.106; later 1.106.x want a newer certifi
 LITELLM_VENV = HERE / ".venv-litellm"
 
@@ -52,9 +58,12 @@ class Target:
     paced_port: int | None = None  # direct only: the paced upstream is another server
     info: dict[str, str] = field(default_factory=dict)
 
-    def endpoint(self, stream: bool) -> tuple[int, str]:
-        """(port, path) for a non-stream request to nginx or a stream from the paced
-        upstream."""
+    def endpoint(self, stream: bool, whole_stream: bool = False) -> tuple[int, str]:
+        """(port, path) for a non-stream request to nginx, a stream from the paced
+        upstream, or (``whole_stream``) nginx's stream of STREAM_CHUNKS chunks."""
+        if whole_stream:
+            return self.port, (STREAM_PATH if self.kind in ("direct", "ceiling")
+                               else "/v1/chat/completions")
         if self.kind == "direct":
             if stream:
                 assert self.paced_port is not None
@@ -80,9 +89,12 @@ def upstreams(tmp: Path, cpus: str) -> Iterator[Upstreams]:
     ups = Upstreams(nginx=free_port(), paced=free_port())
     ng = tmp / "nginx"
     (ng / "tmp").mkdir(parents=True, exist_ok=True)
-    # The long-stream file of nginx.conf is only used by bench/servers.py; an empty one
-    # keeps the shared config valid.
-    (ng / "long.sse").write_text("")
+    # nginx.conf's file-backed stream (scenario s, bench/instr.py --long); nginx's
+    # workers (user nobody) must be able to read it.
+    (ng / "long.sse").write_text(long_stream_body(STREAM_CHUNKS))
+    for d in (tmp, ng):
+        d.chmod(0o755)
+    (ng / "long.sse").chmod(0o644)
     conf = (HERE / "nginx.conf").read_text().replace("PORT", str(ups.nginx))
     (ng / "nginx.conf").write_text(conf.replace("LONGFILE", str(ng / "long.sse")))
     procs = [spawn(["nginx", "-p", str(ng), "-c", "nginx.conf"], cpus, tmp / "nginx.log"),
@@ -163,6 +175,9 @@ def _dragoman_config(ups: Upstreams, paces: list[str], tmp: Path, ops: str = "")
         models.append({"name": STATIC_MODEL + suffix, "provider": "openai",
                        "model": STATIC_MODEL, "passthrough": fast,
                        "base_url": f"{ups.nginx_base}/v1", "api_key": "sk-up"})
+        models.append({"name": STREAM_MODEL + suffix, "provider": "openai",
+                       "model": STATIC_MODEL, "passthrough": fast,
+                       "base_url": f"{ups.nginx_base}/long/v1", "api_key": "sk-up"})
         for pace in paces:
             models.append({"name": pace + suffix, "provider": "openai", "model": pace,
                            "passthrough": fast, "base_url": f"{ups.paced_base}/paced/v1",
@@ -223,6 +238,10 @@ def _litellm_config(ups: Upstreams, paces: list[str], tmp: Path) -> Path:
     models = [{"model_name": STATIC_MODEL,
                "litellm_params": {"model": f"openai/{STATIC_MODEL}",
                                   "api_base": f"{ups.nginx_base}/v1", "api_key": "sk-up"}}]
+    models.append({"model_name": STREAM_MODEL,
+                   "litellm_params": {"model": f"openai/{STATIC_MODEL}",
+                                      "api_base": f"{ups.nginx_base}/long/v1",
+                                      "api_key": "sk-up"}})
     models += [{"model_name": pace,
                 "litellm_params": {"model": f"openai/{pace}",
                                    "api_base": f"{ups.paced_base}/paced/v1",

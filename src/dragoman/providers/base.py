@@ -26,7 +26,8 @@ from ..dialects.contract import StreamParser, UpstreamDialect
 from ..net import HttpClient, SseDecoder, Timeouts, UpstreamResponse
 from ..net.http import DEFAULT_POOL
 from .frames import FrameDecoder, NdjsonFrames
-from .upstream_call import EventReader, read_stream, read_whole, with_retry_after
+from .reads import ReadStream
+from .upstream_call import EventReader, read_batches, read_whole, with_retry_after
 
 if TYPE_CHECKING:
     from .passthrough import Passthrough
@@ -185,10 +186,12 @@ class HttpDialectProvider:
 
     def stream(self, req: ChatRequest,
                ctx: RequestContext = NO_CONTEXT) -> AsyncIterator[StreamEvent]:
-        """The upstream's stream read by the dialect's parser (``upstream_call``); nothing
-        is sent before the first event is asked for."""
-        return read_stream(lambda: self.send(req, True, ctx), self.stream_error_from,
-                           EventReader(self.stream_decoder(), self.upstream_stream_parser(req)))
+        """The upstream's stream read by the dialect's parser (``upstream_call``), one
+        upstream read at a time (``ReadStream``); nothing is sent before the first event is
+        asked for."""
+        return ReadStream(read_batches(
+            lambda: self.send(req, True, ctx), self.stream_error_from,
+            EventReader(self.stream_decoder(), self.upstream_stream_parser(req))))
 
     async def count_tokens(self, req: ChatRequest) -> int | None:
         return None

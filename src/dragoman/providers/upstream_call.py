@@ -3,7 +3,7 @@
 Whole (``read_whole``): read the body, hand the connection back, raise the upstream's
 error on a status of 400 or more.
 
-Stream (``read_stream``): a status of 400 or more is raised before the first item (the
+Stream (``read_batches``): a status of 400 or more is raised before the first item (the
 client still gets a status, its SDK can retry); after that every chunk of the body goes
 to a ``StreamReader`` (frames → neutral events, or bytes → bytes for pass-through), and a
 failure ends the stream in band, as the reader words it. The connection goes back to the
@@ -72,10 +72,12 @@ class StreamReader(Protocol[T]):
         """The stream broke (transport, or a bad frame): the items that end it in band."""
 
 
-async def read_stream(opening: Opening, error_from: ErrorFrom,
-                      reader: StreamReader[T]) -> AsyncGenerator[T, None]:
-    """The items ``reader`` makes of the streamed answer ``opening`` sends for. Raises a
-    ``DragomanError`` if the upstream fails before answering; later failures are items."""
+async def read_batches(opening: Opening, error_from: ErrorFrom,
+                       reader: StreamReader[T]) -> AsyncGenerator[list[T], None]:
+    """The items ``reader`` makes of the streamed answer ``opening`` sends for, one
+    non-empty list per upstream read (``reads.ReadStream`` serves them one at a time or a
+    read at a time). Raises a ``DragomanError`` if the upstream fails before answering;
+    later failures are items."""
     resp = await opening()
     out: list[T] = []
     try:
@@ -85,14 +87,14 @@ async def read_stream(opening: Opening, error_from: ErrorFrom,
             async for chunk in resp.iter_chunks():
                 reader.feed(chunk, out)
                 if out:
-                    for item in out:
-                        yield item
-                    out.clear()
+                    yield out
+                    out = []
             reader.end(out)
         except DragomanError as e:
+            # (a lazy decoder raises after the good frames of its read: they go first)
             reader.fail(e, out)
-        for item in out:
-            yield item
+        if out:
+            yield out
     finally:
         # Finished (or closed by a consumer that stopped at the terminal item, the
         # upstream's last bytes still on the way): kept for reuse once those are read.
@@ -101,6 +103,18 @@ async def read_stream(opening: Opening, error_from: ErrorFrom,
             resp.release()
         else:
             resp.close()
+
+
+async def read_stream(opening: Opening, error_from: ErrorFrom,
+                      reader: StreamReader[T]) -> AsyncGenerator[T, None]:
+    """``read_batches`` one item at a time."""
+    batches = read_batches(opening, error_from, reader)
+    try:
+        async for batch in batches:
+            for item in batch:
+                yield item
+    finally:
+        await batches.aclose()
 
 
 class EventReader:

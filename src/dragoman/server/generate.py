@@ -30,6 +30,7 @@ from ..core import (
 )
 from ..dialects.contract import Dialect, RenderContext, StreamRenderer
 from ..providers.passthrough import Passthrough
+from ..providers.reads import ReadStream
 from ..router import Deployment, dispatch
 from ..router.dispatch import aclose_events, open_first, passthrough
 from ..router.health import Ticket
@@ -46,6 +47,8 @@ from .traced import capture_output
 from .writer import BodyWriter
 
 log = logging.getLogger("dragoman.server")
+
+_AGENT_EVENT_TYPES = frozenset(AGENT_EVENTS)
 
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -231,38 +234,53 @@ async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,
     ``client_closed``). ``headers`` are added to the response's.
     """
     start_headers = _SSE_HEADERS + headers if headers else _SSE_HEADERS
+    # A provider stream that knows its upstream reads (``ReadStream``) is pumped one read
+    # at a time: its events rendered back to back and sent as one body chunk, the send
+    # itself the backpressure. Any other stream comes one event at a time, and a writer
+    # task coalesces what it renders between two of the writer's sends.
+    next_read = events.next_read if isinstance(events, ReadStream) else _one_by_one(events)
+    batched = isinstance(events, ReadStream)
+
     async def pump() -> bool:
         feed = renderer.feed
-        # The first frame is sent at once; the writer (which coalesces what one upstream
-        # read renders) starts with the second, so a first token never waits for the
-        # rest of its read to be rendered.
         writer: BodyWriter | None = None
         sent_first = False
         try:
             await send({"type": "http.response.start", "status": 200, "headers": start_headers})
-            ev: StreamEvent = first
-            head = renderer.start()
+            # The first event goes alone, so a first token never waits for the rest of
+            # its read to be rendered.
+            batch: list[StreamEvent] = [first]
+            parts = [renderer.start()]
             while True:
-                if collector is not None and not isinstance(ev, StreamError):
-                    collector.feed(ev)
-                if on_finish is not None and isinstance(ev, Finish):
-                    try:  # before the Finish frame: a turn that cannot be saved fails
-                        await on_finish()
-                    except DragomanError as e:
-                        ev = StreamError(error=e)
-                chunk = head + (agent_frame(ev) if isinstance(ev, AGENT_EVENTS) else feed(ev))
-                head = b""
-                terminal = isinstance(ev, (Finish, StreamError))
-                if meter is not None:
-                    if type(ev) is UsageUpdate:
+                terminal = False
+                for ev in batch:
+                    cls = type(ev)
+                    if collector is not None and cls is not StreamError:
+                        collector.feed(ev)
+                    if cls is Finish:
+                        if on_finish is not None:
+                            try:  # before the Finish frame: a turn that cannot be saved fails
+                                await on_finish()
+                            except DragomanError as e:
+                                ev = StreamError(error=e)
+                        terminal = True
+                    elif type(ev) is UsageUpdate and meter is not None:
                         meter.usage = ev.usage
-                    elif type(ev) is StreamError:
-                        meter.outcome = ev.error.kind.value
-                if chunk:
-                    if not sent_first:
-                        sent_first = True
+                    if type(ev) is StreamError:
+                        terminal = True
                         if meter is not None:
-                            meter.stream_started()
+                            meter.outcome = ev.error.kind.value
+                    parts.append(agent_frame(ev) if cls in _AGENT_EVENT_TYPES else feed(ev))
+                    if terminal:
+                        break
+                chunk = parts[0] if len(parts) == 1 else b"".join(parts)
+                parts = []
+                if chunk:
+                    if batched or not sent_first:
+                        if not sent_first:
+                            sent_first = True
+                            if meter is not None:
+                                meter.stream_started()
                         await send({"type": "http.response.body", "body": chunk,
                                     "more_body": True})
                     else:
@@ -272,14 +290,14 @@ async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,
                 if terminal:
                     break
                 try:
-                    ev = await events.__anext__()
+                    batch = await next_read()
                 except StopAsyncIteration:
-                    ev = StreamError(error=UpstreamError("upstream stream ended early"))
+                    batch = [StreamError(error=UpstreamError("upstream stream ended early"))]
                 except DragomanError as e:
-                    ev = StreamError(error=e)
+                    batch = [StreamError(error=e)]
                 except Exception:
                     log.exception("provider stream failed")
-                    ev = StreamError(error=UpstreamError("internal error while streaming"))
+                    batch = [StreamError(error=UpstreamError("internal error while streaming"))]
             if writer is not None:
                 await writer.close()
                 writer = None
@@ -295,6 +313,17 @@ async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,
 
     if await unless_client_leaves(pump(), receive) is None and meter is not None:
         meter.outcome = "client_closed"
+
+
+def _one_by_one(events: AsyncIterator[StreamEvent]
+                ) -> Callable[[], Awaitable[list[StreamEvent]]]:
+    """``next_read`` for a stream that does not know its reads: one event per call."""
+    anext = events.__anext__
+
+    async def next_event() -> list[StreamEvent]:
+        return [await anext()]
+
+    return next_event
 
 
 async def forward(opened: Opened, meter: RequestMeter, receive: Receive, send: Send) -> None:

@@ -17,7 +17,7 @@ from ...core import (
     UsageUpdate,
 )
 from ..contract import RenderContext
-from ..framing import sse
+from ..framing import HOLE, FrameTemplate, sse
 from .wire import error_object, finish_reason_for, usage_json
 
 _DONE = b"data: [DONE]\n\n"
@@ -31,7 +31,7 @@ class StreamRenderer:
     ``"usage": null`` and a ``choices: []`` usage chunk precedes ``data: [DONE]``.
     """
 
-    __slots__ = ("_calls", "_ctx", "_done", "_started", "_usage", "_usage_on")
+    __slots__ = ("_calls", "_ctx", "_done", "_started", "_text", "_usage", "_usage_on")
 
     def __init__(self, ctx: RenderContext) -> None:
         self._ctx = ctx
@@ -40,6 +40,7 @@ class StreamRenderer:
         self._usage = Usage()
         self._started = False
         self._done = False
+        self._text: FrameTemplate | None = None  # the text delta's frame, once needed
 
     def _chunk(self, choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> bytes:
         payload: dict[str, Any] = {
@@ -67,10 +68,15 @@ class StreamRenderer:
     def feed(self, event: StreamEvent) -> bytes:
         if self._done:
             return b""
-        if isinstance(event, TextDelta):
+        if type(event) is TextDelta:  # by far the most frequent
             if not event.text:
                 return b""
-            return self._delta({"content": event.text})
+            text = self._text
+            if text is None:
+                head = self.start()  # (so the template is the delta's frame alone)
+                text = self._text = FrameTemplate(self._delta({"content": HOLE}))
+                return head + text.fill(event.text)
+            return text.fill(event.text)
         if isinstance(event, ThinkingDelta):
             if not event.text:
                 return b""

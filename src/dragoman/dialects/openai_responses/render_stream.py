@@ -30,7 +30,7 @@ from ...core import (
     UsageUpdate,
 )
 from ..contract import RenderContext
-from ..framing import sse
+from ..framing import HOLE, FrameTemplate, sse
 from .items import item_id
 from .render import GENERIC_FAILURE, echo, response_dict, terminal_status
 from .wire import (
@@ -43,6 +43,18 @@ from .wire import (
     failure_message,
     namespaces,
 )
+
+
+def _text_delta_frame(seq: Any, item: Any, index: Any, part: Any, text: Any) -> bytes:
+    typ = "response.output_text.delta"
+    return sse(typ, {"type": typ, "sequence_number": seq, "item_id": item,
+                     "output_index": index, "content_index": part, "delta": text,
+                     "logprobs": []})
+
+
+#: The text delta as a template: (sequence number, item id, output index, content index,
+#: text) fill it.
+_TEXT_DELTA = FrameTemplate(_text_delta_frame(HOLE, HOLE, HOLE, HOLE, HOLE))
 
 
 class _Block:
@@ -146,9 +158,9 @@ class StreamRenderer:
             assert m is not None
         m.chunks.append(text)
         if kind is _OUTPUT_TEXT:
-            return out + self._ev("response.output_text.delta", {
-                "item_id": m.id, "output_index": m.index, "content_index": len(m.parts),
-                "delta": text, "logprobs": []})
+            seq = self._seq
+            self._seq += 1
+            return out + _TEXT_DELTA.fill(seq, m.id, m.index, len(m.parts), text)
         return out + self._ev("response.refusal.delta", {
             "item_id": m.id, "output_index": m.index, "content_index": len(m.parts),
             "delta": text})
@@ -361,7 +373,7 @@ class StreamRenderer:
     def feed(self, event: StreamEvent) -> bytes:
         if self._done:
             return b""
-        if isinstance(event, TextDelta):
+        if type(event) is TextDelta:  # by far the most frequent
             return self._delta(_OUTPUT_TEXT, event.text) if event.text else b""
         if isinstance(event, ThinkingDelta):
             return self._think_delta(event.text) if event.text else b""

@@ -8,7 +8,7 @@ the request/response/stream plumbing once; an adapter subclass only says where t
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import msgspec
 
@@ -26,9 +26,6 @@ from ..dialects.base import StreamParser, UpstreamDialect
 from ..net import HttpClient, NdjsonDecoder, SseDecoder, Timeouts, UpstreamResponse
 from ..net.http import DEFAULT_POOL
 from ..net.retry import retry_after_seconds
-
-if TYPE_CHECKING:
-    from .passthrough import Passthrough
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -94,8 +91,9 @@ class HttpDialectProvider:
     default_base_url: str = ""
     passthrough_safe: ClassVar[bool] = False
     """The adapter's envelope is exactly its dialect's plus auth headers, so a client of
-    the same dialect may have its body forwarded as is (``passthrough``). Never inherited:
-    an adapter that changes the envelope must not forward bodies unless it says so."""
+    the same dialect may have its body forwarded as is (``providers.passthrough``). Never
+    inherited: an adapter that changes the envelope must not forward bodies unless it
+    says so."""
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -148,18 +146,14 @@ class HttpDialectProvider:
     def capabilities(self) -> Capabilities:
         return self._caps
 
-    def passthrough(self, req: ChatRequest, body: dict[str, Any]) -> Passthrough | None:
-        """The fast path: ``req`` (parsed from the client's ``body``) forwarded byte for
-        byte, or None when it must be translated (another dialect, an adapter that changes
-        the envelope, a request the dialect's rules say needs changing)."""
-        if not self.passthrough_safe or req.dialect != self.dialect.name \
-                or type(self).send is not HttpDialectProvider.send:
-            # (an adapter whose ``send`` does more — tokens, media, retries — is not
-            # bypassed: pass-through posts the body itself)
-            return None
-        from .passthrough import prepare
-
-        return prepare(self, req, body)
+    def forwards(self, req: ChatRequest) -> bool:
+        """A client's body for ``req`` may be forwarded as is (``providers.passthrough``):
+        it is in this upstream's dialect, the envelope is the dialect's own
+        (``passthrough_safe``), and ``send`` is not overridden (an adapter whose ``send``
+        does more — tokens, media, retries — is not bypassed: pass-through posts the body
+        itself)."""
+        return self.passthrough_safe and req.dialect == self.dialect.name \
+            and type(self).send is HttpDialectProvider.send
 
     def _body(self, req: ChatRequest, stream: bool) -> bytes:
         upstream_req = msgspec.structs.replace(req, model=self.model)

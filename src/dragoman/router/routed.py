@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from ..core import Capabilities, ChatRequest, ChatResponse, Finish, StreamError, StreamEvent
 from .attempts import dispatch
-from .dispatch import aclose_events, open_first
+from .first_answer import aclose_events, open_first
 from .table import Deployment, ModelTable, Route
 
 

@@ -1,0 +1,75 @@
+"""Starting a request on one deployment and waiting for its first answer.
+
+``forwarding`` picks the same-dialect pass-through when nothing about the request needs
+translating; ``open_first`` opens a neutral stream and reads its first event (which is
+what decides that the deployment took the request), giving a streaming client a stream
+even from an upstream that only answers whole (``open_stream``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ..core import Capabilities, ChatRequest, StreamEvent, UpstreamError, events_of
+from ..providers.base import HttpDialectProvider, LlmProvider
+from ..providers.passthrough import Passthrough, prepare
+from .table import Deployment
+
+log = logging.getLogger("dragoman.router")
+
+
+def open_stream(provider: LlmProvider, req: ChatRequest,
+                caps: Capabilities) -> AsyncIterator[StreamEvent]:
+    """The provider's stream, or — for an upstream that cannot stream — its whole answer
+    replayed as events (errors still raise before the first event)."""
+    if caps.streaming:
+        return provider.stream(req)
+    return _synthesized(provider, req)
+
+
+async def open_first(provider: LlmProvider, req: ChatRequest, caps: Capabilities
+                     ) -> tuple[AsyncIterator[StreamEvent], StreamEvent]:
+    """Open a stream and wait for its first event: a failure up to here raises (and the
+    stream is closed), so the router may still retry; after it, failures are in-band."""
+    events = open_stream(provider, req, caps)
+    try:
+        first = await events.__anext__()
+    except StopAsyncIteration:
+        await aclose_events(events)
+        raise UpstreamError("upstream produced an empty stream") from None
+    except BaseException:
+        await aclose_events(events)
+        raise
+    return events, first
+
+
+async def aclose_events(events: AsyncIterator[StreamEvent]) -> None:
+    """Close a provider stream (its upstream connection with it); never raises."""
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:
+            log.debug("closing provider stream failed", exc_info=True)
+
+
+async def _synthesized(provider: LlmProvider, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+    resp = await provider.complete(req)
+    for ev in events_of(resp):
+        yield ev
+
+
+def forwarding(deployment: Deployment, req: ChatRequest, body: Any,
+               caps: Capabilities) -> Passthrough | None:
+    """The same-dialect fast path for this request, or None. The caller rules out what
+    only it knows (stored or chained Responses, which need the neutral events); this
+    checks the deployment (``passthrough: false`` forces translation), streaming support
+    and the provider (``forwards``); ``prepare`` then asks the dialect's rules."""
+    provider = deployment.provider
+    if not deployment.passthrough or not isinstance(provider, HttpDialectProvider) \
+            or not isinstance(body, dict) or (req.stream and not caps.streaming) \
+            or not provider.forwards(req):
+        return None
+    return prepare(provider, req, body)

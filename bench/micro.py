@@ -33,7 +33,7 @@ from dragoman.dialects import (
     openai_chat,
     openai_responses,
 )
-from dragoman.dialects.base import Dialect, RenderContext, UpstreamDialect
+from dragoman.dialects.contract import Dialect, RenderContext, UpstreamDialect
 from dragoman.net import SseDecoder
 from dragoman.net.sse import SseRelay
 from dragoman.providers.base import NdjsonFrames

@@ -65,7 +65,8 @@ from dragoman.dialects.anthropic_messages import (
     render_request,
     render_response,
 )
-from dragoman.dialects.base import RenderContext, compact_json
+from dragoman.dialects.contract import RenderContext
+from dragoman.dialects.framing import compact_json
 
 from .anthropic_sse import split_frames, validate_stream
 

@@ -56,7 +56,7 @@ from dragoman.dialects.anthropic_messages import (
     render_error,
     render_response,
 )
-from dragoman.dialects.base import RenderContext
+from dragoman.dialects.contract import RenderContext
 
 from .anthropic_sse import split_frames, validate_stream
 

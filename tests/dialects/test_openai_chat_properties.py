@@ -44,7 +44,7 @@ from dragoman.core import (
     collect,
 )
 from dragoman.core.events import OpaqueItem, RedactedThinkingBlock
-from dragoman.dialects.base import RenderContext
+from dragoman.dialects.contract import RenderContext
 from dragoman.dialects.openai_chat import (
     StreamParser,
     StreamRenderer,

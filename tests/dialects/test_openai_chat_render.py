@@ -48,7 +48,7 @@ from dragoman.core import (
     Usage,
     UsageUpdate,
 )
-from dragoman.dialects.base import RenderContext
+from dragoman.dialects.contract import RenderContext
 from dragoman.dialects.openai_chat import StreamRenderer, render_error, render_response
 
 

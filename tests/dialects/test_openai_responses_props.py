@@ -47,7 +47,7 @@ from dragoman.core import (
     UsageUpdate,
     collect,
 )
-from dragoman.dialects.base import RenderContext
+from dragoman.dialects.contract import RenderContext
 from dragoman.dialects.openai_responses import (
     StreamParser,
     StreamRenderer,

@@ -50,7 +50,7 @@ from dragoman.core import (
     Usage,
     UsageUpdate,
 )
-from dragoman.dialects.base import RenderContext
+from dragoman.dialects.contract import RenderContext
 from dragoman.dialects.openai_responses import (
     StreamRenderer,
     parse_request,

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from ..core import Tool
-from .base import compact_json
+from .framing import compact_json
 
 _decode = msgspec.json.decode
 

@@ -22,7 +22,7 @@ from ..core import (
     StreamEvent,
     UpstreamError,
 )
-from ..dialects.base import StreamParser, UpstreamDialect
+from ..dialects.contract import StreamParser, UpstreamDialect
 from ..net import HttpClient, NdjsonDecoder, SseDecoder, Timeouts, UpstreamResponse
 from ..net.http import DEFAULT_POOL
 from ..net.retry import retry_after_seconds

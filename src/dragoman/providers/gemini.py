@@ -48,7 +48,7 @@ from ..core import (
 )
 from ..core.extras import require_extra
 from ..dialects import anthropic_messages
-from ..dialects.base import StreamParser
+from ..dialects.contract import StreamParser
 from ..dialects.gemini import DIALECT as GEMINI
 from ..dialects.gemini import ORIGIN, parse_response
 from ..dialects.gemini import StreamParser as GeminiStreamParser

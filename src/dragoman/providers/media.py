@@ -18,7 +18,7 @@ from collections.abc import Callable
 import msgspec
 
 from ..core import ChatRequest, File, Image, InvalidRequest, Message, Part, ToolResult
-from ..dialects.base import split_data_url
+from ..dialects.data_urls import split_data_url
 from ..net.fetch import FetchPolicy, fetch
 
 #: content types worth inlining for a multimodal upstream (prefixes)

@@ -46,10 +46,11 @@ from ..core import (
     Usage,
 )
 from ..dialects import anthropic_messages, openai_chat, openai_responses
-from ..dialects.anthropic_messages._common import WireUsage, usage_from_wire
-from ..dialects.base import RenderContext, sse
-from ..dialects.openai_chat._common import parse_usage as chat_usage
-from ..dialects.openai_responses._common import parse_usage as responses_usage
+from ..dialects.anthropic_messages.wire import WireUsage, usage_from_wire
+from ..dialects.contract import RenderContext
+from ..dialects.framing import sse
+from ..dialects.openai_chat.wire import parse_usage as chat_usage
+from ..dialects.openai_responses.wire import parse_usage as responses_usage
 from ..net.sse import SseRelay
 from .base import HttpDialectProvider
 

@@ -8,7 +8,7 @@ import time
 
 from ..auth import Principal
 from ..core import ChatRequest, DragomanError, Usage
-from ..dialects.base import Dialect
+from ..dialects.contract import Dialect
 from ..observe import GatewayMetrics
 from ..router import Deployment, Route
 from ..router.usage import UsageAccounting, UsageRecord, format_cost

@@ -34,7 +34,7 @@ from ..core import (
     StreamEvent,
     VerifierScore,
 )
-from ..dialects.base import sse
+from ..dialects.framing import sse
 
 AGENT_EVENTS = (StepStart, AgentToolCall, AgentToolResult, VerifierScore, Recursion,
                 CandidateDelta)

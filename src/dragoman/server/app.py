@@ -16,7 +16,7 @@ from ..auth import Principal
 from ..core import DragomanError, InvalidRequest, NotFound, UpstreamError, validate_request
 from ..core.estimate import estimate_request
 from ..dialects import anthropic_messages, openai_chat, openai_responses
-from ..dialects.base import Dialect
+from ..dialects.contract import Dialect
 from . import access_log
 from . import admin as admin_routes
 from . import models as model_routes

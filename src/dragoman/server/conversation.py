@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from ..auth import Principal
 from ..core import ChatRequest, ChatResponse, InvalidRequest, Message, NotFound
 from ..dialects import openai_responses
-from ..dialects.base import Dialect, RenderContext
+from ..dialects.contract import Dialect, RenderContext
 from ..router import Route
 from ..sessions import NewResponse, PreviousResponse, SessionStore, Turn
 from .gateway import Gateway

@@ -36,7 +36,7 @@ from ..core import (
 )
 from ..core.spans import Span
 from ..dialects import openai_responses
-from ..dialects.base import Dialect, RenderContext, StreamRenderer
+from ..dialects.contract import Dialect, RenderContext, StreamRenderer
 from ..providers.passthrough import Passthrough
 from ..router import Deployment, dispatch
 from ..router.first_answer import aclose_events, forwarding, open_first

@@ -12,7 +12,7 @@ import zstandard
 
 from ..auth.errors import AuthError
 from ..core import DragomanError, ErrorKind, InvalidRequest, RequestTooLarge
-from ..dialects.base import Dialect
+from ..dialects.contract import Dialect
 from .json_depth import MAX_JSON_DEPTH, nests_deeper_than
 
 Scope = dict[str, Any]

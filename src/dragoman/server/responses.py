@@ -13,7 +13,7 @@ import msgspec
 from ..auth import Principal
 from ..core import InvalidRequest, NotFound
 from ..dialects import openai_responses
-from ..dialects.base import RenderContext
+from ..dialects.contract import RenderContext
 from ..sessions import StoredResponse
 from .gateway import Gateway
 from .http import Receive, Scope, Send, send_json

@@ -8,12 +8,14 @@ egress: ``render_request`` / ``render_count_tokens_request``, ``parse_response``
 
 from __future__ import annotations
 
-from ..base import Dialect
-from ._common import ID_PREFIX, NAME, ORIGIN, TOOL_ID_PREFIX
+from ..contract import Dialect
 from .egress import render_count_tokens_request, render_request
 from .ingress import parse_count_tokens_request, parse_request
-from .render import StreamRenderer, render_count_tokens, render_error, render_response
-from .upstream import StreamParser, parse_error, parse_response
+from .parse import parse_error, parse_response
+from .parse_stream import StreamParser
+from .render import render_count_tokens, render_error, render_response
+from .render_stream import StreamRenderer
+from .wire import ID_PREFIX, NAME, ORIGIN, TOOL_ID_PREFIX
 
 DIALECT = Dialect(
     name=NAME,

@@ -20,10 +20,11 @@ from ...core import (
     ToolCall,
     ToolResult,
 )
-from ..base import budget_for_effort, split_data_url
+from ..data_urls import split_data_url
+from ..effort import budget_for_effort
 from ..tool_args import CUSTOM_TOOL_SCHEMA, custom_tool_description
 from ..tool_args import object_from_arguments as input_from_arguments
-from ._common import NAME, ORIGIN, TOOL_EXTRAS_KEY
+from .wire import NAME, ORIGIN, TOOL_EXTRAS_KEY
 
 DEFAULT_MAX_TOKENS = 4096
 """``max_tokens`` when the neutral request has none (the Messages API requires one)."""

@@ -28,9 +28,9 @@ from ...core import (
     ToolChoice,
     ToolResult,
 )
-from ..base import expect_object, optional, optional_number, require
+from ..fields import expect_object, optional, optional_number, require
 from ..tool_args import arguments_from_object as arguments_from_input
-from ._common import NAME, ORIGIN, TOOL_EXTRAS_KEY, is_opaque_block_type
+from .wire import NAME, ORIGIN, TOOL_EXTRAS_KEY, is_opaque_block_type
 
 KNOWN_FIELDS = frozenset({
     "model", "max_tokens", "messages", "system", "stop_sequences", "temperature", "top_p",

@@ -8,10 +8,11 @@ event-stream messages → neutral events), ``parse_error`` (status + body, plus 
 
 from __future__ import annotations
 
-from ..base import UpstreamDialect
-from ._common import NAME, ORIGIN, clean_error_type, error_for_type
+from ..contract import UpstreamDialect
 from .egress import DOCUMENT_FORMATS, IMAGE_FORMATS, image_format, render_request
-from .upstream import StreamParser, parse_error, parse_response, stream_exception
+from .parse import parse_error, parse_response, stream_exception
+from .parse_stream import StreamParser
+from .wire import NAME, ORIGIN, clean_error_type, error_for_type
 
 DIALECT = UpstreamDialect(
     name=NAME,

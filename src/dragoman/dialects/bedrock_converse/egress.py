@@ -37,9 +37,10 @@ from ...core import (
     ToolCall,
     ToolResult,
 )
-from ..base import budget_for_effort, split_data_url
+from ..data_urls import split_data_url
+from ..effort import budget_for_effort
 from ..tool_args import CUSTOM_TOOL_SCHEMA, custom_tool_description, object_from_arguments
-from ._common import NAME, ORIGIN
+from .wire import NAME, ORIGIN
 
 DEFAULT_MAX_TOKENS = 4096
 """``maxTokens`` derived when thinking is on and the request set no cap (the budget must

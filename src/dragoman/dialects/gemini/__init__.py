@@ -7,10 +7,18 @@ egress: ``render_request``, ``parse_response``, ``StreamParser`` (``alt=sse`` ch
 
 from __future__ import annotations
 
-from ..base import UpstreamDialect
-from ._common import NAME, ORIGIN, SKIP_SIGNATURE, is_synthesized, synthesize_call_id
+from ..contract import UpstreamDialect
 from .egress import render_request
-from .upstream import StreamParser, error_from_payload, parse_error, parse_response
+from .parse import parse_error, parse_response
+from .parse_stream import StreamParser
+from .wire import (
+    NAME,
+    ORIGIN,
+    SKIP_SIGNATURE,
+    error_from_payload,
+    is_synthesized,
+    synthesize_call_id,
+)
 
 DIALECT = UpstreamDialect(
     name=NAME,

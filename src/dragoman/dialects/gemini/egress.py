@@ -36,9 +36,10 @@ from ...core import (
     ToolCall,
     ToolResult,
 )
-from ..base import budget_for_effort, split_data_url
+from ..data_urls import split_data_url
+from ..effort import budget_for_effort
 from ..tool_args import CUSTOM_TOOL_SCHEMA, custom_tool_description, object_from_arguments
-from ._common import NAME, ORIGIN, SKIP_SIGNATURE, is_synthesized
+from .wire import NAME, ORIGIN, SKIP_SIGNATURE, is_synthesized
 
 _MAGIC = (("iVBORw0KGgo", "image/png"), ("/9j/", "image/jpeg"), ("R0lGOD", "image/gif"),
           ("UklGR", "image/webp"), ("JVBERi0", "application/pdf"))

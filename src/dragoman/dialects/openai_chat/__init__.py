@@ -6,12 +6,14 @@ egress:  ``render_request``, ``parse_response``, ``StreamParser``, ``parse_error
 
 from __future__ import annotations
 
-from ..base import Dialect
-from ._common import ID_PREFIX, NAME
+from ..contract import Dialect
+from .egress import render_request
 from .ingress import parse_request
-from .render import StreamRenderer, render_error, render_response
-from .stream_parser import StreamParser
-from .upstream import parse_error, parse_response, render_request
+from .parse import parse_error, parse_response
+from .parse_stream import StreamParser
+from .render import render_error, render_response
+from .render_stream import StreamRenderer
+from .wire import ID_PREFIX, NAME
 
 DIALECT = Dialect(
     name=NAME,

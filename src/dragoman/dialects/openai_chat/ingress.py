@@ -23,10 +23,11 @@ from ...core import (
     ToolResult,
     new_id,
 )
-from ..base import compact_json, split_data_url
-from ._common import NAME
+from ..data_urls import split_data_url
+from ..framing import compact_json
 from ._validate import bad, obj, opt, opt_number, opt_tokens, req_str
 from .tools import parse_tool_choice, parse_tools
+from .wire import NAME
 
 #: Top-level fields this module maps; everything else goes to ``extra``.
 _KNOWN = frozenset({

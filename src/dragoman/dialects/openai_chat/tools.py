@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ...core import HostedTool, InvalidRequest, Tool, ToolChoice
-from ._common import NAME
 from ._validate import bad, obj, opt, req_str
+from .wire import NAME
 
 
 def _function_tool(fn: dict[str, Any], where: str) -> Tool:

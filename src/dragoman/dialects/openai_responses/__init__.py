@@ -8,13 +8,14 @@ ingress: ``parse_request``, ``render_response``, ``StreamRenderer``, ``render_er
 
 from __future__ import annotations
 
-from ..base import Dialect
-from ._common import NAME
+from ..contract import Dialect
+from .egress import render_request
 from .ingress import parse_request
+from .parse import parse_error, parse_response
+from .parse_stream import StreamParser
 from .render import render_error, render_input_items, render_response, render_response_object
-from .stream import StreamRenderer
-from .stream_parser import StreamParser
-from .upstream import parse_error, parse_response, render_request
+from .render_stream import StreamRenderer
+from .wire import NAME
 
 DIALECT = Dialect(
     name=NAME,

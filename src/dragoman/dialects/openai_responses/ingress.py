@@ -25,8 +25,8 @@ from ...core import (
     ToolChoice,
     ToolResult,
 )
-from ..base import expect_object, optional, optional_number, require
-from ._common import NAME, ORIGIN, split_data
+from ..fields import expect_object, optional, optional_number, require
+from .wire import NAME, ORIGIN, split_data
 
 _KNOWN = frozenset({
     "model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "text",

@@ -32,7 +32,7 @@ from ...core import (
     ToolResult,
     new_id,
 )
-from ._common import NAME, ORIGIN, custom_input, render_part
+from .wire import NAME, ORIGIN, custom_input, render_part
 
 
 def item_id(prefix: str, response_id: str, where: str, index: int) -> str:

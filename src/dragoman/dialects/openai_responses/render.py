@@ -12,8 +12,10 @@ from ...core import (
     StopReason,
     Usage,
 )
-from ..base import RenderContext, dumps
-from ._common import (
+from ..contract import RenderContext
+from ..framing import dumps
+from .items import listed_input_items, response_output
+from .wire import (
     NAME,
     custom_names,
     failure_message,
@@ -24,7 +26,6 @@ from ._common import (
     render_tools,
     render_usage,
 )
-from .items import listed_input_items, response_output
 
 #: Request settings the Response object echoes from ``extra`` (same-dialect clients only),
 #: with the API's defaults.

@@ -1,11 +1,9 @@
-"""Upstream → neutral: ``generateContent`` answers, ``streamGenerateContent?alt=sse``
-chunks and the ``{"error": {code, message, status, details}}`` envelope.
+"""Egress input, streaming: ``streamGenerateContent?alt=sse`` chunks as neutral events.
 
 A stream chunk and a whole answer have the same shape (a ``GenerateContentResponse``
-carrying only new parts), so one reader serves both: the non-stream answer is read as a
-one-chunk stream and collected. Function calls arrive whole; ids Gemini leaves out are
-synthesized (``_common.synthesize_call_id``). A ``thoughtSignature`` becomes a
-``ThinkingEnd`` (``origin="gemini"``) right before the part that carried it.
+carrying only new parts), so this reader serves both. Function calls arrive whole; ids
+Gemini leaves out are synthesized (``wire.synthesize_call_id``). A ``thoughtSignature``
+becomes a ``ThinkingEnd`` (``origin="gemini"``) right before the part that carried it.
 """
 
 from __future__ import annotations
@@ -16,10 +14,6 @@ from typing import Any
 import msgspec
 
 from ...core import (
-    ChatResponse,
-    Collector,
-    ContextLengthExceeded,
-    DragomanError,
     Finish,
     Opaque,
     OpaqueItem,
@@ -36,12 +30,19 @@ from ...core import (
     UpstreamError,
     Usage,
     UsageUpdate,
-    error_for_status,
 )
 from ..tool_args import arguments_from_object, custom_input
-from ._common import NAME, ORIGIN, stop_from_wire, synthesize_call_id, usage_from_wire
+from .wire import (
+    NAME,
+    ORIGIN,
+    error_from_payload,
+    stop_from_wire,
+    synthesize_call_id,
+    usage_from_wire,
+)
 
 _decode = msgspec.json.decode
+
 
 DEFAULT_CALL_PREFIX = "call_"
 
@@ -199,96 +200,3 @@ class StreamParser:
             out.append(ToolCallDelta(id=cid, arguments=arguments_from_object(
                 args if isinstance(args, dict) else {})))
         out.append(ToolCallEnd(id=cid))
-
-
-def parse_response(body: Any, custom_tools: Collection[str] = (),
-                   call_prefix: str = DEFAULT_CALL_PREFIX) -> ChatResponse:
-    """A non-stream ``generateContent`` answer."""
-    if not isinstance(body, dict):
-        raise UpstreamError("upstream returned a malformed response body")
-    if body.get("error") is not None and not body.get("candidates"):
-        raise error_from_payload(502, body["error"])
-    cands = body.get("candidates")
-    fb = body.get("promptFeedback")
-    blocked = isinstance(fb, dict) and bool(fb.get("blockReason"))
-    if not (isinstance(cands, list) and cands) and not blocked:
-        raise UpstreamError("upstream returned a response without candidates")
-    parser = StreamParser(custom_tools, call_prefix)
-    c = Collector()
-    for ev in parser.feed(None, body):
-        c.feed(ev)
-    for ev in parser.finish():
-        c.feed(ev)
-    model = body.get("modelVersion")
-    return c.response(parser.response_id or "", model if isinstance(model, str) else "")
-
-
-# --- errors ----------------------------------------------------------------------------------
-
-_CREDENTIAL_REASONS = frozenset({
-    "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED", "ACCESS_TOKEN_EXPIRED",
-    "ACCESS_TOKEN_TYPE_UNSUPPORTED", "CREDENTIALS_MISSING",
-})
-
-
-def _excerpt(body: bytes) -> str:
-    text = body[:200].decode("utf-8", "replace")
-    text = "".join(c if c.isprintable() else " " for c in text).strip()
-    return text or "(empty body)"
-
-
-def _duration(value: Any) -> float | None:
-    """A protobuf Duration in JSON (``"37s"``, ``"1.5s"``) → seconds."""
-    if not isinstance(value, str) or not value.endswith("s"):
-        return None
-    try:
-        return max(0.0, float(value[:-1]))
-    except ValueError:
-        return None
-
-
-def is_context_length_message(message: str) -> bool:
-    m = message.lower()
-    return ("input token count" in m and "exceeds" in m) or "too many tokens" in m \
-        or "context window" in m
-
-
-def error_from_payload(status: int, err: Any) -> DragomanError:
-    """The ``error`` object of a Google API error → core error. ``status`` is the HTTP
-    status (the body's own ``code`` wins when it is a real one)."""
-    if not isinstance(err, dict):
-        return error_for_status(status, str(err)[:200] if err else f"upstream error "
-                                f"(HTTP {status})")
-    code = err.get("code")
-    if isinstance(code, int) and not isinstance(code, bool) and 400 <= code < 600:
-        status = code
-    msg = err.get("message")
-    message = msg if isinstance(msg, str) and msg else f"upstream error (HTTP {status})"
-    retry_after: float | None = None
-    details = err.get("details")
-    for d in details if isinstance(details, list) else ():
-        if not isinstance(d, dict):
-            continue
-        kind = d.get("@type")
-        if isinstance(kind, str) and kind.endswith("google.rpc.RetryInfo"):
-            retry_after = _duration(d.get("retryDelay"))
-        elif d.get("reason") in _CREDENTIAL_REASONS:
-            status = 401  # the Gemini API answers a bad key with 400 INVALID_ARGUMENT
-    if err.get("status") == "UNAUTHENTICATED":
-        status = 401
-    if status == 400 and is_context_length_message(message):
-        return ContextLengthExceeded(message)
-    return error_for_status(status, message, retry_after=retry_after)
-
-
-def parse_error(status: int, body: bytes) -> DragomanError:
-    """Classify an upstream HTTP failure, keeping Google's message and retry delay."""
-    try:
-        data = _decode(body)
-    except (msgspec.DecodeError, ValueError):
-        return error_for_status(status, f"upstream error (HTTP {status}): {_excerpt(body)}")
-    if isinstance(data, list) and data:
-        data = data[0]  # streaming endpoints may wrap the envelope in an array
-    if isinstance(data, dict) and "error" in data:
-        return error_from_payload(status, data["error"])
-    return error_for_status(status, f"upstream error (HTTP {status}): {_excerpt(body)}")

@@ -22,7 +22,7 @@ from ...core import (
     UsageUpdate,
     new_id,
 )
-from ._common import error_from_payload, parse_usage, reasoning_text, stop_reason_for
+from .wire import error_from_payload, parse_usage, reasoning_text, stop_reason_for
 
 _decode = msgspec.json.decode
 

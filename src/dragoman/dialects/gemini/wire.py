@@ -1,4 +1,5 @@
-"""Shared tables and small helpers of the Gemini ``generateContent`` dialect."""
+"""Shared tables and small helpers of the Gemini ``generateContent`` dialect: names, stop
+reasons, usage, synthesized call ids and the error envelope."""
 
 from __future__ import annotations
 
@@ -7,22 +8,31 @@ import os
 import re
 from typing import Any
 
-from ...core import StopReason, Usage
+from ...core import (
+    ContextLengthExceeded,
+    DragomanError,
+    StopReason,
+    Usage,
+    error_for_status,
+)
 
 NAME = "gemini"
 """Dialect name (``ChatRequest.dialect``, ``Opaque.dialect``)."""
 
+
 ORIGIN = "gemini"
 """``Thinking.origin`` of a Gemini ``thoughtSignature`` (Gemini API and Vertex AI alike)."""
+
 
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 """The value Google documents for a function call whose real thought signature is unknown
 (history made by another model, or a signature that could not travel through the client's
 dialect): Gemini 3 answers 400 when the first ``functionCall`` of a model turn has none."""
 
-# --- tool call ids ------------------------------------------------------------------------
 
 _SYNTH_MARK = "gemini_"
+
+
 _SYNTHESIZED = re.compile(r"^[a-z]*_?gemini_[0-9a-f]{16}$")
 
 
@@ -43,12 +53,12 @@ def is_synthesized(call_id: str) -> bool:
     return _SYNTHESIZED.match(call_id) is not None
 
 
-# --- finish reasons -------------------------------------------------------------------------
-
 _FILTERED = frozenset({
     "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
     "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "MODEL_ARMOR",
 })
+
+
 _FAILED = frozenset({
     "MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS",
     "MISSING_THOUGHT_SIGNATURE", "MALFORMED_RESPONSE",
@@ -68,9 +78,6 @@ def stop_from_wire(value: Any, has_calls: bool) -> StopReason:
     return StopReason.TOOL_USE if has_calls else StopReason.END_TURN
 
 
-# --- usage ------------------------------------------------------------------------------------
-
-
 def _int(v: Any) -> int:
     return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else 0
 
@@ -88,3 +95,53 @@ def usage_from_wire(raw: Any) -> Usage | None:
         cached_tokens=_int(raw.get("cachedContentTokenCount")),
         reasoning_tokens=thoughts,
     )
+
+
+_CREDENTIAL_REASONS = frozenset({
+    "API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED", "ACCESS_TOKEN_EXPIRED",
+    "ACCESS_TOKEN_TYPE_UNSUPPORTED", "CREDENTIALS_MISSING",
+})
+
+
+def _duration(value: Any) -> float | None:
+    """A protobuf Duration in JSON (``"37s"``, ``"1.5s"``) → seconds."""
+    if not isinstance(value, str) or not value.endswith("s"):
+        return None
+    try:
+        return max(0.0, float(value[:-1]))
+    except ValueError:
+        return None
+
+
+def is_context_length_message(message: str) -> bool:
+    m = message.lower()
+    return ("input token count" in m and "exceeds" in m) or "too many tokens" in m \
+        or "context window" in m
+
+
+def error_from_payload(status: int, err: Any) -> DragomanError:
+    """The ``error`` object of a Google API error → core error. ``status`` is the HTTP
+    status (the body's own ``code`` wins when it is a real one)."""
+    if not isinstance(err, dict):
+        return error_for_status(status, str(err)[:200] if err else f"upstream error "
+                                f"(HTTP {status})")
+    code = err.get("code")
+    if isinstance(code, int) and not isinstance(code, bool) and 400 <= code < 600:
+        status = code
+    msg = err.get("message")
+    message = msg if isinstance(msg, str) and msg else f"upstream error (HTTP {status})"
+    retry_after: float | None = None
+    details = err.get("details")
+    for d in details if isinstance(details, list) else ():
+        if not isinstance(d, dict):
+            continue
+        kind = d.get("@type")
+        if isinstance(kind, str) and kind.endswith("google.rpc.RetryInfo"):
+            retry_after = _duration(d.get("retryDelay"))
+        elif d.get("reason") in _CREDENTIAL_REASONS:
+            status = 401  # the Gemini API answers a bad key with 400 INVALID_ARGUMENT
+    if err.get("status") == "UNAUTHENTICATED":
+        status = 401
+    if status == 400 and is_context_length_message(message):
+        return ContextLengthExceeded(message)
+    return error_for_status(status, message, retry_after=retry_after)

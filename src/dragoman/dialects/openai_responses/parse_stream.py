@@ -30,8 +30,8 @@ from ...core import (
     TransportError,
     UsageUpdate,
 )
-from ._common import NAME, ORIGIN, parse_usage
-from .upstream import failure, item_parts, reasoning_text, stop_reason
+from .parse import failure, item_parts, reasoning_text, stop_reason
+from .wire import NAME, ORIGIN, parse_usage
 
 _decode = msgspec.json.Decoder().decode
 _CALLS = ("function_call", "custom_tool_call")

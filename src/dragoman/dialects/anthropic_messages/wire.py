@@ -223,3 +223,7 @@ def error_for_type(etype: str, message: str) -> DragomanError:
         # The gateway's own upstream credentials/account, never the client's.
         return UpstreamError(f"upstream rejected the gateway's credentials: {message}")
     return UpstreamError(message)
+
+
+# Kinds of content block, shared by the stream parser and the stream renderer.
+_TEXT, _THINKING, _TOOL, _CUSTOM, _OPAQUE, _SKIP = 1, 2, 3, 4, 5, 6

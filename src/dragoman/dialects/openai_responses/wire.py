@@ -30,7 +30,8 @@ from ...core import (
     UpstreamTimeout,
     Usage,
 )
-from ..base import data_url, effort_for_budget
+from ..data_urls import data_url
+from ..effort import effort_for_budget
 
 NAME = "openai_responses"
 ORIGIN = "openai"

@@ -25,8 +25,11 @@ from ...core import (
     Usage,
     UsageUpdate,
 )
-from ..base import RenderContext, sse
-from ._common import (
+from ..contract import RenderContext
+from ..framing import sse
+from .items import item_id
+from .render import GENERIC_FAILURE, echo, response_dict, terminal_status
+from .wire import (
     NAME,
     ORIGIN,
     custom_input,
@@ -35,8 +38,6 @@ from ._common import (
     failure_message,
     namespaces,
 )
-from .items import item_id
-from .render import GENERIC_FAILURE, echo, response_dict, terminal_status
 
 
 class _Block:

@@ -38,7 +38,6 @@ from dragoman.net import SseDecoder
 from dragoman.net.sse import SseRelay
 from dragoman.providers.base import NdjsonFrames
 from dragoman.providers.bedrock import _EventStreamFrames
-from dragoman.providers.passthrough import FORWARDS
 
 CHUNKS = 50
 CLIENTS: dict[str, Dialect] = {
@@ -173,7 +172,9 @@ def translate(upstream: str, client: str, reads: list[bytes]) -> bytes:
 
 def scan(upstream: str, reads: list[bytes]) -> bytes:
     """One stream through the pass-through relay (same dialect on both sides)."""
-    s = SseRelay(FORWARDS[upstream].stream(False))
+    forward = CLIENTS[upstream].forward
+    assert forward is not None
+    s = SseRelay(forward.stream(False))
     out = [s.feed(chunk) for chunk in reads]
     out.append(s.end())
     return b"".join(out)
@@ -210,7 +211,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             _check(upstream, client, translate(upstream, client, reads))
             row[client] = round(_time_us(lambda u=upstream, c=client, r=reads:  # type: ignore[misc]
                                          translate(u, c, r), iterations), 1)
-        if upstream in FORWARDS:
+        if upstream in CLIENTS and CLIENTS[upstream].forward is not None:
             _check(upstream, upstream, scan(upstream, reads))
             row["pass-through"] = round(_time_us(lambda u=upstream, r=reads:  # type: ignore[misc]
                                                  scan(u, r), iterations), 1)

@@ -1,7 +1,8 @@
-"""The pass-through stream scanner, byte for byte: whatever way the upstream's bytes are
-split, the client gets exactly those bytes (minus only a withheld usage chunk), usage is
-read from the usage-bearing frames, and a stream without its terminal event is ended
-with the dialect's own error frames."""
+"""Same-dialect forwarding (each dialect's ``forward`` rules, relayed by ``net.sse``'s
+``SseRelay``), byte for byte: whatever way the upstream's bytes are split, the client gets
+exactly those bytes (minus only a withheld usage chunk), usage is read from the
+usage-bearing frames, and a stream without its terminal event is ended with the
+dialect's own error frames."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from hypothesis import strategies as st
 
 from dragoman.core import ChatRequest, Message, Text, TransportError
 from dragoman.dialects import anthropic_messages, openai_chat, openai_responses
+from dragoman.dialects.contract import Forward, ForwardStream
 from dragoman.net.sse import SseRelay
-from dragoman.providers.passthrough import FORWARDS, ForwardStream
 from tests.fakes.cut_upstream import USAGE, chat_frames, messages_frames, responses_frames
 
 CHAT, RESP, MSG = openai_chat.NAME, openai_responses.NAME, anthropic_messages.NAME
+FORWARDS: dict[str, Forward] = {
+    d.name: d.forward for d in (openai_chat.DIALECT, openai_responses.DIALECT,
+                                anthropic_messages.DIALECT) if d.forward is not None}
 STREAMS = {CHAT: chat_frames, RESP: responses_frames, MSG: messages_frames}
 
 

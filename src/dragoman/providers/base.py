@@ -22,10 +22,11 @@ from ..core import (
     StreamEvent,
     UpstreamError,
 )
-from ..dialects.contract import StreamParser, UpstreamDialect
+from ..dialects.contract import Dialect, StreamParser, UpstreamDialect
 from ..net import HttpClient, NdjsonDecoder, SseDecoder, Timeouts, UpstreamResponse
 from ..net.http import DEFAULT_POOL
 from ..net.retry import retry_after_seconds
+from .passthrough import Passthrough, forwarded
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -146,14 +147,20 @@ class HttpDialectProvider:
     def capabilities(self) -> Capabilities:
         return self._caps
 
-    def forwards(self, req: ChatRequest) -> bool:
-        """A client's body for ``req`` may be forwarded as is (``providers.passthrough``):
-        it is in this upstream's dialect, the envelope is the dialect's own
-        (``passthrough_safe``), and ``send`` is not overridden (an adapter whose ``send``
-        does more — tokens, media, retries — is not bypassed: pass-through posts the body
-        itself)."""
-        return self.passthrough_safe and req.dialect == self.dialect.name \
-            and type(self).send is HttpDialectProvider.send
+    def forward(self, req: ChatRequest, body: dict[str, Any]) -> Passthrough | None:
+        """The same-dialect fast path: the client's ``body`` (parsed as ``req``) forwarded
+        as is under its dialect's rules (``Dialect.forward``), or None when it must be
+        translated: another dialect, an envelope that is not the dialect's own (no
+        ``passthrough_safe``), a ``send`` that does more (tokens, media, retries: not
+        bypassed, as pass-through posts the body itself), a stream to an upstream that
+        cannot stream, or a request the dialect's rules say needs changing."""
+        dialect = self.dialect
+        if not self.passthrough_safe or req.dialect != dialect.name \
+                or not isinstance(dialect, Dialect) or dialect.forward is None \
+                or type(self).send is not HttpDialectProvider.send \
+                or (req.stream and not self.capabilities().streaming):
+            return None
+        return forwarded(self, dialect.forward, req, body, self.model)
 
     def _body(self, req: ChatRequest, stream: bool) -> bytes:
         upstream_req = msgspec.structs.replace(req, model=self.model)

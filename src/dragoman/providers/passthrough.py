@@ -12,16 +12,28 @@ fault).
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
 from ..core import ChatRequest, DragomanError, Usage
-from ..dialects.contract import Dialect, Forward
+from ..dialects.contract import Forward
+from ..net import HttpClient, UpstreamResponse
 from ..net.sse import SseRelay
-from .base import HttpDialectProvider
 
 _encode = msgspec.json.Encoder().encode
+
+
+class Upstream(Protocol):
+    """What forwarding needs of its provider (an ``HttpDialectProvider``)."""
+
+    http: HttpClient
+
+    def path(self, req: ChatRequest, stream: bool) -> str: ...
+
+    def request_headers(self, req: ChatRequest, stream: bool) -> dict[str, str]: ...
+
+    def error_from(self, resp: UpstreamResponse, raw: bytes) -> DragomanError: ...
 
 
 class Passthrough:
@@ -33,7 +45,7 @@ class Passthrough:
     __slots__ = ("_body", "_forward", "_provider", "_req", "_withhold", "outcome",
                  "streaming", "usage")
 
-    def __init__(self, provider: HttpDialectProvider, forward: Forward, req: ChatRequest,
+    def __init__(self, provider: Upstream, forward: Forward, req: ChatRequest,
                  body: bytes, withhold_usage: bool) -> None:
         self._provider = provider
         self._forward = forward
@@ -93,15 +105,11 @@ class Passthrough:
                 resp.close()
 
 
-def prepare(provider: HttpDialectProvider, req: ChatRequest,
-            body: dict[str, Any]) -> Passthrough | None:
-    """``req`` (parsed from the client's ``body``) forwarded byte for byte to a provider
-    that ``forwards`` it, or None when the dialect's rules say it needs changing."""
-    dialect = provider.dialect
-    forward = dialect.forward if isinstance(dialect, Dialect) else None
-    if forward is None:
-        return None
-    planned = forward.request(body, req, provider.model)
+def forwarded(provider: Upstream, forward: Forward, req: ChatRequest, body: dict[str, Any],
+              model: str) -> Passthrough | None:
+    """``req`` (parsed from the client's ``body``) forwarded to ``provider`` as ``model``
+    byte for byte, or None when the dialect's rules say it needs translating."""
+    planned = forward.request(body, req, model)
     if planned is None:
         return None
     up, withhold = planned

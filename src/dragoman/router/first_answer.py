@@ -1,21 +1,17 @@
-"""Starting a request on one deployment and waiting for its first answer.
+"""Opening a provider's stream and waiting for its first event.
 
-``forwarding`` picks the same-dialect pass-through when nothing about the request needs
-translating; ``open_first`` opens a neutral stream and reads its first event (which is
-what decides that the deployment took the request), giving a streaming client a stream
-even from an upstream that only answers whole (``open_stream``).
+``open_first`` reads the first event (which is what decides that the deployment took the
+request: failures up to it may still be retried), giving a streaming client a stream even
+from an upstream that only answers whole (``open_stream``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from ..core import Capabilities, ChatRequest, StreamEvent, UpstreamError, events_of
-from ..providers.base import HttpDialectProvider, LlmProvider
-from ..providers.passthrough import Passthrough, prepare
-from .table import Deployment
+from ..providers.base import LlmProvider
 
 log = logging.getLogger("dragoman.router")
 
@@ -59,17 +55,3 @@ async def _synthesized(provider: LlmProvider, req: ChatRequest) -> AsyncIterator
     resp = await provider.complete(req)
     for ev in events_of(resp):
         yield ev
-
-
-def forwarding(deployment: Deployment, req: ChatRequest, body: Any,
-               caps: Capabilities) -> Passthrough | None:
-    """The same-dialect fast path for this request, or None. The caller rules out what
-    only it knows (stored or chained Responses, which need the neutral events); this
-    checks the deployment (``passthrough: false`` forces translation), streaming support
-    and the provider (``forwards``); ``prepare`` then asks the dialect's rules."""
-    provider = deployment.provider
-    if not deployment.passthrough or not isinstance(provider, HttpDialectProvider) \
-            or not isinstance(body, dict) or (req.stream and not caps.streaming) \
-            or not provider.forwards(req):
-        return None
-    return prepare(provider, req, body)

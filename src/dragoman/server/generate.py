@@ -37,9 +37,10 @@ from ..core import (
 from ..core.spans import Span
 from ..dialects import openai_responses
 from ..dialects.contract import Dialect, RenderContext, StreamRenderer
+from ..providers.base import HttpDialectProvider
 from ..providers.passthrough import Passthrough
 from ..router import Deployment, dispatch
-from ..router.first_answer import aclose_events, forwarding, open_first
+from ..router.first_answer import aclose_events, open_first
 from ..router.health import Ticket
 from ..router.limits import ADMIT_ALL
 from ..router.limits.policy import settle_quietly
@@ -306,8 +307,10 @@ async def _open(dep: Deployment, req: ChatRequest, body: object | None) -> Answe
     """Start ``req`` on one deployment and wait for its first answer. Failures raise, so
     the router can still retry or fall back: nothing has reached the client yet."""
     provider = dep.provider
-    caps = provider.capabilities()
-    call = forwarding(dep, req, body, caps) if body is not None else None
+    # ``passthrough: false`` on the deployment forces translation; the provider knows
+    # whether its dialect's rules let this request through as is.
+    call = provider.forward(req, body) if isinstance(body, dict) and dep.passthrough \
+        and isinstance(provider, HttpDialectProvider) else None
     if call is not None:
         if not call.streaming:
             return ForwardedBody(call, await call.complete())
@@ -322,7 +325,7 @@ async def _open(dep: Deployment, req: ChatRequest, body: object | None) -> Answe
         return ForwardedStream(call, chunks, first_chunk)
     if not req.stream:
         return NeutralResponse(await provider.complete(req))
-    events, first = await open_first(provider, req, caps)
+    events, first = await open_first(provider, req, provider.capabilities())
     return NeutralStream(events, first)
 
 

@@ -9,8 +9,9 @@ a streamed Chat request forwarded as is to an ``openai`` model (the same-dialect
 pass-through), and the same request translated to an ``anthropic`` model. Each path is run
 once before it is recorded, so imports and first-use caches do not count. Prints the
 modules in the order they are first entered; ``--dot DIR`` also writes each walk as a
-Graphviz file and, when ``dot`` is installed, an SVG (the pictures of
-docs/architecture.md).
+Graphviz file and, when ``dot`` is installed, an SVG, and the same for the import graph
+between dragoman's packages (drawn from grimp, import-linter's graph): the pictures of
+docs/architecture.md.
 
 What counts as a module "visited" is one whose function (or generator step) runs, so a
 module that only holds a type the request passes through is not counted.
@@ -100,7 +101,7 @@ class Walk:
             cm = caller.f_globals.get("__name__", "")
             if cm.startswith("dragoman."):
                 if cm != mod:
-                    self.edges[(cm, mod)] = len(self.edges)
+                    self.edges.setdefault((cm, mod), len(self.edges))
                 break
             caller = caller.f_back
 
@@ -181,6 +182,41 @@ def to_dot(title: str, w: Walk) -> str:
     return "\n".join(lines) + "\n"
 
 
+def packages_dot() -> str:
+    """Which package imports which (grimp's graph, as ``lint-imports`` sees it), with the
+    number of importing modules on each edge; the top-level modules that compose the
+    whole (config, the CLI, the public shims) are left out."""
+    import grimp
+
+    graph = grimp.build_graph("dragoman")
+    packages = sorted(m for m in graph.modules if m.count(".") == 1
+                      and graph.find_children(m))
+    lines = ['digraph "packages" {', '  graph [rankdir=BT, fontname="Helvetica"];',
+             '  node [shape=box, style="rounded,filled", fillcolor="#f4f4f8", '
+             'fontname="Helvetica"];', '  edge [color="#777777", fontname="Helvetica", '
+             'fontsize=9];']
+    for a in packages:
+        lines.append(f'  "{_short(a)}";')
+        for b in packages:
+            if a == b:
+                continue
+            importers = {i["importer"] for i in graph.find_matching_direct_imports(
+                import_expression=f"{a}.** -> {b}.**")} | {
+                i["importer"] for i in graph.find_matching_direct_imports(
+                    import_expression=f"{a}.** -> {b}")}
+            if importers:
+                lines.append(f'  "{_short(a)}" -> "{_short(b)}" [label="{len(importers)}"];')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _render(dot: Path, text: str) -> None:
+    dot.write_text(text)
+    if shutil.which("dot"):
+        subprocess.run(["dot", "-Tsvg", "-o", str(dot.with_suffix(".svg")), str(dot)],
+                       check=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dot", type=Path, help="write walk-<path>.dot (and .svg) here")
@@ -195,11 +231,9 @@ def main() -> None:
             print(f"  {i:2}. {_short(m)}")
         if args.dot is not None:
             args.dot.mkdir(parents=True, exist_ok=True)
-            dot = args.dot / f"walk-{name}.dot"
-            dot.write_text(to_dot(name, w))
-            if shutil.which("dot"):
-                subprocess.run(["dot", "-Tsvg", "-o", str(dot.with_suffix(".svg")), str(dot)],
-                               check=True)
+            _render(args.dot / f"walk-{name}.dot", to_dot(name, w))
+    if args.dot is not None:
+        _render(args.dot / "packages.dot", packages_dot())
 
 
 if __name__ == "__main__":

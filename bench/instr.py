@@ -116,6 +116,19 @@ def _drive_protocol(kind: str, n: int) -> None:
 _PREFIX = {"": "/v1", "stream": "/stream/v1", "long": "/long/v1"}
 
 
+def chat_request(stream: bool, key: str) -> tuple[dict[str, Any], bytes]:
+    """The bench's request (Chat Completions, one user message to model ``m``) as an ASGI
+    scope and its body."""
+    body = json.dumps({"model": "m", "stream": stream,
+                       "messages": [{"role": "user", "content": "Say hello"}]}).encode()
+    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions",
+             "client": ("127.0.0.1", 40000),
+             "headers": [(b"content-type", b"application/json"),
+                         (b"content-length", str(len(body)).encode()),
+                         (b"authorization", b"Bearer " + key.encode())]}
+    return scope, body
+
+
 def _drive(path: str, n: int, stream: str, upstream: str) -> None:
     """Run inside valgrind: ``n`` requests through the app, one after another."""
     if path.startswith("proto-"):
@@ -149,13 +162,7 @@ def _drive(path: str, n: int, stream: str, upstream: str) -> None:
         operations.SAMPLE_EVERY = 3600.0
         gw.ops.ledger.interval = 3600.0
     app: Any = gw.app()
-    body = json.dumps({"model": "m", "stream": bool(stream),
-                       "messages": [{"role": "user", "content": "Say hello"}]}).encode()
-    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions",
-             "client": ("127.0.0.1", 40000),
-             "headers": [(b"content-type", b"application/json"),
-                         (b"content-length", str(len(body)).encode()),
-                         (b"authorization", b"Bearer bench")]}
+    scope, body = chat_request(bool(stream), "bench")
 
     if path == "ceiling":  # the raw ASGI ceiling of bench/ceiling.py, same client
         os.environ["CEILING_NGINX"] = upstream

@@ -9,7 +9,8 @@ wire format, one frame per network read, goes through what the provider runs (th
 decoder: SSE, AWS event stream or NDJSON; the dialect's stream parser) and then the
 client dialect's stream renderer, for each client dialect. Reported: µs per whole stream
 (best of 5 rounds of the mean). ``pass-through`` is the same-dialect fast path instead:
-the byte scanner that forwards frames and reads usage (providers/passthrough.py).
+the byte relay that forwards frames (net/sse.py) with the dialect's forwarding rules
+reading usage.
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ from dragoman.dialects import (
 )
 from dragoman.dialects.contract import Dialect, RenderContext, UpstreamDialect
 from dragoman.net import SseDecoder
+from dragoman.net.sse import SseRelay
 from dragoman.providers.base import NdjsonFrames
 from dragoman.providers.bedrock import _EventStreamFrames
-from dragoman.providers.passthrough import WIRES, StreamScan
 
 CHUNKS = 50
 CLIENTS: dict[str, Dialect] = {
@@ -174,8 +175,10 @@ def translate(upstream: str, client: str, reads: list[bytes]) -> bytes:
 
 
 def scan(upstream: str, reads: list[bytes]) -> bytes:
-    """One stream through the pass-through scanner (same dialect on both sides)."""
-    s = StreamScan(WIRES[upstream], withhold_usage=False)
+    """One stream through the pass-through relay (same dialect on both sides)."""
+    forward = CLIENTS[upstream].forward
+    assert forward is not None
+    s = SseRelay(forward.stream(False))
     out = [s.feed(chunk) for chunk in reads]
     out.append(s.end())
     return b"".join(out)
@@ -212,7 +215,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             _check(upstream, client, translate(upstream, client, reads))
             row[client] = round(_time_us(lambda u=upstream, c=client, r=reads:  # type: ignore[misc]
                                          translate(u, c, r), iterations), 1)
-        if upstream in WIRES:
+        if upstream in CLIENTS and CLIENTS[upstream].forward is not None:
             _check(upstream, upstream, scan(upstream, reads))
             row["pass-through"] = round(_time_us(lambda u=upstream, r=reads:  # type: ignore[misc]
                                                  scan(u, r), iterations), 1)

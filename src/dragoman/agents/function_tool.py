@@ -25,7 +25,7 @@ from typing import Any, overload
 import msgspec
 
 from .docstrings import parse_docstring
-from .tools import ToolError
+from .tool_error import ToolError
 
 _encode = msgspec.json.Encoder().encode
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -31,12 +31,9 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
 import msgspec
-
-if TYPE_CHECKING:
-    from .warm_sandbox import WarmPool
 
 #: Where the workspace appears inside the sandbox.
 SANDBOX_HOME = "/workspace"
@@ -287,6 +284,16 @@ def make_sandbox(kind: SandboxKind | None) -> Sandbox:
     return probe()
 
 
+class ThreadSandboxes(Protocol):
+    """The threads' warm sandboxes (``warm_sandbox.WarmPool``), as a policy holds them."""
+
+    async def stop(self, root: Path) -> None:
+        """Stop the warm sandbox of the workspace at ``root``, if one runs."""
+
+    async def aclose(self) -> None:
+        """Stop them all."""
+
+
 @dataclass(frozen=True, slots=True)
 class SandboxPolicy:
     """What an agent's processes get: the runner, network access, extra read-only paths
@@ -298,7 +305,7 @@ class SandboxPolicy:
     network: bool = False
     ro_paths: tuple[str, ...] = ()
     limits: SandboxLimits = field(default_factory=SandboxLimits)
-    warm: WarmPool | None = field(default=None, compare=False)
+    warm: ThreadSandboxes | None = field(default=None, compare=False)
 
     def command(self, argv: Sequence[str], workspace: Path, *, owner: int | None = None,
                 file_bytes: int | None = None) -> list[str]:

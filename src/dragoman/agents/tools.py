@@ -18,6 +18,8 @@ import msgspec
 
 from ..core import Image, spans
 from ..core import Tool as ToolSpec
+from .function_tool import FunctionTool
+from .tool_error import ToolError as ToolError  # (re-exported: what a tool raises)
 
 log = logging.getLogger("dragoman.agents")
 
@@ -26,14 +28,6 @@ _decode = msgspec.json.Decoder().decode
 #: Longest tool result passed back to the model; longer results are cut with a note, so one
 #: chatty tool cannot blow the context window.
 DEFAULT_MAX_RESULT_CHARS = 100_000
-
-
-class ToolError(Exception):
-    """Raised by a tool to hand the model an error result with this message."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @runtime_checkable
@@ -98,8 +92,6 @@ class ToolRegistry:
         if not isinstance(tool, Tool):
             if not callable(tool):
                 raise TypeError(f"not a tool or a function: {tool!r}")
-            from .function_tool import FunctionTool
-
             tool = FunctionTool(tool)
         if tool.name in self._tools:
             raise ValueError(f"two tools are named {tool.name!r}")

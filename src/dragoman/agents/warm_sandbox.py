@@ -303,7 +303,7 @@ async def start_command(argv: Sequence[str], ws: Workspace, policy: SandboxPolic
     server, bubblewrap, a pool), else in a process of its own (a cold sandbox, or none);
     stdout and stderr together, no stdin, its own session."""
     await guard_network(policy)
-    if policy is not None and policy.warm is not None and ws.owner is not None \
+    if policy is not None and isinstance(policy.warm, WarmPool) and ws.owner is not None \
             and isinstance(policy.sandbox, Bwrap):
         warm = await policy.warm.get(policy.sandbox, policy, ws.root)
         return await warm.run(argv, env=env, uid=ws.owner,

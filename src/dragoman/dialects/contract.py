@@ -10,11 +10,14 @@ A dialect is pure (no I/O) and symmetric, and every dialect folder has the same 
 ``egress.py``        ``render_request(req) -> dict`` (dragoman speaks this dialect upstream)
 ``parse.py``         ``parse_response(body) -> ChatResponse``, ``parse_error(status, body)``
 ``parse_stream.py``  ``StreamParser()``: ``.feed(event, data) -> list[StreamEvent]``, ``.close()``
+``forward.py``       ``FORWARD``: the same-dialect pass-through's rules (client-facing
+                     dialects whose clients may be forwarded to an upstream as is)
 
 Upstream-only dialects (Bedrock Converse, Gemini, Ollama) have the egress half only.
 Shared helpers live next to this module: ``framing`` (SSE frames, JSON), ``fields``
 (request field validators), ``data_urls``, ``effort`` (reasoning effort and thinking
-budgets), ``tool_args`` (tool arguments as JSON text and objects).
+budgets), ``tool_args`` (tool arguments as JSON text and objects), ``forwarding`` (what
+the ``forward`` rules of the dialects share).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from ..core import ChatRequest, ChatResponse, DragomanError, StreamEvent
+from ..core import ChatRequest, ChatResponse, DragomanError, StreamEvent, Usage
 
 
 class RenderContext(msgspec.Struct, kw_only=True):
@@ -55,6 +58,41 @@ class StreamParser(Protocol):
     def close(self) -> list[StreamEvent]: ...
 
 
+class ForwardStream(Protocol):
+    """One forwarded stream's rules (a ``net.sse.FrameWatch``): the relay hands it only
+    the frames that contain ``watch`` with a value (not only ``unless``); it reads usage
+    from them and may drop one (a usage chunk the client did not ask for)."""
+
+    watch: bytes
+    unless: bytes
+    usage: Usage | None
+
+    def read(self, data: bytes) -> bool: ...
+
+    def is_terminal(self, event: bytes | None, data: bytes) -> bool: ...
+
+    def ended_in_error(self, event: bytes | None, data: bytes | None) -> bool: ...
+
+    def failure(self, err: DragomanError, first: bytes | None, last: bytes | None) -> bytes: ...
+
+
+class Forward(Protocol):
+    """Same-dialect forwarding, as a translator from a dialect to itself that also reports
+    usage: what to change in the client's body (``request``: the model name, a flag that
+    makes the upstream report usage; None when the request must be translated instead),
+    and how to read usage from the upstream's whole answer or stream."""
+
+    def request(self, body: dict[str, Any], req: ChatRequest,
+                model: str) -> tuple[dict[str, Any], bool] | None:
+        """(body to send upstream, withhold the upstream's usage-only frame from the
+        client) or None."""
+        ...
+
+    def usage_of_body(self, raw: bytes) -> Usage | None: ...
+
+    def stream(self, withhold_usage: bool) -> ForwardStream: ...
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamDialect:
     """The egress half: all an HTTP provider needs. Upstream-only wire formats (Bedrock
@@ -74,3 +112,5 @@ class Dialect(UpstreamDialect):
     stream_renderer: Callable[[RenderContext], StreamRenderer]
     render_error: Callable[[DragomanError], tuple[int, bytes]]
     id_prefix: str
+    forward: Forward | None = None
+    """Its clients' requests may be forwarded as is to an upstream of the same dialect."""

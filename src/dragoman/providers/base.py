@@ -8,7 +8,7 @@ the request/response/stream plumbing once; an adapter subclass only says where t
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import msgspec
 
@@ -22,15 +22,13 @@ from ..core import (
     StreamEvent,
     UpstreamError,
 )
-from ..dialects.contract import StreamParser, UpstreamDialect
+from ..dialects.contract import Dialect, StreamParser, UpstreamDialect
 from ..net import HttpClient, SseDecoder, Timeouts, UpstreamResponse
 from ..net.http import DEFAULT_POOL
 from .frames import FrameDecoder, NdjsonFrames
+from .passthrough import Passthrough, forwarded
 from .reads import ReadStream
 from .upstream_call import EventReader, read_batches, read_whole, with_retry_after
-
-if TYPE_CHECKING:
-    from .passthrough import Passthrough
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -80,8 +78,9 @@ class HttpDialectProvider:
     method: str = "POST"
     passthrough_safe: ClassVar[bool] = False
     """The adapter's envelope is exactly its dialect's plus auth headers, so a client of
-    the same dialect may have its body forwarded as is (``passthrough``). Never inherited:
-    an adapter that changes the envelope must not forward bodies unless it says so."""
+    the same dialect may have its body forwarded as is (``providers.passthrough``). Never
+    inherited: an adapter that changes the envelope must not forward bodies unless it
+    says so."""
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -135,19 +134,21 @@ class HttpDialectProvider:
     def capabilities(self) -> Capabilities:
         return self._caps
 
-    def passthrough(self, req: ChatRequest, body: dict[str, Any],
-                    ctx: RequestContext = NO_CONTEXT) -> Passthrough | None:
-        """The fast path: ``req`` (parsed from the client's ``body``) forwarded byte for
-        byte, or None when it must be translated (another dialect, an adapter that changes
-        the envelope, a request the dialect's rules say needs changing)."""
-        if not self.passthrough_safe or req.dialect != self.dialect.name \
-                or type(self).send is not HttpDialectProvider.send:
-            # (an adapter whose ``send`` does more — tokens, media, retries — is not
-            # bypassed: pass-through posts the body itself)
+    def forward(self, req: ChatRequest, body: dict[str, Any],
+                ctx: RequestContext = NO_CONTEXT) -> Passthrough | None:
+        """The same-dialect fast path: the client's ``body`` (parsed as ``req``) forwarded
+        as is under its dialect's rules (``Dialect.forward``), or None when it must be
+        translated: another dialect, an envelope that is not the dialect's own (no
+        ``passthrough_safe``), a ``send`` that does more (tokens, media, retries: not
+        bypassed, as pass-through posts the body itself), a stream to an upstream that
+        cannot stream, or a request the dialect's rules say needs changing."""
+        dialect = self.dialect
+        if not self.passthrough_safe or req.dialect != dialect.name \
+                or not isinstance(dialect, Dialect) or dialect.forward is None \
+                or type(self).send is not HttpDialectProvider.send \
+                or (req.stream and not self.capabilities().streaming):
             return None
-        from .passthrough import prepare
-
-        return prepare(self, req, body, ctx)
+        return forwarded(self, dialect.forward, req, body, self.model, ctx)
 
     def _body(self, req: ChatRequest, stream: bool) -> bytes:
         upstream_req = msgspec.structs.replace(req, model=self.model)

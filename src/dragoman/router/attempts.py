@@ -1,10 +1,13 @@
 """One request's way through a route: pick a deployment, start it, and on a failure that
 is worth it retry (after a back-off), try another deployment, or move on to a fallback.
 
-Everything here happens before a byte reaches the client: ``start`` is the caller's
-"open the upstream and get its first answer" (a whole response, or a stream's first
-event), so a failure inside it can still be retried. Once ``dispatch`` returns, the
-request is committed to that deployment; later failures are the stream's own.
+Only deployments whose ``Capabilities`` take the request are tried (``capable``: a
+request none of them can take is refused with a 400 naming the problem, from
+``check_capabilities``). Everything here happens before a byte reaches the client:
+``start`` is the caller's "open the upstream and get its first answer" (a whole response,
+or a stream's first event), so a failure inside it can still be retried. Once
+``dispatch`` returns, the request is committed to that deployment; later failures are the
+stream's own.
 """
 
 from __future__ import annotations
@@ -16,9 +19,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from ..core import ChatRequest, CircuitOpen, DragomanError, ErrorKind, spans
+from ..core import (
+    Capabilities,
+    ChatRequest,
+    CircuitOpen,
+    DragomanError,
+    ErrorKind,
+    Image,
+    InvalidRequest,
+    ToolResult,
+    spans,
+)
 from .balance import pick
-from .dispatch import check_capabilities
 from .health import BreakerState, Ticket
 from .table import RETRYABLE, Deployment, ModelTable, RetryPolicy, Route
 
@@ -45,6 +57,36 @@ def backoff_delay(attempt: int, policy: RetryPolicy, retry_after: float | None,
     r = rng or _RNG
     delay = cap / 2 + r.random() * cap / 2
     return max(delay, retry_after or 0.0)
+
+
+def _first_image(req: ChatRequest) -> str | None:
+    """Where the first image of the request is (``messages[i]``), or None."""
+    for i, m in enumerate(req.messages):
+        for p in m.content:
+            if isinstance(p, Image) or (isinstance(p, ToolResult)
+                                        and any(isinstance(c, Image) for c in p.content)):
+                return f"messages[{i}]"
+    return None
+
+
+def check_capabilities(req: ChatRequest, caps: Capabilities) -> None:
+    """Raise ``InvalidRequest`` (a 400 in the client's dialect) for input the model cannot
+    take. The common case — a model that can do everything — costs three attribute reads."""
+    if not caps.tools and (req.tools or req.hosted_tools):
+        raise InvalidRequest(f"The model '{req.model}' does not support tools; send the "
+                             "request without 'tools'.", param="tools",
+                             code="tools_not_supported")
+    if not caps.json_mode and req.response_format is not None \
+            and req.response_format.type != "text":
+        raise InvalidRequest(f"The model '{req.model}' does not support JSON output "
+                             f"('{req.response_format.type}' response format).",
+                             param="response_format", code="json_mode_not_supported")
+    if not caps.vision:
+        where = _first_image(req)
+        if where is not None:
+            raise InvalidRequest(f"The model '{req.model}' does not accept image input "
+                                 f"(an image was found in {where}).", param=where,
+                                 code="vision_not_supported")
 
 
 def capable(route: Route, req: ChatRequest) -> Sequence[Deployment]:

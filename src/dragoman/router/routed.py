@@ -17,7 +17,7 @@ from ..core import (
     StreamEvent,
 )
 from .attempts import dispatch
-from .dispatch import aclose_events, open_first
+from .first_answer import aclose_events, open_first
 from .table import Deployment, ModelTable, Route
 
 

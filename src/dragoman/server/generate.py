@@ -1,6 +1,12 @@
 """One handler for all three generation endpoints: parse in the client's dialect, resolve
 the model, call the provider, render back in the client's dialect.
 
+A deployment's first answer is what decides that it took the request (before it, the
+router may still retry or fall back). It is one of four ``Answer`` types, each of which
+serves itself to the client: a neutral response or stream (rendered in the client's
+dialect), or a forwarded body or stream (the same-dialect pass-through: the upstream's
+bytes as they came, with their usage read on the way).
+
 Streaming is end-to-end: each upstream event is rendered and written at once, and a client
 that disconnects cancels the provider stream (which closes the upstream connection).
 """
@@ -11,6 +17,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..auth import Principal
 from ..core import (
@@ -28,11 +35,13 @@ from ..core import (
     spans,
     validate_request,
 )
+from ..core.spans import Span
 from ..dialects.contract import Dialect, RenderContext, StreamRenderer
+from ..providers.base import HttpDialectProvider
 from ..providers.passthrough import Passthrough
 from ..providers.reads import ReadStream
 from ..router import Deployment, dispatch
-from ..router.dispatch import aclose_events, open_first, passthrough
+from ..router.first_answer import aclose_events, open_first
 from ..router.health import Ticket
 from ..router.limits import ADMIT_ALL
 from ..router.limits.policy import settle_quietly
@@ -43,7 +52,7 @@ from .conversation import Conversation, conversation
 from .disconnect import unless_client_leaves
 from .http import ClientGone, Receive, Scope, Send, header, send_json
 from .state import GatewayState
-from .traced import capture_output
+from .traced import record_output, recording
 from .writer import BodyWriter
 
 log = logging.getLogger("dragoman.server")
@@ -58,25 +67,166 @@ _SSE_HEADERS = [
 
 
 @dataclass(slots=True)
-class Opened:
-    """A deployment's first answer, which is what decides that it took the request: a
-    whole response (``resp``, or ``raw`` bytes on the fast path), or an open stream with
-    its first event (``events``/``first``) or first chunk (``chunks``/``first_chunk``)."""
+class Reply:
+    """Where an answer goes: the client (its dialect, its ASGI channel) and the request's
+    books (its conversation, its meter)."""
 
-    fast: Passthrough | None = None
-    raw: bytes | None = None
-    chunks: AsyncGenerator[bytes, None] | None = None
-    first_chunk: bytes = b""
-    resp: ChatResponse | None = None
-    events: AsyncIterator[StreamEvent] | None = None
-    first: StreamEvent | None = None
+    dialect: Dialect
+    req: ChatRequest
+    conv: Conversation
+    meter: RequestMeter
+    receive: Receive
+    send: Send
+    agents_events: EventStyle = "dragoman"
+
+
+class Answer(Protocol):
+    """A deployment's first answer: the whole of it, or an open stream with its first
+    event or chunk already read."""
+
+    async def serve(self, to: Reply) -> None:
+        """Write the answer to the client."""
+        ...
 
     async def discard(self) -> None:
-        """Close a stream that will not be pumped (its connection goes with it)."""
-        if self.events is not None:
-            await aclose_events(self.events)
-        if self.chunks is not None:
-            await self.chunks.aclose()
+        """Close a stream that will not be served (its connection goes with it); a no-op
+        once served to the end, or for a whole answer."""
+        ...
+
+    def capture(self, span: Span) -> None:
+        """Record the completion on the request span (content capture opted in)."""
+        ...
+
+
+class NeutralResponse:
+    """A whole answer in the neutral model, rendered in the client's dialect."""
+
+    __slots__ = ("resp",)
+
+    def __init__(self, resp: ChatResponse) -> None:
+        self.resp = resp
+
+    async def serve(self, to: Reply) -> None:
+        resp, conv, meter = self.resp, to.conv, to.meter
+        meter.usage = resp.usage
+        ctx = _context(to)
+        if conv.records:
+            try:
+                await conv.commit(to.req, resp, ctx)
+            except DragomanError as e:  # not saved, so not acknowledged: the tokens
+                meter.outcome = e.kind.value  # were spent all the same
+                raise
+        await send_json(to.send, to.dialect.render_response(resp, ctx),
+                        extra=meter.headers() + conv.reply_headers)
+
+    async def discard(self) -> None:
+        return None
+
+    def capture(self, span: Span) -> None:
+        record_output(span, [{"role": "assistant", "parts": self.resp.content}])
+
+
+class NeutralStream:
+    """A stream of neutral events (its first already read), rendered as it goes."""
+
+    __slots__ = ("events", "first")
+
+    def __init__(self, events: AsyncIterator[StreamEvent], first: StreamEvent) -> None:
+        self.events = events
+        self.first = first
+
+    async def serve(self, to: Reply) -> None:
+        ctx = _context(to)
+        req, conv = to.req, to.conv
+        collector = Collector() if conv.records else None
+
+        async def on_finish() -> None:
+            assert collector is not None
+            await conv.commit(req, collector.response(ctx.id, req.model, ctx.created), ctx)
+
+        await stream_events(self.events, self.first, to.dialect.stream_renderer(ctx),
+                            to.receive, to.send, collector,
+                            on_finish if conv.records else None,
+                            agent_frame=agent_framer(to.dialect.name, to.agents_events),
+                            meter=to.meter, headers=conv.reply_headers)
+
+    async def discard(self) -> None:
+        await aclose_events(self.events)
+
+    def capture(self, span: Span) -> None:
+        self.events = recording(span, self.events, self.first)
+
+
+class ForwardedBody:
+    """The upstream's whole body, as it came (the same-dialect pass-through)."""
+
+    __slots__ = ("call", "raw")
+
+    def __init__(self, call: Passthrough, raw: bytes) -> None:
+        self.call = call
+        self.raw = raw
+
+    async def serve(self, to: Reply) -> None:
+        meter = to.meter
+        meter.passthrough = True
+        meter.usage = self.call.usage
+        await send_json(to.send, self.raw, extra=meter.headers())
+
+    async def discard(self) -> None:
+        return None
+
+    def capture(self, span: Span) -> None:
+        record_output(span, self.raw.decode("utf-8", "replace"))
+
+
+class ForwardedStream:
+    """The upstream's stream, relayed as bytes (its first chunk already read). After the
+    first byte the pass-through ends a broken stream in-band itself. Not decoded for
+    content capture: its completion is not recorded."""
+
+    __slots__ = ("call", "chunks", "first")
+
+    def __init__(self, call: Passthrough, chunks: AsyncGenerator[bytes, None],
+                 first: bytes) -> None:
+        self.call = call
+        self.chunks = chunks
+        self.first = first
+
+    async def serve(self, to: Reply) -> None:
+        meter, send, chunks, first = to.meter, to.send, self.chunks, self.first
+        meter.passthrough = True
+
+        async def pump() -> bool:
+            meter.stream_started()
+            try:
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": _SSE_HEADERS})
+                await send({"type": "http.response.body", "body": first, "more_body": True})
+                async for chunk in chunks:
+                    await send({"type": "http.response.body", "body": chunk,
+                                "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return True
+            finally:
+                meter.stream_ended()
+                await chunks.aclose()
+
+        if await unless_client_leaves(pump(), to.receive) is None:
+            meter.outcome = "client_closed"
+        else:
+            meter.outcome = self.call.outcome
+        meter.usage = self.call.usage
+
+    async def discard(self) -> None:
+        await self.chunks.aclose()
+
+    def capture(self, span: Span) -> None:
+        return None
+
+
+def _context(to: Reply) -> RenderContext:
+    return RenderContext(id=new_id(to.dialect.id_prefix), model=to.req.model,
+                         created=int(time.time()), request=to.req)
 
 
 async def generate(gw: GatewayState, dialect: Dialect, principal: Principal, body: object,
@@ -116,7 +266,7 @@ async def generate(gw: GatewayState, dialect: Dialect, principal: Principal, bod
             # gateway's own ids); anything else may take the same-dialect fast path.
             fast_ok = not conv.needs_events and isinstance(body, dict)
 
-            async def start(dep: Deployment) -> Opened:
+            async def start(dep: Deployment) -> Answer:
                 meter.attempt(dep)
                 return await _open(dep, req, ctx, body if fast_ok else None)
 
@@ -130,10 +280,10 @@ async def generate(gw: GatewayState, dialect: Dialect, principal: Principal, bod
             if span is not None:
                 span.answered(None, getattr(started.deployment.provider, "model", None))
                 if span.captures_content:
-                    capture_output(span, started.value)
+                    started.value.capture(span)
             try:
-                await _serve(started.value, dialect, req, conv, meter, receive, send,
-                             gw.agents_events)
+                await started.value.serve(Reply(dialect, req, conv, meter, receive, send,
+                                                gw.agents_events))
             finally:
                 await started.value.discard()  # no-op once pumped to the end
         except ClientGone:
@@ -156,16 +306,18 @@ async def generate(gw: GatewayState, dialect: Dialect, principal: Principal, bod
 
 
 async def _open(dep: Deployment, req: ChatRequest, ctx: RequestContext,
-                body: object | None) -> Opened:
+                body: object | None) -> Answer:
     """Start ``req`` on one deployment and wait for its first answer. Failures raise, so
     the router can still retry or fall back: nothing has reached the client yet."""
     provider = dep.provider
-    caps = provider.capabilities()
-    fast = passthrough(dep, req, body, caps, ctx) if body is not None else None
-    if fast is not None:
-        if not fast.streaming:
-            return Opened(fast=fast, raw=await fast.complete())
-        chunks = fast.stream()
+    # ``passthrough: false`` on the deployment forces translation; the provider knows
+    # whether its dialect's rules let this request through as is.
+    call = provider.forward(req, body, ctx) if isinstance(body, dict) and dep.passthrough \
+        and isinstance(provider, HttpDialectProvider) else None
+    if call is not None:
+        if not call.streaming:
+            return ForwardedBody(call, await call.complete())
+        chunks = call.stream()
         try:
             first_chunk = await chunks.__anext__()
         except StopAsyncIteration:
@@ -173,47 +325,11 @@ async def _open(dep: Deployment, req: ChatRequest, ctx: RequestContext,
         except BaseException:
             await chunks.aclose()
             raise
-        return Opened(fast=fast, chunks=chunks, first_chunk=first_chunk)
+        return ForwardedStream(call, chunks, first_chunk)
     if not req.stream:
-        return Opened(resp=await provider.complete(req, ctx))
-    events, first = await open_first(provider, req, caps, ctx)
-    return Opened(events=events, first=first)
-
-
-async def _serve(opened: Opened, dialect: Dialect, req: ChatRequest, conv: Conversation,
-                 meter: RequestMeter, receive: Receive, send: Send,
-                 agents_events: EventStyle = "dragoman") -> None:
-    """Write the answer a deployment started to the client."""
-    if opened.fast is not None:
-        meter.passthrough = True
-        await forward(opened, meter, receive, send)
-        return
-    ctx = RenderContext(id=new_id(dialect.id_prefix), model=req.model,
-                        created=int(time.time()), request=req)
-    if opened.resp is not None:
-        resp = opened.resp
-        meter.usage = resp.usage
-        if conv.records:
-            try:
-                await conv.commit(req, resp, ctx)
-            except DragomanError as e:  # not saved, so not acknowledged: the tokens
-                meter.outcome = e.kind.value  # were spent all the same
-                raise
-        await send_json(send, dialect.render_response(resp, ctx),
-                        extra=meter.headers() + conv.reply_headers)
-        return
-
-    assert opened.events is not None and opened.first is not None
-    collector = Collector() if conv.records else None
-
-    async def on_finish() -> None:
-        assert collector is not None
-        await conv.commit(req, collector.response(ctx.id, req.model, ctx.created), ctx)
-
-    await stream_events(opened.events, opened.first, dialect.stream_renderer(ctx), receive,
-                        send, collector, on_finish if conv.records else None,
-                        agent_frame=agent_framer(dialect.name, agents_events),
-                        meter=meter, headers=conv.reply_headers)
+        return NeutralResponse(await provider.complete(req, ctx))
+    events, first = await open_first(provider, req, provider.capabilities(), ctx)
+    return NeutralStream(events, first)
 
 
 async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,
@@ -324,36 +440,3 @@ def _one_by_one(events: AsyncIterator[StreamEvent]
         return [await anext()]
 
     return next_event
-
-
-async def forward(opened: Opened, meter: RequestMeter, receive: Receive, send: Send) -> None:
-    """The same-dialect fast path: the upstream's answer goes to the client as it came.
-    After the first byte the pass-through ends a broken stream in-band itself."""
-    fast = opened.fast
-    assert fast is not None
-    if opened.raw is not None:
-        meter.usage = fast.usage
-        await send_json(send, opened.raw, extra=meter.headers())
-        return
-    chunks = opened.chunks
-    assert chunks is not None
-    first = opened.first_chunk
-
-    async def pump() -> bool:
-        meter.stream_started()
-        try:
-            await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
-            await send({"type": "http.response.body", "body": first, "more_body": True})
-            async for chunk in chunks:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            return True
-        finally:
-            meter.stream_ended()
-            await chunks.aclose()
-
-    if await unless_client_leaves(pump(), receive) is None:
-        meter.outcome = "client_closed"
-    else:
-        meter.outcome = fast.outcome
-    meter.usage = fast.usage

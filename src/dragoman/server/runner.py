@@ -24,15 +24,6 @@ DEFAULT_SERVER = "uvicorn"
 WORKER_HEALTHCHECK_TIMEOUT = 60
 
 
-def create_app() -> Any:
-    """Factory the server workers call: builds the gateway from ``$DRAGOMAN_CONFIG``."""
-    from ..config import build_gateway, load_config
-
-    app = build_gateway(load_config(os.environ.get("DRAGOMAN_CONFIG"))).app()
-    settle_heap()
-    return app
-
-
 def settle_heap() -> None:
     """Tune the cyclic garbage collector for a long-lived server, once start-up is done.
 
@@ -55,7 +46,7 @@ def run(*, host: str, port: int, workers: int = 1, server: str | None = None,
     port is bound and listening (a busy port fails before it, with the bind error)."""
     server = server or os.environ.get("DRAGOMAN_SERVER") or DEFAULT_SERVER
     limits = limits or HttpLimits()
-    target = "dragoman.server.runner:create_app"
+    target = "dragoman.worker:create_app"  # (config builds the gateway: above server/)
     if server == "granian":
         from granian import Granian
         from granian.constants import Interfaces, Loops

@@ -10,35 +10,24 @@ JSON.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Protocol
+from typing import Any
 
-from ..core import ChatResponse, Finish, StreamEvent, TextDelta
+from ..core import Finish, StreamEvent, TextDelta
 from ..core.spans import Span
 
 OUTPUT = "gen_ai.output.messages"
 
 
-class Opened(Protocol):
-    """What of a deployment's first answer is read here (``generate.Opened``)."""
-
-    resp: ChatResponse | None
-    raw: bytes | None
-    events: AsyncIterator[StreamEvent] | None
-    first: StreamEvent | None
+def record_output(span: Span, output: Any) -> None:
+    """Record a whole answer: neutral messages, or a pass-through's JSON text."""
+    span.content(OUTPUT, output)
 
 
-def capture_output(span: Span, opened: Opened) -> None:
-    """Record the answer ``opened`` holds now, or wrap its stream to record the text when
-    the stream ends."""
-    if opened.resp is not None:
-        span.content(OUTPUT, [{"role": "assistant", "parts": opened.resp.content}])
-    elif opened.raw is not None:
-        span.content(OUTPUT, opened.raw.decode("utf-8", "replace"))
-    elif opened.events is not None:
-        # the first event was read already (it decided that the deployment answered)
-        first = opened.first
-        opened.events = _recording(span, opened.events,
-                                   [first.text] if type(first) is TextDelta else [])
+def recording(span: Span, events: AsyncIterator[StreamEvent], first: StreamEvent
+              ) -> AsyncGenerator[StreamEvent, None]:
+    """``events`` (whose ``first`` was read already: it decided that the deployment
+    answered), recording the text on the span when the stream ends."""
+    return _recording(span, events, [first.text] if type(first) is TextDelta else [])
 
 
 async def _recording(span: Span, events: AsyncIterator[StreamEvent], texts: list[str]

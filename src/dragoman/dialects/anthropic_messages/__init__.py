@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..contract import Dialect
 from .egress import render_count_tokens_request, render_request
+from .forward import FORWARD
 from .ingress import parse_count_tokens_request, parse_request
 from .parse import parse_error, parse_response
 from .parse_stream import StreamParser
@@ -28,6 +29,7 @@ DIALECT = Dialect(
     stream_parser=StreamParser,
     parse_error=parse_error,
     id_prefix=ID_PREFIX,
+    forward=FORWARD,
 )
 
 __all__ = [

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import httptools
 
 from .wire import H1Error, H1Timeout, Inflater, StaleConnection, TooBig, split_head
-
-if TYPE_CHECKING:
-    from .pool import Pool
 
 #: Buffered body bytes past which the socket stops being read.
 HIGH_WATER = 256 * 1024
@@ -30,6 +27,21 @@ MAX_HEAD = 256 * 1024
 _JOIN_LIMIT = 64 * 1024
 
 
+class Owner(Protocol):
+    """What a connection needs of the pool that owns it (``pool.Pool``): its loop, its
+    deadline watchdog, and taking the connection back."""
+
+    loop: asyncio.AbstractEventLoop
+
+    def release(self, conn: Connection) -> None: ...
+
+    def watch(self, conn: Connection) -> None: ...
+
+    def unwatch(self, conn: Connection) -> None: ...
+
+    def lost(self, conn: Connection) -> None: ...
+
+
 class Connection(asyncio.Protocol):
     """One keep-alive connection and the exchange currently on it."""
 
@@ -39,7 +51,7 @@ class Connection(asyncio.Protocol):
                  "first_byte", "head", "headers_done", "idle", "idle_since", "keep_alive",
                  "last_read", "reading_paused", "reused", "started", "status", "total", "transport")
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Owner) -> None:
         self._pool = pool
         self._loop = pool.loop
         self.transport: asyncio.Transport | None = None

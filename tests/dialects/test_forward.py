@@ -1,7 +1,8 @@
-"""The pass-through stream scanner, byte for byte: whatever way the upstream's bytes are
-split, the client gets exactly those bytes (minus only a withheld usage chunk), usage is
-read from the usage-bearing frames, and a stream without its terminal event is ended
-with the dialect's own error frames."""
+"""Same-dialect forwarding (each dialect's ``forward`` rules, relayed by ``net.sse``'s
+``SseRelay``), byte for byte: whatever way the upstream's bytes are split, the client gets
+exactly those bytes (minus only a withheld usage chunk), usage is read from the
+usage-bearing frames, and a stream without its terminal event is ended with the
+dialect's own error frames."""
 
 from __future__ import annotations
 
@@ -12,23 +13,30 @@ from hypothesis import strategies as st
 
 from dragoman.core import ChatRequest, Message, Text, TransportError
 from dragoman.dialects import anthropic_messages, openai_chat, openai_responses
-from dragoman.providers.passthrough import WIRES, StreamScan
+from dragoman.dialects.contract import Forward, ForwardStream
+from dragoman.net.sse import SseRelay
 from tests.fakes.cut_upstream import USAGE, chat_frames, messages_frames, responses_frames
 
 CHAT, RESP, MSG = openai_chat.NAME, openai_responses.NAME, anthropic_messages.NAME
+FORWARDS: dict[str, Forward] = {
+    d.name: d.forward for d in (openai_chat.DIALECT, openai_responses.DIALECT,
+                                anthropic_messages.DIALECT) if d.forward is not None}
 STREAMS = {CHAT: chat_frames, RESP: responses_frames, MSG: messages_frames}
 
 
 def run(dialect: str, blob: bytes, cuts: list[int], withhold: bool = False
-        ) -> tuple[bytes, StreamScan]:
-    scan = StreamScan(WIRES[dialect], withhold)
+        ) -> tuple[bytes, SseRelay, ForwardStream]:
+    """The stream relayed in the pieces ``cuts`` makes, by the relay of ``net.sse`` with
+    the dialect's forwarding rules watching."""
+    watch = FORWARDS[dialect].stream(withhold)
+    relay = SseRelay(watch)
     out = b""
     prev = 0
     for c in [*sorted(set(cuts)), len(blob)]:
-        out += scan.feed(blob[prev:c])
+        out += relay.feed(blob[prev:c])
         prev = c
-    out += scan.end()
-    return out, scan
+    out += relay.end()
+    return out, relay, watch
 
 
 def whole(dialect: str) -> bytes:
@@ -44,21 +52,21 @@ def test_bytes_pass_unchanged_whatever_the_split(dialect: str, crlf: bool,
     blob = whole(dialect)
     if crlf:
         blob = blob.replace(b"\n", b"\r\n")
-    out, scan = run(dialect, blob, [c % (len(blob) + 1) for c in cuts])
+    out, relay, watch = run(dialect, blob, [c % (len(blob) + 1) for c in cuts])
     assert out == blob
-    assert scan.terminal
-    assert scan.usage is not None
-    assert (scan.usage.input_tokens, scan.usage.output_tokens) == (USAGE["in"], USAGE["out"])
+    assert relay.terminal
+    assert watch.usage is not None
+    assert (watch.usage.input_tokens, watch.usage.output_tokens) == (USAGE["in"], USAGE["out"])
 
 
 def test_withheld_chat_usage_chunk() -> None:
     blob = whole(CHAT)
-    out, scan = run(CHAT, blob, [50, 51, 300], withhold=True)
+    out, _, watch = run(CHAT, blob, [50, 51, 300], withhold=True)
     frames = [f for f in out.split(b"\n\n") if f]
     assert frames[-1] == b"data: [DONE]"
     assert all(b'"usage":{' not in f for f in frames)
     assert out == blob.replace(frames_with_usage(blob), b"")
-    assert scan.usage is not None and scan.usage.output_tokens == USAGE["out"]
+    assert watch.usage is not None and watch.usage.output_tokens == USAGE["out"]
 
 
 def frames_with_usage(blob: bytes) -> bytes:
@@ -66,10 +74,10 @@ def frames_with_usage(blob: bytes) -> bytes:
 
 
 def test_anthropic_usage_merges_start_and_delta() -> None:
-    _, scan = run(MSG, whole(MSG), [])
-    assert scan.usage is not None
+    _, _, watch = run(MSG, whole(MSG), [])
+    assert watch.usage is not None
     # message_start's input, message_delta's cumulative output
-    assert (scan.usage.input_tokens, scan.usage.output_tokens) == (USAGE["in"], USAGE["out"])
+    assert (watch.usage.input_tokens, watch.usage.output_tokens) == (USAGE["in"], USAGE["out"])
 
 
 def sse_events(raw: bytes) -> list[tuple[str | None, object]]:
@@ -92,19 +100,19 @@ def test_missing_terminal_gets_the_dialects_error() -> None:
                            (MSG, _messages_failed)):
         head, _ = STREAMS[dialect]()
         blob = b"".join(head)
-        out, scan = run(dialect, blob, [len(blob) // 2])
+        out, relay, _ = run(dialect, blob, [len(blob) // 2])
         assert out.startswith(blob)
-        assert not scan.terminal
+        assert not relay.terminal
         check(sse_events(out[len(blob):]), sse_events(blob))
 
 
 def test_transport_failure_drops_the_half_frame() -> None:
     head, _ = STREAMS[RESP]()
     blob = b"".join(head)
-    scan = StreamScan(WIRES[RESP], False)
-    out = scan.feed(blob + b"event: response.output_text.delta\ndata: {\"type\":")
+    relay = SseRelay(FORWARDS[RESP].stream(False))
+    out = relay.feed(blob + b"event: response.output_text.delta\ndata: {\"type\":")
     assert out == blob
-    tail = scan.fail(TransportError("upstream stream broke"))
+    tail = relay.fail(TransportError("upstream stream broke"))
     _responses_failed(sse_events(tail), sse_events(blob))
 
 
@@ -134,24 +142,24 @@ def _responses_failed(events: list[tuple[str | None, object]],
 
 
 def test_anthropic_system_message_inside_messages_is_not_forwarded_as_is() -> None:
-    wire = WIRES[MSG]
+    forward = FORWARDS[MSG]
     req = ChatRequest(model="m", messages=[Message(role="system", content=[Text(text="s")]),
                                            Message(role="user", content=[Text(text="u")])])
-    assert wire.upstream_body({"model": "m", "messages": []}, req, "up") is None
+    assert forward.request({"model": "m", "messages": []}, req, "up") is None
     req.messages = req.messages[1:]
-    planned = wire.upstream_body({"model": "m", "max_tokens": 5}, req, "up")
+    planned = forward.request({"model": "m", "max_tokens": 5}, req, "up")
     assert planned == ({"model": "up", "max_tokens": 5}, False)
 
 
 def test_chat_stream_asks_for_usage_only_when_the_client_did_not() -> None:
-    wire = WIRES[CHAT]
+    forward = FORWARDS[CHAT]
     req = ChatRequest(model="m")
     body = {"model": "m", "stream": True, "stream_options": {"foo": 1}}
-    up, withhold = wire.upstream_body(body, req, "up") or ({}, False)
+    up, withhold = forward.request(body, req, "up") or ({}, False)
     assert up["stream_options"] == {"foo": 1, "include_usage": True} and withhold
     assert body["stream_options"] == {"foo": 1}  # the client's body is not modified
     body = {"model": "m", "stream": True, "stream_options": {"include_usage": True}}
-    up, withhold = wire.upstream_body(body, req, "up") or ({}, True)
+    up, withhold = forward.request(body, req, "up") or ({}, True)
     assert up["stream_options"] == {"include_usage": True} and not withhold
-    up, withhold = wire.upstream_body({"model": "m"}, req, "up") or ({}, True)
+    up, withhold = forward.request({"model": "m"}, req, "up") or ({}, True)
     assert up == {"model": "up"} and not withhold

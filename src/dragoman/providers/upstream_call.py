@@ -105,18 +105,6 @@ async def read_batches(opening: Opening, error_from: ErrorFrom,
             resp.close()
 
 
-async def read_stream(opening: Opening, error_from: ErrorFrom,
-                      reader: StreamReader[T]) -> AsyncGenerator[T, None]:
-    """``read_batches`` one item at a time."""
-    batches = read_batches(opening, error_from, reader)
-    try:
-        async for batch in batches:
-            for item in batch:
-                yield item
-    finally:
-        await batches.aclose()
-
-
 class EventReader:
     """The translating reader: the provider's frame decoder (SSE, NDJSON, AWS event
     stream) feeding its dialect's stream parser."""

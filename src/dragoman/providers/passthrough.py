@@ -12,7 +12,7 @@ fault).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from typing import Any, Protocol
 
 import msgspec
@@ -97,7 +97,8 @@ class Passthrough:
         self.usage: Usage | None = None
         self.outcome = "ok"
 
-    def _send(self, stream: bool) -> Any:
+    def _send(self, stream: bool) -> Awaitable[UpstreamResponse]:
+        """POST the forwarded body (the request is sent when awaited)."""
         p = self._provider
         return p.http.request("POST", p.path(self._req, stream), body=self._body,
                               headers=p.request_headers(self._req, stream, self._ctx))

@@ -41,7 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"dragoman: {problem}", file=sys.stderr)
         return 2
-    # Harness agents call the gateway back at this URL (README "Harness agents").
+    # Harness agents call the gateway back at this URL (docs/harness-agents.md).
     own_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     os.environ.setdefault("DRAGOMAN_SELF_URL", f"http://{own_host}:{port}")
     if args.config:

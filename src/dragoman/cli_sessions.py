@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             stats = await store.purge(older_than)
         finally:
             await store.aclose()
-        # Agent workspaces live with their threads (README "Agent workspaces and sandboxes").
+        # Agent workspaces live with their threads (docs/workspaces.md).
         roots: set[str] = {ws for a in cfg.agents if (ws := getattr(a, "workspace", None))}
         workspaces = sum([await asyncio.to_thread(purge_workspaces, r, older_than)
                           for r in sorted(roots)])

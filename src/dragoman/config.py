@@ -84,7 +84,8 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8080
     workers: Annotated[int, msgspec.Meta(ge=1)] = 1
     max_body_bytes: int = DEFAULT_MAX_BODY
-    # The HTTP/1 front door (``server.http_limits.HttpLimits``; README "Request limits").
+    # The HTTP/1 front door (``server.http_limits.HttpLimits``; docs/configuration.md,
+    # "Request limits").
     max_head_bytes: Annotated[int, msgspec.Meta(ge=1024)] = HTTP_LIMITS.max_head_bytes
     max_headers: Annotated[int, msgspec.Meta(ge=1)] = HTTP_LIMITS.max_headers
     max_request_line: Annotated[int, msgspec.Meta(ge=64)] = HTTP_LIMITS.max_request_line
@@ -348,7 +349,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     agents: list[AnyAgentSpec | OrchestratorSpec] = msgspec.field(default_factory=list)
     sessions: SessionsConfig = msgspec.field(default_factory=lambda: SessionsConfig())
     limits: LimitsConfig | None = None
-    #: OpenTelemetry traces (the ``otel`` extra); see README "Tracing".
+    #: OpenTelemetry traces (the ``otel`` extra); see docs/operations.md "Tracing".
     tracing: TracingSettings | None = None
 
 

@@ -101,7 +101,7 @@ class SingleAgent:
     """
 
     #: The server keeps a thread-keyed conversation with an agent model (the sessions
-    #: layer): a client may send only its newest message. See README "Sessions".
+    #: layer): a client may send only its newest message. See docs/sessions-guide.md.
     holds_history = True
 
     def __init__(self, provider: LlmProvider, tools: ToolRegistry | Iterable[

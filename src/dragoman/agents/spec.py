@@ -66,7 +66,7 @@ class AgentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, tag_fi
     tools: list[str | dict[str, Any]] = msgspec.field(default_factory=list)
     parallel_tool_calls: bool = True
     tool_timeout: float | None = 600.0
-    # Per-thread workspaces and their sandbox (README "Agent workspaces and sandboxes").
+    # Per-thread workspaces and their sandbox (docs/workspaces.md).
     sandbox: SandboxKind | None = None
     network: bool = False
     sandbox_paths: list[str] = msgspec.field(default_factory=list)
@@ -229,11 +229,11 @@ HARNESS_LIMITS = SandboxLimits(cpu_seconds=3600, memory_mb=None, processes=4096)
 
 class HarnessSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, tag_field="kind",
                   tag="harness"):
-    """``kind: harness``: Codex CLI or Claude Code as the orchestrator (README "Harness
-    agents"). ``model`` is what the CLI asks this gateway for; ``harness_bin`` the CLI
-    (found on PATH by default); ``api_key`` the key it calls back with (default: the first
-    of ``server.api_keys``); ``workspace`` the root of the threads' workspaces (default:
-    ``$XDG_DATA_HOME/dragoman/workspaces/NAME``)."""
+    """``kind: harness``: Codex CLI or Claude Code as the orchestrator
+    (docs/harness-agents.md). ``model`` is what the CLI asks this gateway for;
+    ``harness_bin`` the CLI (found on PATH by default); ``api_key`` the key it calls back
+    with (default: the first of ``server.api_keys``); ``workspace`` the root of the
+    threads' workspaces (default: ``$XDG_DATA_HOME/dragoman/workspaces/NAME``)."""
 
     name: str
     model: str

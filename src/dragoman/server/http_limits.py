@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class HttpLimits:
-    """Sizes in bytes, timeouts in seconds (README "Request limits and timeouts")."""
+    """Sizes in bytes, timeouts in seconds (docs/configuration.md, "Request limits,
+    timeouts and the access log")."""
 
     max_head_bytes: int = 64 * 1024
     """request line and header fields together (431 past it)"""

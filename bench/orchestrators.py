@@ -146,13 +146,17 @@ def build(make: Callable[[str], LlmProvider] = instant
     }
 
 
-async def _bare(provider: LlmProvider, runs: int) -> float:
-    """CPU seconds of consuming one bare stream of ``provider`` (subtracted per call)."""
+async def _bare(provider: LlmProvider, runs: int, streamed: bool = True) -> float:
+    """CPU seconds of consuming one bare stream of ``provider`` (subtracted per call), or
+    of one ``complete()`` call (a JSON answer instead of SSE, shown for comparison)."""
     req = ChatRequest(model="m", messages=PROMPT)
     best = float("inf")
     for _ in range(max(1, runs // 100)):
         t0 = time.process_time()
         for _ in range(100):
+            if not streamed:
+                await provider.complete(req)
+                continue
             async for _ev in provider.stream(req):
                 pass
         best = min(best, (time.process_time() - t0) / 100)
@@ -207,7 +211,9 @@ def over_http(upstream: su.Upstream, made: list[LlmProvider]) -> Models:
 async def main(runs: int, models: Models, what: str) -> None:
     make, served = models
     bare = await _bare(make("m"), runs * 10)
-    print(f"bare {what} stream: {bare * 1e6:.1f} µs CPU per call\n")
+    print(f"bare {what} stream: {bare * 1e6:.1f} µs CPU per call")
+    complete = await _bare(make("m"), runs * 10, streamed=False)
+    print(f"(bare complete(), a JSON answer: {complete * 1e6:.1f} µs; not subtracted)\n")
     print(f"{'orchestrator':44} {'calls':>5} {'stream µs':>9} {'/call':>6} {'own':>6}"
           f" {'run() µs':>9} {'/call':>6} {'own':>6}")
     timed_runs = max(1, runs // BATCH) * BATCH

@@ -7,7 +7,8 @@ Prints ``http://127.0.0.1:PORT/v1`` on its first line once it listens, then serv
 * ``POST /v1/chat/completions`` (or ``/chat/completions``): the answer of the request's
   model's script (``SCRIPTS``), at once — a JSON body, or with ``"stream": true`` a
   ``data:`` SSE stream (a role chunk, the text in ``--deltas`` chunks, the finish chunk,
-  a usage chunk, ``[DONE]``); usage is in both (10 prompt, 5 completion tokens);
+  a usage chunk, ``[DONE]``, all in one write with a content-length: an instant model);
+  usage is in both (10 prompt, 5 completion tokens);
 * ``GET /stats``: ``{"requests": N, "streamed": S, "by_model": {...}}``, the chat
   requests served so far — how a bench counts a run's inner calls on the server's side.
 
@@ -124,6 +125,9 @@ def sse(model: str, text: str, deltas: int) -> bytes:
     return "".join(frames).encode()
 
 
+SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache"}
+
+
 async def serve(port: int, deltas: int) -> None:
     from aiohttp import web
 
@@ -139,12 +143,10 @@ async def serve(port: int, deltas: int) -> None:
         if not body.get("stream"):
             return web.Response(body=completion(model, text), content_type="application/json")
         streamed += 1
-        resp = web.StreamResponse(headers={"content-type": "text/event-stream",
-                                           "cache-control": "no-cache"})
-        await resp.prepare(request)
-        await resp.write(sse(model, text, deltas))  # instant: every frame at once
-        await resp.write_eof()
-        return resp
+        # instant: the whole stream in one write with the headers (one TCP segment). A
+        # chunked response goes out in three (headers, frames, last chunk), which costs
+        # a client ~90 µs of CPU per call in wake-ups here: transport, not orchestration
+        return web.Response(body=sse(model, text, deltas), headers=SSE_HEADERS)
 
     async def stats(request: web.Request) -> web.Response:
         return web.json_response({"requests": sum(served.values()), "streamed": streamed,

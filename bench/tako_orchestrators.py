@@ -1,7 +1,7 @@
 """tako-ai-core's orchestration overhead, to set next to ``bench/orchestrators.py``.
 
     python -m venv /tmp/tako && /tmp/tako/bin/pip install tako-ai-core==0.51.2
-    /tmp/tako/bin/python bench/tako_orchestrators.py [--runs 300]
+    /tmp/tako/bin/python bench/tako_orchestrators.py [--runs 300] [--upstream http]
 
 Runs in an environment with tako installed and WITHOUT dragoman (tako is not a dependency
 of this project). tako's in-process instant model is ``providers.Fake`` (a canned reply,
@@ -13,6 +13,13 @@ threads included; the cheapest of batches of ``BATCH`` runs), divided by the mod
 a run makes, for ``run()`` and, where tako
 has one (SelfCaller, AbMcts), for the event stream read to the end (a tenth of the runs:
 it is ~40x dearer).
+
+``--upstream http``: the same scenarios with tako's OpenAI provider
+(``providers.OpenAI(name, key, base_url=…)``) on ``bench/scripted_upstream.py``, the server
+``bench/orchestrators.py --upstream http`` uses, started here on the repository's
+``.venv`` Python (``--server-python``: it needs aiohttp). The server counts the calls;
+the "own" columns subtract tako's bare call, estimated as a SingleAgent's ``run()`` on
+that provider minus one on a Fake (tako has no Python entry to a provider alone).
 """
 
 from __future__ import annotations
@@ -110,9 +117,9 @@ async def main(runs: int, models: Models, what: str) -> None:
     if what:
         print(f"bare {what}: {bare * 1e6:.1f} µs CPU per call (a SingleAgent's run() on it"
               " minus one on a Fake)\n")
-    own = "  own" if what else ""
+    own = f" {'own':>6}" if what else ""
     print(f"{'tako-ai-core ' + tako.__version__:44} {'calls':>5} {'run() µs':>9} "
-          f"{'/call':>6}{own:>7} {'stream µs':>9} {'/call':>6}{own:>7}")
+          f"{'/call':>6}{own} {'stream µs':>9} {'/call':>6}{own}")
     timed_runs = max(1, runs // BATCH) * BATCH
     for label, orch in scenarios(make).items():
         streams = hasattr(orch, "stream")  # only SelfCaller and AbMcts stream in 0.51.2

@@ -302,6 +302,8 @@ if __name__ == "__main__":
     ap.add_argument("--upstream", choices=("instant", "http"), default="instant",
                     help="instant: in-process models; http: our OpenAI provider on "
                          "bench/scripted_upstream.py (its own process) over loopback")
+    ap.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                    help="the event loop (tako's script has only asyncio's)")
     ap.add_argument("--drive", help=argparse.SUPPRESS)
     args = ap.parse_args()
     DELTAS = args.deltas
@@ -309,7 +311,13 @@ if __name__ == "__main__":
         asyncio.run(_drive(args.drive, args.runs))
     elif args.instr:
         instr()
-    elif args.upstream == "http":
-        asyncio.run(main_http(args.runs))
     else:
-        asyncio.run(main(args.runs, instants(), "instant provider"))
+        run = asyncio.run
+        if args.loop == "uvloop":  # the loop the gateway serves on (server/runner.py)
+            import uvloop
+
+            run = uvloop.run
+        if args.upstream == "http":
+            run(main_http(args.runs))
+        else:
+            run(main(args.runs, instants(), "instant provider"))

@@ -1,6 +1,7 @@
 """Orchestration overhead: CPU per inner model call, the model itself excluded.
 
     python bench/orchestrators.py [--runs 300] [--deltas 1] [--instr] [--upstream http]
+                                  [--loop uvloop]
 
 Every orchestrator runs in-process on an INSTANT provider (scripted answers yielded at
 once: no sockets, no model), so what is measured is the orchestrator's own work — plans,

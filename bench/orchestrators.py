@@ -1,6 +1,7 @@
 """Orchestration overhead: CPU per inner model call, the model itself excluded.
 
-    python bench/orchestrators.py [--runs 300] [--deltas 1] [--instr]
+    python bench/orchestrators.py [--runs 300] [--deltas 1] [--instr] [--upstream http]
+                                  [--loop uvloop]
 
 Every orchestrator runs in-process on an INSTANT provider (scripted answers yielded at
 once: no sockets, no model), so what is measured is the orchestrator's own work — plans,
@@ -18,13 +19,20 @@ CPU time, not wall time: the machine is shared, and process time is far steadier
 compare runs made one after the other, not across machines. ``--instr`` counts
 instructions instead (valgrind's callgrind, like ``bench/instr.py``: a short and a long
 series of runs, the difference per run; repeatable to ~1 %, whatever the machine's load).
+
+``--upstream http`` runs the same scenarios on real HTTP instead: every model is our
+OpenAI Chat provider (``dragoman.providers.OpenAIChat`` with a ``base_url``, what
+``provider: openai`` builds) on ``bench/scripted_upstream.py``, a server in a process of
+its own (its CPU is not counted) that answers each model name with the same scripts as
+the instant models, at once. The calls are counted by the server, and the "own" columns
+subtract one bare provider stream to that server (our HTTP client's cost per call).
+``bench/tako_orchestrators.py --upstream http`` does the same for tako.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import subprocess
@@ -48,11 +56,14 @@ from dragoman.core import (
 )
 from dragoman.providers.base import LlmProvider
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import scripted_upstream as su  # the scripts, and the HTTP upstream
+
 #: text deltas per model answer (1: like tako's ``providers.Fake``, which never streams)
 DELTAS = 1
 
 #: what every run is asked
-PROMPT = [user("Write code to sort a list")]
+PROMPT = [user(su.PROMPT)]
 
 
 @dataclass
@@ -85,42 +96,31 @@ class Instant:
         yield Finish()
 
 
-PLAN = json.dumps({"thought": "split", "dispatch": [
-    {"worker": "code", "task": "write merge sort"},
-    {"worker": "math", "task": "analyse #1", "sees": [1]}], "halt": False})
-#: tako's plan: two independent tasks (a tako Fake coordinator says this every turn)
-TAKO_PLAN = json.dumps({"thought": "split", "dispatch": [
-    {"worker": "code", "task": "write merge sort"}, {"worker": "math", "task": "analyse"}],
-    "halt": False})
-HALT = json.dumps({"halt": True, "final_answer": "Merge sort, O(n log n)."})
+def _system(req: ChatRequest) -> str:
+    return " ".join(p.text for p in req.system or [] if hasattr(p, "text"))
 
 
-def _coordinator(req: ChatRequest) -> str:
-    return HALT if question_of(req).startswith("Worker results:") else PLAN
-
-
-def _role(req: ChatRequest) -> str:
-    system = " ".join(p.text for p in req.system or [] if hasattr(p, "text"))
-    if "Verifier" in system:
-        return "VERDICT: ACCEPT"
-    return "a plan or an answer of some length, about sorting lists"
-
-
-def _answer(req: ChatRequest) -> str:
-    return "an answer of medium length that never has the magic word"
+def instant(name: str) -> Instant:
+    """The in-process model ``name``: the same script as the HTTP upstream's model
+    ``name`` (``bench/scripted_upstream.py``), answered without a socket."""
+    script = su.SCRIPTS.get(name, su.answer)
+    return Instant(name, lambda req: script(_system(req), question_of(req)))
 
 
 Orch = Orchestrator | SingleAgent
 
 
-def build() -> dict[str, tuple[Orch, list[Instant]]]:
-    """label -> (orchestrator, the instant models it calls). The first five have the shape
-    of ``bench/tako_orchestrators.py``'s (same labels); the rest use what tako lacks."""
-    model = Instant("m", _answer)
-    planner = Instant("coord", lambda req: TAKO_PLAN)
-    coord, worker = Instant("coord", _coordinator), Instant("w", _answer)
-    roles = Instant("roles", _role)
-    cands = [Instant("c1", _answer), Instant("c2", _answer)]
+def build(make: Callable[[str], LlmProvider] = instant
+          ) -> dict[str, tuple[Orch, list[LlmProvider]]]:
+    """label -> (orchestrator, the models it calls), each model ``make(name)``: an
+    ``Instant`` or an OpenAI provider on the scripted upstream (``--upstream http``). The
+    first five have the shape of ``bench/tako_orchestrators.py``'s (same labels); the rest
+    use what tako lacks."""
+    model = make("m")
+    planner = make("planner")
+    coord, worker = make("coord"), make("w")
+    roles = make("roles")
+    cands = [make("c1"), make("c2")]
     never = verifiers.RuleBased(min_chars=10, pattern="MAGIC")
     return {
         "single (1 call)": (SingleAgent(model, owns_provider=False), [model]),
@@ -147,13 +147,17 @@ def build() -> dict[str, tuple[Orch, list[Instant]]]:
     }
 
 
-async def _bare(provider: Instant, runs: int) -> float:
-    """CPU seconds of consuming one bare stream of ``provider`` (subtracted per call)."""
+async def _bare(provider: LlmProvider, runs: int, streamed: bool = True) -> float:
+    """CPU seconds of consuming one bare stream of ``provider`` (subtracted per call), or
+    of one ``complete()`` call (a JSON answer instead of SSE, shown for comparison)."""
     req = ChatRequest(model="m", messages=PROMPT)
     best = float("inf")
     for _ in range(max(1, runs // 100)):
         t0 = time.process_time()
         for _ in range(100):
+            if not streamed:
+                await provider.complete(req)
+                continue
             async for _ev in provider.stream(req):
                 pass
         best = min(best, (time.process_time() - t0) / 100)
@@ -181,19 +185,46 @@ async def _timed(orch: Orch, runs: int, streamed: bool) -> float:
     return best
 
 
-async def main(runs: int) -> None:
-    bare = await _bare(Instant("b", _answer), runs * 10)
-    print(f"bare instant provider stream: {bare * 1e6:.1f} µs CPU per call\n")
+#: makes the scenarios' models by name; says how many model calls they have answered so far
+Models = tuple[Callable[[str], LlmProvider], Callable[[], int]]
+
+
+def instants() -> Models:
+    made: list[Instant] = []
+
+    def make(name: str) -> Instant:
+        made.append(instant(name))
+        return made[-1]
+    return make, lambda: sum(i.calls for i in made)
+
+
+def over_http(upstream: su.Upstream, made: list[LlmProvider]) -> Models:
+    """Our OpenAI Chat provider (``provider: openai`` with a ``base_url``), one per model
+    name, on the scripted upstream; the calls are counted by the server."""
+    from dragoman.providers import OpenAIChat
+
+    def make(name: str) -> LlmProvider:
+        made.append(OpenAIChat(model=name, base_url=upstream.url, api_key="sk-bench"))
+        return made[-1]
+    return make, upstream.requests
+
+
+async def main(runs: int, models: Models, what: str) -> None:
+    make, served = models
+    bare = await _bare(make("m"), runs * 10)
+    print(f"bare {what} stream: {bare * 1e6:.1f} µs CPU per call")
+    complete = await _bare(make("m"), runs * 10, streamed=False)
+    print(f"(bare complete(), a JSON answer: {complete * 1e6:.1f} µs; not subtracted)\n")
     print(f"{'orchestrator':44} {'calls':>5} {'stream µs':>9} {'/call':>6} {'own':>6}"
           f" {'run() µs':>9} {'/call':>6} {'own':>6}")
-    for label, (orch, instants) in build().items():
+    timed_runs = max(1, runs // BATCH) * BATCH
+    for label, (orch, _models) in build(make).items():
         for streamed in (True, False):  # warm up
             for _ in range(3):
                 await _timed(orch, 1, streamed)
-        for i in instants:
-            i.calls = 0
+        before = served()
         streamed_cpu = await _timed(orch, runs, True)
-        calls = sum(i.calls for i in instants) / runs
+        calls = (served() - before) / timed_runs
         run_cpu = await _timed(orch, runs, False)
         cols = "".join(f" {cpu * 1e6:9.0f} {cpu / calls * 1e6:6.1f} "
                        f"{(cpu - calls * bare) / calls * 1e6:6.1f}"
@@ -203,10 +234,20 @@ async def main(runs: int) -> None:
                  if "ab_mcts" in label else ""))
 
 
+async def main_http(runs: int) -> None:
+    made: list[LlmProvider] = []
+    with su.Upstream(sys.executable, DELTAS) as upstream:
+        try:
+            await main(runs, over_http(upstream, made), f"OpenAI provider on {upstream.url}")
+        finally:
+            for provider in made:
+                await provider.aclose()
+
+
 async def _drive(label: str, runs: int) -> None:
     """Run inside valgrind: ``runs`` runs of one orchestrator (or of the bare stream)."""
     if label == "bare":
-        await _bare(Instant("b", _answer), runs)
+        await _bare(instant("m"), runs)
         return
     orch, _ = build()[label]
     req = ChatRequest(model="o", messages=PROMPT)
@@ -235,17 +276,17 @@ def instr() -> None:
     print(f"bare instant provider stream: {bare / 1e3:.1f}k instructions per call "
           "(subtracted)\n")
     print(f"{'orchestrator':40} {'run k':>9} {'calls':>6} {'k/call':>8}  (own work)")
-    for label, (orch, instants) in build().items():
-        for i in instants:  # scenarios share models
-            i.calls = 0
-        asyncio.run(_drive_counting(orch, instants))
-        calls = sum(i.calls for i in instants)
+    make, served = instants()
+    for label, (orch, _models) in build(make).items():
+        before = served()
+        asyncio.run(_drive_counting(orch))
+        calls = served() - before
         total = _per_run(label)
         own = total - calls * bare
         print(f"{label:40} {total / 1e3:9.0f} {calls:6d} {own / calls / 1e3:8.1f}")
 
 
-async def _drive_counting(orch: LlmProvider, instants: list[Instant]) -> None:
+async def _drive_counting(orch: LlmProvider) -> None:
     """One run outside valgrind, to count its inner calls."""
     async for _ev in orch.stream(ChatRequest(model="o", messages=PROMPT)):
         pass
@@ -259,6 +300,11 @@ if __name__ == "__main__":
                     help="text deltas per answer (each one is scored and relayed)")
     ap.add_argument("--instr", action="store_true",
                     help="count instructions under valgrind instead of CPU time")
+    ap.add_argument("--upstream", choices=("instant", "http"), default="instant",
+                    help="instant: in-process models; http: our OpenAI provider on "
+                         "bench/scripted_upstream.py (its own process) over loopback")
+    ap.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                    help="the event loop (tako's script has only asyncio's)")
     ap.add_argument("--drive", help=argparse.SUPPRESS)
     args = ap.parse_args()
     DELTAS = args.deltas
@@ -267,4 +313,12 @@ if __name__ == "__main__":
     elif args.instr:
         instr()
     else:
-        asyncio.run(main(args.runs))
+        run = asyncio.run
+        if args.loop == "uvloop":  # the loop the gateway serves on (server/runner.py)
+            import uvloop
+
+            run = uvloop.run
+        if args.upstream == "http":
+            run(main_http(args.runs))
+        else:
+            run(main(args.runs, instants(), "instant provider"))

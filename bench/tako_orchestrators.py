@@ -1,7 +1,7 @@
 """tako-ai-core's orchestration overhead, to set next to ``bench/orchestrators.py``.
 
     python -m venv /tmp/tako && /tmp/tako/bin/pip install tako-ai-core==0.51.2
-    /tmp/tako/bin/python bench/tako_orchestrators.py [--runs 300]
+    /tmp/tako/bin/python bench/tako_orchestrators.py [--runs 300] [--upstream http]
 
 Runs in an environment with tako installed and WITHOUT dragoman (tako is not a dependency
 of this project). tako's in-process instant model is ``providers.Fake`` (a canned reply,
@@ -13,43 +13,72 @@ threads included; the cheapest of batches of ``BATCH`` runs), divided by the mod
 a run makes, for ``run()`` and, where tako
 has one (SelfCaller, AbMcts), for the event stream read to the end (a tenth of the runs:
 it is ~40x dearer).
+
+``--upstream http``: the same scenarios with tako's OpenAI provider
+(``providers.OpenAI(name, key, base_url=…)``) on ``bench/scripted_upstream.py``, the server
+``bench/orchestrators.py --upstream http`` uses, started here on the repository's
+``.venv`` Python (``--server-python``: it needs aiohttp). The server counts the calls;
+the "own" columns subtract tako's bare call, estimated as a SingleAgent's ``run()`` on
+that provider minus one on a Fake (tako has no Python entry to a provider alone).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import os
+import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import tako  # type: ignore[import-not-found]
 from tako import guards, providers, routers, verifiers  # type: ignore[import-not-found]
 
-PLAN = json.dumps({"thought": "split", "dispatch": [
-    {"worker": "code", "task": "write merge sort"}, {"worker": "math", "task": "analyse"}],
-    "halt": False})
-PROMPT = "Write code to sort a list"
-ANSWER = "an answer of medium length that never has the magic word"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import scripted_upstream as su  # the scripts (standard library only), and the HTTP upstream
+
+PROMPT = su.PROMPT
+
+#: makes the scenarios' models by name; says how many model calls they have answered so far
+Models = tuple[Callable[[str], Any], Callable[[], int]]
 
 
-def scenarios() -> dict[str, tuple[Any, int]]:
-    """label -> (orchestrator, model calls per run)."""
-    fake = providers.Fake(ANSWER, id="fake:m")
-    plan = providers.Fake(PLAN, id="fake:coord")
+def fakes() -> Models:
+    """tako's in-process ``providers.Fake``: one canned reply per model name (the script's
+    answer to the prompt, so the coordinator plans two independent workers every turn)."""
+    made: list[Any] = []
+
+    def make(name: str) -> Any:
+        made.append(providers.Fake(su.SCRIPTS.get(name, su.answer)("", PROMPT),
+                                   id=f"fake:{name}"))
+        return made[-1]
+    return make, lambda: sum(f.call_count for f in made)
+
+
+def over_http(upstream: su.Upstream) -> Models:
+    """tako's OpenAI Chat provider, one per model name, on the scripted upstream (tako
+    appends ``/v1/chat/completions`` to its ``base_url``)."""
+    def make(name: str) -> Any:
+        return providers.OpenAI(name, "sk-bench", base_url=upstream.url.removesuffix("/v1"))
+    return make, upstream.requests
+
+
+def scenarios(make: Callable[[str], Any]) -> dict[str, Any]:
+    """label -> orchestrator, the shapes of ``bench/orchestrators.py``'s first five."""
+    model, plan = make("m"), make("planner")
     never = verifiers.RuleBased(min_chars=10, pattern="MAGIC")
     return {
-        "single (1 call)": (tako.SingleAgent(fake), 1),
-        "conductor (6 plans x 2 workers)": (
-            tako.Conductor(plan, {"code": fake, "math": fake}, verifier=never), 18),
-        "trinity (1 routed call)": (
-            tako.Trinity({"code": fake, "math": fake, "other": fake}, routers.RegexRouter()),
-            1),
-        "self_caller (4 iterations)": (
-            tako.SelfCaller(tako.SingleAgent(fake), guards.RuleBased(min_chars=10 ** 6),
-                            max_depth=3), 4),
-        "ab_mcts (16 iterations)": (
-            tako.AbMcts(fake, never, max_iterations=16, min_confidence=0.99), 16),
+        "single (1 call)": tako.SingleAgent(model),
+        "conductor (6 plans x 2 workers)": tako.Conductor(
+            plan, {"code": model, "math": model}, verifier=never),
+        "trinity (1 routed call)": tako.Trinity(
+            {"code": model, "math": model, "other": model}, routers.RegexRouter()),
+        "self_caller (4 iterations)": tako.SelfCaller(
+            tako.SingleAgent(model), guards.RuleBased(min_chars=10 ** 6), max_depth=3),
+        "ab_mcts (16 iterations)": tako.AbMcts(
+            model, never, max_iterations=16, min_confidence=0.99),
     }
 
 
@@ -72,22 +101,70 @@ async def _timed(orch: Any, runs: int, streamed: bool) -> float:
     return best
 
 
-async def main(runs: int) -> None:
+async def _bare(make: Callable[[str], Any], runs: int) -> float:
+    """The CPU of one call through tako's provider, as far as Python can tell: tako has no
+    Python entry to a provider alone, so a SingleAgent's ``run()`` on ``make("m")`` minus
+    the same on an in-process Fake (tako's own per-run cost cancels out)."""
+    agent, fake = tako.SingleAgent(make("m")), tako.SingleAgent(providers.Fake(su.ANSWER))
+    for orch in (agent, fake):
+        await _timed(orch, 3, False)
+    return await _timed(agent, runs, False) - await _timed(fake, runs, False)
+
+
+async def main(runs: int, models: Models, what: str) -> None:
+    make, served = models
+    bare = await _bare(make, runs * 3) if what else 0.0
+    if what:
+        print(f"bare {what}: {bare * 1e6:.1f} µs CPU per call (a SingleAgent's run() on it"
+              " minus one on a Fake)\n")
+    own = f" {'own':>6}" if what else ""
     print(f"{'tako-ai-core ' + tako.__version__:44} {'calls':>5} {'run() µs':>9} "
-          f"{'/call':>6} {'stream µs':>9} {'/call':>6}")
-    for label, (orch, calls) in scenarios().items():
+          f"{'/call':>6}{own} {'stream µs':>9} {'/call':>6}{own}")
+    timed_runs = max(1, runs // BATCH) * BATCH
+    for label, orch in scenarios(make).items():
         streams = hasattr(orch, "stream")  # only SelfCaller and AbMcts stream in 0.51.2
         await _timed(orch, 3, False)
+        before = served()
         cpu = await _timed(orch, runs, False)
-        line = f"{label:44} {calls:5d} {cpu * 1e6:9.0f} {cpu / calls * 1e6:6.1f}"
+        calls = (served() - before) / timed_runs
+        line = f"{label:44} {calls:5.0f}" + _cols(cpu, calls, bare, bool(what))
         if streams:
             await _timed(orch, 3, True)
             cpu = await _timed(orch, max(1, runs // 10), True)
-            line += f" {cpu * 1e6:9.0f} {cpu / calls * 1e6:6.1f}"
+            line += _cols(cpu, calls, bare, bool(what))
         print(line)
+
+
+def _cols(cpu: float, calls: float, bare: float, own: bool) -> str:
+    line = f" {cpu * 1e6:9.0f} {cpu / calls * 1e6:6.1f}"
+    return line + (f" {(cpu - calls * bare) / calls * 1e6:6.1f}" if own else "")
+
+
+async def main_http(runs: int, python: str) -> None:
+    with su.Upstream(python) as upstream:
+        await main(runs, over_http(upstream), f"tako OpenAI provider on {upstream.url}")
+
+
+def _repo_python() -> str:
+    """The server needs aiohttp, which tako's environment lacks: the repository's venv."""
+    venv = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else "python3"
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=300)
-    asyncio.run(main(ap.parse_args().runs))
+    ap.add_argument("--upstream", choices=("instant", "http"), default="instant",
+                    help="instant: tako's in-process Fake; http: tako's OpenAI provider on "
+                         "bench/scripted_upstream.py (its own process) over loopback")
+    ap.add_argument("--server-python", default=_repo_python(),
+                    help="the Python (with aiohttp) that runs the scripted upstream")
+    args = ap.parse_args()
+    if args.upstream == "http":
+        asyncio.run(main_http(args.runs, args.server_python))
+    else:
+        asyncio.run(main(args.runs, fakes(), ""))
+    # tako 0.51.2 now and then crashes (SIGSEGV/SIGBUS) in the interpreter's teardown,
+    # its runtime's threads outliving Python: leave without one, the results printed
+    sys.stdout.flush()
+    os._exit(0)

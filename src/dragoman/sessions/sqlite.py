@@ -17,17 +17,20 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from . import plans as p
 from .schema import SQLITE, UNUSED_BRANCH
 from .settings import StoreSettings
+from .sqlite_ledger import SqliteLedger
 from .statements import Prepared, Returns, prepare
 from .store import SessionStore, StoreError
 from .usage import (
     UsageGroup,
     UsageRow,
+    UsageValues,
     group_from_row,
     group_sql,
     insert_sql,
@@ -52,6 +55,7 @@ class SqliteStore(SessionStore):
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
+        self._ledger: SqliteLedger | None = None
 
     # --- connections ------------------------------------------------------------------------
 
@@ -77,6 +81,7 @@ class SqliteStore(SessionStore):
             raise StoreError(f"cannot create {self.path.parent}: {e.strerror}") from None
         self._pool = ThreadPoolExecutor(self.settings.pool_size or DEFAULT_POOL,
                                         thread_name_prefix="dragoman-sqlite")
+        self._ledger = SqliteLedger(self._connect, _INSERT_USAGE)
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._pool, self._migrate)
@@ -110,6 +115,9 @@ class SqliteStore(SessionStore):
             raise
 
     def _shutdown(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
@@ -120,6 +128,17 @@ class SqliteStore(SessionStore):
 
     async def _close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self._shutdown)
+
+    # --- the usage ledger: its own thread and connection (``sqlite_ledger``) ----------------
+
+    async def append_usage(self, rows: list[UsageValues]) -> None:
+        timing = self.on_timing
+        started = time.perf_counter() if timing is not None else 0.0
+        await self.open()
+        assert self._ledger is not None
+        await self._ledger.append(rows)
+        if timing is not None:
+            timing("append_usage", time.perf_counter() - started)
 
     # --- plans ------------------------------------------------------------------------------
 

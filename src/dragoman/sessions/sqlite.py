@@ -5,7 +5,8 @@ one synchronous transaction in one thread hop, where aiosqlite pays a hop per st
 measured 3 to 6 times cheaper per turn (bench/README.md). Each pool thread owns one connection;
 WAL lets readers run beside the single writer, write transactions start with
 ``BEGIN IMMEDIATE`` (so concurrent writers queue on the busy timeout instead of failing on
-a lock upgrade), and several worker processes can share the file.
+a lock upgrade), and several worker processes can share the file. The usage ledger is
+written on a connection and thread of its own, in slices (``sqlite_ledger``).
 
 Durability: ``synchronous=FULL`` syncs the WAL on every commit, so a turn acknowledged to
 the client survives ``kill -9`` and power loss alike; it costs one fsync per turn, never

@@ -5,7 +5,8 @@ one synchronous transaction in one thread hop, where aiosqlite pays a hop per st
 measured 3 to 6 times cheaper per turn (bench/README.md). Each pool thread owns one connection;
 WAL lets readers run beside the single writer, write transactions start with
 ``BEGIN IMMEDIATE`` (so concurrent writers queue on the busy timeout instead of failing on
-a lock upgrade), and several worker processes can share the file.
+a lock upgrade), and several worker processes can share the file. The usage ledger is
+written on a connection and thread of its own, in slices (``sqlite_ledger``).
 
 Durability: ``synchronous=FULL`` syncs the WAL on every commit, so a turn acknowledged to
 the client survives ``kill -9`` and power loss alike; it costs one fsync per turn, never
@@ -17,17 +18,20 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from . import plans as p
 from .schema import SQLITE, UNUSED_BRANCH
 from .settings import StoreSettings
+from .sqlite_ledger import SqliteLedger
 from .statements import Prepared, Returns, prepare
 from .store import SessionStore, StoreError
 from .usage import (
     UsageGroup,
     UsageRow,
+    UsageValues,
     group_from_row,
     group_sql,
     insert_sql,
@@ -52,6 +56,7 @@ class SqliteStore(SessionStore):
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
+        self._ledger: SqliteLedger | None = None
 
     # --- connections ------------------------------------------------------------------------
 
@@ -77,6 +82,7 @@ class SqliteStore(SessionStore):
             raise StoreError(f"cannot create {self.path.parent}: {e.strerror}") from None
         self._pool = ThreadPoolExecutor(self.settings.pool_size or DEFAULT_POOL,
                                         thread_name_prefix="dragoman-sqlite")
+        self._ledger = SqliteLedger(self._connect, _INSERT_USAGE)
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._pool, self._migrate)
@@ -110,6 +116,9 @@ class SqliteStore(SessionStore):
             raise
 
     def _shutdown(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
+            self._ledger = None
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
@@ -120,6 +129,17 @@ class SqliteStore(SessionStore):
 
     async def _close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self._shutdown)
+
+    # --- the usage ledger: its own thread and connection (``sqlite_ledger``) ----------------
+
+    async def append_usage(self, rows: list[UsageValues]) -> None:
+        timing = self.on_timing
+        started = time.perf_counter() if timing is not None else 0.0
+        await self.open()
+        assert self._ledger is not None
+        await self._ledger.append(rows)
+        if timing is not None:
+            timing("append_usage", time.perf_counter() - started)
 
     # --- plans ------------------------------------------------------------------------------
 

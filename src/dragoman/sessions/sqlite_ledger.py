@@ -1,0 +1,71 @@
+"""The SQLite backend's usage ledger writer: its own connection on its own thread, and a
+batch written in slices, one thread hop each.
+
+Why (issue 17, measured in bench/README.md, "The usage ledger's writes and the event
+loop"): one ``executemany`` of a second's rows ran for several milliseconds on the store's
+executor thread. It holds the GIL while binding each row and gives it up in each row's
+``sqlite3_step``, so the event loop, woken by a request, waited for the GIL, and on a
+worker with one core, for the CPU: the requests that arrived during a write were late,
+which is the default configuration's p99. Now a thread hop writes at most ``SLICE`` rows;
+the thread then waits for the loop to hand it the next slice, so the loop is never held up
+for longer than one slice. The slices of one batch are still one transaction
+(``BEGIN IMMEDIATE`` with the first, ``COMMIT`` with the last: durable when ``append``
+returns, as before), on a connection and thread of its own, so the sessions store's
+calls never queue behind a ledger write in the store's pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from .usage import UsageValues
+
+#: Rows per thread hop: a few hundred µs of SQLite's work, the longest the loop waits for
+#: the writer (bench/ledger_lag.py: the loop's delay during writes falls with the slice,
+#: p90 2.1 ms at 400 rows, 1.1 at 100, 0.8-1.0 at 50, 0.8 at 25; each hop costs the loop
+#: a wake-up).
+SLICE = 50
+
+
+class SqliteLedger:
+    def __init__(self, connect: Callable[[], sqlite3.Connection], insert_sql: str) -> None:
+        self._connect = connect
+        self._sql = insert_sql
+        self._conn: sqlite3.Connection | None = None
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="dragoman-ledger")
+
+    async def append(self, rows: list[UsageValues]) -> None:
+        """Insert ``rows`` in one transaction, committed when this returns."""
+        loop = asyncio.get_running_loop()
+        n = len(rows)
+        for start in range(0, n, SLICE):
+            end = start + SLICE
+            await loop.run_in_executor(self._pool, self._write, rows[start:end],
+                                       start == 0, end >= n)
+
+    def _write(self, rows: list[UsageValues], first: bool, last: bool) -> None:
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = self._connect()
+        try:
+            if first:
+                if conn.in_transaction:  # a batch abandoned half-way (its task cancelled)
+                    conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(self._sql, rows)
+            if last:
+                conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        """Wait for a write under way, then close the connection (any thread)."""
+        self._pool.shutdown(wait=True)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

@@ -1,0 +1,80 @@
+"""The SQLite backend writes the usage ledger on a connection and thread of its own, a
+batch in slices of ``SLICE`` rows (one thread hop each, the event loop free between them;
+bench/README.md has why) but in one transaction: another worker's connection sees all of
+a batch or none of it, the store's own calls answer meanwhile, a batch that fails half-way
+leaves nothing behind, and one abandoned half-way does not block the next."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from dragoman.sessions import SessionStore, StoreSettings, open_store
+from dragoman.sessions.sqlite import SqliteStore
+from dragoman.sessions.sqlite_ledger import SLICE
+from dragoman.sessions.usage import UsageQuery, UsageRow, UsageValues, row_values
+
+
+def _rows(n: int, first: int = 0) -> list[UsageValues]:
+    return [row_values(UsageRow(ts=1_700_000_000_000 + i, tenant="acme", model="gpt",
+                                input_tokens=i)) for i in range(first, first + n)]
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SessionStore]:
+    s = open_store(StoreSettings(backend="sqlite", path=str(tmp_path / "sessions.db")))
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.aclose()
+
+
+def _count(path: Path) -> int:
+    with sqlite3.connect(path) as other:  # another worker's connection to the file
+        return int(other.execute("SELECT count(*) FROM usage_ledger").fetchone()[0])
+
+
+async def test_a_batch_of_many_slices_is_one_transaction(sqlite_store: SessionStore) -> None:
+    assert isinstance(sqlite_store, SqliteStore)
+    rows = _rows(3 * SLICE + 7)
+    write = asyncio.create_task(sqlite_store.append_usage(rows))
+    seen: set[int] = set()
+    while not write.done():
+        seen.add(_count(sqlite_store.path))
+        # the store's own calls go on meanwhile (its pool is not the ledger's thread)
+        seen.add(len(await sqlite_store.usage_rows(UsageQuery(limit=10_000))))
+    await write
+    assert seen <= {0, len(rows)}
+    got = await sqlite_store.usage_rows(UsageQuery(limit=10_000))
+    assert [r.input_tokens for r in got] == list(reversed(range(len(rows))))
+
+
+async def test_a_batch_failing_half_way_leaves_nothing(sqlite_store: SessionStore) -> None:
+    assert isinstance(sqlite_store, SqliteStore)
+    bad = list(_rows(1, SLICE + 1)[0])
+    bad[1] = None  # tenant NOT NULL: the second slice fails
+    rows = [*_rows(SLICE + 1), tuple(bad), *_rows(SLICE, SLICE + 2)]
+    with pytest.raises(sqlite3.IntegrityError):
+        await sqlite_store.append_usage(rows)
+    assert _count(sqlite_store.path) == 0
+    await sqlite_store.append_usage(_rows(2))  # the writer is usable again
+    assert _count(sqlite_store.path) == 2
+
+
+async def test_a_batch_abandoned_half_way_is_rolled_back(sqlite_store: SessionStore) -> None:
+    """A write task cancelled between two slices (its transaction left open) neither
+    commits its first slice nor blocks the next batch."""
+    assert isinstance(sqlite_store, SqliteStore)
+    ledger = sqlite_store._ledger
+    assert ledger is not None
+    loop = asyncio.get_running_loop()
+    # what the first hop of a several-slice batch does, and then nothing more
+    await loop.run_in_executor(ledger._pool, ledger._write, _rows(SLICE), True, False)
+    await sqlite_store.append_usage(_rows(3, 100))
+    got = await sqlite_store.usage_rows(UsageQuery())
+    assert sorted(r.input_tokens for r in got) == [100, 101, 102]

@@ -23,10 +23,11 @@ chosen answer streams as content, at the end. Usage sums every rollout and judge
 
 from __future__ import annotations
 
-import contextlib
 import random
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from typing import Any
+
+import msgspec
 
 from ..core import (
     AgentToolCall,
@@ -42,20 +43,26 @@ from ..core import (
     VerifierScore,
 )
 from ..providers.base import LlmProvider
+from ..providers.legacy import with_context
 from .judging import PartialScores, Scorer
 from .orchestrator import (
     Orchestrator,
     RunState,
     Turn,
     assistant,
+    close_stream,
     inner_request,
     question_of,
-    relay,
     user,
 )
 from .single import SingleAgent
 from .tools import Tool, ToolRegistry
 from .tree_search import Tree
+
+_replace = msgspec.structs.replace
+
+#: a rollout's nested agent events that reach the client (a tool-using rollout's calls)
+FORWARDED = (AgentToolCall, AgentToolResult)
 
 REFINE_PROMPT = (
     "Your answer above scored {score:.2f} out of 1 with a verifier.{feedback} Improve it: "
@@ -91,28 +98,38 @@ class AbMcts(Orchestrator):
         self.max_tokens = max_tokens
         self.refine_prompt = refine_prompt
         registry = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools)
-        self._rollers: list[LlmProvider] = [
+        # context-free providers wrapped once here, not on every rollout
+        self._rollers: list[LlmProvider] = [with_context(
             SingleAgent(m, registry, max_steps=max_steps_per_rollout, owns_provider=False,
-                        name=f"{name}:rollout") if len(registry) else m
+                        name=f"{name}:rollout") if len(registry) else m)
             for m in models]
 
     def __repr__(self) -> str:
         return (f"AbMcts(name={self.name!r}, models={len(self.models)}, "
                 f"max_iterations={self.max_iterations})")
 
-    def _conversation(self, req: ChatRequest, tree: Tree, parent: int) -> list[Message]:
-        """A fresh answer under the root; under a node, a refinement of its answer."""
+    def _conversation(self, req: ChatRequest, tree: Tree, parent: int,
+                      refinements: dict[int, list[Message]]) -> list[Message]:
+        """A fresh answer under the root; under a node, a refinement of its answer (the
+        same two messages every time that node is refined: written once per run)."""
         if parent == 0:
             return list(req.messages)
-        node = tree.nodes[parent]
-        feedback = f" Feedback: {node.feedback}" if node.feedback else ""
-        return [*req.messages, assistant(node.answer),
+        added = refinements.get(parent)
+        if added is None:
+            node = tree.nodes[parent]
+            feedback = f" Feedback: {node.feedback}" if node.feedback else ""
+            added = refinements[parent] = [
+                assistant(node.answer),
                 user(self.refine_prompt.format(score=node.score, feedback=feedback))]
+        return [*req.messages, *added]
 
     async def _run(self, req: ChatRequest, run: RunState) -> AsyncGenerator[StreamEvent, None]:
         tree = Tree(branching_factor=self.branching_factor, models=len(self.models),
                     rng=random.Random(self.seed))
         question = question_of(req)
+        # every rollout's request but its messages (set per rollout: one field to replace)
+        base = inner_request(req, [], temperature=self.temperature)
+        refinements: dict[int, list[Message]] = {}
         last_error: DragomanError | None = None
         for step in range(self.max_iterations):
             if self.max_tokens is not None and run.usage.total_tokens >= self.max_tokens:
@@ -124,23 +141,35 @@ class AbMcts(Orchestrator):
             branch = len(tree.nodes)
             turn = Turn()
             scores = PartialScores(self.verifier, question, step, branch)
-            request = inner_request(req, self._conversation(req, tree, parent),
-                                    temperature=self.temperature)
+            request = _replace(base, messages=self._conversation(req, tree, parent,
+                                                                 refinements))
+            # The rollout's stream is read here, not through ``relay``: one async
+            # generator less per iteration (the same event handling: ``Turn.absorb``).
+            parts: list[str] = []
+            stream = self._rollers[model].stream(request, run.ctx)
             try:
                 try:
-                    async with contextlib.aclosing(relay(
-                            self._rollers[model], request, turn,
-                            forward=(AgentToolCall, AgentToolResult), ctx=run.ctx)) as rolling:
-                        async for ev in rolling:
-                            if not isinstance(ev, TextDelta):
-                                yield ev
+                    async for ev in stream:
+                        if isinstance(ev, TextDelta):
+                            if not ev.text:
                                 continue
+                            parts.append(ev.text)
                             yield CandidateDelta(step=step, branch=branch, delta=ev.text)
-                            partial = await scores.feed(ev.text)
-                            if partial is not None:
-                                yield partial
+                            if scores.scorer is not None:
+                                partial = await scores.feed(ev.text)
+                                if partial is not None:
+                                    yield partial
+                        elif isinstance(ev, FORWARDED):
+                            yield ev
+                        elif turn.absorb(ev):
+                            break
                 finally:
-                    run.add(turn.usage + scores.usage)
+                    turn.text = "".join(parts)
+                    run.add(turn.usage)
+                    run.add(scores.usage)
+                    await close_stream(stream)
+                if turn.stop_reason is None:
+                    raise UpstreamError("the model's stream ended early")
                 judged = await self.verifier.score(question, turn.text)
                 run.add(judged.usage)
             except DragomanError as e:  # this branch fails, the search goes on

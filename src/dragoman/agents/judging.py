@@ -19,7 +19,7 @@ import msgspec
 
 from ..core import ChatRequest, Usage, VerifierScore
 from ..providers.base import LlmProvider
-from .orchestrator import call, user
+from .orchestrator import NO_USAGE, call, user
 
 
 class Judgement(msgspec.Struct, frozen=True):
@@ -162,6 +162,11 @@ class ModelJudge:
         return Judgement(score=parse_score(turn.text), feedback=feedback_of(turn.text),
                          usage=turn.usage)
 
+    @property
+    def scores_partial(self) -> bool:
+        """Whether partial text is ever judged (``PartialScores`` skips it if not)."""
+        return self.streaming_min_chars is not None
+
     async def score_partial(self, question: str, text: str, deltas: int) -> Judgement | None:
         if self.streaming_min_chars is None or len(text) < self.streaming_min_chars:
             return None
@@ -174,12 +179,13 @@ class ModelJudge:
 class PartialScores:
     """Partial ``VerifierScore``s of one streaming unit ``(step, branch)``: ``feed`` each
     text delta, get the event to pass on (or None); ``usage`` is what judging cost. With
-    no scorer it does nothing."""
+    no scorer, or one that never scores partial text (``scores_partial`` false), it does
+    nothing: ``scorer`` is None then, and a caller need not feed it."""
 
     __slots__ = ("_deltas", "_parts", "branch", "question", "scorer", "step", "usage")
 
     def __init__(self, scorer: Scorer | None, question: str, step: int, branch: int) -> None:
-        self.scorer = scorer
+        self.scorer = scorer if getattr(scorer, "scores_partial", True) else None
         self.question = question
         self.step = step
         self.branch = branch
@@ -196,5 +202,6 @@ class PartialScores:
                                               self._deltas)
         if got is None:
             return None
-        self.usage = self.usage + got.usage
+        if got.usage != NO_USAGE:
+            self.usage = self.usage + got.usage
         return VerifierScore(step=self.step, branch=self.branch, score=got.score, final=False)

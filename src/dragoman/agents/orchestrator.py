@@ -52,6 +52,8 @@ from ..providers.base import LlmProvider
 from ..providers.legacy import with_context
 
 _replace = msgspec.structs.replace
+#: usage of a call that cost nothing (a rule scorer's): adding it changes no sum
+NO_USAGE = Usage()
 
 #: Events of a nested orchestrator that an outer one may pass on to its client.
 NESTED_EVENTS = (StepStart, AgentToolCall, AgentToolResult, VerifierScore, Recursion,
@@ -71,7 +73,8 @@ class RunState:
 
     def add(self, usage: Usage) -> None:
         """Count an inner call's usage (the client gets the sum at the end)."""
-        self.usage = self.usage + usage
+        if usage != NO_USAGE:
+            self.usage = self.usage + usage
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,18 @@ class Turn:
     text: str = ""
     usage: Usage = field(default_factory=Usage)
     stop_reason: StopReason | None = None
+
+    def absorb(self, ev: StreamEvent) -> bool:
+        """Take in an inner stream's event other than text: usage, the stop reason (True:
+        the stream is done), an in-band error (raised); anything else is ignored."""
+        if isinstance(ev, UsageUpdate):
+            self.usage = ev.usage
+        elif isinstance(ev, Finish):
+            self.stop_reason = ev.stop_reason
+            return True
+        elif isinstance(ev, StreamError):
+            raise ev.error
+        return False
 
 
 def text_of(messages: Sequence[Message]) -> str:
@@ -148,15 +163,10 @@ async def relay(provider: LlmProvider, req: ChatRequest, turn: Turn, *,
                 if ev.text:
                     parts.append(ev.text)
                     yield ev
-            elif isinstance(ev, UsageUpdate):
-                turn.usage = ev.usage
-            elif isinstance(ev, Finish):
-                turn.stop_reason = ev.stop_reason
-                break
-            elif isinstance(ev, StreamError):
-                raise ev.error
             elif forward and isinstance(ev, forward):
                 yield ev
+            elif turn.absorb(ev):
+                break
     finally:
         turn.text = "".join(parts)
         await close_stream(stream)

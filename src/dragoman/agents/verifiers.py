@@ -14,6 +14,7 @@ Conductor and Trinity report them (``VerifierScore`` events) for each worker or 
 from __future__ import annotations
 
 from .judging import DEFAULT_RUBRIC, Judgement, ModelJudge, Rules, Scorer
+from .orchestrator import NO_USAGE
 
 
 class RuleBased:
@@ -21,22 +22,35 @@ class RuleBased:
 
     def __init__(self, *, min_chars: int = 0, pattern: str | None = None) -> None:
         self.rules = Rules(min_chars=min_chars, pattern=pattern)
+        self._count = self.rules.count
+        #: the last text checked and what it failed: an answer's final score checks the
+        #: same text as its last partial one (a pure function of the text, so sharing
+        #: it between runs is safe)
+        self._last: tuple[str, list[str]] = ("", self.rules.failures(""))
 
     def __repr__(self) -> str:
         return f"verifiers.RuleBased(min_chars={self.rules.min_chars}, " \
                f"pattern={self.rules.pattern!r})"
 
-    def _judge(self, text: str) -> Judgement:
+    def _failures(self, text: str) -> list[str]:
+        last = self._last
+        if last[0] == text:
+            return last[1]
         failed = self.rules.failures(text)
-        return Judgement(score=1.0 - len(failed) / self.rules.count,
-                         feedback="; ".join(failed))
+        self._last = (text, failed)
+        return failed
+
+    def _judge(self, text: str) -> Judgement:
+        failed = self._failures(text)
+        return Judgement(score=1.0 - len(failed) / self._count, feedback="; ".join(failed),
+                         usage=NO_USAGE)
 
     async def score(self, question: str, answer: str) -> Judgement:
         return self._judge(answer)
 
     async def score_partial(self, question: str, text: str, deltas: int) -> Judgement | None:
         # only the score is shown for partial text: no feedback sentence to join
-        return Judgement(score=1.0 - len(self.rules.failures(text)) / self.rules.count)
+        return Judgement(score=1.0 - len(self._failures(text)) / self._count, usage=NO_USAGE)
 
 
 class LlmJudge(ModelJudge):

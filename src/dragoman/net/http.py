@@ -87,15 +87,24 @@ class UpstreamResponse:
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives: each chunk is what came in since the last one."""
+        next_chunk = self.next_chunk
+        while (chunk := await next_chunk()) is not None:
+            yield chunk
+
+    async def next_chunk(self) -> bytes | None:
+        """``iter_chunks`` one call at a time: the next chunk, None at the body's end. A
+        plain coroutine, for readers with a loop of their own: an async generator is
+        registered with the event loop when first iterated, and one left suspended (a
+        consumer that stopped at the answer's last event) is finalized by a task the loop
+        is woken for (bench/README.md, "Translated streams without async generators")."""
         c = self._conn
         try:
             while True:
                 data = c.take()
                 if data is not None:
-                    yield data
-                    continue
+                    return data
                 if c.complete:
-                    return
+                    return None
                 await c.wait()
         except H1Timeout:
             raise UpstreamTimeout("upstream stream went idle or ran past its total time "

@@ -28,7 +28,7 @@ from ..net.http import DEFAULT_POOL
 from .frames import FrameDecoder, NdjsonFrames
 from .passthrough import Passthrough, forwarded
 from .reads import ReadStream
-from .upstream_call import EventReader, read_batches, read_whole, with_retry_after
+from .upstream_call import EventReader, ReadBatches, read_whole, with_retry_after
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -190,7 +190,7 @@ class HttpDialectProvider:
         """The upstream's stream read by the dialect's parser (``upstream_call``), one
         upstream read at a time (``ReadStream``); nothing is sent before the first event is
         asked for."""
-        return ReadStream(read_batches(
+        return ReadStream(ReadBatches(
             lambda: self.send(req, True, ctx), self.stream_error_from,
             EventReader(self.stream_decoder(), self.upstream_stream_parser(req))))
 

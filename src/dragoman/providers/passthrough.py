@@ -21,7 +21,7 @@ from ..core import NO_CONTEXT, ChatRequest, DragomanError, RequestContext, Usage
 from ..dialects.contract import Forward, ForwardStream
 from ..net import HttpClient, UpstreamResponse
 from ..net.sse import SseRelay
-from .upstream_call import read_batches, read_whole
+from .upstream_call import ReadBatches, read_whole
 
 _encode = msgspec.json.Encoder().encode
 
@@ -113,12 +113,13 @@ class Passthrough:
         failures arrive in-band as the dialect's error frames."""
         watch = self._forward.stream(self._withhold)
         reader = _Relaying(watch)
+        batches = ReadBatches(lambda: self._send(True), self._provider.error_from, reader)
         try:
-            async for relayed in read_batches(lambda: self._send(True),
-                                              self._provider.error_from, reader):
+            async for relayed in batches:
                 for out in relayed:
                     yield out
         finally:
+            batches.close()  # (stopped early: the client left)
             self.usage = watch.usage
             self.outcome = reader.outcome
 

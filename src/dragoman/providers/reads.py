@@ -13,18 +13,17 @@ provider yields one list per read, and this wrapper serves both kinds of consume
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-
 from ..core import StreamEvent
+from .upstream_call import ReadBatches
 
 
 class ReadStream:
-    """Events from ``reads`` (an async generator of non-empty lists, one per upstream
-    read). Closing it closes ``reads``, and with it the upstream connection."""
+    """Events from ``reads`` (non-empty lists, one per upstream read). Closing it closes
+    ``reads``, and with it the upstream connection."""
 
     __slots__ = ("_batch", "_next", "_reads")
 
-    def __init__(self, reads: AsyncGenerator[list[StreamEvent], None]) -> None:
+    def __init__(self, reads: ReadBatches[StreamEvent]) -> None:
         self._reads = reads
         self._batch: list[StreamEvent] = []
         self._next = 0  # index in _batch of the next event to hand out
@@ -50,4 +49,4 @@ class ReadStream:
         return await self._reads.__anext__()
 
     async def aclose(self) -> None:
-        await self._reads.aclose()
+        self._reads.close()

@@ -3,7 +3,7 @@
 Whole (``read_whole``): read the body, hand the connection back, raise the upstream's
 error on a status of 400 or more.
 
-Stream (``read_batches``): a status of 400 or more is raised before the first item (the
+Stream (``ReadBatches``): a status of 400 or more is raised before the first item (the
 client still gets a status, its SDK can retry); after that every chunk of the body goes
 to a ``StreamReader`` (frames → neutral events, or bytes → bytes for pass-through), and a
 failure ends the stream in band, as the reader words it. The connection goes back to the
@@ -15,8 +15,8 @@ Every HTTP provider calls its upstream through these two, whatever it reads the 
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Protocol, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Generic, Protocol, TypeVar
 
 from ..core import DragomanError, Finish, StreamError, StreamEvent
 from ..dialects.contract import StreamParser
@@ -72,37 +72,88 @@ class StreamReader(Protocol[T]):
         """The stream broke (transport, or a bad frame): the items that end it in band."""
 
 
-async def read_batches(opening: Opening, error_from: ErrorFrom,
-                       reader: StreamReader[T]) -> AsyncGenerator[list[T], None]:
+class ReadBatches(Generic[T]):
     """The items ``reader`` makes of the streamed answer ``opening`` sends for, one
     non-empty list per upstream read (``reads.ReadStream`` serves them one at a time or a
     read at a time). Raises a ``DragomanError`` if the upstream fails before answering;
-    later failures are items."""
-    resp = await opening()
-    out: list[T] = []
-    try:
-        if resp.status >= 400:
-            raise error_from(resp, await resp.read())
+    later failures are items.
+
+    An async iterator written out, not an async generator: the event loop registers every
+    async generator when first iterated (a weak set), and one a consumer leaves suspended
+    (the server stops at the answer's terminal event, a read before the body's end) is
+    finalized by a task the loop is woken for; this one is a plain object, released or
+    closed as soon as its answer ends (bench/README.md, "Translated streams without async
+    generators"). Whoever stops iterating before the end calls ``close`` (or ``aclose``)."""
+
+    __slots__ = ("_error_from", "_opening", "_over", "_reader", "_resp")
+
+    def __init__(self, opening: Opening, error_from: ErrorFrom,
+                 reader: StreamReader[T]) -> None:
+        self._opening = opening
+        self._error_from = error_from
+        self._reader = reader
+        self._resp: UpstreamResponse | None = None
+        self._over = False  # the connection was handed back: nothing more to read
+
+    def __aiter__(self) -> ReadBatches[T]:
+        return self
+
+    async def __anext__(self) -> list[T]:
+        resp = self._resp
+        if resp is None:
+            if self._over:
+                raise StopAsyncIteration
+            self._over = True  # (until opened: a failure to open ends the iteration)
+            resp = self._resp = await self._opening()
+            self._over = False
+            if resp.status >= 400:
+                try:
+                    raise self._error_from(resp, await resp.read())
+                finally:
+                    self.close()
+        reader = self._reader
+        out: list[T] = []
         try:
-            async for chunk in resp.iter_chunks():
+            while True:
+                chunk = await resp.next_chunk()
+                if chunk is None:
+                    reader.end(out)
+                    break
                 reader.feed(chunk, out)
                 if out:
-                    yield out
-                    out = []
-            reader.end(out)
+                    return out
         except DragomanError as e:
             # (a lazy decoder raises after the good frames of its read: they go first)
             reader.fail(e, out)
+        except BaseException:
+            self.close()  # cancelled while waiting (the client left), or a bug
+            raise
+        self.close()  # the body ended (or broke): these are its last items
         if out:
-            yield out
-    finally:
-        # Finished (or closed by a consumer that stopped at the terminal item, the
-        # upstream's last bytes still on the way): kept for reuse once those are read.
-        # Abandoned mid-stream: closed, so the upstream stops.
-        if reader.finished:
-            resp.release()
-        else:
-            resp.close()
+            return out
+        raise StopAsyncIteration
+
+    def close(self) -> None:
+        """Finished (or stopped at the terminal item, the upstream's last bytes still on
+        the way): the connection is kept for reuse once those are read. Abandoned
+        mid-stream: closed, so the upstream stops."""
+        resp = self._resp
+        self._resp = None
+        self._over = True
+        if resp is not None:
+            if self._reader.finished:
+                resp.release()
+            else:
+                resp.close()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # Dropped mid-stream without ``close`` (a consumer that gave up on it): what an
+        # async generator's finalizer would have done.
+        if self._resp is not None:
+            self.close()
 
 
 class EventReader:
@@ -122,10 +173,8 @@ class EventReader:
             events = parser.feed(name, data)
             if events:
                 out += events
-                if not self.finished:
-                    for ev in events:
-                        if type(ev) is Finish:
-                            self.finished = True
+                if not self.finished and Finish in map(type, events):  # (a C loop)
+                    self.finished = True
 
     def end(self, out: list[StreamEvent]) -> None:
         parser = self._parser

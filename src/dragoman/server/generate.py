@@ -29,6 +29,7 @@ from ..core import (
     RequestContext,
     StreamError,
     StreamEvent,
+    TextDelta,
     UpstreamError,
     UsageUpdate,
     new_id,
@@ -373,6 +374,9 @@ async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,
                     cls = type(ev)
                     if collector is not None and cls is not StreamError:
                         collector.feed(ev)
+                    if cls is TextDelta:  # by far the most frequent: none of the below
+                        parts.append(feed(ev))
+                        continue
                     if cls is Finish:
                         if on_finish is not None:
                             try:  # before the Finish frame: a turn that cannot be saved fails
@@ -397,8 +401,11 @@ async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,
                             sent_first = True
                             if meter is not None:
                                 meter.stream_started()
+                        # The last bytes end the body in the same send (one write).
                         await send({"type": "http.response.body", "body": chunk,
-                                    "more_body": True})
+                                    "more_body": not terminal})
+                        if terminal:
+                            return True
                     else:
                         if writer is None:
                             writer = BodyWriter(send)

@@ -12,6 +12,8 @@ Bedrock's max tokens, fitted to a thinking budget) is passed in by its egress.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import attrgetter
 from typing import Any, Final
 
 from ..core import ChatRequest
@@ -43,10 +45,10 @@ _AS_ASKED: Any = object()
 
 
 class Sampling:
-    """One dialect's column of ``SAMPLING_TABLE``, compiled at import: ``render`` is a
-    short loop over the fields that dialect sends."""
+    """One dialect's column of ``SAMPLING_TABLE``, compiled at import: ``render`` reads
+    the fields that dialect sends in one call, and loops over them only when one is set."""
 
-    __slots__ = ("_max_tokens", "_rows")
+    __slots__ = ("_max_tokens", "_places", "_values")
 
     def __init__(self, dialect: str) -> None:
         self._max_tokens: tuple[str | None, str] | None = None
@@ -60,7 +62,13 @@ class Sampling:
                 self._max_tokens = (parent or None, key)
             else:
                 rows.append((field, parent or None, key))
-        self._rows = tuple(rows)
+        fields = [f for f, _, _ in rows]
+        #: where each value goes, in the order ``_values`` reads them
+        self._places = tuple((parent, key) for _, parent, key in rows)
+        #: the request's values of those fields, as a tuple, in one call
+        self._values: Callable[[ChatRequest], tuple[Any, ...]] = \
+            attrgetter(*fields) if len(fields) > 1 \
+            else lambda req: tuple(getattr(req, f) for f in fields)
 
     def render(self, req: ChatRequest, body: dict[str, Any], *,
                max_tokens: int | None = _AS_ASKED) -> None:
@@ -71,8 +79,10 @@ class Sampling:
             if n is not None:
                 parent, key = self._max_tokens
                 _object(body, parent)[key] = n
-        for field, parent, key in self._rows:
-            value: Any = getattr(req, field)
+        values = self._values(req)
+        if values.count(None) == len(values):
+            return  # (the common request sets none of them: no loop)
+        for value, (parent, key) in zip(values, self._places, strict=True):
             if value is None:
                 continue
             if type(value) is list:  # stop

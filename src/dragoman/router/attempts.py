@@ -175,7 +175,7 @@ async def _on_route(route: Route, candidates: Sequence[Deployment],
             await asyncio.sleep(backoff_delay(rounds, policy, last.retry_after))
             continue
         ready = [d for d in untried if d.health.cool_until <= now] or untried
-        dep = pick(route.policy.balance, ready)
+        dep = ready[0] if len(ready) == 1 else pick(route.policy.balance, ready)
         dep.health.breaker.admit(now)  # available, so admitted (an expired open: a probe)
         ticket = Ticket(dep.health)
         attempts += 1

@@ -102,7 +102,16 @@ class RequestMeter:
 
     def cost(self) -> float | None:
         """What the request cost, or None while its usage is unknown."""
-        return None if self.usage is None else self._caps.cost_of(self.usage)
+        return None if self.usage is None else self._cost_of(self.usage)
+
+    def _cost_of(self, usage: Usage) -> float:
+        """``Capabilities.cost_of``; a model with no prices (the default) costs 0.0
+        without the call."""
+        caps = self._caps
+        if not (caps.input_cost_per_mtok or caps.output_cost_per_mtok
+                or caps.cached_input_cost_per_mtok or caps.cache_write_cost_per_mtok):
+            return 0.0
+        return caps.cost_of(usage)
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """``x-dragoman-*`` response headers for a whole (non-stream) answer."""
@@ -110,7 +119,7 @@ class RequestMeter:
         return [(b"x-dragoman-input-tokens", str(u.input_tokens).encode()),
                 (b"x-dragoman-output-tokens", str(u.output_tokens).encode()),
                 (b"x-dragoman-cached-tokens", str(u.cached_tokens).encode()),
-                (b"x-dragoman-cost-usd", format_cost(self._caps.cost_of(u)).encode())]
+                (b"x-dragoman-cost-usd", format_cost(self._cost_of(u)).encode())]
 
     async def finish(self) -> None:
         """Record the request (once; later calls do nothing)."""
@@ -127,7 +136,7 @@ class RequestMeter:
         await self._accounting.record(UsageRecord(
             tenant=self._tenant, model=self._model, provider=self._provider,
             dialect=self._dialect, stream=self._stream, passthrough=self.passthrough,
-            usage=usage, cost=self._caps.cost_of(usage), outcome=self.outcome,
+            usage=usage, cost=self._cost_of(usage), outcome=self.outcome,
             duration_ms=(time.perf_counter() - start) * 1000, deployment=self._deployment,
             served_model=self._served_model, key_id=self._key_id, thread=self._thread,
             started=self._started, status=self.status,

@@ -28,6 +28,7 @@ from .http import (
     Receive,
     Scope,
     Send,
+    authenticate,
     header,
     parse_json,
     read_body,
@@ -78,7 +79,7 @@ async def _ready(gw: GatewayState, principal: Principal, scope: Scope, receive: 
     (503 otherwise, so a load balancer sends the traffic elsewhere). A request that
     carries a key gets the detailed view once the key is valid (401 otherwise)."""
     credentials = header(scope, b"authorization") or header(scope, b"x-api-key")
-    report = await gw.readiness(await gw.authenticate(scope) if credentials else None)
+    report = await gw.readiness(await authenticate(gw.auth, scope) if credentials else None)
     await send_json(send, _encode(report), 200 if report["status"] == "ready" else 503)
 
 
@@ -199,7 +200,7 @@ class App:
             handler, route_dialect, needs_auth = entry
             if parts[0] != "models":  # /v1/models serves both API families
                 dialect = route_dialect
-            principal = await self.gw.authenticate(scope) if needs_auth else None
+            principal = await authenticate(self.gw.auth, scope) if needs_auth else None
             await handler(self.gw, principal, scope, receive, send, params)  # type: ignore[arg-type]
         except DragomanError as err:
             if line is not None:

@@ -145,11 +145,18 @@ class NeutralStream:
             assert collector is not None
             await conv.commit(req, collector.response(ctx.id, req.model, ctx.created), ctx)
 
+        name, style = to.dialect.name, to.agents_events
+
+        def agent_frame(ev: StreamEvent) -> bytes:
+            # The framer is looked up at the first agent event: a model that is no agent
+            # sends none (and ``agent_events`` is not on its path).
+            return agent_framer(name, style)(ev)
+
         await stream_events(self.events, self.first, to.dialect.stream_renderer(ctx),
                             to.receive, to.send, collector,
                             on_finish if conv.records else None,
-                            agent_frame=agent_framer(to.dialect.name, to.agents_events),
-                            meter=to.meter, headers=conv.reply_headers)
+                            agent_frame=agent_frame, meter=to.meter,
+                            headers=conv.reply_headers)
 
     async def discard(self) -> None:
         await aclose_events(self.events)
@@ -244,9 +251,10 @@ async def generate(gw: GatewayState, dialect: Dialect, principal: Principal, bod
                              metrics=gw.ops.live_metrics)
         if access is not None:
             access.meter = meter
+        limiter = gw.limiter
         try:
-            admission = await gw.limiter.admit(principal, route, req) \
-                if gw.limiter is not None else ADMIT_ALL
+            admission = ADMIT_ALL if limiter is None or (limiter.idle and not principal.limits) \
+                else await limiter.admit(principal, route, req)
         except DragomanError as e:
             meter.failed(e, refused=True)
             await meter.finish()
@@ -301,8 +309,9 @@ async def generate(gw: GatewayState, dialect: Dialect, principal: Principal, bod
                 span.answered(usage, None)
                 tracer.leave(token)  # type: ignore[union-attr]
                 span.end(meter.outcome)
-            await settle_quietly(admission, meter.cost(),
-                                 usage.output_tokens if usage is not None else 0)
+            if admission is not ADMIT_ALL:  # (nothing to settle: no limit applied)
+                await settle_quietly(admission, meter.cost(),
+                                     usage.output_tokens if usage is not None else 0)
             await meter.finish()
 
 

@@ -10,7 +10,8 @@ from typing import Any
 import msgspec
 import zstandard
 
-from ..auth.errors import AuthError
+from ..auth import ANONYMOUS, AuthResolver, Principal, RequestInfo
+from ..auth.errors import AuthError, repeated_credentials
 from ..core import DragomanError, ErrorKind, InvalidRequest, RequestTooLarge
 from ..dialects.contract import Dialect
 from .json_depth import MAX_JSON_DEPTH, nests_deeper_than
@@ -21,6 +22,34 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _decode_json = msgspec.json.Decoder().decode
+
+
+#: Headers that name the caller: a request may carry each at most once.
+CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
+
+
+def request_info(scope: Scope) -> RequestInfo:
+    """The resolver's view of an ASGI request (headers decoded once, names lower-case).
+    A repeated credential header is refused here, before any resolver sees the request."""
+    client = scope.get("client")
+    headers: dict[str, str] = {}
+    for k, v in scope["headers"]:
+        name = k.decode("latin-1")
+        if name in headers and name in CREDENTIAL_HEADERS:
+            raise repeated_credentials(name)
+        headers[name] = v.decode("latin-1")
+    return RequestInfo(method=scope["method"], path=scope["path"], headers=headers,
+                       client=client[0] if client else None)
+
+
+async def authenticate(auth: AuthResolver | None, scope: Scope) -> Principal:
+    """Who is calling (``GatewayState.authenticate``): ``auth``'s principal for the
+    request, or the anonymous tenant when the gateway has no resolver. Here, beside the
+    body reading, because every authenticated route runs it."""
+    info = request_info(scope)  # (refuses a repeated credential even when none counts)
+    if auth is None:
+        return ANONYMOUS
+    return await auth.resolve(info)
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -91,7 +120,8 @@ def decompress(raw: bytes, encoding: str, limit: int) -> bytes:
 def parse_json(raw: bytes) -> Any:
     if not raw:
         raise InvalidRequest("The request body is empty: expected a JSON object.")
-    if nests_deeper_than(raw, MAX_JSON_DEPTH):
+    # (a level takes two bytes at least: a shorter body is settled without the call)
+    if len(raw) > 2 * MAX_JSON_DEPTH and nests_deeper_than(raw, MAX_JSON_DEPTH):
         raise InvalidRequest(f"The JSON body of your request nests deeper than "
                              f"{MAX_JSON_DEPTH} levels (or its brackets do not balance).")
     try:

@@ -38,7 +38,8 @@ class ModelChoice:
             req.model = default
         elif not req.model:
             raise InvalidRequest("Missing required parameter: 'model'.", param="model")
-        require_model(principal, req.model)
+        if principal.allowed_models:  # (empty: every model, nothing to check)
+            require_model(principal, req.model)
         return models.resolve(req.model)
 
 

@@ -12,8 +12,7 @@ import random
 import time
 from collections.abc import Iterable
 
-from ..auth import ANONYMOUS, AuthResolver, Principal, RequestInfo, StaticTokens
-from ..auth.errors import repeated_credentials
+from ..auth import AuthResolver, Principal, StaticTokens
 from ..router import ModelTable
 from ..router.limits import Limiter
 from ..router.usage import UsageAccounting
@@ -21,7 +20,7 @@ from ..sessions import SessionStore
 from ..sessions.memory import MemoryStore
 from .admin_auth import AdminKeys
 from .agent_events import EventStyle
-from .http import Scope
+from .http import Scope, authenticate
 from .model_choice import NO_CHOICE, ModelChoice
 from .operations import Operations
 
@@ -30,30 +29,12 @@ DEFAULT_MAX_BODY = 32 * 1024 * 1024
 log = logging.getLogger("dragoman.server")
 
 
-#: Headers that name the caller: a request may carry each at most once.
-CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
-
-
 def normalize_prefix(prefix: str) -> str:
     """``openai/`` → ``/openai``; ``""`` and ``/`` → ``""`` (no prefix)."""
     stripped = prefix.strip("/")
     if any(c in stripped for c in "?#") or not stripped.isprintable():
         raise ValueError(f"path_prefix must be a URL path, got {prefix!r}")
     return "/" + stripped if stripped else ""
-
-
-def request_info(scope: Scope) -> RequestInfo:
-    """The resolver's view of an ASGI request (headers decoded once, names lower-case).
-    A repeated credential header is refused here, before any resolver sees the request."""
-    client = scope.get("client")
-    headers: dict[str, str] = {}
-    for k, v in scope["headers"]:
-        name = k.decode("latin-1")
-        if name in headers and name in CREDENTIAL_HEADERS:
-            raise repeated_credentials(name)
-        headers[name] = v.decode("latin-1")
-    return RequestInfo(method=scope["method"], path=scope["path"], headers=headers,
-                       client=client[0] if client else None)
 
 
 class GatewayState:
@@ -94,10 +75,9 @@ class GatewayState:
         self.ops = Operations(models, self.sessions, self.usage, admin=self.admin.configured)
 
     async def authenticate(self, scope: Scope) -> Principal:
-        info = request_info(scope)  # (refuses a repeated credential even when none counts)
-        if self.auth is None:
-            return ANONYMOUS
-        return await self.auth.resolve(info)
+        """The request's caller (``server.http.authenticate``, which the routes call
+        directly)."""
+        return await authenticate(self.auth, scope)
 
     async def open(self) -> None:
         """Start-up work (ASGI lifespan): open the session store and, with a TTL, purge

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from ...core import ChatRequest, DragomanError, StreamError, Usage
-from ..forwarding import NO_CONTEXT, ForwardRules, StreamRules, decoded
+from ..forwarding import NO_CONTEXT, ForwardRules, StreamRules
 from .render_stream import StreamRenderer
 from .wire import parse_usage
 
@@ -52,8 +52,11 @@ class ChatStream(StreamRules):
         self.withhold_usage = withhold_usage
 
     def read(self, data: bytes) -> bool:
-        chunk = decoded(_CHUNK, data)
-        if chunk is None or chunk.usage is None:
+        try:  # (``forwarding.decoded``, inline: this rule's stream calls nothing there)
+            chunk = _CHUNK.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return True
+        if chunk.usage is None:
             return True
         usage = parse_usage(chunk.usage)
         if usage is not None:
@@ -62,6 +65,11 @@ class ChatStream(StreamRules):
 
     def is_terminal(self, event: bytes | None, data: bytes) -> bool:
         return data == b"[DONE]"
+
+    def ended_in_error(self, event: bytes | None, data: bytes | None) -> bool:
+        # Asked only once the stream reached its terminal frame, and Chat's one terminal
+        # frame is ``[DONE]``: never the error frame ``StreamRules``' check looks for.
+        return False
 
     def failure(self, err: DragomanError, first: bytes | None, last: bytes | None) -> bytes:
         if last is not None and last.startswith(b'{"error"'):

@@ -351,13 +351,16 @@ def parse_request(body: Any) -> ChatRequest:
     max_tokens = opt_tokens(body, "max_completion_tokens")
     legacy_max = opt_tokens(body, "max_tokens")
     effort = opt(body, "reasoning_effort", str)
-    tools, hosted = parse_tools(body)
+    # (the tools module runs only for a body that has tools: most requests have none)
+    tools, hosted = parse_tools(body) if "tools" in body or "functions" in body \
+        else (None, None)
     return ChatRequest(
         model=model,
         messages=messages,
         tools=tools,
         hosted_tools=hosted,
-        tool_choice=parse_tool_choice(body),
+        tool_choice=parse_tool_choice(body)
+        if "tool_choice" in body or "function_call" in body else None,
         parallel_tool_calls=opt(body, "parallel_tool_calls", bool),
         max_tokens=max_tokens if max_tokens is not None else legacy_max,
         temperature=opt_number(body, "temperature"),

@@ -137,6 +137,9 @@ class Limiter:
     def __init__(self, policy: LimitsPolicy, store: LimitStore) -> None:
         self.policy = policy
         self.store = store
+        #: No limit of the policy's own: only a credential's ``limits`` can apply, so a
+        #: caller without any is admitted without calling ``admit`` (``ADMIT_ALL``).
+        self.idle = policy.is_empty()
 
     async def admit(self, principal: Caller, route: Route, req: ChatRequest) -> Admission:
         counted = self._limits_for(principal, route)

@@ -68,6 +68,9 @@ class RunState:
     ctx: RequestContext = NO_CONTEXT
     """The outer request's context, passed on to every inner call (``relay(..., ctx=)``):
     a nested agent keeps its state under the same tenant and thread."""
+    events: bool = True
+    """Whether anyone reads the agent events (``run()`` reads only the answer's text): an
+    orchestrator may skip building them, and scoring that only they report."""
 
     def add(self, usage: Usage) -> None:
         """Count an inner call's usage (the client gets the sum at the end)."""
@@ -268,7 +271,7 @@ class Orchestrator:
         """Run on a prompt (or a conversation) and return the ``Result``; ``settings`` are
         ``ChatRequest`` fields (``temperature``, ``max_tokens``…)."""
         req = prompt_request(self.name, prompt, system, settings)
-        run = RunState()
+        run = RunState(events=False)
         parts: list[str] = []
         async with contextlib.aclosing(self._run(req, run)) as events:
             async for ev in events:

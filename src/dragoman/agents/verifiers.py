@@ -19,6 +19,9 @@ from .judging import DEFAULT_RUBRIC, Judgement, ModelJudge, Rules, Scorer
 class RuleBased:
     """See the module docstring."""
 
+    #: scoring calls no model: an orchestrator whose scores nobody reads may skip it
+    calls_model = False
+
     def __init__(self, *, min_chars: int = 0, pattern: str | None = None) -> None:
         self.rules = Rules(min_chars=min_chars, pattern=pattern)
 

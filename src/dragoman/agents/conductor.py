@@ -53,10 +53,21 @@ from ..core import (
     VerifierScore,
 )
 from ..providers.base import LlmProvider
+from ..providers.legacy import with_context
 from .conductor_plan import Dispatch, Plan, PlanError, parse_plan, short
 from .final_answer_stream import FinalAnswerStream
 from .judging import PartialScores, Scorer
-from .orchestrator import Orchestrator, RunState, Turn, assistant, inner_request, relay, user
+from .orchestrator import (
+    ENDED_EARLY,
+    Orchestrator,
+    RunState,
+    Turn,
+    assistant,
+    close_stream,
+    inner_request,
+    relay,
+    user,
+)
 from .tasks import Inbox, cancel_unfinished
 
 SELF = "self"
@@ -150,6 +161,10 @@ class Conductor(Orchestrator):
         self.fail_fast = fail_fast
         self.verifier = verifier
         self.max_depth = max_depth
+        #: coordinator and workers as the current protocol (``stream(req, ctx)``), looked
+        #: at once here rather than on every call
+        self._coordinator = with_context(coordinator)
+        self._streams = {role: with_context(p) for role, p in self.workers.items()}
         #: the coordinator's system text, without and with the ``self`` worker (written
         #: once: it is the same for every run)
         self._prompts = (self._prompt(with_self=False), self._prompt(with_self=True))
@@ -185,7 +200,7 @@ class Conductor(Orchestrator):
             run.steps += 1
             turn = Turn()
             answer_stream = FinalAnswerStream()
-            coordinating = relay(self.coordinator, inner_request(req, messages, system=system),
+            coordinating = relay(self._coordinator, inner_request(req, messages, system=system),
                                  turn, ctx=run.ctx)
             try:
                 async for ev in coordinating:
@@ -376,14 +391,22 @@ class Conductor(Orchestrator):
                            prompt: str, step: int, i: int, out: _Outcome,
                            inbox: Inbox[StreamEvent | int], events: bool,
                            verifier: Scorer | None) -> None:
+        # the worker's stream read here rather than through ``relay``: one async generator
+        # less per call (this coroutine already is the layer between worker and inbox)
         turn = Turn()
         scores = (PartialScores(verifier, out.task, step, i + 1) if verifier is not None
                   else None)
-        working = relay(worker, inner_request(req, [user(prompt)], keep_system=False), turn,
-                        ctx=ctx)
+        parts: list[str] = []
+        stream = worker.stream(inner_request(req, [user(prompt)], keep_system=False), ctx)
         try:
-            async for ev in working:
-                assert isinstance(ev, TextDelta)
+            async for ev in stream:
+                if not isinstance(ev, TextDelta):
+                    if turn.take(ev):
+                        break
+                    continue
+                if not ev.text:
+                    continue
+                parts.append(ev.text)
                 if events:
                     inbox.put(CandidateDelta(step=step, branch=i + 1, delta=ev.text))
                 if scores is not None:
@@ -391,16 +414,19 @@ class Conductor(Orchestrator):
                     if partial is not None and events:
                         inbox.put(partial)
         finally:
-            await working.aclose()
+            turn.text = "".join(parts)
+            await close_stream(stream)
             out.usage = turn.usage if scores is None else turn.usage + scores.usage
+        if turn.stop_reason is None:
+            raise UpstreamError(ENDED_EARLY)
         if turn.stop_reason not in (StopReason.END_TURN, StopReason.STOP_SEQUENCE):
             out.error = f"the worker stopped: {turn.stop_reason}"
         out.text = turn.text
 
     def _worker(self, role: str, depth: int) -> LlmProvider | None:
         if role == SELF:
-            return _Nested(self, depth + 1) if depth < self.max_depth else None
-        return self.workers.get(role)
+            return with_context(_Nested(self, depth + 1)) if depth < self.max_depth else None
+        return self._streams.get(role)
 
 
 def _seen(d: Dispatch, ref: int, results: Mapping[int, _Outcome]) -> list[_Outcome]:

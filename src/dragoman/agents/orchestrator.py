@@ -97,6 +97,18 @@ class Turn:
     usage: Usage = field(default_factory=Usage)
     stop_reason: StopReason | None = None
 
+    def take(self, ev: StreamEvent) -> bool:
+        """Note an event of the call's stream other than text: its usage, its end (True:
+        the stream is done); a ``StreamError`` raises its error."""
+        if isinstance(ev, UsageUpdate):
+            self.usage = ev.usage
+        elif isinstance(ev, Finish):
+            self.stop_reason = ev.stop_reason
+            return True
+        elif isinstance(ev, StreamError):
+            raise ev.error
+        return False
+
 
 def text_of(messages: Sequence[Message]) -> str:
     """The text parts of messages, joined (what a judge or router reads)."""
@@ -151,20 +163,19 @@ async def relay(provider: LlmProvider, req: ChatRequest, turn: Turn, *,
                 if ev.text:
                     parts.append(ev.text)
                     yield ev
-            elif isinstance(ev, UsageUpdate):
-                turn.usage = ev.usage
-            elif isinstance(ev, Finish):
-                turn.stop_reason = ev.stop_reason
+            elif turn.take(ev):
                 break
-            elif isinstance(ev, StreamError):
-                raise ev.error
             elif forward and isinstance(ev, forward):
                 yield ev
     finally:
         turn.text = "".join(parts)
         await close_stream(stream)
     if turn.stop_reason is None:
-        raise UpstreamError("the model's stream ended early")
+        raise UpstreamError(ENDED_EARLY)
+
+
+#: why an inner call fails when its stream stops before its ``Finish``
+ENDED_EARLY = "the model's stream ended early"
 
 
 async def close_stream(events: AsyncIterator[StreamEvent]) -> None:

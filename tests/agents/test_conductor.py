@@ -273,3 +273,20 @@ async def test_final_answer_streams_as_the_coordinator_writes_it(
         assert len(pieces) > 5 and max(len(p) for p in pieces) <= 3
     else:
         assert pieces == [answer]
+
+
+async def test_a_waiting_worker_gets_its_whole_timeout_from_its_own_start(
+        fake: ScriptedUpstream) -> None:
+    # #2 waits for #1 (~0.5 s), then answers after 0.6 s: within ITS 1 s, though past the
+    # fan-out's (the workers that start at once share one deadline, a waiting one does not)
+    orch = conductor(fake, [plan({"worker": "code", "task": "write merge sort"},
+                                 {"worker": "math", "task": "analyse #1", "sees": [1]}),
+                            halt()], worker_timeout=1.0,
+                     scripts={"coder": [Reply(text=CODE, gap=0.25)],
+                              "mathy": [Reply(text=MATH, stall=0.6)]})
+    result = await orch.run("go")
+    assert result.text == FINAL
+    coord = fake.calls("coord")[1].prompt
+    assert f'- #1 code (task: "write merge sort"): {CODE}' in coord
+    assert f'- #2 math (task: "analyse #1"): {MATH}' in coord
+    assert fake.calls("mathy")[0].started >= fake.calls("coder")[0].started + 0.4

@@ -32,9 +32,9 @@ the coordinator's, every worker's and every judge's calls.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..core import (
     AgentToolCall,
@@ -53,10 +53,21 @@ from ..core import (
     VerifierScore,
 )
 from ..providers.base import LlmProvider
+from ..providers.legacy import with_context
 from .conductor_plan import Dispatch, Plan, PlanError, parse_plan, short
 from .final_answer_stream import FinalAnswerStream
 from .judging import PartialScores, Scorer
-from .orchestrator import Orchestrator, RunState, Turn, assistant, inner_request, relay, user
+from .orchestrator import (
+    ENDED_EARLY,
+    Orchestrator,
+    RunState,
+    Turn,
+    assistant,
+    close_stream,
+    inner_request,
+    relay,
+    user,
+)
 from .tasks import Inbox, cancel_unfinished
 
 SELF = "self"
@@ -91,9 +102,9 @@ NUDGE = ("Your plan dispatched no worker and did not halt. Dispatch workers, or 
          "the final answer.")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Outcome:
-    """A dispatched task's result."""
+    """A dispatched task's result (``expired``: its time ran out)."""
 
     ref: int
     role: str
@@ -101,11 +112,15 @@ class _Outcome:
     text: str = ""
     error: str | None = None
     usage: Usage = field(default_factory=Usage)
+    expired: bool = False
 
 
-@dataclass
-class _Done:
-    index: int
+def _expire(running: list[tuple[asyncio.Task[Any], _Outcome]]) -> None:
+    """A deadline passed: cancel the tasks still running, marked as timed out."""
+    for task, out in running:
+        if not task.done():
+            out.expired = True
+            task.cancel()
 
 
 class _Nested(Orchestrator):
@@ -146,6 +161,10 @@ class Conductor(Orchestrator):
         self.fail_fast = fail_fast
         self.verifier = verifier
         self.max_depth = max_depth
+        #: coordinator and workers as the current protocol (``stream(req, ctx)``), looked
+        #: at once here rather than on every call
+        self._coordinator = with_context(coordinator)
+        self._streams = {role: with_context(p) for role, p in self.workers.items()}
         #: the coordinator's system text, without and with the ``self`` worker (written
         #: once: it is the same for every run)
         self._prompts = (self._prompt(with_self=False), self._prompt(with_self=True))
@@ -176,18 +195,22 @@ class Conductor(Orchestrator):
         last_answer = ""
         system = self.instructions(depth)
         for step in range(self.max_steps):
-            yield StepStart(index=step)
+            if run.events:
+                yield StepStart(index=step)
             run.steps += 1
             turn = Turn()
             answer_stream = FinalAnswerStream()
-            async with contextlib.aclosing(relay(self.coordinator, inner_request(
-                    req, messages, system=system), turn, ctx=run.ctx)) as coordinating:
+            coordinating = relay(self._coordinator, inner_request(req, messages, system=system),
+                                 turn, ctx=run.ctx)
+            try:
                 async for ev in coordinating:
                     # a plan streams nothing; a halting reply's final_answer streams as
                     # the coordinator writes it
                     assert isinstance(ev, TextDelta)
                     if ev.text and (new := answer_stream.feed(ev.text)):
                         yield TextDelta(text=new)
+            finally:
+                await coordinating.aclose()
             run.add(turn.usage)
             messages.append(assistant(turn.text))
             try:
@@ -219,10 +242,12 @@ class Conductor(Orchestrator):
                 messages.append(user(NUDGE))
                 continue
             outcomes: list[_Outcome] = []
-            async with contextlib.aclosing(self._dispatch(req, plan, step, depth, results,
-                                                          outcomes, run)) as dispatching:
+            dispatching = self._dispatch(req, plan, step, depth, results, outcomes, run)
+            try:
                 async for ev in dispatching:
                     yield ev
+            finally:
+                await dispatching.aclose()
             ok = [o for o in outcomes if o.error is None]
             if ok:
                 last_answer = ok[-1].text
@@ -241,58 +266,88 @@ class Conductor(Orchestrator):
                         run: RunState) -> AsyncGenerator[StreamEvent, None]:
         """Run one plan's tasks; yields their events and fills ``outcomes`` (in dispatch
         order) and ``results`` (by number)."""
+        events = run.events
         first_ref = len(results) + 1
         for i, d in enumerate(plan.dispatch):
             o = _Outcome(ref=first_ref + i, role=d.worker, task=d.task)
             outcomes.append(o)
             results[o.ref] = o
-            sees = d.sees if d.sees == "all" else list(d.sees)
-            yield AgentToolCall(id=f"step{step}-{i}", name=f"worker:{d.worker}", step=step,
-                                args={"task": d.task, "sees": sees, "ref": o.ref})
-        inbox: Inbox[StreamEvent | _Done] = Inbox()
+            if events:
+                sees = d.sees if d.sees == "all" else list(d.sees)
+                yield AgentToolCall(id=f"step{step}-{i}", name=f"worker:{d.worker}",
+                                    step=step, args={"task": d.task, "sees": sees, "ref": o.ref})
+        # a verifier that calls no model only makes the scores: with no one reading them,
+        # skip it (one that calls a model still runs: its usage is part of the answer's)
+        verifier = self.verifier
+        if not events and not getattr(verifier, "calls_model", True):
+            verifier = None
+        inbox: Inbox[StreamEvent | int] = Inbox()
         seen = [_seen(d, o.ref, results) for d, o in zip(plan.dispatch, outcomes, strict=True)]
         # an Event only for a result a later task of this plan waits for
         done = {o.ref: asyncio.Event() for later in seen for o in later if o.ref >= first_ref}
-        fanout = asyncio.Semaphore(self.max_fanout)
-        tasks = [asyncio.ensure_future(self._work(req, run.ctx, step, i, d, outcomes[i],
-                                                  seen[i], depth, done, fanout, inbox))
-                 for i, d in enumerate(plan.dispatch)]
+        # the semaphore only when the plan dispatches more than may run at once
+        fanout = (asyncio.Semaphore(self.max_fanout) if len(outcomes) > self.max_fanout
+                  else None)
+        loop = asyncio.get_running_loop()
+        tasks: list[asyncio.Task[None]] = []
+        at_once: list[tuple[asyncio.Task[None], _Outcome]] = []
+        for i, d in enumerate(plan.dispatch):
+            # a task that waits for nothing starts its call now: those share ONE deadline
+            # (a timer for the fan-out, not an asyncio.timeout per worker); one that waits
+            # (for a result it sees, for a fan-out slot) starts its own clock when it may
+            waits = fanout is not None or any(o.ref in done for o in seen[i])
+            task = loop.create_task(self._work(req, run.ctx, step, i, d, outcomes[i],
+                                               seen[i], depth, done, fanout, inbox, events,
+                                               verifier, waits))
+            tasks.append(task)
+            if not waits:
+                at_once.append((task, outcomes[i]))
+        deadline = (loop.call_later(self.worker_timeout, _expire, at_once)
+                    if at_once and self.worker_timeout is not None else None)
         try:
             finished = 0
             while finished < len(tasks):
-                item = await inbox.get()
-                if not isinstance(item, _Done):
+                item = inbox.ready()
+                if item is None:
+                    item = await inbox.get()
+                if not isinstance(item, int):
                     yield item
                     continue
                 finished += 1
-                if self.fail_fast and outcomes[item.index].error is not None:
+                if self.fail_fast and outcomes[item].error is not None:
                     for o, t in zip(outcomes, tasks, strict=True):
                         if not t.done():
                             t.cancel()
                             o.error = "cancelled: another worker failed (fail_fast)"
                     break
         finally:
+            if deadline is not None:
+                deadline.cancel()
             await cancel_unfinished(tasks)
         for i, o in enumerate(outcomes):
             run.add(o.usage)
-            name = f"worker:{o.role}"
             if o.error is not None:
-                yield AgentToolResult(id=f"step{step}-{i}", name=name, result=o.error,
-                                      is_error=True, step=step)
+                if events:
+                    yield AgentToolResult(id=f"step{step}-{i}", name=f"worker:{o.role}",
+                                          result=o.error, is_error=True, step=step)
                 continue
-            yield AgentToolResult(id=f"step{step}-{i}", name=name, result=o.text, step=step)
-            if self.verifier is not None:
-                judged = await self.verifier.score(o.task, o.text)
+            if events:
+                yield AgentToolResult(id=f"step{step}-{i}", name=f"worker:{o.role}",
+                                      result=o.text, step=step)
+            if verifier is not None:
+                judged = await verifier.score(o.task, o.text)
                 run.add(judged.usage)
-                yield VerifierScore(step=step, branch=i + 1, score=judged.score)
+                if events:
+                    yield VerifierScore(step=step, branch=i + 1, score=judged.score)
 
     async def _work(self, req: ChatRequest, ctx: RequestContext, step: int, i: int,
                     d: Dispatch, out: _Outcome, seen: list[_Outcome], depth: int,
-                    done: dict[int, asyncio.Event],
-                    fanout: asyncio.Semaphore,
-                    inbox: Inbox[StreamEvent | _Done]) -> None:
+                    done: dict[int, asyncio.Event], fanout: asyncio.Semaphore | None,
+                    inbox: Inbox[StreamEvent | int], events: bool,
+                    verifier: Scorer | None, own_clock: bool) -> None:
         """One task: wait for the results it sees from this plan, then call its worker
-        (bounded by the fan-out and the timeout). Never raises but on cancellation."""
+        (bounded by the fan-out and the timeout: the fan-out's deadline, or with
+        ``own_clock`` one from when the call starts). Never raises but on cancellation."""
         try:
             for o in seen:
                 if o.ref in done:
@@ -302,45 +357,76 @@ class Conductor(Orchestrator):
                 out.error = f"unknown worker `{d.worker}`"
                 return
             prompt = _worker_prompt(d.task, seen)
-            async with fanout:
-                try:
-                    async with asyncio.timeout(self.worker_timeout):
-                        await self._call_worker(worker, req, ctx, prompt, step, i, out,
-                                                inbox)
-                except TimeoutError:
-                    out.error = f"worker timed out after {self.worker_timeout:g}s"
-                except DragomanError as e:
-                    out.error = f"{e.kind.value}: {e}"
+            if fanout is not None:
+                await fanout.acquire()
+            clock = None
+            try:
+                if own_clock and self.worker_timeout is not None:
+                    me = asyncio.current_task()
+                    assert me is not None  # a task of _dispatch's
+                    clock = asyncio.get_running_loop().call_later(
+                        self.worker_timeout, _expire, [(me, out)])
+                await self._call_worker(worker, req, ctx, prompt, step, i, out, inbox,
+                                        events, verifier)
+            except asyncio.CancelledError:
+                if not out.expired:
+                    raise
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                out.error = f"worker timed out after {self.worker_timeout:g}s"
+            except DragomanError as e:
+                out.error = f"{e.kind.value}: {e}"
+            finally:
+                if clock is not None:
+                    clock.cancel()
+                if fanout is not None:
+                    fanout.release()
         finally:
             if out.ref in done:
                 done[out.ref].set()
-            inbox.put(_Done(i))
+            inbox.put(i)
 
     async def _call_worker(self, worker: LlmProvider, req: ChatRequest, ctx: RequestContext,
-                           prompt: str,
-                           step: int, i: int, out: _Outcome,
-                           inbox: Inbox[StreamEvent | _Done]) -> None:
+                           prompt: str, step: int, i: int, out: _Outcome,
+                           inbox: Inbox[StreamEvent | int], events: bool,
+                           verifier: Scorer | None) -> None:
+        # the worker's stream read here rather than through ``relay``: one async generator
+        # less per call (this coroutine already is the layer between worker and inbox)
         turn = Turn()
-        scores = PartialScores(self.verifier, out.task, step, i + 1)
+        scores = (PartialScores(verifier, out.task, step, i + 1) if verifier is not None
+                  else None)
+        parts: list[str] = []
+        stream = worker.stream(inner_request(req, [user(prompt)], keep_system=False), ctx)
         try:
-            async with contextlib.aclosing(relay(worker, inner_request(
-                    req, [user(prompt)], keep_system=False), turn, ctx=ctx)) as working:
-                async for ev in working:
-                    assert isinstance(ev, TextDelta)
+            async for ev in stream:
+                if not isinstance(ev, TextDelta):
+                    if turn.absorb(ev):
+                        break
+                    continue
+                if not ev.text:
+                    continue
+                parts.append(ev.text)
+                if events:
                     inbox.put(CandidateDelta(step=step, branch=i + 1, delta=ev.text))
+                if scores is not None:
                     partial = await scores.feed(ev.text)
-                    if partial is not None:
+                    if partial is not None and events:
                         inbox.put(partial)
         finally:
-            out.usage = out.usage + turn.usage + scores.usage
+            turn.text = "".join(parts)
+            await close_stream(stream)
+            out.usage = turn.usage if scores is None else turn.usage + scores.usage
+        if turn.stop_reason is None:
+            raise UpstreamError(ENDED_EARLY)
         if turn.stop_reason not in (StopReason.END_TURN, StopReason.STOP_SEQUENCE):
             out.error = f"the worker stopped: {turn.stop_reason}"
         out.text = turn.text
 
     def _worker(self, role: str, depth: int) -> LlmProvider | None:
         if role == SELF:
-            return _Nested(self, depth + 1) if depth < self.max_depth else None
-        return self.workers.get(role)
+            return with_context(_Nested(self, depth + 1)) if depth < self.max_depth else None
+        return self._streams.get(role)
 
 
 def _seen(d: Dispatch, ref: int, results: Mapping[int, _Outcome]) -> list[_Outcome]:

@@ -93,9 +93,27 @@ def _dispatch(entry: Any, i: int) -> Dispatch:
     return Dispatch(worker=worker.strip(), task=task, sees=_sees(entry.get("sees"), where))
 
 
+def _strict(body: str) -> Plan | None:
+    """The plan when ``body`` is written exactly as the prompt shows (msgspec decodes it
+    straight into the structs, ~5x cheaper than ``json.loads`` and the checks below);
+    None for anything that needs the tolerant reading (which then decides, so both
+    readings agree)."""
+    try:
+        plan = msgspec.json.decode(body, type=Plan)
+    except ValueError:  # msgspec's errors, a lone surrogate
+        return None
+    for d in plan.dispatch:
+        if not d.worker or d.worker != d.worker.strip() or not d.task.strip():
+            return None
+    return plan
+
+
 def parse_plan(text: str) -> Plan:
     """The plan in a coordinator's reply; ``PlanError`` when there is none."""
     body = _json_text(text)
+    plan = _strict(body)
+    if plan is not None:
+        return plan
     try:
         data = json.loads(body)
     except json.JSONDecodeError as e:

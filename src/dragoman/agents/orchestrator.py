@@ -70,6 +70,9 @@ class RunState:
     ctx: RequestContext = NO_CONTEXT
     """The outer request's context, passed on to every inner call (``relay(..., ctx=)``):
     a nested agent keeps its state under the same tenant and thread."""
+    events: bool = True
+    """Whether anyone reads the agent events (``run()`` reads only the answer's text): an
+    orchestrator may skip building them, and scoring that only they report."""
 
     def add(self, usage: Usage) -> None:
         """Count an inner call's usage (the client gets the sum at the end)."""
@@ -163,15 +166,19 @@ async def relay(provider: LlmProvider, req: ChatRequest, turn: Turn, *,
                 if ev.text:
                     parts.append(ev.text)
                     yield ev
-            elif forward and isinstance(ev, forward):
-                yield ev
             elif turn.absorb(ev):
                 break
+            elif forward and isinstance(ev, forward):
+                yield ev
     finally:
         turn.text = "".join(parts)
         await close_stream(stream)
     if turn.stop_reason is None:
-        raise UpstreamError("the model's stream ended early")
+        raise UpstreamError(ENDED_EARLY)
+
+
+#: why an inner call fails when its stream stops before its ``Finish``
+ENDED_EARLY = "the model's stream ended early"
 
 
 async def close_stream(events: AsyncIterator[StreamEvent]) -> None:
@@ -278,7 +285,7 @@ class Orchestrator:
         """Run on a prompt (or a conversation) and return the ``Result``; ``settings`` are
         ``ChatRequest`` fields (``temperature``, ``max_tokens``…)."""
         req = prompt_request(self.name, prompt, system, settings)
-        run = RunState()
+        run = RunState(events=False)
         parts: list[str] = []
         async with contextlib.aclosing(self._run(req, run)) as events:
             async for ev in events:

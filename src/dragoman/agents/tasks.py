@@ -29,6 +29,10 @@ class Inbox(Generic[T]):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def ready(self) -> T | None:
+        """The next item if one is there (no coroutine to await: most items are)."""
+        return self._items.popleft() if self._items else None
+
     async def get(self) -> T:
         while not self._items:
             self._waiter = asyncio.get_running_loop().create_future()

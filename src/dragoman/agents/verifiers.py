@@ -20,6 +20,9 @@ from .orchestrator import NO_USAGE
 class RuleBased:
     """See the module docstring."""
 
+    #: scoring calls no model: an orchestrator whose scores nobody reads may skip it
+    calls_model = False
+
     def __init__(self, *, min_chars: int = 0, pattern: str | None = None) -> None:
         self.rules = Rules(min_chars=min_chars, pattern=pattern)
         self._count = self.rules.count

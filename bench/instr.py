@@ -143,20 +143,21 @@ def _drive(path: str, n: int, stream: str, upstream: str) -> None:
              "base_url": upstream + _PREFIX[stream], "api_key": "sk-up",
              "passthrough": path == "pass"}
     server: dict[str, Any] = {"api_keys": ["bench"]}
-    admin = bool(os.environ.get("INSTR_ADMIN"))
-    if admin:  # --admin: metrics and the ledger on
+    if os.environ.get("INSTR_ADMIN"):  # --admin: metrics and the ledger on
         server["admin_keys"] = ["bench-admin"]
     store = os.environ.get("INSTR_STORE", "memory")
-    sessions: dict[str, Any] = {"backend": store}
+    sessions: dict[str, Any] = {"backend": store,
+                                "usage_ledger": not os.environ.get("INSTR_NO_LEDGER")}
     if store == "sqlite":  # (a fresh file per run)
         sessions["path"] = tempfile.mkdtemp(prefix="instr-") + "/sessions.db"
     gw = build_gateway(parse_config({"server": server, "models": [model],
                                      "sessions": sessions}))
     flush_every = int(os.environ.get("INSTR_FLUSH_EVERY", "0"))
-    if admin and flush_every:
-        # The once-a-second work (metrics flush, ledger batch) driven by request count,
-        # not by the clock: under callgrind a second holds ~50x fewer requests than in
-        # reality, so a wall-clock timer would charge each request ~50x its share.
+    if flush_every:
+        # The once-a-second work (metrics flush, ledger batch, the sampler) driven by
+        # request count, not by the clock: under callgrind a second holds ~50x fewer
+        # requests than in reality, so a wall-clock timer would charge each request ~50x
+        # its share. The same in every mode (the sampler runs with everything off too).
         from dragoman.server import operations
 
         operations.SAMPLE_EVERY = 3600.0
@@ -241,8 +242,10 @@ def main() -> None:
                     "per chunk: the difference to the four-frame stream over its extra chunks")
     ap.add_argument("--admin", action="store_true", help="with server.admin_keys, so the "
                     "metrics and the usage ledger are kept (without: neither)")
+    ap.add_argument("--no-ledger", action="store_true", help="sessions.usage_ledger: "
+                    "false (with --admin: the metrics alone)")
     ap.add_argument("--flush-every", type=int, default=100, metavar="N",
-                    help="with --admin: run the once-a-second metrics flush and ledger "
+                    help="run the once-a-second sampler, metrics flush and ledger "
                     "write every N requests instead of by the clock (0: by the clock, "
                     "which under callgrind charges each request ~50x its real share); "
                     "N is the request rate modelled, per second")
@@ -258,15 +261,18 @@ def main() -> None:
     ap.add_argument("--upstream", help=argparse.SUPPRESS)
     ap.add_argument("--shape", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.admin:  # (read by _drive in the valgrind child)
-        os.environ["INSTR_ADMIN"] = "1"
-        os.environ["INSTR_FLUSH_EVERY"] = str(args.flush_every)
-    os.environ["INSTR_STORE"] = args.store
-    if args.watch:
-        os.environ["INSTR_WATCH"] = "1"
-    if args.drive:
+    if args.drive:  # (in the valgrind child: the options came in the environment)
         _drive(args.drive, args.n, args.shape, args.upstream)
         return
+    # Read by _drive in the valgrind child. (Set here, after the child's return: set
+    # before it, the child's own defaults overwrote them, so `--store sqlite` counted the
+    # memory store until 2026-12-07.)
+    for var, on in (("INSTR_ADMIN", args.admin), ("INSTR_NO_LEDGER", args.no_ledger),
+                    ("INSTR_WATCH", args.watch)):
+        if on:
+            os.environ[var] = "1"
+    os.environ["INSTR_FLUSH_EVERY"] = str(args.flush_every)
+    os.environ["INSTR_STORE"] = args.store
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install valgrind)")
     sys.path.insert(0, str(HERE))

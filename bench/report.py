@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import alternate
 import micro
 
 CEILING = "ceiling_asgi"  # same server stack as dragoman: the ratio columns' reference
@@ -198,6 +199,11 @@ def render(result: dict[str, Any]) -> str:
         chunks = next(t["s"]["chunks"] for t in result["targets"].values() if "s" in t)
         out += [f"s: streams at saturation (nginx's {chunks}-chunk stream in one write; "
                 "wrk -c64 and -c1)", "", *_saturation_table(result), ""]
+    if "r" in result:
+        r = result["r"]
+        out += [f"r: alternating rounds ({r['rounds']} kept after {r['warmup']} warm-up, "
+                f"{r['seconds']} s per wrk run; the order reversed every other round)", "",
+                *alternate.tables(r), ""]
     if "micro" in result:
         out += [f"f: µs per {result['micro']['chunks']}-chunk stream, decode + parse + render "
                 "(pass-through: the same-dialect byte scanner)", "",

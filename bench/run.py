@@ -12,6 +12,9 @@ Scenarios (bench/README.md says what each measures and why):
   f  in-process micro-benchmarks of every dialect translation (bench/micro.py)
   s  streams at saturation: nginx's 30-chunk stream, streams/s with 64 connections and
      p50 with one (wrk): translated streaming against the bare aiohttp relay
+  r  alternating rounds (bench/alternate.py): every chosen target started at once, then
+     short a+b runs in turns (A B, B A, …), medians and per-round ratios to the first
+     target with a confidence interval: decides a few-percent difference (issue 17)
 
 nginx (fixed bodies) and bench/paced_sse.py are the upstreams; the load generator, the
 upstreams and this process are pinned to CPU 0, each target to CPU 1, one target at a
@@ -40,6 +43,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent / "src"))
 
+import alternate  # noqa: E402
 import micro  # noqa: E402
 import report  # noqa: E402
 import targets as tg  # noqa: E402
@@ -53,10 +57,11 @@ WARM_PACE = (5, 0)
 
 ALL_TARGETS = ["ceiling_asgi", "ceiling_aiohttp", "dragoman_pass", "dragoman_translated",
                "litellm"]
-#: Not run by default: pass-through without metrics or ledger (``bare``) and with both
-#: (``on``: admin keys, SQLite), for issue 17's a/b (bench/README.md, "Metrics and the usage
-#: ledger").
-OPS_TARGETS = ["dragoman_pass_bare", "dragoman_pass_on"]
+#: Not run by default: pass-through without metrics or ledger (``bare``), with the metrics
+#: only, the ledger only (SQLite) and both (``on``), for issue 17's comparison
+#: (``--scenarios r``; bench/README.md, "Metrics and the usage ledger").
+OPS_TARGETS = ["dragoman_pass_bare", "dragoman_pass_metrics", "dragoman_pass_ledger",
+               "dragoman_pass_on"]
 
 
 @dataclass
@@ -77,6 +82,9 @@ class Plan:
     load_cpus: str
     target_cpus: str
     workers: int
+    rounds: int  # r: measured rounds (after warm_rounds dropped ones)
+    warm_rounds: int
+    round_seconds: int  # r: each wrk run of a round
 
     @staticmethod
     def model(pace: tuple[int, int]) -> str:
@@ -104,6 +112,9 @@ def plan_from(args: argparse.Namespace) -> Plan:
         load_cpus=args.load_cpus,
         target_cpus=args.target_cpus,
         workers=args.workers,
+        rounds=args.rounds or (3 if quick else 8),
+        warm_rounds=args.warm_rounds,
+        round_seconds=args.round_seconds or (1 if quick else 3),
     )
 
 
@@ -154,6 +165,14 @@ class Bench:
             self._streams(target, 3, WARM_PACE)
         if "s" in self.plan.scenarios:
             self._wrk(target, 8, 1, stream=True)
+
+    def alternate(self, targets: list[tg.Target], direct: tg.Target) -> dict[str, Any]:
+        """Scenario r: the targets (all running) in alternating rounds."""
+        for t in targets:
+            self.warm_up(t)
+        p = self.plan
+        return alternate.run(targets, direct, lambda t, conns, secs: self._wrk(t, conns, secs),
+                             rounds=p.rounds, warmup=p.warm_rounds, seconds=p.round_seconds)
 
     def measure(self, target: tg.Target) -> dict[str, Any]:
         p, out = self.plan, {"name": target.name, **target.info}
@@ -220,6 +239,10 @@ def _target_factories(plan: Plan, ups: tg.Upstreams, tmp: Path, server: str
                                                   ops="bare"),
         "dragoman_pass_on": lambda: tg.dragoman(ups, tmp, c, w, "pass", paces, server,
                                                 ops="on"),
+        "dragoman_pass_metrics": lambda: tg.dragoman(ups, tmp, c, w, "pass", paces, server,
+                                                     ops="metrics"),
+        "dragoman_pass_ledger": lambda: tg.dragoman(ups, tmp, c, w, "pass", paces, server,
+                                                    ops="ledger"),
     }
 
 
@@ -260,7 +283,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="dragoman benchmark harness (bench/README.md)")
     ap.add_argument("--quick", action="store_true",
                     help="a short smoke run of every scenario (well under a minute of load)")
-    ap.add_argument("--scenarios", default="abcdefs", help="subset of abcdefs")
+    ap.add_argument("--scenarios", default="abcdefs", help="subset of abcdefsr (r: not "
+                    "by default)")
     ap.add_argument("--targets", default=",".join(ALL_TARGETS),
                     help=f"comma-separated subset of {','.join(ALL_TARGETS + OPS_TARGETS)}")
     ap.add_argument("--workers", type=int, default=1,
@@ -268,6 +292,10 @@ def main() -> None:
     ap.add_argument("--server", default="uvicorn", choices=["uvicorn", "granian"],
                     help="ASGI server dragoman runs under")
     ap.add_argument("--seconds", type=int, help="length of each a/b run (default 5, quick 1)")
+    ap.add_argument("--rounds", type=int, help="r: measured rounds (default 8, quick 3)")
+    ap.add_argument("--warm-rounds", type=int, default=1, help="r: rounds dropped first")
+    ap.add_argument("--round-seconds", type=int,
+                    help="r: length of each wrk run of a round (default 3, quick 1)")
     ap.add_argument("--soak-requests", type=int, help="e: requests (default 100k, quick 10k)")
     ap.add_argument("--herd", type=int, help="d: concurrent streams (default 1000)")
     ap.add_argument("--load-cpus", default="0", help="CPUs of load generator and upstreams")
@@ -282,7 +310,7 @@ def main() -> None:
 
     chosen = [t for t in args.targets.split(",") if t]
     unknown = set(chosen) - set(ALL_TARGETS) - set(OPS_TARGETS)
-    if unknown or not set(args.scenarios) <= set("abcdefs"):
+    if unknown or not set(args.scenarios) <= set("abcdefsr"):
         ap.error(f"unknown target(s) {sorted(unknown)} or scenario(s) in {args.scenarios!r}")
     for tool in ("nginx", "wrk", "taskset"):
         if not shutil.which(tool):
@@ -299,7 +327,9 @@ def main() -> None:
                  "plan": {"seconds": plan.seconds, "soak_requests": plan.soak_requests,
                           "soak_cap_s": plan.soak_cap_s, "streams": plan.streams,
                           "stream_pace": plan.model(plan.stream_pace), "herd": plan.herd,
-                          "herd_pace": plan.model(plan.herd_pace)}},
+                          "herd_pace": plan.model(plan.herd_pace),
+                          "rounds": plan.rounds, "warm_rounds": plan.warm_rounds,
+                          "round_seconds": plan.round_seconds}},
         "targets": {},
     }
     tmp = Path(tempfile.mkdtemp(prefix="dragoman-bench-"))
@@ -309,10 +339,15 @@ def main() -> None:
                 with tg.upstreams(tmp, plan.load_cpus) as ups:
                     bench = Bench(plan, tmp)
                     factories = _target_factories(plan, ups, tmp, args.server)
-                    _run_one(result, "direct", lambda: contextlib.nullcontext(tg.direct(ups)),
-                             bench)
-                    for key in chosen:
-                        _run_one(result, key, factories[key], bench)
+                    if set(plan.scenarios) - {"f", "r"}:
+                        _run_one(result, "direct",
+                                 lambda: contextlib.nullcontext(tg.direct(ups)), bench)
+                        for key in chosen:
+                            _run_one(result, key, factories[key], bench)
+                    if "r" in plan.scenarios:
+                        with contextlib.ExitStack() as running:
+                            both = [running.enter_context(factories[k]()) for k in chosen]
+                            result["r"] = bench.alternate(both, tg.direct(ups))
             if "f" in plan.scenarios:
                 print("f: micro-benchmarks …", file=sys.stderr, flush=True)
                 result["micro"] = micro.run(args.quick)

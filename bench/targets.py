@@ -162,11 +162,16 @@ def ceiling_aiohttp(ups: Upstreams, tmp: Path, cpus: str, workers: int) -> Itera
 PATHS = {"pass": ("pass-through", ""), "translated": ("translated", "-slow")}
 
 
-#: ``ops`` variants of the dragoman targets (issue 17's a/b): ``bare``, no admin keys and the
-#: memory store (so neither metrics nor a usage ledger); ``on``, admin keys and SQLite
-#: (metrics and the ledger). Unset: as in the tables (SQLite, so the ledger, no metrics).
+#: ``ops`` variants of the dragoman targets (issue 17): ``bare``, no admin keys and the
+#: memory store (so neither metrics nor a usage ledger); ``metrics``, admin keys but no
+#: ledger (``sessions.usage_ledger: false``), otherwise as bare; ``ledger``, SQLite and no
+#: admin keys (the ledger alone: the default configuration, as unset); ``on``, admin keys
+#: and SQLite (both). Unset: as in the tables (SQLite, so the ledger, no metrics).
+_ADMIN = {"admin_keys": ["bench-admin-key"]}
 OPS = {"bare": ({}, {"backend": "memory"}),
-       "on": ({"admin_keys": ["bench-admin-key"]}, None)}
+       "metrics": (_ADMIN, {"backend": "memory", "usage_ledger": False}),
+       "ledger": ({}, None),
+       "on": (_ADMIN, None)}
 
 
 def _dragoman_config(ups: Upstreams, paces: list[str], tmp: Path, ops: str = "") -> Path:

@@ -319,6 +319,8 @@ class SessionsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ttl: str | float | None = "30d"
     lock_wait: str | float = DEFAULT_LOCK_WAIT
     record_threads: bool = True
+    #: keep the usage ledger in this store (off: metrics only, ``/admin/usage`` is empty)
+    usage_ledger: bool = True
 
     def __repr__(self) -> str:  # the DSN may hold a password
         return f"SessionsConfig(backend={self.backend!r}, path={self.path!r})"
@@ -336,7 +338,8 @@ class SessionsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return StoreSettings(backend=self.backend, path=self.path, dsn=self.dsn,
                              pool_size=self.pool_size, ttl=ttl or None,
                              lock_wait=duration("lock_wait", self.lock_wait),
-                             record_threads=self.record_threads)
+                             record_threads=self.record_threads,
+                             usage_ledger=self.usage_ledger)
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -48,6 +48,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client import values as _values
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from ..core import Usage
+
 #: ``dragoman_breaker_state`` values.
 BREAKER_VALUES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 
@@ -91,11 +93,7 @@ class FinishedRequest(Protocol):
     @property
     def upstream_ms(self) -> float | None: ...
     @property
-    def input_tokens(self) -> int: ...
-    @property
-    def output_tokens(self) -> int: ...
-    @property
-    def cached_tokens(self) -> int: ...
+    def usage(self) -> Usage: ...
     @property
     def cost(self) -> float: ...
     @property
@@ -257,18 +255,19 @@ class GatewayMetrics:
             upstream = [t * 0.001 for r in recs if (t := r.upstream_ms) is not None]
             if upstream:
                 observe_many(self.upstream(deployment, provider), upstream)
-            tokens = [(r.input_tokens, r.output_tokens, r.cached_tokens, r.cost)
-                      for r in recs]
-            counted = [t for t in tokens if t[0] or t[1]]
+            # The counts read off each ``Usage`` struct directly: a record's
+            # ``input_tokens`` property is a Python call per request and count.
+            usages = [r.usage for r in recs]
+            counted = [u for u in usages if u.input_tokens or u.output_tokens]
             if counted:
                 observe_many(self.tokens("chat", provider, model, "input", tenant),
-                             [t[0] for t in counted])
+                             [u.input_tokens for u in counted])
                 observe_many(self.tokens("chat", provider, model, "output", tenant),
-                             [t[1] for t in counted])
-            cached = sum([t[2] for t in tokens])
+                             [u.output_tokens for u in counted])
+            cached = sum([u.cached_tokens for u in usages])
             if cached:
                 self.cached(tenant, model).inc(cached)
-            cost = sum([t[3] for t in tokens])
+            cost = sum([r.cost for r in recs])
             if cost:
                 self.cost(tenant, model).inc(cost)
             for r in recs:

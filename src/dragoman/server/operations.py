@@ -10,8 +10,8 @@ and, as ledger rows, to the batch writer, which appends them to the sessions dat
 Nothing at all is done per request for what nobody can read: the metrics only with
 admin keys (``/metrics`` and ``/admin/*`` refuse everyone without them), the ledger only
 with admin keys or a durable session store (``dragoman usage`` reads the database; rows of
-the in-memory store die with the process and only ``/admin/usage`` shows them). Neither:
-no listener, no in-flight counting.
+the in-memory store die with the process and only ``/admin/usage`` shows them), and never
+with ``sessions.usage_ledger: false``. Neither: no listener, no in-flight counting.
 """
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ class Operations:
         self._finished: list[UsageRecord] = []
         #: the metrics the request path updates (in-flight counts), None when unreadable
         self.live_metrics: GatewayMetrics | None = self.metrics if admin else None
-        self._ledger_on = admin or sessions.settings.backend != "memory"
-        if self._ledger_on:  # (admin keys imply it)
+        self._ledger_on = sessions.settings.usage_ledger and (
+            admin or sessions.settings.backend != "memory")
+        if admin or self._ledger_on:
             usage.subscribe(self._finished.append)
         if admin:
             sessions.on_timing = self.metrics.store_timing()

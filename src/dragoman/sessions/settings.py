@@ -44,7 +44,8 @@ class StoreSettings:
     """``ttl``: seconds after which stored responses and idle threads are gone (None:
     keep forever). ``lock_wait``: how long a turn on a history-holding thread waits for
     the previous one before answering 409. ``record_threads``: record thread-keyed turns
-    of plain provider models (history-holding targets always record)."""
+    of plain provider models (history-holding targets always record). ``usage_ledger``:
+    keep a usage row per request (with admin keys or a durable backend; off: none)."""
 
     backend: Backend = "memory"
     path: str | None = None
@@ -53,6 +54,7 @@ class StoreSettings:
     ttl: float | None = DEFAULT_TTL
     lock_wait: float = DEFAULT_LOCK_WAIT
     record_threads: bool = True
+    usage_ledger: bool = True
 
     def __repr__(self) -> str:  # the DSN may hold a password
         return (f"StoreSettings(backend={self.backend!r}, path={self.path!r}, "

@@ -154,7 +154,6 @@ class GatewayMetrics:
 
     def __init__(self) -> None:
         self.dir = multiprocess_dir()
-        self._pending: list[FinishedRequest] = []
         self._store_pending: list[tuple[str, float]] = []
         #: generation requests and streamed answers in flight in this worker
         self.requests_now = 0
@@ -216,19 +215,14 @@ class GatewayMetrics:
 
     # --- the request path -------------------------------------------------------------------
 
-    def observe(self, rec: FinishedRequest) -> None:
-        """Count one finished generation request (at the next ``flush``)."""
-        self._pending.append(rec)
-
     def flush(self, finished: Sequence[FinishedRequest] = ()) -> None:
-        """Apply ``finished`` and the requests gathered by ``observe`` since the last
-        flush, and the in-flight counts."""
+        """Apply ``finished`` (the requests ended since the last flush) and the in-flight
+        counts."""
         self.in_flight.set(self.requests_now)
         self.streams.set(self.streams_now)
         if self._store_pending:
             self._flush_store_timings()
-        pending = [*self._pending, *finished] if self._pending else finished
-        self._pending = []
+        pending = finished
         if not pending:
             return
         # One dict lookup per request (its label values together), then one pass per

@@ -85,6 +85,7 @@ class Plan:
     rounds: int  # r: measured rounds (after warm_rounds dropped ones)
     warm_rounds: int
     round_seconds: int  # r: each wrk run of a round
+    round_stream: bool  # r: nginx's 30-chunk stream (scenario s's workload), not one answer
 
     @staticmethod
     def model(pace: tuple[int, int]) -> str:
@@ -115,6 +116,7 @@ def plan_from(args: argparse.Namespace) -> Plan:
         rounds=args.rounds or (3 if quick else 8),
         warm_rounds=args.warm_rounds,
         round_seconds=args.round_seconds or (1 if quick else 3),
+        round_stream=args.round_stream,
     )
 
 
@@ -171,7 +173,12 @@ class Bench:
         for t in targets:
             self.warm_up(t)
         p = self.plan
-        return alternate.run(targets, direct, lambda t, conns, secs: self._wrk(t, conns, secs),
+        stream = p.round_stream
+        if stream:
+            for t in targets:  # warm_up streams only when scenario s is planned
+                self._wrk(t, 8, 1, stream=True)
+        return alternate.run(targets, direct,
+                             lambda t, conns, secs: self._wrk(t, conns, secs, stream=stream),
                              rounds=p.rounds, warmup=p.warm_rounds, seconds=p.round_seconds)
 
     def measure(self, target: tg.Target) -> dict[str, Any]:
@@ -296,6 +303,9 @@ def main() -> None:
     ap.add_argument("--warm-rounds", type=int, default=1, help="r: rounds dropped first")
     ap.add_argument("--round-seconds", type=int,
                     help="r: length of each wrk run of a round (default 3, quick 1)")
+    ap.add_argument("--round-stream", action="store_true",
+                    help="r: the rounds relay scenario s's 30-chunk stream (streams/s, "
+                         "p50 at one connection) instead of one whole answer")
     ap.add_argument("--soak-requests", type=int, help="e: requests (default 100k, quick 10k)")
     ap.add_argument("--herd", type=int, help="d: concurrent streams (default 1000)")
     ap.add_argument("--load-cpus", default="0", help="CPUs of load generator and upstreams")
@@ -329,7 +339,8 @@ def main() -> None:
                           "stream_pace": plan.model(plan.stream_pace), "herd": plan.herd,
                           "herd_pace": plan.model(plan.herd_pace),
                           "rounds": plan.rounds, "warm_rounds": plan.warm_rounds,
-                          "round_seconds": plan.round_seconds}},
+                          "round_seconds": plan.round_seconds,
+                          "round_stream": plan.round_stream}},
         "targets": {},
     }
     tmp = Path(tempfile.mkdtemp(prefix="dragoman-bench-"))

@@ -14,7 +14,8 @@ Scenarios (bench/README.md says what each measures and why):
      p50 with one (wrk): translated streaming against the bare aiohttp relay
   r  alternating rounds (bench/alternate.py): every chosen target started at once, then
      short a+b runs in turns (A B, B A, …), medians and per-round ratios to the first
-     target with a confidence interval: decides a few-percent difference (issue 17)
+     target with a confidence interval: decides a few-percent difference (issue 17);
+     --round-stream runs s's stream in the rounds instead (issue 18)
 
 nginx (fixed bodies) and bench/paced_sse.py are the upstreams; the load generator, the
 upstreams and this process are pinned to CPU 0, each target to CPU 1, one target at a

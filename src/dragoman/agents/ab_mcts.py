@@ -46,6 +46,7 @@ from ..providers.base import LlmProvider
 from ..providers.legacy import with_context
 from .judging import PartialScores, Scorer
 from .orchestrator import (
+    ENDED_EARLY,
     Orchestrator,
     RunState,
     Turn,
@@ -169,7 +170,7 @@ class AbMcts(Orchestrator):
                     run.add(scores.usage)
                     await close_stream(stream)
                 if turn.stop_reason is None:
-                    raise UpstreamError("the model's stream ended early")
+                    raise UpstreamError(ENDED_EARLY)
                 judged = await self.verifier.score(question, turn.text)
                 run.add(judged.usage)
             except DragomanError as e:  # this branch fails, the search goes on

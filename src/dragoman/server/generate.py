@@ -147,15 +147,15 @@ class NeutralStream:
 
         name, style = to.dialect.name, to.agents_events
 
-        def agent_frame(ev: StreamEvent) -> bytes:
-            # The framer is looked up at the first agent event: a model that is no agent
-            # sends none (and ``agent_events`` is not on its path).
+        def frame_agent_event(ev: StreamEvent) -> bytes:
+            # The framer is looked up per agent event (a dict lookup), not per stream: a
+            # model that is no agent sends none, and ``agent_events`` is not on its path.
             return agent_framer(name, style)(ev)
 
         await stream_events(self.events, self.first, to.dialect.stream_renderer(ctx),
                             to.receive, to.send, collector,
                             on_finish if conv.records else None,
-                            agent_frame=agent_frame, meter=to.meter,
+                            agent_frame=frame_agent_event, meter=to.meter,
                             headers=conv.reply_headers)
 
     async def discard(self) -> None:
@@ -393,7 +393,7 @@ async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,
                             except DragomanError as e:
                                 ev = StreamError(error=e)
                         terminal = True
-                    elif type(ev) is UsageUpdate and meter is not None:
+                    elif type(ev) is UsageUpdate and meter is not None:  # (narrows ev)
                         meter.usage = ev.usage
                     if type(ev) is StreamError:
                         terminal = True

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Protocol
 
 from ..auth import Principal
@@ -367,8 +368,14 @@ async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,
     next_read = events.next_read if isinstance(events, ReadStream) else _one_by_one(events)
     batched = isinstance(events, ReadStream)
 
+    # A run of text deltas (by far the most frequent events, and none of the pump's
+    # business but their frames) is rendered in one call: ``feed_texts`` where the
+    # renderer has it (bench/README.md, "A read's frames at once").
+    feed = renderer.feed
+    feed_texts: Callable[[list[StreamEvent]], bytes] = \
+        getattr(renderer, "feed_texts", None) or (lambda deltas: b"".join(map(feed, deltas)))
+
     async def pump() -> bool:
-        feed = renderer.feed
         writer: BodyWriter | None = None
         sent_first = False
         try:
@@ -379,27 +386,33 @@ async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,
             parts = [renderer.start()]
             while True:
                 terminal = False
-                for ev in batch:
-                    cls = type(ev)
-                    if collector is not None and cls is not StreamError:
-                        collector.feed(ev)
+                for cls, run in groupby(batch, type):
                     if cls is TextDelta:  # by far the most frequent: none of the below
-                        parts.append(feed(ev))
+                        deltas = list(run)
+                        if collector is not None:
+                            for ev in deltas:
+                                collector.feed(ev)
+                        parts.append(feed_texts(deltas))
                         continue
-                    if cls is Finish:
-                        if on_finish is not None:
-                            try:  # before the Finish frame: a turn that cannot be saved fails
-                                await on_finish()
-                            except DragomanError as e:
-                                ev = StreamError(error=e)
-                        terminal = True
-                    elif type(ev) is UsageUpdate and meter is not None:  # (narrows ev)
-                        meter.usage = ev.usage
-                    if type(ev) is StreamError:
-                        terminal = True
-                        if meter is not None:
-                            meter.outcome = ev.error.kind.value
-                    parts.append(agent_frame(ev) if cls in _AGENT_EVENT_TYPES else feed(ev))
+                    for ev in run:
+                        if collector is not None and cls is not StreamError:
+                            collector.feed(ev)
+                        if cls is Finish:
+                            if on_finish is not None:
+                                try:  # before the Finish frame: a turn that cannot be saved
+                                    await on_finish()  # fails
+                                except DragomanError as e:
+                                    ev = StreamError(error=e)
+                            terminal = True
+                        elif type(ev) is UsageUpdate and meter is not None:  # (narrows ev)
+                            meter.usage = ev.usage
+                        if type(ev) is StreamError:
+                            terminal = True
+                            if meter is not None:
+                                meter.outcome = ev.error.kind.value
+                        parts.append(agent_frame(ev) if cls in _AGENT_EVENT_TYPES else feed(ev))
+                        if terminal:
+                            break
                     if terminal:
                         break
                 chunk = parts[0] if len(parts) == 1 else b"".join(parts)

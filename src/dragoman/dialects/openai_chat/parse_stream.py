@@ -231,29 +231,59 @@ class StreamParser:
         except msgspec.DecodeError:
             self._done = True
             return [StreamError(error=UpstreamError("malformed chunk in upstream stream"))]
-        return self._fast(chunk)
-
-    def _fast(self, chunk: _FastChunk) -> list[StreamEvent]:
-        """``feed_chunk`` for a chunk of the common shape (text, role, finish, usage)."""
-        if chunk.error is not None:
-            self._done = True
-            return [StreamError(error=error_from_payload(chunk.error))]
-        if chunk.usage is not None:
-            usage = parse_usage(chunk.usage)
-            if usage is not None:
-                self._usage = usage
         out: list[StreamEvent] = []
-        for choice in chunk.choices or ():
-            if choice.index == 0:
-                delta = choice.delta
-                if delta is not None and delta.content:
-                    if self._thinking or self._open is not None:
-                        self._close_open(out)
-                    out.append(TextDelta(text=delta.content))
-                fr = choice.finish_reason
-                if isinstance(fr, str) and fr:
-                    self._finish = fr
+        self._fast([chunk], out)
         return out
+
+    def feed_data(self, datas: list[bytes]) -> list[StreamEvent]:
+        """``feed`` for each of a read's data-only frames, given as bytes
+        (``SseDecoder.data_frames``): chunks of the common shape are decoded straight from
+        the bytes in one C loop and turned into events in one Python loop; from the first
+        frame that is not such a chunk on, each goes through ``feed`` (bench/README.md,
+        "A read's frames at once")."""
+        if self._done:
+            return []
+        done = datas[-1] == b"[DONE]"
+        chunks: list[_FastChunk] = []
+        rest = False
+        try:
+            chunks.extend(map(_decode_fast, datas[:-1] if done else datas))
+        except msgspec.DecodeError:  # (ValidationError too: a chunk of another shape)
+            rest = True  # (extend kept the chunks decoded before it)
+        out: list[StreamEvent] = []
+        self._fast(chunks, out)
+        if self._done:  # an error chunk
+            return out
+        if rest:
+            for data in datas[len(chunks):]:
+                out += self.feed(None, data.decode("utf-8", "replace"))
+        elif done:
+            out += self._end()
+        return out
+
+    def _fast(self, chunks: list[_FastChunk], out: list[StreamEvent]) -> None:
+        """``feed_chunk`` for chunks of the common shape (text, role, finish, usage)."""
+        close = self._thinking or self._open is not None  # (only _close_open changes it)
+        for chunk in chunks:
+            if chunk.error is not None:
+                self._done = True
+                out.append(StreamError(error=error_from_payload(chunk.error)))
+                return
+            if chunk.usage is not None:
+                usage = parse_usage(chunk.usage)
+                if usage is not None:
+                    self._usage = usage
+            for choice in chunk.choices or ():
+                if choice.index == 0:
+                    delta = choice.delta
+                    if delta is not None and delta.content:
+                        if close:
+                            close = False
+                            self._close_open(out)
+                        out.append(TextDelta(text=delta.content))
+                    fr = choice.finish_reason
+                    if isinstance(fr, str) and fr:
+                        self._finish = fr
 
     def feed_chunk(self, obj: Any) -> list[StreamEvent]:
         """One already-decoded chunk (for adapters that rewrite chunks before parsing)."""

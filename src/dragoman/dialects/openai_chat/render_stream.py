@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 
 from ...core import (
@@ -21,6 +22,7 @@ from ..framing import HOLE, FrameTemplate, sse
 from .wire import error_object, finish_reason_for, usage_json
 
 _DONE = b"data: [DONE]\n\n"
+_text_of = attrgetter("text")
 
 
 class StreamRenderer:
@@ -64,6 +66,15 @@ class StreamRenderer:
             return b""
         self._started = True
         return self._delta({"role": "assistant", "content": ""})
+
+    def feed_texts(self, deltas: list[TextDelta]) -> bytes:
+        """``feed`` for a run of ``TextDelta`` events: one frame each, made in one go
+        (``FrameTemplate.fill_each``)."""
+        texts = list(filter(None, map(_text_of, deltas)))  # (an empty delta: no frame)
+        text = self._text
+        if text is None or self._done or not texts:  # (the first text starts the stream)
+            return b"".join(map(self.feed, deltas))
+        return text.fill_each(texts)
 
     def feed(self, event: StreamEvent) -> bytes:
         if self._done:

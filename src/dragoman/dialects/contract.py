@@ -14,6 +14,10 @@ A dialect is pure (no I/O) and symmetric, and every dialect folder has the same 
                      dialects whose clients may be forwarded to an upstream as is)
 
 Upstream-only dialects (Bedrock Converse, Gemini, Ollama) have the egress half only.
+Two optional methods take a whole upstream read at once where a dialect has them (OpenAI
+Chat's): ``StreamParser.feed_data(datas)`` (a read's one-line ``data:`` frames, as bytes:
+``net.sse.SseDecoder.data_frames``) and ``StreamRenderer.feed_texts(deltas)`` (a run of
+``TextDelta`` events); each gives exactly what ``feed`` gives a frame or an event at a time.
 Shared helpers live next to this module: ``framing`` (SSE frames, JSON), ``fields``
 (request field validators), ``data_urls``, ``effort`` (reasoning effort and thinking
 budgets), ``tool_args`` (tool arguments as JSON text and objects), ``forwarding`` (what

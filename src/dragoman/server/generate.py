@@ -399,8 +399,9 @@ async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,
                             collector.feed(ev)
                         if cls is Finish:
                             if on_finish is not None:
-                                try:  # before the Finish frame: a turn that cannot be saved
-                                    await on_finish()  # fails
+                                # before the Finish frame: a turn that cannot be saved fails
+                                try:
+                                    await on_finish()
                                 except DragomanError as e:
                                     ev = StreamError(error=e)
                             terminal = True

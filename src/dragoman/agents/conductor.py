@@ -36,6 +36,8 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from ..core import (
     AgentToolCall,
     AgentToolResult,
@@ -63,12 +65,15 @@ from .orchestrator import (
     RunState,
     Turn,
     assistant,
+    call_whole,
     close_stream,
     inner_request,
     relay,
     user,
 )
 from .tasks import Inbox, cancel_unfinished
+
+_replace = msgspec.structs.replace
 
 SELF = "self"
 
@@ -193,24 +198,31 @@ class Conductor(Orchestrator):
         results: dict[int, _Outcome] = {}
         last_error: PlanError | None = None
         last_answer = ""
-        system = self.instructions(depth)
+        # the requests, made once: the coordinator's holds ``messages``, which grows in
+        # place; a worker's gets its own prompt
+        coordinator_req = inner_request(req, messages, system=self.instructions(depth))
+        worker_req = inner_request(req, [], keep_system=False)
         for step in range(self.max_steps):
             if run.events:
                 yield StepStart(index=step)
             run.steps += 1
-            turn = Turn()
             answer_stream = FinalAnswerStream()
-            coordinating = relay(self._coordinator, inner_request(req, messages, system=system),
-                                 turn, ctx=run.ctx)
-            try:
-                async for ev in coordinating:
-                    # a plan streams nothing; a halting reply's final_answer streams as
-                    # the coordinator writes it
-                    assert isinstance(ev, TextDelta)
-                    if ev.text and (new := answer_stream.feed(ev.text)):
-                        yield TextDelta(text=new)
-            finally:
-                await coordinating.aclose()
+            if not run.events:  # no one reads deltas: the reply whole, fed at once
+                turn = await call_whole(self._coordinator, coordinator_req, run.ctx)
+                if new := answer_stream.feed(turn.text):
+                    yield TextDelta(text=new)
+            else:
+                turn = Turn()
+                coordinating = relay(self._coordinator, coordinator_req, turn, ctx=run.ctx)
+                try:
+                    async for ev in coordinating:
+                        # a plan streams nothing; a halting reply's final_answer streams
+                        # as the coordinator writes it
+                        assert isinstance(ev, TextDelta)
+                        if ev.text and (new := answer_stream.feed(ev.text)):
+                            yield TextDelta(text=new)
+                finally:
+                    await coordinating.aclose()
             run.add(turn.usage)
             messages.append(assistant(turn.text))
             try:
@@ -242,7 +254,8 @@ class Conductor(Orchestrator):
                 messages.append(user(NUDGE))
                 continue
             outcomes: list[_Outcome] = []
-            dispatching = self._dispatch(req, plan, step, depth, results, outcomes, run)
+            dispatching = self._dispatch(worker_req, plan, step, depth, results, outcomes,
+                                         run)
             try:
                 async for ev in dispatching:
                     yield ev
@@ -264,8 +277,9 @@ class Conductor(Orchestrator):
     async def _dispatch(self, req: ChatRequest, plan: Plan, step: int, depth: int,
                         results: dict[int, _Outcome], outcomes: list[_Outcome],
                         run: RunState) -> AsyncGenerator[StreamEvent, None]:
-        """Run one plan's tasks; yields their events and fills ``outcomes`` (in dispatch
-        order) and ``results`` (by number)."""
+        """Run one plan's tasks (``req``: a worker's request, but for its messages);
+        yields their events and fills ``outcomes`` (in dispatch order) and ``results``
+        (by number)."""
         events = run.events
         first_ref = len(results) + 1
         for i, d in enumerate(plan.dispatch):
@@ -393,11 +407,18 @@ class Conductor(Orchestrator):
                            verifier: Scorer | None) -> None:
         # the worker's stream read here rather than through ``relay``: one async generator
         # less per call (this coroutine already is the layer between worker and inbox)
-        turn = Turn()
+        call_req = _replace(req, messages=[user(prompt)])
         scores = (PartialScores(verifier, out.task, step, i + 1) if verifier is not None
                   else None)
+        if not events and (scores is None or scores.scorer is None):
+            # no one reads its deltas: the answer whole
+            turn = await call_whole(worker, call_req, ctx)
+            out.usage = turn.usage
+            self._finish_worker(turn, out)
+            return
+        turn = Turn()
         parts: list[str] = []
-        stream = worker.stream(inner_request(req, [user(prompt)], keep_system=False), ctx)
+        stream = worker.stream(call_req, ctx)
         try:
             async for ev in stream:
                 if not isinstance(ev, TextDelta):
@@ -419,6 +440,11 @@ class Conductor(Orchestrator):
             out.usage = turn.usage if scores is None else turn.usage + scores.usage
         if turn.stop_reason is None:
             raise UpstreamError(ENDED_EARLY)
+        self._finish_worker(turn, out)
+
+    @staticmethod
+    def _finish_worker(turn: Turn, out: _Outcome) -> None:
+        """A worker's call ended: its text is the result, unless it stopped early."""
         if turn.stop_reason not in (StopReason.END_TURN, StopReason.STOP_SEQUENCE):
             out.error = f"the worker stopped: {turn.stop_reason}"
         out.text = turn.text

@@ -111,6 +111,9 @@ def instant(name: str) -> Instant:
     """The in-process model ``name``: the same script as the HTTP upstream's model
     ``name`` (``bench/scripted_upstream.py``), answered without a socket."""
     script = su.SCRIPTS.get(name, su.answer)
+    if script in (su.answer, su.planner):  # they read nothing: a canned reply, like a Fake
+        text = script("", "")
+        return Instant(name, lambda req: text)
     return Instant(name, lambda req: script(_system(req), question_of(req)))
 
 

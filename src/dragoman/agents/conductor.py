@@ -119,6 +119,38 @@ class _Outcome(msgspec.Struct):
     expired: bool = False
 
 
+class _Running:
+    """One plan's started tasks: where they report (``inbox``), and those that started
+    their call at once (they share one deadline)."""
+
+    __slots__ = ("at_once", "deadline", "inbox", "tasks")
+
+    def __init__(self) -> None:
+        self.inbox: Inbox[StreamEvent | int] = Inbox()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.at_once: list[tuple[asyncio.Task[None], _Outcome]] = []
+        self.deadline: asyncio.TimerHandle | None = None
+
+    async def arm(self, timeout: float | None) -> None:
+        """The deadline of the tasks that started at once, armed only if one of them is
+        still running after its first step (an instant worker is done by then: no timer
+        to make and cancel). Its time counts from now, when they started."""
+        if not self.at_once or timeout is None:
+            return
+        loop = asyncio.get_running_loop()
+        when = loop.time() + timeout
+        await asyncio.sleep(0)  # the tasks take their first step (queued before this one)
+        if not all(task.done() for task, _ in self.at_once):
+            self.deadline = loop.call_at(when, _expire, self.at_once)
+
+    async def stop(self) -> None:
+        """The tasks are over (or abandoned): no deadline left, none still running."""
+        if self.deadline is not None:
+            self.deadline.cancel()
+        if not all(t.done() for t in self.tasks):
+            await cancel_unfinished(self.tasks)
+
+
 class _Job(msgspec.Struct):
     """What every task of one plan shares: the worker request (but for its messages), the
     outer context, the step, the nesting depth, the Events of results a later task of the
@@ -296,11 +328,8 @@ class Conductor(Orchestrator):
 
     def _start(self, req: ChatRequest, plan: Plan, step: int, depth: int,
                results: dict[int, _Outcome], outcomes: list[_Outcome], run: RunState,
-               verifier: Scorer | None, inbox: Inbox[StreamEvent | int]
-               ) -> tuple[list[asyncio.Task[None]], list[tuple[asyncio.Task[None], _Outcome]]]:
-        """Start one plan's tasks (``req``: a worker's request, but for its messages);
-        they report to ``inbox``. Returns the tasks, and those that start their call at
-        once (they share one deadline: ``_deadline``)."""
+               verifier: Scorer | None) -> _Running:
+        """Start one plan's tasks (``req``: a worker's request, but for its messages)."""
         first_ref = outcomes[0].ref
         seen = [_seen(d, o.ref, results) for d, o in zip(plan.dispatch, outcomes, strict=True)]
         # an Event only for a result a later task of this plan waits for
@@ -308,35 +337,20 @@ class Conductor(Orchestrator):
         # the semaphore only when the plan dispatches more than may run at once
         fanout = (asyncio.Semaphore(self.max_fanout) if len(outcomes) > self.max_fanout
                   else None)
+        running = _Running()
         job = _Job(req=req, ctx=run.ctx, step=step, depth=depth, done=done, fanout=fanout,
-                   inbox=inbox, events=run.events, verifier=verifier)
+                   inbox=running.inbox, events=run.events, verifier=verifier)
         loop = asyncio.get_running_loop()
-        tasks: list[asyncio.Task[None]] = []
-        at_once: list[tuple[asyncio.Task[None], _Outcome]] = []
         for i, d in enumerate(plan.dispatch):
             # a task that waits for nothing starts its call now: those share ONE deadline
             # (a timer for the fan-out, not an asyncio.timeout per worker); one that waits
             # (for a result it sees, for a fan-out slot) starts its own clock when it may
             waits = fanout is not None or any(o.ref in done for o in seen[i])
             task = loop.create_task(self._work(job, i, d, outcomes[i], seen[i], waits))
-            tasks.append(task)
+            running.tasks.append(task)
             if not waits:
-                at_once.append((task, outcomes[i]))
-        return tasks, at_once
-
-    async def _deadline(self, at_once: list[tuple[asyncio.Task[None], _Outcome]]
-                        ) -> asyncio.TimerHandle | None:
-        """The deadline of the tasks that started at once, armed only if one of them is
-        still running after its first step (an instant worker is done by then: no timer
-        to make and cancel)."""
-        if not at_once or self.worker_timeout is None:
-            return None
-        loop = asyncio.get_running_loop()
-        when = loop.time() + self.worker_timeout
-        await asyncio.sleep(0)  # the tasks take their first step (queued before this one)
-        if all(task.done() for task, _ in at_once):
-            return None
-        return loop.call_at(when, _expire, at_once)
+                running.at_once.append((task, outcomes[i]))
+        return running
 
     async def _dispatch(self, req: ChatRequest, plan: Plan, step: int, depth: int,
                         results: dict[int, _Outcome], outcomes: list[_Outcome],
@@ -349,12 +363,10 @@ class Conductor(Orchestrator):
             yield AgentToolCall(id=f"step{step}-{i}", name=f"worker:{d.worker}",
                                 step=step, args={"task": d.task, "sees": sees, "ref": o.ref})
         verifier = self.verifier
-        inbox: Inbox[StreamEvent | int] = Inbox()
-        tasks, at_once = self._start(req, plan, step, depth, results, outcomes, run,
-                                     verifier, inbox)
-        deadline = None
+        running = self._start(req, plan, step, depth, results, outcomes, run, verifier)
+        tasks, inbox = running.tasks, running.inbox
         try:
-            deadline = await self._deadline(at_once)
+            await running.arm(self.worker_timeout)
             finished = 0
             while finished < len(tasks):
                 item = inbox.ready()
@@ -367,7 +379,7 @@ class Conductor(Orchestrator):
                 if self._fails_fast(item, outcomes, tasks):
                     break
         finally:
-            await _stop(tasks, deadline)
+            await running.stop()
         for i, o in enumerate(outcomes):
             run.add(o.usage)
             if o.error is not None:
@@ -389,12 +401,10 @@ class Conductor(Orchestrator):
         skipped (one that calls a model still runs: its usage is part of the answer's)."""
         _number(plan, results, outcomes)
         verifier = self.verifier if getattr(self.verifier, "calls_model", True) else None
-        inbox: Inbox[StreamEvent | int] = Inbox()
-        tasks, at_once = self._start(req, plan, step, depth, results, outcomes, run,
-                                     verifier, inbox)
-        deadline = None
+        running = self._start(req, plan, step, depth, results, outcomes, run, verifier)
+        tasks, inbox = running.tasks, running.inbox
         try:
-            deadline = await self._deadline(at_once)
+            await running.arm(self.worker_timeout)
             for _ in tasks:  # only task numbers come: no one reads the events
                 item = inbox.ready()
                 if item is None:
@@ -403,7 +413,7 @@ class Conductor(Orchestrator):
                 if self._fails_fast(item, outcomes, tasks):
                     break
         finally:
-            await _stop(tasks, deadline)
+            await running.stop()
         for o in outcomes:
             run.add(o.usage)
             if o.error is None and verifier is not None:
@@ -517,14 +527,6 @@ def _number(plan: Plan, results: dict[int, _Outcome], outcomes: list[_Outcome]) 
         o = _Outcome(ref=first_ref + i, role=d.worker, task=d.task)
         outcomes.append(o)
         results[o.ref] = o
-
-
-async def _stop(tasks: list[asyncio.Task[None]], deadline: asyncio.TimerHandle | None) -> None:
-    """A plan's tasks are over (or abandoned): no deadline left, none still running."""
-    if deadline is not None:
-        deadline.cancel()
-    if not all(t.done() for t in tasks):
-        await cancel_unfinished(tasks)
 
 
 def _finish_worker(stop_reason: StopReason | None, text: str, out: _Outcome) -> None:

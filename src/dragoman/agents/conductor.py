@@ -140,15 +140,19 @@ class _Running:
         loop = asyncio.get_running_loop()
         when = loop.time() + timeout
         await asyncio.sleep(0)  # the tasks take their first step (queued before this one)
-        if not all(task.done() for task, _ in self.at_once):
-            self.deadline = loop.call_at(when, _expire, self.at_once)
+        for task, _ in self.at_once:
+            if not task.done():
+                self.deadline = loop.call_at(when, _expire, self.at_once)
+                return
 
     async def stop(self) -> None:
         """The tasks are over (or abandoned): no deadline left, none still running."""
         if self.deadline is not None:
             self.deadline.cancel()
-        if not all(t.done() for t in self.tasks):
-            await cancel_unfinished(self.tasks)
+        for t in self.tasks:
+            if not t.done():
+                await cancel_unfinished(self.tasks)
+                return
 
 
 class _Job(msgspec.Struct):
@@ -313,14 +317,15 @@ class Conductor(Orchestrator):
                         yield ev
                 finally:
                     await dispatching.aclose()
-            ok = [o for o in outcomes if o.error is None]
-            if ok:
-                last_answer = ok[-1].text
-            failed = [o for o in outcomes if o.error is not None]
-            if self.fail_fast and failed:
-                first = failed[0]
-                raise UpstreamError(f"Conductor worker failed (fail_fast): #{first.ref} "
-                                    f"{first.role}: {first.error}")
+            failed = None
+            for o in outcomes:
+                if o.error is None:
+                    last_answer = o.text
+                elif failed is None:
+                    failed = o
+            if self.fail_fast and failed is not None:
+                raise UpstreamError(f"Conductor worker failed (fail_fast): #{failed.ref} "
+                                    f"{failed.role}: {failed.error}")
             messages.append(user(_results_message(outcomes)))
         run.stop_reason = StopReason.MAX_STEPS
         if last_answer:
@@ -345,7 +350,7 @@ class Conductor(Orchestrator):
             # a task that waits for nothing starts its call now: those share ONE deadline
             # (a timer for the fan-out, not an asyncio.timeout per worker); one that waits
             # (for a result it sees, for a fan-out slot) starts its own clock when it may
-            waits = fanout is not None or any(o.ref in done for o in seen[i])
+            waits = fanout is not None or (bool(done) and any(o.ref in done for o in seen[i]))
             task = loop.create_task(self._work(job, i, d, outcomes[i], seen[i], waits))
             running.tasks.append(task)
             if not waits:

@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from contextvars import ContextVar
 
+import msgspec
+
 from ..core import (
     CandidateDelta,
     ChatRequest,
@@ -49,6 +51,8 @@ from .orchestrator import (
     question_of,
     user,
 )
+
+_replace = msgspec.structs.replace
 
 REVISION_PROMPT = (
     "Your previous answer scored {confidence:.2f} out of 1 on a confidence check{feedback}. "
@@ -93,6 +97,7 @@ class SelfCaller(Orchestrator):
             enclosing[0], min(self.max_depth, enclosing[1]))
         question = question_of(req)
         messages: list[Message] = list(req.messages)
+        iteration_req = inner_request(req, messages)  # a revision replaces its messages
         events = run.events  # else no one reads agent events: none are built
         for offset in range(budget + 1):
             depth = start + offset
@@ -105,7 +110,7 @@ class SelfCaller(Orchestrator):
             _ENCLOSING.set((depth, budget - offset))
             # the inner stream read here, not through ``relay``: one async generator less
             # per iteration
-            iteration = self._inner.stream(inner_request(req, messages), run.ctx)
+            iteration = self._inner.stream(iteration_req, run.ctx)
             try:
                 async for ev in iteration:
                     if not isinstance(ev, TextDelta):
@@ -150,3 +155,4 @@ class SelfCaller(Orchestrator):
                     yield TextDelta(text=turn.text)
                 return
             messages = [*messages, assistant(turn.text), user(self.revision(judged))]
+            iteration_req = _replace(iteration_req, messages=messages)

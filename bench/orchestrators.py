@@ -1,7 +1,8 @@
 """Orchestration overhead: CPU per inner model call, the model itself excluded.
 
-    python bench/orchestrators.py [--runs 300] [--deltas 1] [--instr] [--upstream http]
+    python bench/orchestrators.py [--runs 300] [--deltas 1] [--upstream http]
                                   [--loop uvloop]
+    python bench/orchestrators.py --instr [--only LABEL ...] [--modes stream,run]
 
 Every orchestrator runs in-process on an INSTANT provider (scripted answers yielded at
 once: no sockets, no model), so what is measured is the orchestrator's own work — plans,
@@ -18,7 +19,13 @@ roles, candidate models). A 16-iteration search should add under 5 ms of its own
 CPU time, not wall time: the machine is shared, and process time is far steadier. Still,
 compare runs made one after the other, not across machines. ``--instr`` counts
 instructions instead (valgrind's callgrind, like ``bench/instr.py``: a short and a long
-series of runs, the difference per run; repeatable to ~1 %, whatever the machine's load).
+series of runs, the difference per run; repeatable to ~1 %, whatever the machine's load),
+of the stream read to the end and of ``run()``; ``--only`` picks scenarios by label.
+
+An ``Instant`` model answers ``complete()`` whole as cheaply as its stream (an
+orchestrator whose deltas no one reads asks for the whole answer), and a model whose
+script reads nothing (the plain answer, tako's planner) replies a canned text, like
+tako's ``providers.Fake``.
 
 ``--upstream http`` runs the same scenarios on real HTTP instead: every model is our
 OpenAI Chat provider (``dragoman.providers.OpenAIChat`` with a ``base_url``, what

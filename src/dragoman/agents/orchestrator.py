@@ -177,7 +177,7 @@ async def relay(provider: LlmProvider, req: ChatRequest, turn: Turn, *,
 
 
 async def call_whole(provider: LlmProvider, req: ChatRequest,
-                 ctx: RequestContext = NO_CONTEXT) -> Turn:
+                     ctx: RequestContext = NO_CONTEXT) -> Turn:
     """One inner call answered whole (``complete()``: over HTTP a JSON answer, no stream
     to parse), for a caller that shows none of its deltas (``run()``): the text, usage
     and stop reason ``relay`` would have read from the stream."""

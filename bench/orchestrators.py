@@ -1,7 +1,8 @@
 """Orchestration overhead: CPU per inner model call, the model itself excluded.
 
-    python bench/orchestrators.py [--runs 300] [--deltas 1] [--instr] [--upstream http]
+    python bench/orchestrators.py [--runs 300] [--deltas 1] [--upstream http]
                                   [--loop uvloop]
+    python bench/orchestrators.py --instr [--only LABEL ...] [--modes stream,run]
 
 Every orchestrator runs in-process on an INSTANT provider (scripted answers yielded at
 once: no sockets, no model), so what is measured is the orchestrator's own work — plans,
@@ -18,7 +19,13 @@ roles, candidate models). A 16-iteration search should add under 5 ms of its own
 CPU time, not wall time: the machine is shared, and process time is far steadier. Still,
 compare runs made one after the other, not across machines. ``--instr`` counts
 instructions instead (valgrind's callgrind, like ``bench/instr.py``: a short and a long
-series of runs, the difference per run; repeatable to ~1 %, whatever the machine's load).
+series of runs, the difference per run; repeatable to ~1 %, whatever the machine's load),
+of the stream read to the end and of ``run()``; ``--only`` picks scenarios by label.
+
+An ``Instant`` model answers ``complete()`` whole as cheaply as its stream (an
+orchestrator whose deltas no one reads asks for the whole answer), and a model whose
+script reads nothing (the plain answer, tako's planner) replies a canned text, like
+tako's ``providers.Fake``.
 
 ``--upstream http`` runs the same scenarios on real HTTP instead: every model is our
 OpenAI Chat provider (``dragoman.providers.OpenAIChat`` with a ``base_url``, what
@@ -44,15 +51,17 @@ from dataclasses import dataclass
 from dragoman import AbMcts, Conductor, SelfCaller, SingleAgent, Trinity, guards, routers, verifiers
 from dragoman.agents.orchestrator import Orchestrator, question_of, user
 from dragoman.core import (
+    NO_CONTEXT,
     Capabilities,
     ChatRequest,
     ChatResponse,
     Finish,
+    RequestContext,
     StreamEvent,
+    Text,
     TextDelta,
     Usage,
     UsageUpdate,
-    acollect,
 )
 from dragoman.providers.base import LlmProvider
 
@@ -83,10 +92,15 @@ class Instant:
     async def aclose(self) -> None:
         pass
 
-    async def complete(self, req: ChatRequest) -> ChatResponse:
-        return await acollect(self.stream(req), "x", self.name)
+    async def complete(self, req: ChatRequest,
+                       ctx: RequestContext = NO_CONTEXT) -> ChatResponse:
+        """The same answer whole, made at once (what a JSON answer is to the stream)."""
+        self.calls += 1
+        return ChatResponse(id="x", model=self.name, content=[Text(text=self.reply(req))],
+                            usage=Usage(input_tokens=10, output_tokens=5))
 
-    async def stream(self, req: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+    async def stream(self, req: ChatRequest, ctx: RequestContext = NO_CONTEXT
+                     ) -> AsyncGenerator[StreamEvent, None]:
         self.calls += 1
         text = self.reply(req)
         size = max(1, -(-len(text) // DELTAS))
@@ -104,6 +118,9 @@ def instant(name: str) -> Instant:
     """The in-process model ``name``: the same script as the HTTP upstream's model
     ``name`` (``bench/scripted_upstream.py``), answered without a socket."""
     script = su.SCRIPTS.get(name, su.answer)
+    if script in (su.answer, su.planner):  # they read nothing: a canned reply, like a Fake
+        text = script("", "")
+        return Instant(name, lambda req: text)
     return Instant(name, lambda req: script(_system(req), question_of(req)))
 
 
@@ -169,19 +186,19 @@ async def _bare(provider: LlmProvider, runs: int, streamed: bool = True) -> floa
 BATCH = 10
 
 
-async def _timed(orch: Orch, runs: int, streamed: bool) -> float:
+async def _timed(orch: Orch, runs: int, streamed: bool, batch: int = BATCH) -> float:
     """CPU seconds per run: the stream read to the end, or ``run()`` (as tako is timed)."""
     req = ChatRequest(model="o", messages=PROMPT)
     best = float("inf")
-    for _ in range(max(1, runs // BATCH)):
+    for _ in range(max(1, runs // batch)):
         t0 = time.process_time()
-        for _ in range(BATCH):
+        for _ in range(batch):
             if streamed:
                 async for _ev in orch.stream(req):
                     pass
             else:
                 await orch.run(PROMPT)
-        best = min(best, (time.process_time() - t0) / BATCH)
+        best = min(best, (time.process_time() - t0) / batch)
     return best
 
 
@@ -244,21 +261,20 @@ async def main_http(runs: int) -> None:
                 await provider.aclose()
 
 
-async def _drive(label: str, runs: int) -> None:
-    """Run inside valgrind: ``runs`` runs of one orchestrator (or of the bare stream)."""
+async def _drive(label: str, runs: int, mode: str = "stream") -> None:
+    """Run inside valgrind: ``runs`` runs of one orchestrator, its stream read to the end
+    or its ``run()`` (``mode``), or of the bare stream."""
     if label == "bare":
         await _bare(instant("m"), runs)
         return
     orch, _ = build()[label]
-    req = ChatRequest(model="o", messages=PROMPT)
-    for _ in range(runs):
-        async for _ev in orch.stream(req):
-            pass
+    await _timed(orch, runs, mode == "stream", batch=1)
 
 
-def _instructions(label: str, runs: int) -> int:
+def _instructions(label: str, runs: int, mode: str) -> int:
     cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-           __file__, "--drive", label, "--runs", str(runs), "--deltas", str(DELTAS)]
+           __file__, "--drive", label, "--runs", str(runs), "--deltas", str(DELTAS),
+           "--drive-mode", mode]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True,
                          env=os.environ).stderr
     m = re.search(r"I\s+refs:\s+([\d,]+)", out)
@@ -267,23 +283,29 @@ def _instructions(label: str, runs: int) -> int:
     return int(m.group(1).replace(",", ""))
 
 
-def _per_run(label: str, short: int = 20, long: int = 120) -> float:
-    return (_instructions(label, long) - _instructions(label, short)) / (long - short)
+def _per_run(label: str, short: int = 20, long: int = 120, mode: str = "stream") -> float:
+    return ((_instructions(label, long, mode) - _instructions(label, short, mode))
+            / (long - short))
 
 
-def instr() -> None:
+def instr(labels: list[str], modes: list[str]) -> None:
     bare = _per_run("bare", 200, 1200)
     print(f"bare instant provider stream: {bare / 1e3:.1f}k instructions per call "
           "(subtracted)\n")
-    print(f"{'orchestrator':40} {'run k':>9} {'calls':>6} {'k/call':>8}  (own work)")
+    print(f"{'orchestrator':44} {'mode':>6} {'run k':>9} {'calls':>6} {'k/call':>8} "
+          f"{'own k/call':>10}")
     make, served = instants()
     for label, (orch, _models) in build(make).items():
+        if labels and label not in labels:
+            continue
         before = served()
         asyncio.run(_drive_counting(orch))
         calls = served() - before
-        total = _per_run(label)
-        own = total - calls * bare
-        print(f"{label:40} {total / 1e3:9.0f} {calls:6d} {own / calls / 1e3:8.1f}")
+        for mode in modes:
+            total = _per_run(label, mode=mode)
+            own = total - calls * bare
+            print(f"{label:44} {mode:>6} {total / 1e3:9.0f} {calls:6d} "
+                  f"{total / calls / 1e3:8.1f} {own / calls / 1e3:10.1f}", flush=True)
 
 
 async def _drive_counting(orch: LlmProvider) -> None:
@@ -305,13 +327,18 @@ if __name__ == "__main__":
                          "bench/scripted_upstream.py (its own process) over loopback")
     ap.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
                     help="the event loop (tako's script has only asyncio's)")
+    ap.add_argument("--only", action="append", default=[], metavar="LABEL",
+                    help="with --instr: only this scenario (repeatable)")
+    ap.add_argument("--modes", default="stream,run",
+                    help="with --instr: what to count, of stream (read to the end) and run")
     ap.add_argument("--drive", help=argparse.SUPPRESS)
+    ap.add_argument("--drive-mode", default="stream", help=argparse.SUPPRESS)
     args = ap.parse_args()
     DELTAS = args.deltas
     if args.drive:
-        asyncio.run(_drive(args.drive, args.runs))
+        asyncio.run(_drive(args.drive, args.runs, args.drive_mode))
     elif args.instr:
-        instr()
+        instr(args.only, args.modes.split(","))
     else:
         run = asyncio.run
         if args.loop == "uvloop":  # the loop the gateway serves on (server/runner.py)

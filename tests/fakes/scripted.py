@@ -33,7 +33,8 @@ KEY = "sk-scripted-upstream-key"
 @dataclass(frozen=True)
 class Reply:
     """``chunks`` default to ``text`` split in three; ``stall``: seconds before the
-    response starts; ``gap``: seconds between chunks; ``status``: an HTTP error instead;
+    response starts; ``gap``: seconds between chunks (a whole answer, not streamed, comes
+    after the time its chunks would take); ``status``: an HTTP error instead;
     ``usage``: (prompt_tokens, completion_tokens)."""
 
     text: str = ""
@@ -154,6 +155,8 @@ class ScriptedUpstream(ThreadedServer):
                 call.finished = True
                 return web.json_response(wire.error(reply), status=reply.status)
             if not body.get("stream"):
+                if reply.gap:  # a whole answer takes as long as its chunks would
+                    await asyncio.sleep(reply.gap * (len(reply.parts()) - 1))
                 call.finished = True
                 return web.json_response(wire.whole(model, reply))
             resp = web.StreamResponse(headers={"content-type": "text/event-stream"})

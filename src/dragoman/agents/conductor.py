@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from ..core import (
     AgentToolCall,
@@ -63,12 +64,15 @@ from .orchestrator import (
     RunState,
     Turn,
     assistant,
+    call_whole,
     close_stream,
     inner_request,
     relay,
     user,
 )
 from .tasks import Inbox, cancel_unfinished
+
+_replace = msgspec.structs.replace
 
 SELF = "self"
 
@@ -102,17 +106,70 @@ NUDGE = ("Your plan dispatched no worker and did not halt. Dispatch workers, or 
          "the final answer.")
 
 
-@dataclass(slots=True)
-class _Outcome:
-    """A dispatched task's result (``expired``: its time ran out)."""
+class _Outcome(msgspec.Struct):
+    """A dispatched task's result (``expired``: its time ran out). (A struct: a dataclass
+    with a default factory costs ~20x more to make, and there is one per task.)"""
 
     ref: int
     role: str
     task: str
     text: str = ""
     error: str | None = None
-    usage: Usage = field(default_factory=Usage)
+    usage: Usage = msgspec.field(default_factory=Usage)
     expired: bool = False
+
+
+class _Running:
+    """One plan's started tasks: where they report (``inbox``), and those that started
+    their call at once (they share one deadline)."""
+
+    __slots__ = ("at_once", "deadline", "inbox", "tasks")
+
+    def __init__(self) -> None:
+        self.inbox: Inbox[StreamEvent | int] = Inbox()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.at_once: list[tuple[asyncio.Task[None], _Outcome]] = []
+        self.deadline: asyncio.TimerHandle | None = None
+
+    async def arm(self, timeout: float | None) -> None:
+        """The deadline of the tasks that started at once, armed only if one of them is
+        still running after its first step (an instant worker is done by then: no timer
+        to make and cancel). Its time counts from now, when they started."""
+        if not self.at_once or timeout is None:
+            return
+        loop = asyncio.get_running_loop()
+        when = loop.time() + timeout
+        await asyncio.sleep(0)  # the tasks take their first step (queued before this one)
+        for task, _ in self.at_once:
+            if not task.done():
+                self.deadline = loop.call_at(when, _expire, self.at_once)
+                return
+
+    async def stop(self) -> None:
+        """The tasks are over (or abandoned): no deadline left, none still running."""
+        if self.deadline is not None:
+            self.deadline.cancel()
+        for t in self.tasks:
+            if not t.done():
+                await cancel_unfinished(self.tasks)
+                return
+
+
+class _Job(msgspec.Struct):
+    """What every task of one plan shares: the worker request (but for its messages), the
+    outer context, the step, the nesting depth, the Events of results a later task of the
+    plan waits for, the fan-out semaphore (None: all may run at once), where the tasks
+    report, whether anyone reads events, the verifier."""
+
+    req: ChatRequest
+    ctx: RequestContext
+    step: int
+    depth: int
+    done: dict[int, asyncio.Event]
+    fanout: asyncio.Semaphore | None
+    inbox: Inbox[StreamEvent | int]
+    events: bool
+    verifier: Scorer | None
 
 
 def _expire(running: list[tuple[asyncio.Task[Any], _Outcome]]) -> None:
@@ -193,24 +250,31 @@ class Conductor(Orchestrator):
         results: dict[int, _Outcome] = {}
         last_error: PlanError | None = None
         last_answer = ""
-        system = self.instructions(depth)
+        # the requests, made once: the coordinator's holds ``messages``, which grows in
+        # place; a worker's gets its own prompt
+        coordinator_req = inner_request(req, messages, system=self.instructions(depth))
+        worker_req = inner_request(req, [], keep_system=False)
         for step in range(self.max_steps):
             if run.events:
                 yield StepStart(index=step)
             run.steps += 1
-            turn = Turn()
             answer_stream = FinalAnswerStream()
-            coordinating = relay(self._coordinator, inner_request(req, messages, system=system),
-                                 turn, ctx=run.ctx)
-            try:
-                async for ev in coordinating:
-                    # a plan streams nothing; a halting reply's final_answer streams as
-                    # the coordinator writes it
-                    assert isinstance(ev, TextDelta)
-                    if ev.text and (new := answer_stream.feed(ev.text)):
-                        yield TextDelta(text=new)
-            finally:
-                await coordinating.aclose()
+            if not run.events:  # no one reads deltas: the reply whole, fed at once
+                turn = await call_whole(self._coordinator, coordinator_req, run.ctx)
+                if new := answer_stream.feed(turn.text):
+                    yield TextDelta(text=new)
+            else:
+                turn = Turn()
+                coordinating = relay(self._coordinator, coordinator_req, turn, ctx=run.ctx)
+                try:
+                    async for ev in coordinating:
+                        # a plan streams nothing; a halting reply's final_answer streams
+                        # as the coordinator writes it
+                        assert isinstance(ev, TextDelta)
+                        if ev.text and (new := answer_stream.feed(ev.text)):
+                            yield TextDelta(text=new)
+                finally:
+                    await coordinating.aclose()
             run.add(turn.usage)
             messages.append(assistant(turn.text))
             try:
@@ -242,69 +306,72 @@ class Conductor(Orchestrator):
                 messages.append(user(NUDGE))
                 continue
             outcomes: list[_Outcome] = []
-            dispatching = self._dispatch(req, plan, step, depth, results, outcomes, run)
-            try:
-                async for ev in dispatching:
-                    yield ev
-            finally:
-                await dispatching.aclose()
-            ok = [o for o in outcomes if o.error is None]
-            if ok:
-                last_answer = ok[-1].text
-            failed = [o for o in outcomes if o.error is not None]
-            if self.fail_fast and failed:
-                first = failed[0]
-                raise UpstreamError(f"Conductor worker failed (fail_fast): #{first.ref} "
-                                    f"{first.role}: {first.error}")
+            if not run.events:
+                await self._dispatch_quietly(worker_req, plan, step, depth, results,
+                                             outcomes, run)
+            else:
+                dispatching = self._dispatch(worker_req, plan, step, depth, results,
+                                             outcomes, run)
+                try:
+                    async for ev in dispatching:
+                        yield ev
+                finally:
+                    await dispatching.aclose()
+            failed = None
+            for o in outcomes:
+                if o.error is None:
+                    last_answer = o.text
+                elif failed is None:
+                    failed = o
+            if self.fail_fast and failed is not None:
+                raise UpstreamError(f"Conductor worker failed (fail_fast): #{failed.ref} "
+                                    f"{failed.role}: {failed.error}")
             messages.append(user(_results_message(outcomes)))
         run.stop_reason = StopReason.MAX_STEPS
         if last_answer:
             yield TextDelta(text=last_answer)
 
-    async def _dispatch(self, req: ChatRequest, plan: Plan, step: int, depth: int,
-                        results: dict[int, _Outcome], outcomes: list[_Outcome],
-                        run: RunState) -> AsyncGenerator[StreamEvent, None]:
-        """Run one plan's tasks; yields their events and fills ``outcomes`` (in dispatch
-        order) and ``results`` (by number)."""
-        events = run.events
-        first_ref = len(results) + 1
-        for i, d in enumerate(plan.dispatch):
-            o = _Outcome(ref=first_ref + i, role=d.worker, task=d.task)
-            outcomes.append(o)
-            results[o.ref] = o
-            if events:
-                sees = d.sees if d.sees == "all" else list(d.sees)
-                yield AgentToolCall(id=f"step{step}-{i}", name=f"worker:{d.worker}",
-                                    step=step, args={"task": d.task, "sees": sees, "ref": o.ref})
-        # a verifier that calls no model only makes the scores: with no one reading them,
-        # skip it (one that calls a model still runs: its usage is part of the answer's)
-        verifier = self.verifier
-        if not events and not getattr(verifier, "calls_model", True):
-            verifier = None
-        inbox: Inbox[StreamEvent | int] = Inbox()
+    def _start(self, req: ChatRequest, plan: Plan, step: int, depth: int,
+               results: dict[int, _Outcome], outcomes: list[_Outcome], run: RunState,
+               verifier: Scorer | None) -> _Running:
+        """Start one plan's tasks (``req``: a worker's request, but for its messages)."""
+        first_ref = outcomes[0].ref
         seen = [_seen(d, o.ref, results) for d, o in zip(plan.dispatch, outcomes, strict=True)]
         # an Event only for a result a later task of this plan waits for
         done = {o.ref: asyncio.Event() for later in seen for o in later if o.ref >= first_ref}
         # the semaphore only when the plan dispatches more than may run at once
         fanout = (asyncio.Semaphore(self.max_fanout) if len(outcomes) > self.max_fanout
                   else None)
+        running = _Running()
+        job = _Job(req=req, ctx=run.ctx, step=step, depth=depth, done=done, fanout=fanout,
+                   inbox=running.inbox, events=run.events, verifier=verifier)
         loop = asyncio.get_running_loop()
-        tasks: list[asyncio.Task[None]] = []
-        at_once: list[tuple[asyncio.Task[None], _Outcome]] = []
         for i, d in enumerate(plan.dispatch):
             # a task that waits for nothing starts its call now: those share ONE deadline
             # (a timer for the fan-out, not an asyncio.timeout per worker); one that waits
             # (for a result it sees, for a fan-out slot) starts its own clock when it may
-            waits = fanout is not None or any(o.ref in done for o in seen[i])
-            task = loop.create_task(self._work(req, run.ctx, step, i, d, outcomes[i],
-                                               seen[i], depth, done, fanout, inbox, events,
-                                               verifier, waits))
-            tasks.append(task)
+            waits = fanout is not None or (bool(done) and any(o.ref in done for o in seen[i]))
+            task = loop.create_task(self._work(job, i, d, outcomes[i], seen[i], waits))
+            running.tasks.append(task)
             if not waits:
-                at_once.append((task, outcomes[i]))
-        deadline = (loop.call_later(self.worker_timeout, _expire, at_once)
-                    if at_once and self.worker_timeout is not None else None)
+                running.at_once.append((task, outcomes[i]))
+        return running
+
+    async def _dispatch(self, req: ChatRequest, plan: Plan, step: int, depth: int,
+                        results: dict[int, _Outcome], outcomes: list[_Outcome],
+                        run: RunState) -> AsyncGenerator[StreamEvent, None]:
+        """Run one plan's tasks; yields their events (a client streams) and fills
+        ``outcomes`` (in dispatch order) and ``results`` (by number)."""
+        _number(plan, results, outcomes)
+        for i, (d, o) in enumerate(zip(plan.dispatch, outcomes, strict=True)):
+            sees = d.sees if d.sees == "all" else list(d.sees)
+            yield AgentToolCall(id=f"step{step}-{i}", name=f"worker:{d.worker}",
+                                step=step, args={"task": d.task, "sees": sees, "ref": o.ref})
+        verifier = self.verifier
+        running = self._start(req, plan, step, depth, results, outcomes, run, verifier)
+        tasks, inbox = running.tasks, running.inbox
         try:
+            await running.arm(self.worker_timeout)
             finished = 0
             while finished < len(tasks):
                 item = inbox.ready()
@@ -314,49 +381,75 @@ class Conductor(Orchestrator):
                     yield item
                     continue
                 finished += 1
-                if self.fail_fast and outcomes[item].error is not None:
-                    for o, t in zip(outcomes, tasks, strict=True):
-                        if not t.done():
-                            t.cancel()
-                            o.error = "cancelled: another worker failed (fail_fast)"
+                if self._fails_fast(item, outcomes, tasks):
                     break
         finally:
-            if deadline is not None:
-                deadline.cancel()
-            await cancel_unfinished(tasks)
+            await running.stop()
         for i, o in enumerate(outcomes):
             run.add(o.usage)
             if o.error is not None:
-                if events:
-                    yield AgentToolResult(id=f"step{step}-{i}", name=f"worker:{o.role}",
-                                          result=o.error, is_error=True, step=step)
-                continue
-            if events:
                 yield AgentToolResult(id=f"step{step}-{i}", name=f"worker:{o.role}",
-                                      result=o.text, step=step)
+                                      result=o.error, is_error=True, step=step)
+                continue
+            yield AgentToolResult(id=f"step{step}-{i}", name=f"worker:{o.role}",
+                                  result=o.text, step=step)
             if verifier is not None:
                 judged = await verifier.score(o.task, o.text)
                 run.add(judged.usage)
-                if events:
-                    yield VerifierScore(step=step, branch=i + 1, score=judged.score)
+                yield VerifierScore(step=step, branch=i + 1, score=judged.score)
 
-    async def _work(self, req: ChatRequest, ctx: RequestContext, step: int, i: int,
-                    d: Dispatch, out: _Outcome, seen: list[_Outcome], depth: int,
-                    done: dict[int, asyncio.Event], fanout: asyncio.Semaphore | None,
-                    inbox: Inbox[StreamEvent | int], events: bool,
-                    verifier: Scorer | None, own_clock: bool) -> None:
+    async def _dispatch_quietly(self, req: ChatRequest, plan: Plan, step: int, depth: int,
+                                results: dict[int, _Outcome], outcomes: list[_Outcome],
+                                run: RunState) -> None:
+        """``_dispatch`` when no one reads agent events (``run()``, ``complete()``): no
+        events, no generator; a verifier that calls no model only makes scores, so it is
+        skipped (one that calls a model still runs: its usage is part of the answer's)."""
+        _number(plan, results, outcomes)
+        verifier = self.verifier if getattr(self.verifier, "calls_model", True) else None
+        running = self._start(req, plan, step, depth, results, outcomes, run, verifier)
+        tasks, inbox = running.tasks, running.inbox
+        try:
+            await running.arm(self.worker_timeout)
+            for _ in tasks:  # only task numbers come: no one reads the events
+                item = inbox.ready()
+                if item is None:
+                    item = await inbox.get()
+                assert isinstance(item, int)
+                if self._fails_fast(item, outcomes, tasks):
+                    break
+        finally:
+            await running.stop()
+        for o in outcomes:
+            run.add(o.usage)
+            if o.error is None and verifier is not None:
+                run.add((await verifier.score(o.task, o.text)).usage)
+
+    def _fails_fast(self, i: int, outcomes: list[_Outcome],
+                    tasks: list[asyncio.Task[None]]) -> bool:
+        """Task ``i`` ended: with ``fail_fast`` and an error, cancel the others (True)."""
+        if not self.fail_fast or outcomes[i].error is None:
+            return False
+        for o, t in zip(outcomes, tasks, strict=True):
+            if not t.done():
+                t.cancel()
+                o.error = "cancelled: another worker failed (fail_fast)"
+        return True
+
+    async def _work(self, job: _Job, i: int, d: Dispatch, out: _Outcome,
+                    seen: list[_Outcome], own_clock: bool) -> None:
         """One task: wait for the results it sees from this plan, then call its worker
         (bounded by the fan-out and the timeout: the fan-out's deadline, or with
         ``own_clock`` one from when the call starts). Never raises but on cancellation."""
+        done, fanout = job.done, job.fanout
         try:
             for o in seen:
                 if o.ref in done:
                     await done[o.ref].wait()
-            worker = self._worker(d.worker, depth)
+            worker = self._worker(d.worker, job.depth)
             if worker is None:
                 out.error = f"unknown worker `{d.worker}`"
                 return
-            prompt = _worker_prompt(d.task, seen)
+            call_req = _replace(job.req, messages=[user(_worker_prompt(d.task, seen))])
             if fanout is not None:
                 await fanout.acquire()
             clock = None
@@ -366,8 +459,14 @@ class Conductor(Orchestrator):
                     assert me is not None  # a task of _dispatch's
                     clock = asyncio.get_running_loop().call_later(
                         self.worker_timeout, _expire, [(me, out)])
-                await self._call_worker(worker, req, ctx, prompt, step, i, out, inbox,
-                                        events, verifier)
+                scores = (PartialScores(job.verifier, out.task, job.step, i + 1)
+                          if job.verifier is not None else None)
+                if job.events or (scores is not None and scores.scorer is not None):
+                    await self._stream_worker(worker, call_req, job, i, out, scores)
+                else:  # no one reads its deltas: the answer whole
+                    resp = await worker.complete(call_req, job.ctx)
+                    out.usage = resp.usage
+                    _finish_worker(resp.stop_reason, resp.text(), out)
             except asyncio.CancelledError:
                 if not out.expired:
                     raise
@@ -385,19 +484,17 @@ class Conductor(Orchestrator):
         finally:
             if out.ref in done:
                 done[out.ref].set()
-            inbox.put(i)
+            job.inbox.put(i)
 
-    async def _call_worker(self, worker: LlmProvider, req: ChatRequest, ctx: RequestContext,
-                           prompt: str, step: int, i: int, out: _Outcome,
-                           inbox: Inbox[StreamEvent | int], events: bool,
-                           verifier: Scorer | None) -> None:
+    @staticmethod
+    async def _stream_worker(worker: LlmProvider, call_req: ChatRequest, job: _Job, i: int,
+                             out: _Outcome, scores: PartialScores | None) -> None:
         # the worker's stream read here rather than through ``relay``: one async generator
         # less per call (this coroutine already is the layer between worker and inbox)
+        events, inbox = job.events, job.inbox
         turn = Turn()
-        scores = (PartialScores(verifier, out.task, step, i + 1) if verifier is not None
-                  else None)
         parts: list[str] = []
-        stream = worker.stream(inner_request(req, [user(prompt)], keep_system=False), ctx)
+        stream = worker.stream(call_req, job.ctx)
         try:
             async for ev in stream:
                 if not isinstance(ev, TextDelta):
@@ -408,7 +505,7 @@ class Conductor(Orchestrator):
                     continue
                 parts.append(ev.text)
                 if events:
-                    inbox.put(CandidateDelta(step=step, branch=i + 1, delta=ev.text))
+                    inbox.put(CandidateDelta(step=job.step, branch=i + 1, delta=ev.text))
                 if scores is not None:
                     partial = await scores.feed(ev.text)
                     if partial is not None and events:
@@ -419,9 +516,7 @@ class Conductor(Orchestrator):
             out.usage = turn.usage if scores is None else turn.usage + scores.usage
         if turn.stop_reason is None:
             raise UpstreamError(ENDED_EARLY)
-        if turn.stop_reason not in (StopReason.END_TURN, StopReason.STOP_SEQUENCE):
-            out.error = f"the worker stopped: {turn.stop_reason}"
-        out.text = turn.text
+        _finish_worker(turn.stop_reason, turn.text, out)
 
     def _worker(self, role: str, depth: int) -> LlmProvider | None:
         if role == SELF:
@@ -429,9 +524,28 @@ class Conductor(Orchestrator):
         return self._streams.get(role)
 
 
+def _number(plan: Plan, results: dict[int, _Outcome], outcomes: list[_Outcome]) -> None:
+    """Give the plan's tasks the next result numbers: an outcome each, in ``outcomes`` (in
+    dispatch order) and ``results`` (by number)."""
+    first_ref = len(results) + 1
+    for i, d in enumerate(plan.dispatch):
+        o = _Outcome(ref=first_ref + i, role=d.worker, task=d.task)
+        outcomes.append(o)
+        results[o.ref] = o
+
+
+def _finish_worker(stop_reason: StopReason | None, text: str, out: _Outcome) -> None:
+    """A worker's call ended: its text is the result, unless it stopped early."""
+    if stop_reason not in (StopReason.END_TURN, StopReason.STOP_SEQUENCE):
+        out.error = f"the worker stopped: {stop_reason}"
+    out.text = text
+
+
 def _seen(d: Dispatch, ref: int, results: Mapping[int, _Outcome]) -> list[_Outcome]:
     """The earlier results a task may read (only earlier numbers: no task waits for a
     later one, so dependencies cannot form a cycle)."""
+    if not d.sees:
+        return []
     refs = range(1, ref) if d.sees == "all" else sorted({r for r in d.sees if 0 < r < ref})
     return [results[r] for r in refs if r in results]
 

@@ -48,7 +48,7 @@ _FENCE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n?(.*?)```", re.DOTALL)
 
 def _json_text(text: str) -> str:
     """The part of a reply that should be the JSON object."""
-    fenced = _FENCE.search(text)
+    fenced = _FENCE.search(text) if "```" in text else None
     if fenced is not None:
         text = fenced.group(1)
     text = text.strip()

@@ -44,7 +44,10 @@ class FinalAnswerStream:
         searched = len(self._text)
         self._text += delta
         if self._at < 0:
-            m = _OPENING.search(self._text, max(0, searched - self.OVERLAP))
+            start = max(0, searched - self.OVERLAP)
+            if self._text.find('"halt"', start) < 0:  # what the opening starts with
+                return ""
+            m = _OPENING.search(self._text, start)
             if m is None:
                 return ""
             self._at = m.end()

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from .judging import Judgement, ModelJudge, Rules, Scorer
+from .orchestrator import NO_USAGE
 
 
 class RuleBased:
@@ -27,10 +28,11 @@ class RuleBased:
 
     async def score(self, question: str, answer: str) -> Judgement:
         failed = self.rules.failures(answer)
-        return Judgement(score=0.0 if failed else 1.0, feedback="; ".join(failed))
+        return Judgement(score=0.0 if failed else 1.0, feedback="; ".join(failed),
+                         usage=NO_USAGE)
 
     async def score_partial(self, question: str, text: str, deltas: int) -> Judgement | None:
-        return None if self.rules.failures(text) else Judgement(score=1.0)
+        return None if self.rules.failures(text) else Judgement(score=1.0, usage=NO_USAGE)
 
 
 class LlmJudge(ModelJudge):

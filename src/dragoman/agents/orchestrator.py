@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -30,6 +30,7 @@ from ..core import (
     Capabilities,
     ChatRequest,
     ChatResponse,
+    Collector,
     DragomanError,
     Finish,
     Message,
@@ -45,7 +46,6 @@ from ..core import (
     Usage,
     UsageUpdate,
     VerifierScore,
-    acollect,
     new_id,
 )
 from ..providers.base import LlmProvider
@@ -60,11 +60,11 @@ NESTED_EVENTS = (StepStart, AgentToolCall, AgentToolResult, VerifierScore, Recur
                  CandidateDelta)
 
 
-@dataclass
-class RunState:
-    """What one run accumulates: usage of every inner call, steps, how it ended."""
+class RunState(msgspec.Struct):
+    """What one run accumulates: usage of every inner call, steps, how it ended. (A
+    struct, like ``Turn``: a dataclass with a default factory costs ~10x more to make.)"""
 
-    usage: Usage = field(default_factory=Usage)
+    usage: Usage = msgspec.field(default_factory=Usage)
     steps: int = 0
     stop_reason: StopReason = StopReason.END_TURN
     ctx: RequestContext = NO_CONTEXT
@@ -92,12 +92,11 @@ class Result:
     stop_reason: StopReason = StopReason.END_TURN
 
 
-@dataclass
-class Turn:
-    """One inner call's outcome, filled by ``relay``."""
+class Turn(msgspec.Struct):
+    """One inner call's outcome, filled by ``relay``. (A struct: one per inner call.)"""
 
     text: str = ""
-    usage: Usage = field(default_factory=Usage)
+    usage: Usage = msgspec.field(default_factory=Usage)
     stop_reason: StopReason | None = None
 
     def absorb(self, ev: StreamEvent) -> bool:
@@ -175,6 +174,15 @@ async def relay(provider: LlmProvider, req: ChatRequest, turn: Turn, *,
         await close_stream(stream)
     if turn.stop_reason is None:
         raise UpstreamError(ENDED_EARLY)
+
+
+async def call_whole(provider: LlmProvider, req: ChatRequest,
+                     ctx: RequestContext = NO_CONTEXT) -> Turn:
+    """One inner call answered whole (``complete()``: over HTTP a JSON answer, no stream
+    to parse), for a caller that shows none of its deltas (``run()``): the text, usage
+    and stop reason ``relay`` would have read from the stream."""
+    resp = await provider.complete(req, ctx)
+    return Turn(text=resp.text(), usage=resp.usage, stop_reason=resp.stop_reason)
 
 
 #: why an inner call fails when its stream stops before its ``Finish``
@@ -277,8 +285,16 @@ class Orchestrator:
         yield Finish(stop_reason=run.stop_reason)
 
     async def complete(self, req: ChatRequest, ctx: RequestContext = NO_CONTEXT) -> ChatResponse:
-        async with contextlib.aclosing(self.stream(req, ctx)) as events:
-            return await acollect(events, new_id("agent-"), req.model)
+        # the stream folded, but with no one to read agent events the run builds none (as
+        # in ``run()``) and answers its inner calls whole where it shows no deltas
+        run = RunState(ctx=ctx, events=False)
+        collected = Collector()
+        async with contextlib.aclosing(self._run(req, run)) as events:
+            async for ev in events:
+                collected.feed(ev)
+        collected.usage = run.usage
+        collected.stop_reason = run.stop_reason
+        return collected.response(new_id("agent-"), req.model)
 
     async def run(self, prompt: str | list[Message], *, system: str | None = None,
                   **settings: Any) -> Result:

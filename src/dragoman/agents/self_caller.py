@@ -22,24 +22,37 @@ nested SelfCallers never multiply. Usage sums every iteration and every judge ca
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncGenerator
 from contextvars import ContextVar
 
-from ..core import CandidateDelta, ChatRequest, Message, Recursion, StreamEvent, TextDelta
+import msgspec
+
+from ..core import (
+    CandidateDelta,
+    ChatRequest,
+    Message,
+    Recursion,
+    StreamEvent,
+    TextDelta,
+    UpstreamError,
+)
 from ..providers.base import LlmProvider
+from ..providers.legacy import with_context
 from .judging import Judgement, Scorer
 from .orchestrator import (
+    ENDED_EARLY,
     NESTED_EVENTS,
     Orchestrator,
     RunState,
     Turn,
     assistant,
+    close_stream,
     inner_request,
     question_of,
-    relay,
     user,
 )
+
+_replace = msgspec.structs.replace
 
 REVISION_PROMPT = (
     "Your previous answer scored {confidence:.2f} out of 1 on a confidence check{feedback}. "
@@ -68,6 +81,7 @@ class SelfCaller(Orchestrator):
         self.max_depth = max_depth
         self.min_confidence = min_confidence
         self.revision_prompt = revision_prompt
+        self._inner = with_context(inner)  # called with the request's context
 
     def __repr__(self) -> str:
         return (f"SelfCaller(name={self.name!r}, inner={self.inner!r}, "
@@ -83,47 +97,62 @@ class SelfCaller(Orchestrator):
             enclosing[0], min(self.max_depth, enclosing[1]))
         question = question_of(req)
         messages: list[Message] = list(req.messages)
+        iteration_req = inner_request(req, messages)  # a revision replaces its messages
+        events = run.events  # else no one reads agent events: none are built
         for offset in range(budget + 1):
             depth = start + offset
             last = offset == budget
             run.steps += 1
             turn = Turn()
-            shown: list[str] = []  # this iteration's text so far
+            parts: list[str] = []  # this iteration's text so far
             early: Judgement | None = None
             live = last  # streaming as the answer's content
             _ENCLOSING.set((depth, budget - offset))
+            # the inner stream read here, not through ``relay``: one async generator less
+            # per iteration
+            iteration = self._inner.stream(iteration_req, run.ctx)
             try:
-                async with contextlib.aclosing(relay(self.inner, inner_request(
-                        req, messages), turn, forward=NESTED_EVENTS, ctx=run.ctx)) as iteration:
-                    async for ev in iteration:
-                        if not isinstance(ev, TextDelta):
+                async for ev in iteration:
+                    if not isinstance(ev, TextDelta):
+                        if turn.absorb(ev):
+                            break
+                        if events and isinstance(ev, NESTED_EVENTS):
                             yield ev
-                            continue
-                        if live:
-                            yield ev
-                            continue
-                        shown.append(ev.text)
+                        continue
+                    if not ev.text:
+                        continue
+                    parts.append(ev.text)
+                    if live:
+                        yield ev
+                        continue
+                    if events:
                         yield CandidateDelta(step=depth, branch=0, delta=ev.text)
-                        partial = await self.guard.score_partial(question, "".join(shown),
-                                                                 len(shown))
-                        if partial is None:
-                            continue
-                        run.add(partial.usage)
-                        if partial.score >= self.min_confidence:
-                            early, live = partial, True
-                            yield TextDelta(text="".join(shown))
+                    partial = await self.guard.score_partial(question, "".join(parts),
+                                                             len(parts))
+                    if partial is None:
+                        continue
+                    run.add(partial.usage)
+                    if partial.score >= self.min_confidence:
+                        early, live = partial, True
+                        yield TextDelta(text="".join(parts))
             finally:
+                turn.text = "".join(parts)
                 _ENCLOSING.set(enclosing)
                 run.add(turn.usage)
+                await close_stream(iteration)
+            if turn.stop_reason is None:
+                raise UpstreamError(ENDED_EARLY)
             if early is not None:
-                yield Recursion(depth=depth, confidence=early.score)
+                if events:
+                    yield Recursion(depth=depth, confidence=early.score)
                 return
             judged = await self.guard.score(question, turn.text)
             run.add(judged.usage)
-            yield Recursion(depth=depth, confidence=judged.score)
+            if events:
+                yield Recursion(depth=depth, confidence=judged.score)
             if last or judged.score >= self.min_confidence:
                 if not live and turn.text:
                     yield TextDelta(text=turn.text)
                 return
             messages = [*messages, assistant(turn.text), user(self.revision(judged))]
-
+            iteration_req = _replace(iteration_req, messages=messages)

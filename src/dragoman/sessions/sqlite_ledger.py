@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from itertools import chain
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
+from typing import cast
 
 from .usage import UsageValues
 
@@ -44,7 +45,7 @@ SLICE = 50
 # with its NULL times and its boolean). Registered, the adapter is found at the first look-up
 # and binds what sqlite3 binds anyway: NULL for None (``{}.get(None)`` is None, a C call),
 # 0 or 1 for a bool. (Process-wide: every sqlite3 connection binds these the same way.)
-sqlite3.register_adapter(type(None), {}.get)
+sqlite3.register_adapter(type(None), cast("Callable[[None], None]", {}.get))
 sqlite3.register_adapter(bool, int)
 
 

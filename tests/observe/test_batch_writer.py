@@ -92,23 +92,3 @@ def test_series_steps_and_percentiles() -> None:
     assert s["cost"]["model"] == {"m": [5.0, 0.5]}
     assert percentile([], 50) is None and percentile([1.0, 2.0, 3.0, 4.0], 75) == 3.0
 
-
-def test_bulk_histogram_updates_render_like_prometheus_client_observe() -> None:
-    from prometheus_client import CollectorRegistry, Histogram, generate_latest
-
-    from dragoman.observe.metrics import observe_many
-
-    values = [0.0, 0.004, 0.01, 0.011, 0.5, 0.5, 3.0, 99.0, 1e9]
-    rendered = []
-    for bulk in (False, True):
-        reg = CollectorRegistry()
-        h = Histogram("h_seconds", "h", ["k"], buckets=(0.01, 0.5, 10.0), registry=reg)
-        if bulk:
-            observe_many(h.labels("x"), values)
-        else:
-            for v in values:
-                h.labels("x").observe(v)
-        rendered.append(b"\n".join(line for line in generate_latest(reg).splitlines()
-                                   if b"_created" not in line))
-    assert rendered[0] == rendered[1]
-    assert b'h_seconds_bucket{k="x",le="0.5"} 6.0' in rendered[1]

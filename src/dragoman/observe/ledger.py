@@ -48,12 +48,6 @@ class BatchWriter(Generic[T]):
         if len(pending) == self.max_batch and self._wake is not None:
             self._wake.set()
 
-    def extend(self, items: list[T]) -> None:
-        """Queue several records at once."""
-        self._pending.extend(items)
-        if len(self._pending) >= self.max_batch and self._wake is not None:
-            self._wake.set()
-
     @property
     def pending(self) -> int:
         return len(self._pending)

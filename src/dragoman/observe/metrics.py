@@ -22,13 +22,16 @@ Metric (type): labels
 - ``dragoman_upstream_connections`` (gauge): deployment
 - ``dragoman_session_store_duration_seconds`` (histogram): operation
 
-Cost on the request path: ``observe`` only appends the finished request to a list, and
-in-flight counts are plain integers. ``flush`` (the server calls it every second and
-before every scrape) turns what gathered into metric updates in bulk: one ``inc`` per
-label set and per histogram bucket touched, where prometheus_client's own ``observe``
-takes a lock and walks the buckets for every value (measured: the per-request updates
-cost ~7 % of a pass-through request's instructions, bench/README.md). Breakers and pools
-are sampled by the server, not tracked per request.
+Cost on the request path: ``count`` (the usage listener) adds the finished request into
+the running tally of its label set: one dict lookup by its label values, a ``bisect`` per
+histogram into a preallocated list of bucket counts, a few number adds; nothing is kept
+per request. ``flush`` (the server calls it every second and before every scrape) adds
+each label set's tally into prometheus_client's metrics, one ``inc`` per label set and per
+histogram bucket touched (prometheus_client's own ``observe`` takes a lock and walks the
+buckets for every value). So the once-a-second work grows with the label sets seen in
+that second, not with the requests (measured: bench/README.md, "Metrics tallied per
+label set"). In-flight counts are plain integers; breakers and pools are sampled by the
+server, not tracked per request.
 
 Several worker processes (``dragoman serve --workers N``): ``dragoman serve`` points
 ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before the workers start, every value
@@ -62,6 +65,11 @@ _TOKENS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304
 _STORE = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+
+# The same boundaries in milliseconds, the unit a finished request carries its times in:
+# ``count`` buckets a time without converting it (every boundary is exact in both units).
+_DURATION_MS = tuple(b * 1000 for b in _DURATION)
+_TTFT_MS = tuple(b * 1000 for b in _TTFT)
 
 
 class FinishedRequest(Protocol):
@@ -132,21 +140,43 @@ class _Children:
         return child
 
 
-def observe_many(child: Any, values: Sequence[float]) -> None:
-    """``child.observe(v) for v in values`` in one pass: the sum once, each bucket touched
-    once. Reads prometheus_client's histogram internals (``_upper_bounds``, ``_sum``,
-    ``_buckets``: per-bucket counts, made cumulative when rendered), the same ones its
-    ``observe`` uses; tests/observe compares the two expositions."""
-    bounds = child._upper_bounds
-    counts = [0] * len(bounds)
-    for v in values:
-        counts[bisect_left(bounds, v)] += 1
-    child._sum.inc(sum(values))
+def add_counts(child: Any, counts: Sequence[int], total: float) -> None:
+    """Add bucket ``counts`` (one per upper bound of the histogram ``child``, +Inf last,
+    not cumulative) and their sum ``total`` into it: what ``child.observe`` of each value
+    would have done, one ``inc`` per bucket touched. Reads prometheus_client's histogram
+    internals (``_sum``, ``_buckets``: per-bucket values, made cumulative when rendered), the
+    ones its ``observe`` uses; tests/observe/test_metrics_tally.py compares the expositions."""
+    child._sum.inc(total)
     buckets = child._buckets
     for i, n in enumerate(counts):
         if n:
             buckets[i].inc(n)
 
+
+class _Tally:
+    """What the requests of one label set added since the last flush: counts, sums, and
+    per histogram one count per bucket (``bisect_left`` of the value in the boundaries is
+    its bucket: the first upper bound it does not exceed; the last one is +Inf)."""
+
+    __slots__ = ("cached", "cost", "duration", "duration_ms", "input", "input_sum", "n",
+                 "output", "output_sum", "refused", "ttft", "ttft_ms", "upstream",
+                 "upstream_ms")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.refused = 0
+        self.cached = 0
+        self.cost = 0.0
+        self.duration = [0] * (len(_DURATION_MS) + 1)
+        self.duration_ms = 0.0
+        self.ttft = [0] * (len(_TTFT_MS) + 1)
+        self.ttft_ms = 0.0
+        self.upstream = [0] * (len(_DURATION_MS) + 1)
+        self.upstream_ms = 0.0
+        self.input = [0] * (len(_TOKENS) + 1)
+        self.input_sum = 0
+        self.output = [0] * (len(_TOKENS) + 1)
+        self.output_sum = 0
 
 class GatewayMetrics:
     """The gateway's metrics in a registry of their own (so several gateways in one
@@ -154,7 +184,11 @@ class GatewayMetrics:
 
     def __init__(self) -> None:
         self.dir = multiprocess_dir()
-        self._store_pending: list[tuple[str, float]] = []
+        #: the requests finished since the last flush, tallied by their label values
+        self._tallies: dict[tuple[Any, ...], _Tally] = {}
+        self._retried: list[str] = []
+        #: the session store's operations since the last flush: bucket counts and sum
+        self._store_pending: dict[str, tuple[list[int], list[float]]] = {}
         #: generation requests and streamed answers in flight in this worker
         self.requests_now = 0
         self.streams_now = 0
@@ -215,81 +249,101 @@ class GatewayMetrics:
 
     # --- the request path -------------------------------------------------------------------
 
-    def flush(self, finished: Sequence[FinishedRequest] = ()) -> None:
-        """Apply ``finished`` (the requests ended since the last flush) and the in-flight
+    def count(self, rec: FinishedRequest) -> None:
+        """Tally one finished request (the usage listener): its label set's tally found by
+        one dict lookup, each time and token count bucketed at once. Nothing of the request
+        is kept."""
+        key = (rec.model, rec.deployment, rec.provider, rec.dialect, rec.status, rec.outcome,
+               rec.tenant, rec.served_model)
+        t = self._tallies.get(key)
+        if t is None:
+            t = self._tallies[key] = _Tally()
+        t.n += 1
+        ms = rec.duration_ms
+        t.duration[bisect_left(_DURATION_MS, ms)] += 1
+        t.duration_ms += ms
+        maybe = rec.ttft_ms
+        if maybe is not None:
+            t.ttft[bisect_left(_TTFT_MS, maybe)] += 1
+            t.ttft_ms += maybe
+        maybe = rec.upstream_ms
+        if maybe is not None:
+            t.upstream[bisect_left(_DURATION_MS, maybe)] += 1
+            t.upstream_ms += maybe
+        # The counts read off the ``Usage`` struct: a record's ``input_tokens`` property
+        # is a Python call.
+        u = rec.usage
+        i = u.input_tokens
+        o = u.output_tokens
+        if i or o:
+            t.input[bisect_left(_TOKENS, i)] += 1
+            t.input_sum += i
+            t.output[bisect_left(_TOKENS, o)] += 1
+            t.output_sum += o
+        t.cached += u.cached_tokens
+        t.cost += rec.cost
+        if rec.refused:
+            t.refused += 1
+        if rec.retried:
+            self._retried.extend(rec.retried)
+
+    def store_timing(self) -> Callable[[str, float], None]:
+        """The session store's ``on_timing`` hook (called on the event loop): the time
+        bucketed at once, added into the histogram at the next ``flush``."""
+        pending = self._store_pending
+
+        def timing(operation: str, seconds: float) -> None:
+            got = pending.get(operation)
+            if got is None:
+                got = pending[operation] = ([0] * (len(_STORE) + 1), [0.0])
+            got[0][bisect_left(_STORE, seconds)] += 1
+            got[1][0] += seconds
+
+        return timing
+
+    # --- once a second ----------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Add what was tallied since the last flush into the metrics (one update per label
+        set and per bucket touched, whatever the number of requests), and set the in-flight
         counts."""
         self.in_flight.set(self.requests_now)
         self.streams.set(self.streams_now)
         if self._store_pending:
-            self._flush_store_timings()
-        pending = finished
-        if not pending:
+            for operation, (counts, total) in self._store_pending.items():
+                add_counts(self.store(operation), counts, total[0])
+            self._store_pending.clear()  # (the hook holds this very dict)
+        if self._retried:
+            for label in self._retried:
+                self.retries(label).inc()
+            self._retried.clear()
+        if not self._tallies:
             return
-        # One dict lookup per request (its label values together), then one pass per
-        # value over each label set's requests: list comprehensions, no call per request.
-        groups: dict[tuple[Any, ...], list[FinishedRequest]] = {}
-        for rec in pending:
-            key = (rec.model, rec.deployment, rec.provider, rec.dialect, rec.status,
-                   rec.outcome, rec.tenant, rec.served_model)
-            recs = groups.get(key)
-            if recs is None:
-                groups[key] = [rec]
-            else:
-                recs.append(rec)
-        for (model, deployment, provider, dialect, status, outcome, tenant, served), recs \
-                in groups.items():
-            n = len(recs)
-            self.requests(model, deployment, provider, dialect, str(status), outcome).inc(n)
-            observe_many(self.duration("chat", provider, model,
-                                       "" if outcome == "ok" else outcome),
-                         [r.duration_ms * 0.001 for r in recs])
-            ttft = [t * 0.001 for r in recs if (t := r.ttft_ms) is not None]
-            if ttft:
-                observe_many(self.ttft(provider, model), ttft)
-            upstream = [t * 0.001 for r in recs if (t := r.upstream_ms) is not None]
-            if upstream:
-                observe_many(self.upstream(deployment, provider), upstream)
-            # The counts read off each ``Usage`` struct directly: a record's
-            # ``input_tokens`` property is a Python call per request and count.
-            usages = [r.usage for r in recs]
-            counted = [u for u in usages if u.input_tokens or u.output_tokens]
-            if counted:
-                observe_many(self.tokens("chat", provider, model, "input", tenant),
-                             [u.input_tokens for u in counted])
-                observe_many(self.tokens("chat", provider, model, "output", tenant),
-                             [u.output_tokens for u in counted])
-            cached = sum([u.cached_tokens for u in usages])
-            if cached:
-                self.cached(tenant, model).inc(cached)
-            cost = sum([r.cost for r in recs])
-            if cost:
-                self.cost(tenant, model).inc(cost)
-            for r in recs:
-                for label in r.retried:
-                    self.retries(label).inc()
+        tallies, self._tallies = self._tallies, {}
+        for (model, deployment, provider, dialect, status, outcome, tenant, served), t \
+                in tallies.items():
+            self.requests(model, deployment, provider, dialect, str(status), outcome).inc(t.n)
+            add_counts(self.duration("chat", provider, model,
+                                     "" if outcome == "ok" else outcome),
+                       t.duration, t.duration_ms * 0.001)
+            if any(t.ttft):
+                add_counts(self.ttft(provider, model), t.ttft, t.ttft_ms * 0.001)
+            if any(t.upstream):
+                add_counts(self.upstream(deployment, provider), t.upstream,
+                           t.upstream_ms * 0.001)
+            if any(t.input):
+                add_counts(self.tokens("chat", provider, model, "input", tenant), t.input,
+                           t.input_sum)
+                add_counts(self.tokens("chat", provider, model, "output", tenant), t.output,
+                           t.output_sum)
+            if t.cached:
+                self.cached(tenant, model).inc(t.cached)
+            if t.cost:
+                self.cost(tenant, model).inc(t.cost)
             if served and served != model:
-                self.fallbacks(model, served).inc(n)
-            refused = sum([r.refused for r in recs])
-            if refused:
-                self.refusals(tenant, outcome).inc(refused)
-
-    def store_timing(self) -> Callable[[str, float], None]:
-        """The session store's ``on_timing`` hook: an append, observed at the next
-        ``flush`` (in bulk, like the requests)."""
-        append = self._store_pending.append
-
-        def timing(operation: str, seconds: float) -> None:
-            append((operation, seconds))
-
-        return timing
-
-    def _flush_store_timings(self) -> None:
-        by_operation: dict[str, list[float]] = {}
-        for operation, seconds in self._store_pending:
-            by_operation.setdefault(operation, []).append(seconds)
-        self._store_pending.clear()  # (the hook holds this very list's append)
-        for operation, values in by_operation.items():
-            observe_many(self.store(operation), values)
+                self.fallbacks(model, served).inc(t.n)
+            if t.refused:
+                self.refusals(tenant, outcome).inc(t.refused)
 
     # --- sampled state ----------------------------------------------------------------------
 

@@ -1,11 +1,12 @@
 """The operator's side of one gateway process: its metrics, the usage ledger writer, and
 the sampler that copies breaker states and upstream pool sizes into the metrics.
 
-Every finished generation's record is appended to a list (the ``UsageAccounting``
-listener is that list's ``append``: the cheapest call there is); every second, and before
-a scrape or shutdown, ``refresh`` hands what gathered to the metrics (applied in bulk)
-and, as ledger rows, to the batch writer, which appends them to the sessions database
-(``observe.ledger``). So the request path pays one append for both.
+Every finished generation is handed to two listeners of ``UsageAccounting``: the metrics
+tally it by label set at once (``GatewayMetrics.count``: a dict lookup and a few number
+adds), and the ledger's row, one plain tuple, is queued for the batch writer, which
+appends it to the sessions database (``observe.ledger``). Nothing is kept per request
+for later; every second, and before a scrape or shutdown, ``refresh`` adds the tallies
+into the metrics (work per label set, not per request) and samples breakers and pools.
 
 Nothing at all is done per request for what nobody can read: the metrics only with
 admin keys (``/metrics`` and ``/admin/*`` refuse everyone without them), the ledger only
@@ -53,26 +54,25 @@ class Operations:
         self.metrics = GatewayMetrics()
         self.ledger: BatchWriter[UsageValues] = BatchWriter(sessions.append_usage)
         self._sampler: asyncio.Task[None] | None = None
-        self._finished: list[UsageRecord] = []
         #: the metrics the request path updates (in-flight counts), None when unreadable
         self.live_metrics: GatewayMetrics | None = self.metrics if admin else None
         self._ledger_on = sessions.settings.usage_ledger and (
             admin or sessions.settings.backend != "memory")
-        if admin or self._ledger_on:
-            usage.subscribe(self._finished.append)
         if admin:
+            usage.subscribe(self.metrics.count)
             sessions.on_timing = self.metrics.store_timing()
+        if self._ledger_on:
+            usage.subscribe(self._keep_row)
+
+    def _keep_row(self, rec: UsageRecord) -> None:
+        self.ledger.add(ledger_values(rec))
 
     def refresh(self) -> None:
-        """Hand the finished requests to the metrics and the ledger writer, and copy each
-        deployment's breaker state and open upstream connections into the metrics (this
-        worker's view; the metrics merge the workers)."""
-        batch = self._finished[:]
-        self._finished.clear()  # (the listener holds this very list's append)
+        """Add the requests tallied since the last call into the metrics, and copy each
+        deployment's breaker state and open upstream connections into them (this worker's
+        view; the metrics merge the workers)."""
         m = self.metrics
-        m.flush(batch if self.live_metrics is not None else ())
-        if batch and self._ledger_on:
-            self.ledger.extend(list(map(ledger_values, batch)))
+        m.flush()
         for d in self._models.deployments():
             label = deployment_label(d)
             m.set_breaker(label, d.health.breaker.state.value)

@@ -38,6 +38,7 @@ from typing import Any
 
 import msgspec
 import uvicorn
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.httptools_impl import (
     STATUS_LINE,
     HttpToolsProtocol,
@@ -65,6 +66,9 @@ _LINGER = 2.0
 _UNTIL_CLOSE = 1 << 62
 
 _encode = msgspec.json.Encoder().encode
+
+#: the headers uvicorn's ``ProxyHeadersMiddleware`` reads: without either it changes nothing
+_FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto"})
 
 
 # The parent's methods, called directly on the per-request path (cheaper than super()).
@@ -97,6 +101,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         #: when the connection last went idle (its answer done), None while busy; the
         #: keep-alive timer reads it when it fires (see ``on_response_complete``)
         self._idle_since: float | None = None
+        # uvicorn wraps the app in ``ProxyHeadersMiddleware`` (``proxy_headers``, on by
+        # default): a coroutine and a pass over the headers per request, which change
+        # nothing unless the request has an X-Forwarded-For or -Proto header. The app
+        # runs bare, and through the middleware for a request that has one.
+        self._proxied_app: Any = None
+        self._forwarded = False
+        if isinstance(self.app, ProxyHeadersMiddleware):
+            self._proxied_app = self.app
+            self.app = self.app.app
 
     # -- connection ------------------------------------------------------------------
 
@@ -199,13 +212,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         value = value.rstrip(b" \t")
         if name == b"expect" and value.lower() == b"100-continue":
             self.expect_100_continue = True
+        elif name in _FORWARDED:
+            self._forwarded = True
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._head_bytes = _HEAD_DONE
         if self._timer is not None:
             self._disarm()
-        _parent_headers_complete(self)
+        if self._forwarded and self._proxied_app is not None:
+            self._forwarded = False
+            bare, self.app = self.app, self._proxied_app
+            try:
+                _parent_headers_complete(self)  # (the cycle and its app are made here)
+            finally:
+                self.app = bare
+        else:
+            _parent_headers_complete(self)
         cycle = self.cycle
         if self.scope["http_version"] == "1.0" and cycle is not None \
                 and cycle.scope is self.scope:

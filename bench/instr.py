@@ -129,15 +129,11 @@ def chat_request(stream: bool, key: str) -> tuple[dict[str, Any], bytes]:
     return scope, body
 
 
-def _drive(path: str, n: int, stream: str, upstream: str) -> None:
-    """Run inside valgrind: ``n`` requests through the app, one after another."""
-    if path.startswith("proto-"):
-        _drive_protocol(path.removeprefix("proto-"), n)
-        return
-    import uvloop
-
+def bench_gateway(path: str, stream: str, upstream: str) -> tuple[Any, int]:
+    """The gateway ``_drive`` counts (model ``m`` on nginx, ``pass`` or translated), its
+    wall-clock timers set as the options in the environment say, and how many requests
+    stand for one second of the once-a-second work (0: by the clock)."""
     from dragoman.config import build_gateway, parse_config
-    from dragoman.server.runner import settle_heap
 
     model = {"name": "m", "provider": "openai", "model": "static-model",
              "base_url": upstream + _PREFIX[stream], "api_key": "sk-up",
@@ -171,6 +167,19 @@ def _drive(path: str, n: int, stream: str, upstream: str) -> None:
         from dragoman.server import disconnect
 
         disconnect.WATCH_AFTER = 3600.0
+    return gw, flush_every
+
+
+def _drive(path: str, n: int, stream: str, upstream: str) -> None:
+    """Run inside valgrind: ``n`` requests through the app, one after another."""
+    if path.startswith("proto-"):
+        _drive_protocol(path.removeprefix("proto-"), n)
+        return
+    import uvloop
+
+    from dragoman.server.runner import settle_heap
+
+    gw, flush_every = bench_gateway(path, stream, upstream)
     app: Any = gw.app()
     scope, body = chat_request(bool(stream), "bench")
 
@@ -223,9 +232,15 @@ def _count(path: str, n: int, stream: str, upstream: str) -> int:
            "--shape", stream]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(HERE.parent / "src")}).stderr
-    m = re.search(r"I\s+refs:\s+([\d,]+)", out)
+    return instructions(out)
+
+
+def instructions(valgrind_stderr: str) -> int:
+    """The instruction count callgrind reports at exit."""
+    m = re.search(r"I\s+refs:\s+([\d,]+)", valgrind_stderr)
     if m is None:
-        raise RuntimeError(f"no instruction count in valgrind's output:\n{out[-2000:]}")
+        raise RuntimeError(f"no instruction count in valgrind's output:\n"
+                           f"{valgrind_stderr[-2000:]}")
     return int(m.group(1).replace(",", ""))
 
 

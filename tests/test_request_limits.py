@@ -136,6 +136,25 @@ def test_an_idle_keep_alive_connection_is_closed(gateway: tuple[str, int]) -> No
         assert 0.8 < time.monotonic() - t0 < 4
 
 
+def test_keep_alive_counts_from_the_last_answer(gateway: tuple[str, int]) -> None:
+    """A connection used again within the keep-alive timeout (1 s) stays open until it
+    has been idle that long after its last answer, not after its first."""
+    with connect(gateway) as s:
+        for i in range(2):
+            if i:
+                time.sleep(0.7)  # within the timeout: the connection is still open
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b'{"status":"ok"}'):
+                got = s.recv(65536)
+                assert got, "closed before the answer"
+                answer += got
+            assert status(answer) == 200
+        t0 = time.monotonic()
+        assert read_all(s) == b""
+        assert 0.8 < time.monotonic() - t0 < 4  # from the second answer: ~1 s, not ~0.3
+
+
 def _pid_serving(port: int) -> int:
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():

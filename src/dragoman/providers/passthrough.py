@@ -12,7 +12,7 @@ fault).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 import msgspec
@@ -108,20 +108,65 @@ class Passthrough:
         self.usage = self._forward.usage_of_body(raw)
         return raw
 
-    async def stream(self) -> AsyncGenerator[bytes, None]:
-        """Raises a core error if the upstream fails before answering; after that,
-        failures arrive in-band as the dialect's error frames."""
+    def stream(self) -> RelayedChunks:
+        """The upstream's frames, relayed (the request is sent when first iterated).
+        Raises a core error if the upstream fails before answering; after that, failures
+        arrive in-band as the dialect's error frames."""
         watch = self._forward.stream(self._withhold)
         reader = _Relaying(watch)
-        batches = ReadBatches(lambda: self._send(True), self._provider.error_from, reader)
-        try:
-            async for relayed in batches:
-                for out in relayed:
-                    yield out
-        finally:
-            batches.close()  # (stopped early: the client left)
-            self.usage = watch.usage
-            self.outcome = reader.outcome
+        return RelayedChunks(self, watch, reader, ReadBatches(
+            lambda: self._send(True), self._provider.error_from, reader))
+
+
+class RelayedChunks:
+    """``Passthrough.stream``: the relayed frames, one chunk per item; ``usage`` and
+    ``outcome`` are set on the call when it ends (its end, a failure, or ``aclose``).
+
+    An async iterator written out, as ``ReadBatches`` is and for its reason: an async
+    generator is registered with the event loop when first iterated (a weak set's add and
+    remove per stream)."""
+
+    __slots__ = ("_batches", "_call", "_ended", "_queue", "_reader", "_watch")
+
+    def __init__(self, call: Passthrough, watch: ForwardStream, reader: _Relaying,
+                 batches: ReadBatches[bytes]) -> None:
+        self._call = call
+        self._watch = watch
+        self._reader = reader
+        self._batches = batches
+        self._queue: list[bytes] = []  # the rest of a read's items, last first
+        self._ended = False
+
+    def __aiter__(self) -> RelayedChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        queue = self._queue
+        while not queue:
+            if self._ended:
+                raise StopAsyncIteration
+            try:
+                relayed = await self._batches.__anext__()
+            except BaseException:  # the end, a failure, or cancelled (the client left)
+                self._end()
+                raise
+            if len(relayed) == 1:  # (a read is most often one chunk)
+                return relayed[0]
+            queue.extend(reversed(relayed))
+        return queue.pop()
+
+    async def aclose(self) -> None:
+        self._end()
+
+    def _end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self._queue.clear()
+        self._batches.close()  # (stopped early: the client left)
+        call = self._call
+        call.usage = self._watch.usage
+        call.outcome = self._reader.outcome
 
 
 def forwarded(provider: Upstream, forward: Forward, req: ChatRequest, body: dict[str, Any],

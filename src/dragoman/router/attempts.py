@@ -158,13 +158,18 @@ async def _on_route(route: Route, candidates: Sequence[Deployment],
     last: DragomanError | None = None
     while True:
         now = time.monotonic()
-        available = [d for d in candidates if d.health.breaker.available(now)]
+        # (one deployment, the common case, and a first round: no list is filtered)
+        available: Sequence[Deployment]
+        if len(candidates) == 1:
+            available = candidates if candidates[0].health.breaker.available(now) else ()
+        else:
+            available = [d for d in candidates if d.health.breaker.available(now)]
         if not available:
             if last is not None:
                 raise last
             raise CircuitOpen(f"No deployment of '{route.name}' is available right now "
                               "(circuit open).", retry_after=_until_half_open(candidates, now))
-        untried = [d for d in available if id(d) not in tried]
+        untried = [d for d in available if id(d) not in tried] if tried else available
         if not untried:
             assert last is not None
             if rounds >= policy.retries or (last.retry_after is not None
@@ -174,8 +179,11 @@ async def _on_route(route: Route, candidates: Sequence[Deployment],
             tried.clear()
             await asyncio.sleep(backoff_delay(rounds, policy, last.retry_after))
             continue
-        ready = [d for d in untried if d.health.cool_until <= now] or untried
-        dep = ready[0] if len(ready) == 1 else pick(route.policy.balance, ready)
+        if len(untried) == 1:
+            dep = untried[0]
+        else:
+            ready = [d for d in untried if d.health.cool_until <= now] or untried
+            dep = ready[0] if len(ready) == 1 else pick(route.policy.balance, ready)
         dep.health.breaker.admit(now)  # available, so admitted (an expired open: a probe)
         ticket = Ticket(dep.health)
         attempts += 1

@@ -136,6 +136,23 @@ def _split(path: str) -> list[str]:
     return parts
 
 
+#: path → (segments, routes, params) of the paths that matched an exact route (a handful:
+#: the API's paths with and without /v1), so a request does not split and match again
+_ROUTED: dict[str, tuple[list[str], Routes, list[str]]] = {}
+_ROUTED_KEPT = 64
+
+
+def _route(path: str) -> tuple[list[str], Routes | None, list[str]]:
+    hit = _ROUTED.get(path)
+    if hit is not None:
+        return hit
+    parts = _split(path)
+    routes, params = _match(parts)
+    if routes is not None and not params and len(_ROUTED) < _ROUTED_KEPT:
+        _ROUTED[path] = (parts, routes, params)
+    return parts, routes, params
+
+
 def _error_dialect(scope: Scope, parts: list[str]) -> Dialect:
     if parts[:1] == ["messages"] or header(scope, b"anthropic-version") is not None:
         return MESSAGES
@@ -179,9 +196,10 @@ class App:
                 path = path[len(prefix):]
             else:
                 path = _OUTSIDE_PREFIX
-        parts = _split(path)
-        routes, params = _match(parts)
-        dialect = _error_dialect(scope, parts)
+        parts, routes, params = _route(path)
+        # Errors answer in the route's dialect; before a route is found (and for
+        # /v1/models, which serves both families), in the one the path and headers say.
+        dialect: Dialect | None = None
         try:
             if not parts and method in ("HEAD", "GET"):
                 await send({"type": "http.response.start", "status": 200,
@@ -197,15 +215,15 @@ class App:
                 allowed = ", ".join(sorted(routes))
                 raise InvalidRequest(f"Method {method} is not allowed here; use {allowed}.",
                                      status=405, code="method_not_allowed")
-            handler, route_dialect, needs_auth = entry
-            if parts[0] != "models":  # /v1/models serves both API families
-                dialect = route_dialect
+            handler, dialect, needs_auth = entry
+            if parts[0] == "models":  # /v1/models serves both API families
+                dialect = None
             principal = await authenticate(self.gw.auth, scope) if needs_auth else None
             await handler(self.gw, principal, scope, receive, send, params)  # type: ignore[arg-type]
         except DragomanError as err:
             if line is not None:
                 line.outcome = err.kind.value
-            await send_error(send, dialect, err)
+            await send_error(send, dialect or _error_dialect(scope, parts), err)
         except ClientGone:
             if line is not None:
                 line.outcome = "client_closed"
@@ -217,7 +235,7 @@ class App:
             internal = UpstreamError("The server had an error while processing your request.",
                                      status=500)
             with contextlib.suppress(Exception):
-                await send_error(send, dialect, internal)
+                await send_error(send, dialect or _error_dialect(scope, parts), internal)
         finally:
             if line is not None:
                 line.emit()

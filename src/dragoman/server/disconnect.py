@@ -57,15 +57,6 @@ class _Sweeper:
         self.old: dict[_Guard, None] = {}
         self.timer: asyncio.TimerHandle | None = None
 
-    def add(self, guard: _Guard) -> None:
-        self.young[guard] = None
-        if self.timer is None:
-            self.timer = self.loop.call_later(WATCH_AFTER, self._sweep)
-
-    def discard(self, guard: _Guard) -> None:
-        self.young.pop(guard, None)
-        self.old.pop(guard, None)
-
     def _sweep(self) -> None:
         for guard in self.old:
             guard.watch()
@@ -95,8 +86,15 @@ async def unless_client_leaves(work: Awaitable[T], receive: Receive) -> T | None
     current = asyncio.current_task()
     assert current is not None
     guard = _Guard(current, receive)
-    sweeper = _sweeper(current.get_loop())
-    sweeper.add(guard)
+    loop = current.get_loop()
+    sweeper = _sweepers.get(loop) or _sweeper(loop)
+    # ``_Sweeper.add``, inline (this runs on every request): ``young`` is the generation
+    # the guard joins; a sweep makes it the old one, the next drops it (by then the guard
+    # has its watcher), so the guard is always discarded from this very dict.
+    young = sweeper.young
+    young[guard] = None
+    if sweeper.timer is None:
+        sweeper.timer = loop.call_later(WATCH_AFTER, sweeper._sweep)
     try:
         return await work
     except asyncio.CancelledError:
@@ -109,7 +107,7 @@ async def unless_client_leaves(work: Awaitable[T], receive: Receive) -> T | None
         if guard.watcher is not None:
             guard.watcher.cancel()
         else:
-            sweeper.discard(guard)
+            young.pop(guard, None)
 
 
 async def _wait_disconnect(receive: Receive) -> None:

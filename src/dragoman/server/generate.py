@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Protocol
@@ -40,7 +40,7 @@ from ..core import (
 from ..core.spans import Span
 from ..dialects.contract import Dialect, RenderContext, StreamRenderer
 from ..providers.base import HttpDialectProvider
-from ..providers.passthrough import Passthrough
+from ..providers.passthrough import Passthrough, RelayedChunks
 from ..providers.reads import ReadStream
 from ..router import Deployment, dispatch
 from ..router.first_answer import aclose_events, open_first
@@ -195,8 +195,7 @@ class ForwardedStream:
 
     __slots__ = ("call", "chunks", "first")
 
-    def __init__(self, call: Passthrough, chunks: AsyncGenerator[bytes, None],
-                 first: bytes) -> None:
+    def __init__(self, call: Passthrough, chunks: RelayedChunks, first: bytes) -> None:
         self.call = call
         self.chunks = chunks
         self.first = first

@@ -38,6 +38,7 @@ from typing import Any
 
 import msgspec
 import uvicorn
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.httptools_impl import (
     STATUS_LINE,
     HttpToolsProtocol,
@@ -65,6 +66,9 @@ _LINGER = 2.0
 _UNTIL_CLOSE = 1 << 62
 
 _encode = msgspec.json.Encoder().encode
+
+#: the headers uvicorn's ``ProxyHeadersMiddleware`` reads: without either it changes nothing
+_FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto"})
 
 
 # The parent's methods, called directly on the per-request path (cheaper than super()).
@@ -94,6 +98,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._refusal: tuple[int, str] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._last_read = 0.0
+        #: when the connection last went idle (its answer done), None while busy; the
+        #: keep-alive timer reads it when it fires (see ``on_response_complete``)
+        self._idle_since: float | None = None
+        # uvicorn wraps the app in ``ProxyHeadersMiddleware`` (``proxy_headers``, on by
+        # default): a coroutine and a pass over the headers per request, which change
+        # nothing unless the request has an X-Forwarded-For or -Proto header. The app
+        # runs bare, and through the middleware for a request that has one.
+        self._proxied_app: Any = None
+        self._forwarded = False
+        if isinstance(self.app, ProxyHeadersMiddleware):
+            self._proxied_app = self.app
+            self.app = self.app.app
 
     # -- connection ------------------------------------------------------------------
 
@@ -103,7 +119,49 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        keepalive = self.timeout_keep_alive_task
+        if keepalive is not None:
+            keepalive.cancel()
+            self.timeout_keep_alive_task = None
         super().connection_lost(exc)
+
+    # -- keep-alive ----------------------------------------------------------------------
+    # uvicorn arms a keep-alive timer after every answer and cancels it on the next read:
+    # a timer per request (~7 µs under uvloop, bench/README.md). Here the connection only
+    # notes when it went idle; one timer per connection, armed when none is pending,
+    # closes it once it has been idle ``timeout_keep_alive`` since that moment, or
+    # re-arms for the rest. Same deadline, no timer churn.
+
+    def _unset_keepalive_if_required(self) -> None:
+        # (uvicorn's, on every read: the connection is busy, the pending timer stays)
+        self._idle_since = None
+
+    def on_response_complete(self) -> None:
+        # uvicorn's, with the idle moment noted instead of a new timer
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            self._idle_since = None
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self._keepalive_expired)
+
+    def _keepalive_expired(self) -> None:
+        self.timeout_keep_alive_task = None
+        since = self._idle_since
+        if since is None:
+            return  # busy since: re-armed when its answer is done
+        left = since + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(left, self._keepalive_expired)
+        elif not self.transport.is_closing():
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         head = self._head_bytes
@@ -154,13 +212,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         value = value.rstrip(b" \t")
         if name == b"expect" and value.lower() == b"100-continue":
             self.expect_100_continue = True
+        elif name in _FORWARDED:
+            self._forwarded = True
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._head_bytes = _HEAD_DONE
         if self._timer is not None:
             self._disarm()
-        _parent_headers_complete(self)
+        if self._forwarded and self._proxied_app is not None:
+            self._forwarded = False
+            bare, self.app = self.app, self._proxied_app
+            try:
+                _parent_headers_complete(self)  # (the cycle and its app are made here)
+            finally:
+                self.app = bare
+        else:
+            _parent_headers_complete(self)
         cycle = self.cycle
         if self.scope["http_version"] == "1.0" and cycle is not None \
                 and cycle.scope is self.scope:

@@ -268,10 +268,10 @@ def _messages(raw: Any) -> list[Message]:
         if role == "system" or role == "developer":
             out.append(Message(role="system" if role == "system" else "developer",
                                content=_content(m, where, _SYSTEM_PARTS),
-                               name=opt(m, "name", str, where)))
+                               name=opt(m, "name", str, where) if "name" in m else None))
         elif role == "user":
             out.append(Message(role="user", content=_content(m, where, _USER_PARTS),
-                               name=opt(m, "name", str, where)))
+                               name=opt(m, "name", str, where) if "name" in m else None))
         elif role == "assistant":
             msg = _assistant(m, where, calls)
             if out and out[-1].role == "assistant":
@@ -335,22 +335,24 @@ def parse_request(body: Any) -> ChatRequest:
     # 400 "Missing required parameter" OpenAI answers).
     model = opt(body, "model", str) or ""
     messages = _messages(body.get("messages"))
-    n = opt(body, "n", int)
+    # (an optional field the body does not have costs no call: most have a few)
+    n = opt(body, "n", int) if "n" in body else None
     if n is not None and n != 1:
         raise InvalidRequest("Only n=1 is supported." if n > 1 else
                              "Invalid 'n': integer below minimum value 1.", param="n")
     stream = bool(opt(body, "stream", bool))
     extra = {k: v for k, v in body.items() if k not in _KNOWN}
     include_usage = False
-    so = opt(body, "stream_options", dict)
+    so = opt(body, "stream_options", dict) if "stream_options" in body else None
     if so is not None:
         include_usage = bool(opt(so, "include_usage", bool, "stream_options"))
         rest = {k: v for k, v in so.items() if k != "include_usage"}
         if rest:  # e.g. include_obfuscation: forwarded to a Chat upstream
             extra["stream_options"] = rest
-    max_tokens = opt_tokens(body, "max_completion_tokens")
-    legacy_max = opt_tokens(body, "max_tokens")
-    effort = opt(body, "reasoning_effort", str)
+    max_tokens = opt_tokens(body, "max_completion_tokens") \
+        if "max_completion_tokens" in body else None
+    legacy_max = opt_tokens(body, "max_tokens") if "max_tokens" in body else None
+    effort = opt(body, "reasoning_effort", str) if "reasoning_effort" in body else None
     # (the tools module runs only for a body that has tools: most requests have none)
     tools, hosted = parse_tools(body) if "tools" in body or "functions" in body \
         else (None, None)
@@ -361,18 +363,19 @@ def parse_request(body: Any) -> ChatRequest:
         hosted_tools=hosted,
         tool_choice=parse_tool_choice(body)
         if "tool_choice" in body or "function_call" in body else None,
-        parallel_tool_calls=opt(body, "parallel_tool_calls", bool),
+        parallel_tool_calls=opt(body, "parallel_tool_calls", bool)
+        if "parallel_tool_calls" in body else None,
         max_tokens=max_tokens if max_tokens is not None else legacy_max,
-        temperature=opt_number(body, "temperature"),
-        top_p=opt_number(body, "top_p"),
-        stop=_stop(body),
-        seed=opt(body, "seed", int),
-        response_format=_response_format(body),
+        temperature=opt_number(body, "temperature") if "temperature" in body else None,
+        top_p=opt_number(body, "top_p") if "top_p" in body else None,
+        stop=_stop(body) if "stop" in body else None,
+        seed=opt(body, "seed", int) if "seed" in body else None,
+        response_format=_response_format(body) if "response_format" in body else None,
         reasoning=Reasoning(effort=effort) if effort is not None else None,
         stream=stream,
         include_usage=include_usage and stream,
-        metadata=opt(body, "metadata", dict),
-        user=opt(body, "user", str),
+        metadata=opt(body, "metadata", dict) if "metadata" in body else None,
+        user=opt(body, "user", str) if "user" in body else None,
         dialect=NAME,
         extra=extra or None,
     )

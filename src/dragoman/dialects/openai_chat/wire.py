@@ -152,9 +152,10 @@ def parse_usage(obj: Any) -> Usage | None:
     return Usage(
         input_tokens=_int(obj, "prompt_tokens"),
         output_tokens=_int(obj, "completion_tokens"),
-        cached_tokens=_int(prompt, "cached_tokens"),
-        cache_write_tokens=_int(prompt, "cache_write_tokens"),
-        reasoning_tokens=_int(completion, "reasoning_tokens"),
+        # (details absent, as from many OpenAI-compatible servers: 0 without the calls)
+        cached_tokens=_int(prompt, "cached_tokens") if prompt else 0,
+        cache_write_tokens=_int(prompt, "cache_write_tokens") if prompt else 0,
+        reasoning_tokens=_int(completion, "reasoning_tokens") if completion else 0,
     )
 
 

@@ -26,10 +26,33 @@ class StaleConnection(H1Error):
     method is idempotent."""
 
 
+#: request heads built so far, without the body's length: (method, target, host, headers)
+#: → (head up to the length line, whether the caller set Content-Length). A gateway
+#: sends the same few heads over and over (one per model and mode), so most requests
+#: neither build nor check one.
+_HEADS: dict[tuple[object, ...], tuple[bytes, bool]] = {}
+_HEADS_KEPT = 256
+
+
 def request_head(method: str, target: str, host: str, headers: Mapping[str, str] | None,
                  body_len: int | None) -> bytes:
     """The request line and headers. ``Host`` and ``Content-Length`` are added unless the
     caller set them; a CR, LF or NUL anywhere in a name or value is refused."""
+    key = (method, target, host, tuple(headers.items()) if headers else None)
+    hit = _HEADS.get(key)
+    if hit is None:
+        hit = _head(method, target, host, headers)
+        if len(_HEADS) >= _HEADS_KEPT:
+            _HEADS.clear()
+        _HEADS[key] = hit
+    head, has_length = hit
+    if body_len is not None and not has_length:
+        return head + b"Content-Length: %d\r\n\r\n" % body_len
+    return head + b"\r\n"
+
+
+def _head(method: str, target: str, host: str,
+          headers: Mapping[str, str] | None) -> tuple[bytes, bool]:
     parts = [method, " ", target, " HTTP/1.1\r\n"]
     has_host = has_length = False
     lines = 1
@@ -45,17 +68,13 @@ def request_head(method: str, target: str, host: str, headers: Mapping[str, str]
     if not has_host:
         parts += ("Host: ", host, "\r\n")
         lines += 1
-    if body_len is not None and not has_length:
-        parts += ("Content-Length: ", str(body_len), "\r\n")
-        lines += 1
-    parts.append("\r\n")
     if " " in target:
         raise ValueError("the request target contains a space (not percent-encoded)")
     text = "".join(parts)
     # Every line ends with exactly one CR LF of ours: any other is injected.
-    if text.count("\n") != lines + 1 or text.count("\r") != lines + 1 or "\0" in text:
+    if text.count("\n") != lines or text.count("\r") != lines or "\0" in text:
         raise ValueError("a request header name or value contains CR, LF or NUL")
-    return text.encode()
+    return text.encode(), has_length
 
 
 def split_head(head: bytes) -> list[tuple[str, str]]:

@@ -335,7 +335,7 @@ class Conductor(Orchestrator):
                 yield AgentToolResult(id=f"step{step}-{i}", name=f"worker:{o.role}",
                                       result=o.text, step=step)
             if verifier is not None:
-                judged = await verifier.score(o.task, o.text)
+                judged = await verifier.score(o.task, o.text, run.ctx)
                 run.add(judged.usage)
                 if events:
                     yield VerifierScore(step=step, branch=i + 1, score=judged.score)
@@ -394,7 +394,7 @@ class Conductor(Orchestrator):
         # the worker's stream read here rather than through ``relay``: one async generator
         # less per call (this coroutine already is the layer between worker and inbox)
         turn = Turn()
-        scores = (PartialScores(verifier, out.task, step, i + 1) if verifier is not None
+        scores = (PartialScores(verifier, out.task, step, i + 1, ctx) if verifier is not None
                   else None)
         parts: list[str] = []
         stream = worker.stream(inner_request(req, [user(prompt)], keep_system=False), ctx)

@@ -105,7 +105,7 @@ class SelfCaller(Orchestrator):
                         shown.append(ev.text)
                         yield CandidateDelta(step=depth, branch=0, delta=ev.text)
                         partial = await self.guard.score_partial(question, "".join(shown),
-                                                                 len(shown))
+                                                                 len(shown), run.ctx)
                         if partial is None:
                             continue
                         run.add(partial.usage)
@@ -118,7 +118,7 @@ class SelfCaller(Orchestrator):
             if early is not None:
                 yield Recursion(depth=depth, confidence=early.score)
                 return
-            judged = await self.guard.score(question, turn.text)
+            judged = await self.guard.score(question, turn.text, run.ctx)
             run.add(judged.usage)
             yield Recursion(depth=depth, confidence=judged.score)
             if last or judged.score >= self.min_confidence:

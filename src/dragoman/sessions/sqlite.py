@@ -132,12 +132,14 @@ class SqliteStore(SessionStore):
     # --- the usage ledger: its own thread and connection (``sqlite_ledger``) ----------------
 
     async def append_usage(self, rows: list[UsageValues]) -> None:
-        # Timed like every plan, but its errors not turned into Overloaded: the ledger's
-        # caller (the batch writer) sees the driver's own, e.g. sqlite3.IntegrityError.
-        with self._timer("append_usage"):
-            await self.open()
-            assert self._ledger is not None
-            await self._ledger.append(rows)
+        # Timed like every plan, but not through ``_guarded``: the ledger's caller (the
+        # batch writer) sees the driver's own error, e.g. sqlite3.IntegrityError.
+        await self._timed("append_usage", self._append_to_ledger(rows))
+
+    async def _append_to_ledger(self, rows: list[UsageValues]) -> None:
+        await self.open()
+        assert self._ledger is not None
+        await self._ledger.append(rows)
 
     # --- plans ------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -43,26 +43,6 @@ class Lease:
 
 def _ms() -> int:
     return int(time.time() * 1000)
-
-
-class _Timer:
-    """``SessionStore._timer``: reports to ``timing`` how long its block ran."""
-
-    __slots__ = ("operation", "started", "timing")
-
-    def __init__(self, timing: Callable[[str, float], None], operation: str) -> None:
-        self.timing = timing
-        self.operation = operation
-        self.started = time.perf_counter()
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        self.timing(self.operation, time.perf_counter() - self.started)
-
-
-_UNTIMED = contextlib.nullcontext()
 
 
 class SessionStore(abc.ABC):
@@ -117,23 +97,33 @@ class SessionStore(abc.ABC):
         await self._run(plans.load_response("", "~ping", 0))
 
     async def _run(self, plan: plans.Plan[R], write: bool = False) -> R:
-        with self._timer(plan.__name__):  # type: ignore[attr-defined]
-            try:
-                await self.open()
-                return await self._execute(plan, write)
-            except DragomanError:
-                raise
-            except self.unavailable as e:
-                log.error("session store failed: %s: %s", type(e).__name__, e)
-                raise Overloaded("The session store is unavailable; please retry.",
-                                 code="session_store_unavailable") from None
+        return await self._timed(plan.__name__,  # type: ignore[attr-defined]
+                                 self._guarded(plan, write))
 
-    def _timer(self, operation: str) -> contextlib.AbstractContextManager[None]:
-        """Times ``operation`` for ``on_timing`` (failed or not): the one place a store
-        operation is timed. A context manager, not a wrapping coroutine: no extra frame on
-        every store call."""
+    async def _guarded(self, plan: plans.Plan[R], write: bool) -> R:
+        """Run ``plan``; the driver's errors that mean "unavailable" reach the client as
+        ``Overloaded`` (their text, which may name the server, only the log)."""
+        try:
+            await self.open()
+            return await self._execute(plan, write)
+        except DragomanError:
+            raise
+        except self.unavailable as e:
+            log.error("session store failed: %s: %s", type(e).__name__, e)
+            raise Overloaded("The session store is unavailable; please retry.",
+                             code="session_store_unavailable") from None
+
+    async def _timed(self, operation: str, work: Awaitable[R]) -> R:
+        """Await ``work``, telling ``on_timing`` how long ``operation`` took (failed or
+        not): the one place a store operation is timed."""
         timing = self.on_timing
-        return _UNTIMED if timing is None else _Timer(timing, operation)
+        if timing is None:
+            return await work
+        started = time.perf_counter()
+        try:
+            return await work
+        finally:
+            timing(operation, time.perf_counter() - started)
 
     def _min_created(self) -> int:
         ttl = self.settings.ttl

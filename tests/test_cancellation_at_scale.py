@@ -4,7 +4,7 @@ reservation.
 
 The gateway runs in this process (uvicorn on its own event loop in a thread, real sockets)
 so the test can count that loop's tasks and read the limits store; the upstream is the
-chaos fake with a slow stream that would take a minute to finish.
+chaos fake with a stream that sends its first deltas and then never ends.
 """
 
 from __future__ import annotations
@@ -23,12 +23,16 @@ import pytest
 from dragoman.config import build_gateway, parse_config
 from dragoman.server import Gateway
 from dragoman.server.runner import serve
-from tests.fakes.chaos import ChaosUpstream, Ok
+from tests.fakes.chaos import ChaosUpstream, Stall
 from tests.gateway_proc import free_port, wait_http
 
 DISCONNECTS = 1000
 PARALLEL = 25
-SLOW = Ok(chunks=1200, chunk_delay=0.05)  # a minute of stream: only a disconnect ends it
+# Three deltas at once, then an open stream that only a disconnect ends. Not a slow
+# ticking stream: every tick of every stream still open is work for the fake, the gateway
+# and the client alike, so on a loaded machine the streams that wait longer tick more and
+# starve the rest (a stream then missed its three frames within 10 s).
+SLOW = Stall(after_chunks=3)
 PRICE = {"input_cost_per_mtok": 2.0, "output_cost_per_mtok": 8.0}
 
 

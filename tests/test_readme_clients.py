@@ -1,8 +1,8 @@
 """The README's client recipes, run as written: every Python block of "Using it from
-clients" (the openai and anthropic SDKs, LangChain's ``ChatOpenAI``, the LiteLLM SDK) goes
-to a real ``dragoman serve`` started with no configuration at all, as the README's first
-command does. Only the port changes (8080 -> a free one). The CLI recipes (Codex, Claude
-Code) are covered by tests/test_real_clients.py."""
+clients" (the openai and anthropic SDKs, LangChain's ``ChatOpenAI`` and ``ChatAnthropic``,
+the LiteLLM SDK) goes to a real ``dragoman serve`` started with no configuration at all,
+as the README's first command does. Only the port changes (8080 -> a free one). The CLI
+recipes (Codex, Claude Code) are covered by tests/test_real_clients.py."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ RECIPES = _recipes()
 
 def test_the_readme_has_a_python_recipe_per_library() -> None:
     assert set(RECIPES) == {"OpenAI Python SDK", "Anthropic Python SDK", "LangChain",
-                            "LiteLLM"}
+                            "LangChain ChatAnthropic", "LiteLLM"}
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The configuration reference, generated from the config schema at every docs build.
 
-``dragoman.config.Config`` is a tree of msgspec structs; ``msgspec.inspect`` gives every
+``dragoman.config.Config`` (defined in ``dragoman.config_schema``) is a tree of msgspec structs; ``msgspec.inspect`` gives every
 key with its type and default, and the source gives each key's documentation (the string
 under it, or the ``#:`` comment above it). So the page cannot fall behind the code: a key
 added to a struct is on the page at the next ``mkdocs build``.

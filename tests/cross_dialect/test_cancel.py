@@ -63,12 +63,12 @@ def test_stream_cancel_reaches_upstream(ingress: str, up: str, oai: openai.OpenA
                                         ant: anthropic.Anthropic, upstream: FakeUpstream,
                                         record_property: Callable[[str, object], None]) -> None:
     user, nonce = prompt("slow")
-    started = time.monotonic()
     texts, close = _open_stream(ingress, up, user, oai, ant)
     got = [next(texts) for _ in range(TICKS_BEFORE_CLOSE)]
-    # end-to-end streaming: three 50 ms ticks arrive long before the 10 s answer is done
+    # end-to-end streaming: three 50 ms ticks arrive while the 10 s answer is still being
+    # written (the upstream's own record, not a wall-clock bound a loaded machine misses)
     assert got == [SLOW_TICK] * TICKS_BEFORE_CLOSE
-    assert time.monotonic() - started < 3.0, "the gateway buffered the stream"
+    assert not upstream.one(nonce).completed, "the gateway buffered the stream"
     t0 = time.monotonic()
     close()
     _assert_upstream_closed(upstream, nonce, t0, record_property, f"{ingress}->{up} stream")

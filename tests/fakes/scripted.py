@@ -59,6 +59,8 @@ Script = list[str | Reply] | Callable[[dict[str, Any]], str | Reply]
 class Call:
     model: str
     body: dict[str, Any]
+    #: the request's headers, names in lower case
+    headers: dict[str, str] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     finished: bool = False
     closed_early: bool = False
@@ -144,7 +146,8 @@ class ScriptedUpstream(ThreadedServer):
         model = str(body.get("model"))
         with self._lock:
             turn = sum(1 for c in self._calls if c.model == model)
-            call = Call(model=model, body=body)
+            call = Call(model=model, body=body,
+                        headers={k.lower(): v for k, v in request.headers.items()})
             self._calls.append(call)
         reply = self._reply(model, body, turn)
         self.open += 1

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from dragoman.core import Overloaded
 from dragoman.sessions import SessionStore, StoreSettings, open_store
 from dragoman.sessions.sqlite import SqliteStore
 from dragoman.sessions.sqlite_ledger import SLICE
@@ -78,3 +79,27 @@ async def test_a_batch_abandoned_half_way_is_rolled_back(sqlite_store: SessionSt
     await sqlite_store.append_usage(_rows(3, 100))
     got = await sqlite_store.usage_rows(UsageQuery())
     assert sorted(r.input_tokens for r in got) == [100, 101, 102]
+
+
+async def test_ledger_writes_are_timed_like_plans_but_keep_the_driver_error(
+        sqlite_store: SessionStore) -> None:
+    """One timing mechanism (``SessionStore._timed``) for the plans and the ledger's own
+    writer, failed calls included; a plan's driver error reaches the caller as
+    ``Overloaded``, a ledger write's as the driver raised it (the batch writer's)."""
+    assert isinstance(sqlite_store, SqliteStore)
+    timed: list[str] = []
+    sqlite_store.on_timing = lambda operation, seconds: timed.append(operation)
+    await sqlite_store.append_usage(_rows(2))
+    await sqlite_store.usage_rows(UsageQuery())
+    bad = list(_rows(1)[0])
+    bad[1] = None  # tenant NOT NULL
+    with pytest.raises(sqlite3.IntegrityError):
+        await sqlite_store.append_usage([tuple(bad)])
+    with sqlite3.connect(sqlite_store.path) as other:
+        other.execute("DROP TABLE usage_ledger")
+    with pytest.raises(Overloaded):
+        await sqlite_store.usage_rows(UsageQuery())
+    with pytest.raises(sqlite3.OperationalError):
+        await sqlite_store.append_usage(_rows(1))
+    assert timed == ["append_usage", "usage_rows", "append_usage", "usage_rows",
+                     "append_usage"]

@@ -141,7 +141,7 @@ class AbMcts(Orchestrator):
             model = tree.choose_model(parent)
             branch = len(tree.nodes)
             turn = Turn()
-            scores = PartialScores(self.verifier, question, step, branch)
+            scores = PartialScores(self.verifier, question, step, branch, run.ctx)
             request = _replace(base, messages=self._conversation(req, tree, parent,
                                                                  refinements))
             # The rollout's stream is read here, not through ``relay``: one async
@@ -171,7 +171,7 @@ class AbMcts(Orchestrator):
                     await close_stream(stream)
                 if turn.stop_reason is None:
                     raise UpstreamError(ENDED_EARLY)
-                judged = await self.verifier.score(question, turn.text)
+                judged = await self.verifier.score(question, turn.text, run.ctx)
                 run.add(judged.usage)
             except DragomanError as e:  # this branch fails, the search goes on
                 last_error = e

@@ -394,7 +394,7 @@ class Conductor(Orchestrator):
             yield AgentToolResult(id=f"step{step}-{i}", name=f"worker:{o.role}",
                                   result=o.text, step=step)
             if verifier is not None:
-                judged = await verifier.score(o.task, o.text)
+                judged = await verifier.score(o.task, o.text, run.ctx)
                 run.add(judged.usage)
                 yield VerifierScore(step=step, branch=i + 1, score=judged.score)
 
@@ -422,7 +422,7 @@ class Conductor(Orchestrator):
         for o in outcomes:
             run.add(o.usage)
             if o.error is None and verifier is not None:
-                run.add((await verifier.score(o.task, o.text)).usage)
+                run.add((await verifier.score(o.task, o.text, run.ctx)).usage)
 
     def _fails_fast(self, i: int, outcomes: list[_Outcome],
                     tasks: list[asyncio.Task[None]]) -> bool:
@@ -459,7 +459,8 @@ class Conductor(Orchestrator):
                     assert me is not None  # a task of _dispatch's
                     clock = asyncio.get_running_loop().call_later(
                         self.worker_timeout, _expire, [(me, out)])
-                scores = (PartialScores(job.verifier, out.task, job.step, i + 1)
+                scores = (PartialScores(job.verifier, out.task, job.step, i + 1,
+                                         job.ctx)
                           if job.verifier is not None else None)
                 if job.events or (scores is not None and scores.scorer is not None):
                     await self._stream_worker(worker, call_req, job, i, out, scores)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from ..core import NO_CONTEXT, RequestContext
 from .judging import Judgement, ModelJudge, Rules, Scorer
 from .orchestrator import NO_USAGE
 
@@ -26,12 +27,14 @@ class RuleBased:
         return f"guards.RuleBased(min_chars={self.rules.min_chars}, " \
                f"pattern={self.rules.pattern!r})"
 
-    async def score(self, question: str, answer: str) -> Judgement:
+    async def score(self, question: str, answer: str,
+                    ctx: RequestContext = NO_CONTEXT) -> Judgement:
         failed = self.rules.failures(answer)
         return Judgement(score=0.0 if failed else 1.0, feedback="; ".join(failed),
                          usage=NO_USAGE)
 
-    async def score_partial(self, question: str, text: str, deltas: int) -> Judgement | None:
+    async def score_partial(self, question: str, text: str, deltas: int,
+                            ctx: RequestContext = NO_CONTEXT) -> Judgement | None:
         return None if self.rules.failures(text) else Judgement(score=1.0, usage=NO_USAGE)
 
 

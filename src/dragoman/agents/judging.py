@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 import msgspec
 
-from ..core import ChatRequest, Usage, VerifierScore
+from ..core import NO_CONTEXT, ChatRequest, RequestContext, Usage, VerifierScore
 from ..providers.base import LlmProvider
 from .orchestrator import NO_USAGE, call, user
 
@@ -34,10 +34,14 @@ class Judgement(msgspec.Struct, frozen=True):
 
 @runtime_checkable
 class Scorer(Protocol):
-    async def score(self, question: str, answer: str) -> Judgement: ...
+    """``ctx``: the run's request context, for a scorer that calls a model (its call
+    carries the caller's tenant, forwarded headers and trace like every inner call)."""
 
-    async def score_partial(self, question: str, text: str,
-                            deltas: int) -> Judgement | None: ...
+    async def score(self, question: str, answer: str,
+                    ctx: RequestContext = NO_CONTEXT) -> Judgement: ...
+
+    async def score_partial(self, question: str, text: str, deltas: int,
+                            ctx: RequestContext = NO_CONTEXT) -> Judgement | None: ...
 
 
 def clamp(x: float) -> float:
@@ -154,11 +158,12 @@ class ModelJudge:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(judge={self.judge!r})"
 
-    async def score(self, question: str, answer: str) -> Judgement:
+    async def score(self, question: str, answer: str,
+                    ctx: RequestContext = NO_CONTEXT) -> Judgement:
         req = ChatRequest(model=getattr(self.judge, "name", "judge"),
                           messages=[user(judge_prompt(self.rubric, question, answer))],
                           max_tokens=self.max_tokens, temperature=0.0, stream=True)
-        turn = await call(self.judge, req)
+        turn = await call(self.judge, req, ctx)
         return Judgement(score=parse_score(turn.text), feedback=feedback_of(turn.text),
                          usage=turn.usage)
 
@@ -167,12 +172,13 @@ class ModelJudge:
         """Whether partial text is ever judged (``PartialScores`` skips it if not)."""
         return self.streaming_min_chars is not None
 
-    async def score_partial(self, question: str, text: str, deltas: int) -> Judgement | None:
+    async def score_partial(self, question: str, text: str, deltas: int,
+                            ctx: RequestContext = NO_CONTEXT) -> Judgement | None:
         if self.streaming_min_chars is None or len(text) < self.streaming_min_chars:
             return None
         if deltas % self.streaming_every_n:
             return None
-        return await self.score(question, text)
+        return await self.score(question, text, ctx)
 
 
 
@@ -182,10 +188,12 @@ class PartialScores:
     no scorer, or one that never scores partial text (``scores_partial`` false), it does
     nothing: ``scorer`` is None then, and a caller need not feed it."""
 
-    __slots__ = ("_deltas", "_parts", "branch", "question", "scorer", "step", "usage")
+    __slots__ = ("_deltas", "_parts", "branch", "ctx", "question", "scorer", "step", "usage")
 
-    def __init__(self, scorer: Scorer | None, question: str, step: int, branch: int) -> None:
+    def __init__(self, scorer: Scorer | None, question: str, step: int, branch: int,
+                 ctx: RequestContext = NO_CONTEXT) -> None:
         self.scorer = scorer if getattr(scorer, "scores_partial", True) else None
+        self.ctx = ctx
         self.question = question
         self.step = step
         self.branch = branch
@@ -199,7 +207,7 @@ class PartialScores:
         self._parts.append(delta)
         self._deltas += 1
         got = await self.scorer.score_partial(self.question, "".join(self._parts),
-                                              self._deltas)
+                                              self._deltas, self.ctx)
         if got is None:
             return None
         if got.usage != NO_USAGE:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from ..core import ChatRequest, Message, Usage
+from ..core import NO_CONTEXT, ChatRequest, Message, RequestContext, Usage
 from ..providers.base import LlmProvider
 from .orchestrator import call, text_of, user
 
@@ -35,7 +35,10 @@ class Route:
 
 @runtime_checkable
 class Router(Protocol):
-    async def route(self, messages: Sequence[Message], candidates: Sequence[str]) -> Route: ...
+    """``ctx``: the run's request context (a router model's call carries it)."""
+
+    async def route(self, messages: Sequence[Message], candidates: Sequence[str],
+                    ctx: RequestContext = NO_CONTEXT) -> Route: ...
 
 
 _CODE_WORDS = ("fn ", "def ", "class ", "import ", "function ", "return ", "let ", "const ")
@@ -65,7 +68,8 @@ class RegexRouter:
     def __repr__(self) -> str:
         return "routers.RegexRouter()"
 
-    async def route(self, messages: Sequence[Message], candidates: Sequence[str]) -> Route:
+    async def route(self, messages: Sequence[Message], candidates: Sequence[str],
+                    ctx: RequestContext = NO_CONTEXT) -> Route:
         if not candidates:
             raise ValueError("no candidates to route to")
         index, confidence = regex_choice(last_user_text(messages))
@@ -108,14 +112,15 @@ class LlmRouter:
     def __repr__(self) -> str:
         return f"routers.LlmRouter(model={self.model!r})"
 
-    async def route(self, messages: Sequence[Message], candidates: Sequence[str]) -> Route:
+    async def route(self, messages: Sequence[Message], candidates: Sequence[str],
+                    ctx: RequestContext = NO_CONTEXT) -> Route:
         if not candidates:
             raise ValueError("no candidates to route to")
         text = self.prompt.format(candidates="\n".join(f"- {c}" for c in candidates),
                                   transcript=_transcript(messages))
         req = ChatRequest(model=getattr(self.model, "name", "router"), messages=[user(text)],
                           max_tokens=self.max_tokens, temperature=0.0, stream=True)
-        turn = await call(self.model, req)
+        turn = await call(self.model, req, ctx)
         choice = pick_candidate(turn.text, candidates)
         if choice is None:
             return Route(choice=candidates[0], confidence=0.0,

@@ -128,7 +128,7 @@ class SelfCaller(Orchestrator):
                     if events:
                         yield CandidateDelta(step=depth, branch=0, delta=ev.text)
                     partial = await self.guard.score_partial(question, "".join(parts),
-                                                             len(parts))
+                                                             len(parts), run.ctx)
                     if partial is None:
                         continue
                     run.add(partial.usage)
@@ -146,7 +146,7 @@ class SelfCaller(Orchestrator):
                 if events:
                     yield Recursion(depth=depth, confidence=early.score)
                 return
-            judged = await self.guard.score(question, turn.text)
+            judged = await self.guard.score(question, turn.text, run.ctx)
             run.add(judged.usage)
             if events:
                 yield Recursion(depth=depth, confidence=judged.score)

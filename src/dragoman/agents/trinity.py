@@ -164,7 +164,7 @@ class Trinity(Orchestrator):
             run.steps += 1
             view = [*req.messages, *(assistant(f"[{r}] {t}") for r, t in work)]
             route = await self.router.route([*view, user(status)] if status else view,
-                                            self._candidates)
+                                            self._candidates, run.ctx)
             run.add(route.usage)
             role = self._role_of(route.choice)
             if kind_of(role) == VERIFIER and not answer:
@@ -174,7 +174,7 @@ class Trinity(Orchestrator):
             turn = Turn()
             # the turn's scorer: a verifier turn's verdict is its score
             scores = PartialScores(self.verifier if kind != VERIFIER else None, question,
-                                   step, branch)
+                                   step, branch, run.ctx)
             try:
                 async with contextlib.aclosing(relay(
                         self._agents[role], self._turn_request(req, kind, work), turn,
@@ -201,7 +201,7 @@ class Trinity(Orchestrator):
             if kind == WORKER or not answer:
                 answer = turn.text
             if self.verifier is not None:
-                judged = await self.verifier.score(question, turn.text)
+                judged = await self.verifier.score(question, turn.text, run.ctx)
                 run.add(judged.usage)
                 yield VerifierScore(step=step, branch=branch, score=judged.score)
             if kind == WORKER and not self._has_verifier:

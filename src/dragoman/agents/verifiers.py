@@ -13,6 +13,7 @@ Conductor and Trinity report them (``VerifierScore`` events) for each worker or 
 
 from __future__ import annotations
 
+from ..core import NO_CONTEXT, RequestContext
 from .judging import DEFAULT_RUBRIC, Judgement, ModelJudge, Rules, Scorer
 from .orchestrator import NO_USAGE
 
@@ -48,10 +49,12 @@ class RuleBased:
         return Judgement(score=1.0 - len(failed) / self._count, feedback="; ".join(failed),
                          usage=NO_USAGE)
 
-    async def score(self, question: str, answer: str) -> Judgement:
+    async def score(self, question: str, answer: str,
+                    ctx: RequestContext = NO_CONTEXT) -> Judgement:
         return self._judge(answer)
 
-    async def score_partial(self, question: str, text: str, deltas: int) -> Judgement | None:
+    async def score_partial(self, question: str, text: str, deltas: int,
+                            ctx: RequestContext = NO_CONTEXT) -> Judgement | None:
         # only the score is shown for partial text: no feedback sentence to join
         return Judgement(score=1.0 - len(self._failures(text)) / self._count, usage=NO_USAGE)
 

@@ -63,8 +63,11 @@ class BatchWriter(Generic[T]):
         while not self._closing:
             delay = self.interval if not self._failures else \
                 min(MAX_BACKOFF, self.interval * 2 ** self._failures)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for wraps the wait in a task of
+            # its own, a new one every interval for the gateway's whole life
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
             self._wake.clear()
             await self.flush()
 

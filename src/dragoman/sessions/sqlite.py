@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -133,13 +132,14 @@ class SqliteStore(SessionStore):
     # --- the usage ledger: its own thread and connection (``sqlite_ledger``) ----------------
 
     async def append_usage(self, rows: list[UsageValues]) -> None:
-        timing = self.on_timing
-        started = time.perf_counter() if timing is not None else 0.0
+        # Timed like every plan, but not through ``_guarded``: the ledger's caller (the
+        # batch writer) sees the driver's own error, e.g. sqlite3.IntegrityError.
+        await self._timed("append_usage", self._append_to_ledger(rows))
+
+    async def _append_to_ledger(self, rows: list[UsageValues]) -> None:
         await self.open()
         assert self._ledger is not None
         await self._ledger.append(rows)
-        if timing is not None:
-            timing("append_usage", time.perf_counter() - started)
 
     # --- plans ------------------------------------------------------------------------------
 

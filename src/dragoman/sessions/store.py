@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -97,8 +97,12 @@ class SessionStore(abc.ABC):
         await self._run(plans.load_response("", "~ping", 0))
 
     async def _run(self, plan: plans.Plan[R], write: bool = False) -> R:
-        timing = self.on_timing
-        started = time.perf_counter() if timing is not None else 0.0
+        return await self._timed(plan.__name__,  # type: ignore[attr-defined]
+                                 self._guarded(plan, write))
+
+    async def _guarded(self, plan: plans.Plan[R], write: bool) -> R:
+        """Run ``plan``; the driver's errors that mean "unavailable" reach the client as
+        ``Overloaded`` (their text, which may name the server, only the log)."""
         try:
             await self.open()
             return await self._execute(plan, write)
@@ -108,9 +112,18 @@ class SessionStore(abc.ABC):
             log.error("session store failed: %s: %s", type(e).__name__, e)
             raise Overloaded("The session store is unavailable; please retry.",
                              code="session_store_unavailable") from None
+
+    async def _timed(self, operation: str, work: Awaitable[R]) -> R:
+        """Await ``work``, telling ``on_timing`` how long ``operation`` took (failed or
+        not): the one place a store operation is timed."""
+        timing = self.on_timing
+        if timing is None:
+            return await work
+        started = time.perf_counter()
+        try:
+            return await work
         finally:
-            if timing is not None:
-                timing(plan.__name__, time.perf_counter() - started)  # type: ignore[attr-defined]
+            timing(operation, time.perf_counter() - started)
 
     def _min_created(self) -> int:
         ttl = self.settings.ttl

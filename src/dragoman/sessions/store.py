@@ -96,9 +96,13 @@ class SessionStore(abc.ABC):
         response id that cannot exist."""
         await self._run(plans.load_response("", "~ping", 0))
 
-    async def _run(self, plan: plans.Plan[R], write: bool = False) -> R:
-        return await self._timed(plan.__name__,  # type: ignore[attr-defined]
-                                 self._guarded(plan, write))
+    def _run(self, plan: plans.Plan[R], write: bool = False) -> Awaitable[R]:
+        # a plain function handing back the awaitable: untimed, a store call is one
+        # coroutine (``_guarded``), not three
+        work = self._guarded(plan, write)
+        if self.on_timing is None:
+            return work
+        return self._timed(plan.__name__, work)  # type: ignore[attr-defined]
 
     async def _guarded(self, plan: plans.Plan[R], write: bool) -> R:
         """Run ``plan``; the driver's errors that mean "unavailable" reach the client as

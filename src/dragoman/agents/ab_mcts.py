@@ -111,18 +111,20 @@ class AbMcts(Orchestrator):
 
     def _conversation(self, req: ChatRequest, tree: Tree, parent: int,
                       refinements: dict[int, list[Message]]) -> list[Message]:
-        """A fresh answer under the root; under a node, a refinement of its answer (the
-        same two messages every time that node is refined: written once per run)."""
+        """A fresh answer under the root (the client's messages); under a node, a
+        refinement of its answer: the client's messages, the node's answer and the refine
+        prompt with its score and feedback — one list per node and run, shared by every
+        refinement of that node (the providers only read it)."""
         if parent == 0:
-            return list(req.messages)
-        added = refinements.get(parent)
-        if added is None:
+            return req.messages
+        messages = refinements.get(parent)
+        if messages is None:
             node = tree.nodes[parent]
             feedback = f" Feedback: {node.feedback}" if node.feedback else ""
-            added = refinements[parent] = [
-                assistant(node.answer),
+            messages = refinements[parent] = [
+                *req.messages, assistant(node.answer),
                 user(self.refine_prompt.format(score=node.score, feedback=feedback))]
-        return [*req.messages, *added]
+        return messages
 
     async def _run(self, req: ChatRequest, run: RunState) -> AsyncGenerator[StreamEvent, None]:
         tree = Tree(branching_factor=self.branching_factor, models=len(self.models),
@@ -132,22 +134,30 @@ class AbMcts(Orchestrator):
         base = inner_request(req, [], temperature=self.temperature)
         refinements: dict[int, list[Message]] = {}
         last_error: DragomanError | None = None
+        verifier, rollers, ctx = self.verifier, self._rollers, run.ctx
+        # ``run()`` reads no events: none are built, and partial text is scored only by a
+        # verifier that calls a model (its usage counts whether anyone sees the score)
+        events = run.events
+        partial_scorer = verifier if events or getattr(verifier, "calls_model", True) \
+            else None
         for step in range(self.max_iterations):
             if self.max_tokens is not None and run.usage.total_tokens >= self.max_tokens:
                 break
-            yield StepStart(index=step)
+            if events:
+                yield StepStart(index=step)
             run.steps += 1
             parent = tree.select()
             model = tree.choose_model(parent)
             branch = len(tree.nodes)
             turn = Turn()
-            scores = PartialScores(self.verifier, question, step, branch)
+            scores = None if partial_scorer is None \
+                else PartialScores(partial_scorer, question, step, branch)
             request = _replace(base, messages=self._conversation(req, tree, parent,
                                                                  refinements))
             # The rollout's stream is read here, not through ``relay``: one async
             # generator less per iteration (the same event handling: ``Turn.absorb``).
             parts: list[str] = []
-            stream = self._rollers[model].stream(request, run.ctx)
+            stream = rollers[model].stream(request, ctx)
             try:
                 try:
                     async for ev in stream:
@@ -155,33 +165,37 @@ class AbMcts(Orchestrator):
                             if not ev.text:
                                 continue
                             parts.append(ev.text)
-                            yield CandidateDelta(step=step, branch=branch, delta=ev.text)
-                            if scores.scorer is not None:
+                            if events:
+                                yield CandidateDelta(step=step, branch=branch, delta=ev.text)
+                            if scores is not None and scores.scorer is not None:
                                 partial = await scores.feed(ev.text)
-                                if partial is not None:
+                                if partial is not None and events:
                                     yield partial
-                        elif isinstance(ev, FORWARDED):
-                            yield ev
                         elif turn.absorb(ev):
                             break
+                        elif events and isinstance(ev, FORWARDED):
+                            yield ev
                 finally:
                     turn.text = "".join(parts)
                     run.add(turn.usage)
-                    run.add(scores.usage)
+                    if scores is not None:
+                        run.add(scores.usage)
                     await close_stream(stream)
                 if turn.stop_reason is None:
                     raise UpstreamError(ENDED_EARLY)
-                judged = await self.verifier.score(question, turn.text)
+                judged = await verifier.score(question, turn.text)
                 run.add(judged.usage)
             except DragomanError as e:  # this branch fails, the search goes on
                 last_error = e
                 tree.add(parent, model=model, score=0.0, answer=turn.text, failed=True,
                          feedback=str(e))
-                yield VerifierScore(step=step, branch=branch, score=0.0)
+                if events:
+                    yield VerifierScore(step=step, branch=branch, score=0.0)
                 continue
             tree.add(parent, model=model, score=judged.score, answer=turn.text,
                      feedback=judged.feedback)
-            yield VerifierScore(step=step, branch=branch, score=judged.score)
+            if events:
+                yield VerifierScore(step=step, branch=branch, score=judged.score)
             if judged.score >= self.min_confidence:
                 break
         best = tree.best()

@@ -110,26 +110,21 @@ class AbMcts(Orchestrator):
                 f"max_iterations={self.max_iterations})")
 
     def _conversation(self, req: ChatRequest, tree: Tree, parent: int,
-                      refinements: dict[int, list[Message]],
                       prompts: dict[tuple[float, str], Message]) -> list[Message]:
         """A fresh answer under the root (the client's messages); under a node, a
         refinement of its answer: the client's messages, the node's answer and the refine
-        prompt with its score and feedback — one list per node and run, shared by every
-        refinement of that node (the providers only read it), and one refine prompt per
-        score and feedback (a rule verifier gives many answers the same)."""
+        prompt with its score and feedback (one prompt per score and feedback in a run: a
+        rule verifier gives many answers the same)."""
         if parent == 0:
             return req.messages
-        messages = refinements.get(parent)
-        if messages is None:
-            node = tree.nodes[parent]
-            key = (node.score, node.feedback)
-            prompt = prompts.get(key)
-            if prompt is None:
-                feedback = f" Feedback: {node.feedback}" if node.feedback else ""
-                prompt = prompts[key] = user(
-                    self.refine_prompt.format(score=node.score, feedback=feedback))
-            messages = refinements[parent] = [*req.messages, assistant(node.answer), prompt]
-        return messages
+        node = tree.nodes[parent]
+        key = (node.score, node.feedback)
+        prompt = prompts.get(key)
+        if prompt is None:
+            feedback = f" Feedback: {node.feedback}" if node.feedback else ""
+            prompt = prompts[key] = user(
+                self.refine_prompt.format(score=node.score, feedback=feedback))
+        return [*req.messages, assistant(node.answer), prompt]
 
     async def _run(self, req: ChatRequest, run: RunState) -> AsyncGenerator[StreamEvent, None]:
         tree = Tree(branching_factor=self.branching_factor, models=len(self.models),
@@ -137,7 +132,9 @@ class AbMcts(Orchestrator):
         question = question_of(req)
         # every rollout's request but its messages (set per rollout: one field to replace)
         base = inner_request(req, [], temperature=self.temperature)
-        refinements: dict[int, list[Message]] = {}
+        # one request per parent node and run, shared by every rollout under it (the
+        # providers only read it)
+        requests: dict[int, ChatRequest] = {}
         prompts: dict[tuple[float, str], Message] = {}
         last_error: DragomanError | None = None
         verifier, rollers, ctx = self.verifier, self._rollers, run.ctx
@@ -158,8 +155,10 @@ class AbMcts(Orchestrator):
             turn = Turn()
             scores = None if partial_scorer is None \
                 else PartialScores(partial_scorer, question, step, branch)
-            request = _replace(base, messages=self._conversation(req, tree, parent,
-                                                                 refinements, prompts))
+            request = requests.get(parent)
+            if request is None:
+                request = requests[parent] = _replace(
+                    base, messages=self._conversation(req, tree, parent, prompts))
             # The rollout's stream is read here, not through ``relay``: one async
             # generator less per iteration (the same event handling: ``Turn.absorb``).
             parts: list[str] = []

@@ -49,10 +49,10 @@ from dragoman.core import (
     ChatResponse,
     Finish,
     StreamEvent,
+    Text,
     TextDelta,
     Usage,
     UsageUpdate,
-    acollect,
 )
 from dragoman.providers.base import LlmProvider
 
@@ -84,7 +84,10 @@ class Instant:
         pass
 
     async def complete(self, req: ChatRequest) -> ChatResponse:
-        return await acollect(self.stream(req), "x", self.name)
+        # the whole answer at once (as an upstream's JSON body: not a stream folded up)
+        self.calls += 1
+        return ChatResponse(id="x", model=self.name, content=[Text(text=self.reply(req))],
+                            usage=Usage(input_tokens=10, output_tokens=5))
 
     async def stream(self, req: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         self.calls += 1

@@ -143,6 +143,8 @@ class AbMcts(Orchestrator):
         events = run.events
         partial_scorer = verifier if events or getattr(verifier, "calls_model", True) \
             else None
+        whole = not events and (partial_scorer is None
+                                or not getattr(partial_scorer, "scores_partial", True))
         for step in range(self.max_iterations):
             if self.max_tokens is not None and run.usage.total_tokens >= self.max_tokens:
                 break
@@ -159,35 +161,43 @@ class AbMcts(Orchestrator):
             if request is None:
                 request = requests[parent] = _replace(
                     base, messages=self._conversation(req, tree, parent, prompts))
-            # The rollout's stream is read here, not through ``relay``: one async
-            # generator less per iteration (the same event handling: ``Turn.absorb``).
-            parts: list[str] = []
-            stream = rollers[model].stream(request, ctx)
             try:
-                try:
-                    async for ev in stream:
-                        if isinstance(ev, TextDelta):
-                            if not ev.text:
-                                continue
-                            parts.append(ev.text)
-                            if events:
-                                yield CandidateDelta(step=step, branch=branch, delta=ev.text)
-                            if scores is not None and scores.scorer is not None:
-                                partial = await scores.feed(ev.text)
-                                if partial is not None and events:
-                                    yield partial
-                        elif turn.absorb(ev):
-                            break
-                        elif events and isinstance(ev, FORWARDED):
-                            yield ev
-                finally:
-                    turn.text = "".join(parts)
-                    run.add(turn.usage)
-                    if scores is not None:
-                        run.add(scores.usage)
-                    await close_stream(stream)
-                if turn.stop_reason is None:
-                    raise UpstreamError(ENDED_EARLY)
+                if whole:
+                    # nobody reads the rollout's deltas: one whole answer (over HTTP a
+                    # JSON body, cheaper to read than the same answer as SSE)
+                    whole_answer = await rollers[model].complete(request, ctx)
+                    turn.text = whole_answer.text()
+                    run.add(whole_answer.usage)
+                else:
+                    # The rollout's stream is read here, not through ``relay``: one async
+                    # generator less per iteration (the same event handling: ``Turn.absorb``).
+                    parts: list[str] = []
+                    stream = rollers[model].stream(request, ctx)
+                    try:
+                        async for ev in stream:
+                            if isinstance(ev, TextDelta):
+                                if not ev.text:
+                                    continue
+                                parts.append(ev.text)
+                                if events:
+                                    yield CandidateDelta(step=step, branch=branch,
+                                                         delta=ev.text)
+                                if scores is not None and scores.scorer is not None:
+                                    partial = await scores.feed(ev.text)
+                                    if partial is not None and events:
+                                        yield partial
+                            elif turn.absorb(ev):
+                                break
+                            elif events and isinstance(ev, FORWARDED):
+                                yield ev
+                    finally:
+                        turn.text = "".join(parts)
+                        run.add(turn.usage)
+                        if scores is not None:
+                            run.add(scores.usage)
+                        await close_stream(stream)
+                    if turn.stop_reason is None:
+                        raise UpstreamError(ENDED_EARLY)
                 judged = await verifier.score(question, turn.text)
                 run.add(judged.usage)
             except DragomanError as e:  # this branch fails, the search goes on

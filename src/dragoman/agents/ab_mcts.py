@@ -19,6 +19,8 @@ What a client sees per iteration: ``dragoman.step``, the rollout's text as
 the first rollout is branch 1) with partial ``verifier_score``s if the verifier scores
 partial text, then the rollout's final ``verifier_score {step, branch, score}``. Only the
 chosen answer streams as content, at the end. Usage sums every rollout and judge call.
+``run()`` reads no events: none are built there, and a rollout is one ``complete()`` call
+(no stream) unless a verifier that calls a model scores its partial text.
 """
 
 from __future__ import annotations

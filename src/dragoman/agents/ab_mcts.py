@@ -19,6 +19,8 @@ What a client sees per iteration: ``dragoman.step``, the rollout's text as
 the first rollout is branch 1) with partial ``verifier_score``s if the verifier scores
 partial text, then the rollout's final ``verifier_score {step, branch, score}``. Only the
 chosen answer streams as content, at the end. Usage sums every rollout and judge call.
+``run()`` reads no events: none are built there, and a rollout is one ``complete()`` call
+(no stream) unless a verifier that calls a model scores its partial text.
 """
 
 from __future__ import annotations
@@ -110,19 +112,21 @@ class AbMcts(Orchestrator):
                 f"max_iterations={self.max_iterations})")
 
     def _conversation(self, req: ChatRequest, tree: Tree, parent: int,
-                      refinements: dict[int, list[Message]]) -> list[Message]:
-        """A fresh answer under the root; under a node, a refinement of its answer (the
-        same two messages every time that node is refined: written once per run)."""
+                      prompts: dict[tuple[float, str], Message]) -> list[Message]:
+        """A fresh answer under the root (the client's messages); under a node, a
+        refinement of its answer: the client's messages, the node's answer and the refine
+        prompt with its score and feedback (one prompt per score and feedback in a run: a
+        rule verifier gives many answers the same)."""
         if parent == 0:
-            return list(req.messages)
-        added = refinements.get(parent)
-        if added is None:
-            node = tree.nodes[parent]
+            return req.messages
+        node = tree.nodes[parent]
+        key = (node.score, node.feedback)
+        prompt = prompts.get(key)
+        if prompt is None:
             feedback = f" Feedback: {node.feedback}" if node.feedback else ""
-            added = refinements[parent] = [
-                assistant(node.answer),
-                user(self.refine_prompt.format(score=node.score, feedback=feedback))]
-        return [*req.messages, *added]
+            prompt = prompts[key] = user(
+                self.refine_prompt.format(score=node.score, feedback=feedback))
+        return [*req.messages, assistant(node.answer), prompt]
 
     async def _run(self, req: ChatRequest, run: RunState) -> AsyncGenerator[StreamEvent, None]:
         tree = Tree(branching_factor=self.branching_factor, models=len(self.models),
@@ -130,58 +134,85 @@ class AbMcts(Orchestrator):
         question = question_of(req)
         # every rollout's request but its messages (set per rollout: one field to replace)
         base = inner_request(req, [], temperature=self.temperature)
-        refinements: dict[int, list[Message]] = {}
+        # one request per parent node and run, shared by every rollout under it (the
+        # providers only read it)
+        requests: dict[int, ChatRequest] = {}
+        prompts: dict[tuple[float, str], Message] = {}
         last_error: DragomanError | None = None
+        verifier, rollers, ctx = self.verifier, self._rollers, run.ctx
+        # ``run()`` reads no events: none are built, and partial text is scored only by a
+        # verifier that calls a model (its usage counts whether anyone sees the score)
+        events = run.events
+        partial_scorer = verifier if events or getattr(verifier, "calls_model", True) \
+            else None
+        whole = not events and (partial_scorer is None
+                                or not getattr(partial_scorer, "scores_partial", True))
         for step in range(self.max_iterations):
             if self.max_tokens is not None and run.usage.total_tokens >= self.max_tokens:
                 break
-            yield StepStart(index=step)
+            if events:
+                yield StepStart(index=step)
             run.steps += 1
             parent = tree.select()
             model = tree.choose_model(parent)
             branch = len(tree.nodes)
             turn = Turn()
-            scores = PartialScores(self.verifier, question, step, branch, run.ctx)
-            request = _replace(base, messages=self._conversation(req, tree, parent,
-                                                                 refinements))
-            # The rollout's stream is read here, not through ``relay``: one async
-            # generator less per iteration (the same event handling: ``Turn.absorb``).
-            parts: list[str] = []
-            stream = self._rollers[model].stream(request, run.ctx)
+            scores = None if partial_scorer is None \
+                else PartialScores(partial_scorer, question, step, branch, ctx)
+            request = requests.get(parent)
+            if request is None:
+                request = requests[parent] = _replace(
+                    base, messages=self._conversation(req, tree, parent, prompts))
             try:
-                try:
-                    async for ev in stream:
-                        if isinstance(ev, TextDelta):
-                            if not ev.text:
-                                continue
-                            parts.append(ev.text)
-                            yield CandidateDelta(step=step, branch=branch, delta=ev.text)
-                            if scores.scorer is not None:
-                                partial = await scores.feed(ev.text)
-                                if partial is not None:
-                                    yield partial
-                        elif isinstance(ev, FORWARDED):
-                            yield ev
-                        elif turn.absorb(ev):
-                            break
-                finally:
-                    turn.text = "".join(parts)
-                    run.add(turn.usage)
-                    run.add(scores.usage)
-                    await close_stream(stream)
-                if turn.stop_reason is None:
-                    raise UpstreamError(ENDED_EARLY)
-                judged = await self.verifier.score(question, turn.text, run.ctx)
+                if whole:
+                    # nobody reads the rollout's deltas: one whole answer (over HTTP a
+                    # JSON body, cheaper to read than the same answer as SSE)
+                    whole_answer = await rollers[model].complete(request, ctx)
+                    turn.text = whole_answer.text()
+                    run.add(whole_answer.usage)
+                else:
+                    # The rollout's stream is read here, not through ``relay``: one async
+                    # generator less per iteration (the same event handling: ``Turn.absorb``).
+                    parts: list[str] = []
+                    stream = rollers[model].stream(request, ctx)
+                    try:
+                        async for ev in stream:
+                            if isinstance(ev, TextDelta):
+                                if not ev.text:
+                                    continue
+                                parts.append(ev.text)
+                                if events:
+                                    yield CandidateDelta(step=step, branch=branch,
+                                                         delta=ev.text)
+                                if scores is not None and scores.scorer is not None:
+                                    partial = await scores.feed(ev.text)
+                                    if partial is not None and events:
+                                        yield partial
+                            elif turn.absorb(ev):
+                                break
+                            elif events and isinstance(ev, FORWARDED):
+                                yield ev
+                    finally:
+                        turn.text = "".join(parts)
+                        run.add(turn.usage)
+                        if scores is not None:
+                            run.add(scores.usage)
+                        await close_stream(stream)
+                    if turn.stop_reason is None:
+                        raise UpstreamError(ENDED_EARLY)
+                judged = await verifier.score(question, turn.text, ctx)
                 run.add(judged.usage)
             except DragomanError as e:  # this branch fails, the search goes on
                 last_error = e
                 tree.add(parent, model=model, score=0.0, answer=turn.text, failed=True,
                          feedback=str(e))
-                yield VerifierScore(step=step, branch=branch, score=0.0)
+                if events:
+                    yield VerifierScore(step=step, branch=branch, score=0.0)
                 continue
             tree.add(parent, model=model, score=judged.score, answer=turn.text,
                      feedback=judged.feedback)
-            yield VerifierScore(step=step, branch=branch, score=judged.score)
+            if events:
+                yield VerifierScore(step=step, branch=branch, score=judged.score)
             if judged.score >= self.min_confidence:
                 break
         best = tree.best()

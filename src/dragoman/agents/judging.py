@@ -197,7 +197,7 @@ class PartialScores:
         self.question = question
         self.step = step
         self.branch = branch
-        self.usage = Usage()
+        self.usage = NO_USAGE  # (replaced, never changed in place)
         self._parts: list[str] = []
         self._deltas = 0
 

@@ -32,8 +32,9 @@ import msgspec
 from .beta_draw import beta_draw
 
 
-class Node(msgspec.Struct):
-    """One node (a struct, not a dataclass: the search makes one per iteration)."""
+class Node(msgspec.Struct, gc=False):
+    """One node (a struct, not a dataclass: the search makes one per iteration; untracked
+    by the garbage collector: it holds no object that could lead back to it)."""
 
     parent: int | None
     depth: int
@@ -71,22 +72,22 @@ class Tree:
 
     def select(self) -> int:
         """The node to expand next (its new child is the next rollout)."""
-        nodes, rng = self.nodes, self.rng
+        nodes, rng, full, draw_beta = self.nodes, self.rng, self.branching_factor, beta_draw
         n = 0
         while True:
             node = nodes[n]
             live = node.live
-            wider = len(node.children) < self.branching_factor
             if not live:
                 return n  # nothing to descend into: widen (even past a full, failed row)
+            wider = len(node.children) < full
             if not wider and len(live) == 1:
                 n = live[0]  # nothing to weigh: no draw
                 continue
-            gen = beta_draw(rng, node.gen_alpha, node.gen_beta) if wider else -1.0
+            gen = draw_beta(rng, node.gen_alpha, node.gen_beta) if wider else -1.0
             best, draw = n, -1.0
             for c in live:
                 child = nodes[c]
-                d = beta_draw(rng, child.alpha, child.beta)
+                d = draw_beta(rng, child.alpha, child.beta)
                 if d > draw:
                     best, draw = c, d
             if gen > draw:
@@ -113,23 +114,27 @@ class Tree:
             feedback: str = "", failed: bool = False) -> int:
         """Insert a generated answer under ``parent`` and back-propagate its score."""
         score = 0.0 if failed else min(1.0, max(0.0, score))
-        index = len(self.nodes)
-        p = self.nodes[parent]
-        self.nodes.append(Node(parent=parent, depth=p.depth + 1, score=score, answer=answer,
-                               feedback=feedback, model=model, failed=failed))
+        miss = 1.0 - score
+        nodes = self.nodes
+        index = len(nodes)
+        p = nodes[parent]
+        # (positional: the fields' order, parent … failed)
+        nodes.append(Node(parent, p.depth + 1, score, answer, feedback, model, failed,
+                          alpha=1.0 + score, beta=1.0 + miss))
         p.children.append(index)
         if not failed:
             p.live.append(index)
         p.gen_alpha += score
-        p.gen_beta += 1.0 - score
-        w, lo = p.arms.get(model, (0.0, 0.0))
-        p.arms[model] = (w + score, lo + 1.0 - score)
-        at: int | None = index
-        while at is not None and at != 0:
-            node = self.nodes[at]
+        p.gen_beta += miss
+        if self.models > 1:  # (the arms are read only to choose between models)
+            w, lo = p.arms.get(model, (0.0, 0.0))
+            p.arms[model] = (w + score, lo + 1.0 - score)
+        at = parent
+        while at:  # the new node's ancestors, the root excluded
+            node = nodes[at]
             node.alpha += score
-            node.beta += 1.0 - score
-            at = node.parent
+            node.beta += miss
+            at = node.parent  # type: ignore[assignment]  # (None only at the root)
         return index
 
     def best(self) -> int | None:

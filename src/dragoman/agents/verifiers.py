@@ -27,10 +27,15 @@ class RuleBased:
     def __init__(self, *, min_chars: int = 0, pattern: str | None = None) -> None:
         self.rules = Rules(min_chars=min_chars, pattern=pattern)
         self._count = self.rules.count
-        #: the last text checked and what it failed: an answer's final score checks the
-        #: same text as its last partial one (a pure function of the text, so sharing
-        #: it between runs is safe)
-        self._last: tuple[str, list[str]] = ("", self.rules.failures(""))
+        #: a partial score by the number of rules failed (frozen: one per verifier)
+        self._partial = [Judgement(score=1.0 - k / self._count, usage=NO_USAGE)
+                         for k in range(self._count + 1)]
+        #: the last text checked, what it failed and its final judgement (built when first
+        #: asked): an answer's final score checks the same text as its last partial one,
+        #: and a search scores the same answer again (pure functions of the text, so
+        #: sharing them between runs is safe)
+        self._last: tuple[str, list[str], Judgement | None] = ("", self.rules.failures(""),
+                                                                None)
 
     def __repr__(self) -> str:
         return f"verifiers.RuleBased(min_chars={self.rules.min_chars}, " \
@@ -41,13 +46,18 @@ class RuleBased:
         if last[0] == text:
             return last[1]
         failed = self.rules.failures(text)
-        self._last = (text, failed)
+        self._last = (text, failed, None)
         return failed
 
     def _judge(self, text: str) -> Judgement:
+        last = self._last
+        if last[0] == text and last[2] is not None:
+            return last[2]
         failed = self._failures(text)
-        return Judgement(score=1.0 - len(failed) / self._count, feedback="; ".join(failed),
-                         usage=NO_USAGE)
+        judged = Judgement(score=1.0 - len(failed) / self._count, feedback="; ".join(failed),
+                           usage=NO_USAGE)
+        self._last = (text, failed, judged)
+        return judged
 
     async def score(self, question: str, answer: str,
                     ctx: RequestContext = NO_CONTEXT) -> Judgement:
@@ -56,7 +66,7 @@ class RuleBased:
     async def score_partial(self, question: str, text: str, deltas: int,
                             ctx: RequestContext = NO_CONTEXT) -> Judgement | None:
         # only the score is shown for partial text: no feedback sentence to join
-        return Judgement(score=1.0 - len(self._failures(text)) / self._count, usage=NO_USAGE)
+        return self._partial[len(self._failures(text))]
 
 
 class LlmJudge(ModelJudge):

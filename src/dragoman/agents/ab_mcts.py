@@ -53,6 +53,7 @@ from .orchestrator import (
     RunState,
     Turn,
     assistant,
+    call_whole,
     close_stream,
     inner_request,
     question_of,
@@ -167,9 +168,8 @@ class AbMcts(Orchestrator):
                 if whole:
                     # nobody reads the rollout's deltas: one whole answer (over HTTP a
                     # JSON body, cheaper to read than the same answer as SSE)
-                    whole_answer = await rollers[model].complete(request, ctx)
-                    turn.text = whole_answer.text()
-                    run.add(whole_answer.usage)
+                    turn = await call_whole(rollers[model], request, ctx)
+                    run.add(turn.usage)
                 else:
                     # The rollout's stream is read here, not through ``relay``: one async
                     # generator less per iteration (the same event handling: ``Turn.absorb``).

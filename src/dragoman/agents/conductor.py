@@ -465,9 +465,9 @@ class Conductor(Orchestrator):
                 if job.events or (scores is not None and scores.scorer is not None):
                     await self._stream_worker(worker, call_req, job, i, out, scores)
                 else:  # no one reads its deltas: the answer whole
-                    resp = await worker.complete(call_req, job.ctx)
-                    out.usage = resp.usage
-                    _finish_worker(resp.stop_reason, resp.text(), out)
+                    turn = await call_whole(worker, call_req, job.ctx)
+                    out.usage = turn.usage
+                    _finish_worker(turn, out)
             except asyncio.CancelledError:
                 if not out.expired:
                     raise
@@ -517,7 +517,7 @@ class Conductor(Orchestrator):
             out.usage = turn.usage if scores is None else turn.usage + scores.usage
         if turn.stop_reason is None:
             raise UpstreamError(ENDED_EARLY)
-        _finish_worker(turn.stop_reason, turn.text, out)
+        _finish_worker(turn, out)
 
     def _worker(self, role: str, depth: int) -> LlmProvider | None:
         if role == SELF:
@@ -535,11 +535,11 @@ def _number(plan: Plan, results: dict[int, _Outcome], outcomes: list[_Outcome]) 
         results[o.ref] = o
 
 
-def _finish_worker(stop_reason: StopReason | None, text: str, out: _Outcome) -> None:
+def _finish_worker(turn: Turn, out: _Outcome) -> None:
     """A worker's call ended: its text is the result, unless it stopped early."""
-    if stop_reason not in (StopReason.END_TURN, StopReason.STOP_SEQUENCE):
-        out.error = f"the worker stopped: {stop_reason}"
-    out.text = text
+    if turn.stop_reason not in (StopReason.END_TURN, StopReason.STOP_SEQUENCE):
+        out.error = f"the worker stopped: {turn.stop_reason}"
+    out.text = turn.text
 
 
 def _seen(d: Dispatch, ref: int, results: Mapping[int, _Outcome]) -> list[_Outcome]:

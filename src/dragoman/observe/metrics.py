@@ -178,6 +178,7 @@ class _Tally:
         self.output = [0] * (len(_TOKENS) + 1)
         self.output_sum = 0
 
+
 class GatewayMetrics:
     """The gateway's metrics in a registry of their own (so several gateways in one
     process, as in tests, do not collide)."""

@@ -21,6 +21,7 @@ from ..core import NO_CONTEXT, ChatRequest, DragomanError, RequestContext, Usage
 from ..dialects.contract import Forward, ForwardStream
 from ..net import HttpClient, UpstreamResponse
 from ..net.sse import SseRelay
+from .reads import ReadStream
 from .upstream_call import ReadBatches, read_whole
 
 _encode = msgspec.json.Encoder().encode
@@ -118,52 +119,27 @@ class Passthrough:
             lambda: self._send(True), self._provider.error_from, reader))
 
 
-class RelayedChunks:
-    """``Passthrough.stream``: the relayed frames, one chunk per item; ``usage`` and
-    ``outcome`` are set on the call when it ends (its end, a failure, or ``aclose``).
+class RelayedChunks(ReadStream[bytes]):
+    """``Passthrough.stream``: the relayed frames, one chunk per item (``ReadStream``, as
+    for translated events: no async generator, which the event loop registers per
+    stream). Closing it (the server always does, at the end as when the client leaves)
+    sets the call's ``usage`` and ``outcome``."""
 
-    An async iterator written out, as ``ReadBatches`` is and for its reason: an async
-    generator is registered with the event loop when first iterated (a weak set's add and
-    remove per stream)."""
-
-    __slots__ = ("_batches", "_call", "_ended", "_queue", "_reader", "_watch")
+    __slots__ = ("_call", "_ended", "_reader", "_watch")
 
     def __init__(self, call: Passthrough, watch: ForwardStream, reader: _Relaying,
                  batches: ReadBatches[bytes]) -> None:
+        super().__init__(batches)
         self._call = call
         self._watch = watch
         self._reader = reader
-        self._batches = batches
-        self._queue: list[bytes] = []  # the rest of a read's items, last first
         self._ended = False
 
-    def __aiter__(self) -> RelayedChunks:
-        return self
-
-    async def __anext__(self) -> bytes:
-        queue = self._queue
-        while not queue:
-            if self._ended:
-                raise StopAsyncIteration
-            try:
-                relayed = await self._batches.__anext__()
-            except BaseException:  # the end, a failure, or cancelled (the client left)
-                self._end()
-                raise
-            if len(relayed) == 1:  # (a read is most often one chunk)
-                return relayed[0]
-            queue.extend(reversed(relayed))
-        return queue.pop()
-
     async def aclose(self) -> None:
-        self._end()
-
-    def _end(self) -> None:
         if self._ended:
             return
         self._ended = True
-        self._queue.clear()
-        self._batches.close()  # (stopped early: the client left)
+        await super().aclose()  # (stopped early: the client left)
         call = self._call
         call.usage = self._watch.usage
         call.outcome = self._reader.outcome

@@ -13,25 +13,29 @@ provider yields one list per read, and this wrapper serves both kinds of consume
 
 from __future__ import annotations
 
-from ..core import StreamEvent
+from typing import Generic, TypeVar
+
 from .upstream_call import ReadBatches
 
+T = TypeVar("T")
 
-class ReadStream:
-    """Events from ``reads`` (non-empty lists, one per upstream read). Closing it closes
-    ``reads``, and with it the upstream connection."""
+
+class ReadStream(Generic[T]):
+    """Items from ``reads`` (non-empty lists, one per upstream read): a provider's events,
+    or the chunks a pass-through relays. Closing it closes ``reads``, and with it the
+    upstream connection."""
 
     __slots__ = ("_batch", "_next", "_reads")
 
-    def __init__(self, reads: ReadBatches[StreamEvent]) -> None:
+    def __init__(self, reads: ReadBatches[T]) -> None:
         self._reads = reads
-        self._batch: list[StreamEvent] = []
-        self._next = 0  # index in _batch of the next event to hand out
+        self._batch: list[T] = []
+        self._next = 0  # index in _batch of the next item to hand out
 
-    def __aiter__(self) -> ReadStream:
+    def __aiter__(self) -> ReadStream[T]:
         return self
 
-    async def __anext__(self) -> StreamEvent:
+    async def __anext__(self) -> T:
         batch, i = self._batch, self._next
         if i >= len(batch):
             batch = self._batch = await self._reads.__anext__()
@@ -39,7 +43,7 @@ class ReadStream:
         self._next = i + 1
         return batch[i]
 
-    async def next_read(self) -> list[StreamEvent]:
+    async def next_read(self) -> list[T]:
         """The events of the current read not handed out yet, or else all of the next
         read's (waiting for it); raises ``StopAsyncIteration`` at the end."""
         batch, i = self._batch, self._next

@@ -330,10 +330,10 @@ async def _open(dep: Deployment, req: ChatRequest, ctx: RequestContext,
         chunks = call.stream()
         try:
             first_chunk = await chunks.__anext__()
-        except StopAsyncIteration:
-            raise UpstreamError("upstream produced an empty stream") from None
-        except BaseException:
+        except BaseException as e:
             await chunks.aclose()
+            if isinstance(e, StopAsyncIteration):
+                raise UpstreamError("upstream produced an empty stream") from None
             raise
         return ForwardedStream(call, chunks, first_chunk)
     if not req.stream:

@@ -108,9 +108,9 @@ async def test_ledger_writes_are_timed_like_plans_but_keep_the_driver_error(
 
 async def test_two_flushes_at_once_write_every_record_once(
         sqlite_store: SessionStore) -> None:
-    """A flush called while the background writer's is under way (a scrape's, a bench's)
-    waits for it: two batches' slices interleaved on the one connection would have the
-    second ``BEGIN`` roll the first batch back half-way."""
+    """A flush called while the background writer's is under way (bench/ledger_lag.py
+    does) waits for it: two batches' slices interleaved on the one connection would have
+    the second ``BEGIN`` roll the first batch back half-way."""
     assert isinstance(sqlite_store, SqliteStore)
     writer: BatchWriter[UsageValues] = BatchWriter(sqlite_store.append_usage,
                                                    interval=3600, max_batch=3 * SLICE)

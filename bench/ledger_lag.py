@@ -9,7 +9,10 @@ the same process, so the shared machine's load hits them alike.
 - ``off``: the usage listener detached (no records kept: what the memory store does);
 - ``on``: the default configuration, the ledger written in slices of
   ``sqlite_ledger.SLICE`` rows, one thread hop each;
-- ``whole``: the same, but each batch (up to 500 rows) in one hop, as before the slices.
+- ``whole``: the same, but each batch (up to 500 rows) in one hop, as before the slices;
+- ``idle``: as ``on``, but the writer thread at Linux's ``SCHED_IDLE`` (it runs only
+  when the core has nothing else to run); ``nice``: the same at nice 19 (root: the
+  writer is set back to normal priority for the other modes).
 
 Meanwhile a pinger process on the load CPU sends a datagram with the monotonic clock every
 millisecond to a socket in the gateway's loop: the delay until the loop reads it is what a
@@ -143,13 +146,26 @@ def _shield(nice: int) -> None:
                 Path(f"/proc/{pid}/autogroup").write_text(str(nice))
 
 
+#: The ledger writer's scheduling per mode, (policy, nice); normal priority in the others.
+PRIORITY = {"idle": (os.SCHED_IDLE, 0), "nice": (os.SCHED_OTHER, 19)}
+
+
+def _set_writer_priority(mode: str) -> None:
+    policy, nice = PRIORITY.get(mode, (os.SCHED_OTHER, 0))
+    for t in threading.enumerate():
+        if t.name.startswith("dragoman-ledger_") and t.native_id is not None:
+            os.sched_setscheduler(t.native_id, policy, os.sched_param(0))
+            os.setpriority(os.PRIO_PROCESS, t.native_id, nice)
+
+
 def _in_write(t: float, writes: list[tuple[float, float, int]]) -> bool:
     return any(a - 0.001 <= t <= b + 0.001 for a, b, _ in writes)
 
 
-async def _wrk(url: str, body: Path, seconds: int) -> dict[str, float]:
+async def _wrk(url: str, body: Path, seconds: int, connections: int = 1) -> dict[str, float]:
     proc = await asyncio.create_subprocess_exec(
-        "taskset", "-c", LOAD_CPUS, "wrk", "-t1", "-c1", f"-d{seconds}s", "--latency",
+        "taskset", "-c", LOAD_CPUS, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
+        "--latency",
         "-s", str(HERE / "post.lua"), url,
         env={**os.environ, "BODY_FILE": str(body)},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -197,12 +213,14 @@ async def _main(args: argparse.Namespace, ups: tg.Upstreams, tmp: Path) -> None:
     for i in range(args.rounds * len(modes)):
         mode = modes[(i + (i // len(modes))) % len(modes)]  # rotating: no order bias
         gw.usage.listeners[:] = [] if mode == "off" else [listener]
-        sqlite_ledger.SLICE = SLICE if mode == "on" else 1 << 30
+        sqlite_ledger.SLICE = 1 << 30 if mode == "whole" else SLICE
         await ops.ledger.flush()
+        _set_writer_priority(mode)
         await asyncio.sleep(0.5)
         probe.cut()
         switches = _switches()
-        w = await _wrk(url, body, args.seconds)
+        w = await _wrk(url, body, args.seconds, args.connections)
+        pending = ops.ledger.pending  # (rows the writer has not taken yet)
         switches = _switches() - switches
         got = probe.cut()
         lags = [ms for _, ms in got.lags]
@@ -219,7 +237,7 @@ async def _main(args: argparse.Namespace, ups: tg.Upstreams, tmp: Path) -> None:
                  rows=sum(n for *_, n in got.writes),
                  gc_ms=sum(ms for _, ms in got.gcs),
                  gc_max=max((ms for _, ms in got.gcs), default=0.0),
-                 gc2=sum(g == 2 for g, _ in got.gcs))
+                 gc2=sum(g == 2 for g, _ in got.gcs), pending=pending)
         results[mode].append(w)
         print(f"round {i // len(modes) + 1} {mode:3}: " + " ".join(
             f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in w.items()),
@@ -233,7 +251,7 @@ async def _main(args: argparse.Namespace, ups: tg.Upstreams, tmp: Path) -> None:
         await server
     print()
     keys = ["rps", "p50", "p99", "lag_p50", "lag_p90", "lag_p99", "lag_p999", "lag_max", "late",
-            "late_in_write", "in_write_p50", "in_write_p90", "write_ms", "rows"]
+            "late_in_write", "in_write_p50", "in_write_p90", "write_ms", "rows", "pending"]
     print("median over rounds  " + "  ".join(f"{k:>9}" for k in keys))
     for mode, rs in results.items():
         print(f"{mode:19} " + "  ".join(
@@ -244,10 +262,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--seconds", type=int, default=4)
+    ap.add_argument("--connections", type=int, default=1, help="wrk's connections (64: "
+                    "a saturated worker, where the idle-priority writer starves)")
     ap.add_argument("--interval", type=float, default=1.0,
                     help="the ledger writer's interval (seconds)")
     ap.add_argument("--modes", type=lambda s: s.split(","), default=["off", "on", "whole"],
-                    help="which of off,on,whole to run (one alone: for a profiler attached)")
+                    help="which of off,on,whole,idle,nice to run (one alone: for a "
+                    "profiler attached)")
     ap.add_argument("--shield", type=int, metavar="NICE",
                     help="as root on a shared machine: set this process tree's scheduling "
                          "groups to this nice value (e.g. -15) for steadier numbers")

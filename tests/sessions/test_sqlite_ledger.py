@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from dragoman.core import Overloaded
+from dragoman.observe import BatchWriter
 from dragoman.sessions import SessionStore, StoreSettings, open_store
 from dragoman.sessions.sqlite import SqliteStore
 from dragoman.sessions.sqlite_ledger import SLICE
@@ -103,3 +104,20 @@ async def test_ledger_writes_are_timed_like_plans_but_keep_the_driver_error(
         await sqlite_store.append_usage(_rows(1))
     assert timed == ["append_usage", "usage_rows", "append_usage", "usage_rows",
                      "append_usage"]
+
+
+async def test_two_flushes_at_once_write_every_record_once(
+        sqlite_store: SessionStore) -> None:
+    """A flush called while the background writer's is under way (bench/ledger_lag.py
+    does) waits for it: two batches' slices interleaved on the one connection would have
+    the second ``BEGIN`` roll the first batch back half-way."""
+    assert isinstance(sqlite_store, SqliteStore)
+    writer: BatchWriter[UsageValues] = BatchWriter(sqlite_store.append_usage,
+                                                   interval=3600, max_batch=3 * SLICE)
+    rows = _rows(6 * SLICE)
+    for r in rows:
+        writer.add(r)
+    assert await asyncio.gather(writer.flush(), writer.flush()) == [True, True]
+    assert _count(sqlite_store.path) == len(rows) and writer.pending == 0
+    got = await sqlite_store.usage_rows(UsageQuery(limit=10_000))
+    assert sorted(r.input_tokens for r in got) == list(range(len(rows)))

@@ -39,6 +39,9 @@ class BatchWriter(Generic[T]):
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
         self._closing = False
+        #: one flush at a time: two would interleave their batches' slices on the one
+        #: connection (a flush called while the background writer's runs)
+        self._flushing = asyncio.Lock()
         self.dropped = 0
 
     def add(self, item: T) -> None:
@@ -73,6 +76,10 @@ class BatchWriter(Generic[T]):
 
     async def flush(self) -> bool:
         """Write everything waiting; False (records kept) when the write failed."""
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> bool:
         while self._pending:
             batch = self._pending[:self.max_batch]
             del self._pending[:len(batch)]

@@ -19,6 +19,13 @@ statement per row; and ``None`` and ``bool`` values bind through adapters regist
 their types. Both measured per row with callgrind (bench/README.md, "Metrics tallied per
 label set, and a cheaper ledger row"): 43.6k instructions with ``executemany``, 35.1k
 with the adapters, 29.2k as one statement with them.
+
+The thread keeps normal priority. At idle priority (``SCHED_IDLE`` or nice 19) it would
+only take the time the loop leaves idle, but it holds the GIL while it binds a slice's
+values: starved by other work on its core right then, it stalls the loop, which waits for
+the GIL (bench/ledger_lag.py, loaded machine: the loop's p90 delay during writes 29-33 ms
+against 1.8-2.6 ms at normal priority; bench/README.md, "The ledger writer's priority and
+its cost per row").
 """
 
 from __future__ import annotations

@@ -230,8 +230,10 @@ def _count(path: str, n: int, stream: str, upstream: str) -> int:
     cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
            __file__, "--drive", path, "--n", str(n), "--upstream", upstream,
            "--shape", stream]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(HERE.parent / "src")}).stderr
+    # A fixed hash seed: with a random one, set and dict layouts (and so the counts) move
+    # by a few thousand instructions between identical runs (bench/ledger_rows.py measured).
+    env = {"PYTHONHASHSEED": "0", **os.environ, "PYTHONPATH": str(HERE.parent / "src")}
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stderr
     return instructions(out)
 
 

@@ -216,12 +216,9 @@ class Closing:
 
 async def call(provider: LlmProvider, req: ChatRequest,
                ctx: RequestContext = NO_CONTEXT) -> Turn:
-    """One inner call, read to the end (its text is not shown to the client)."""
-    turn = Turn()
-    async with contextlib.aclosing(relay(provider, req, turn, ctx=ctx)) as events:
-        async for _ in events:
-            pass
-    return turn
+    """One inner call whose text is not shown to the client (a judge's, a router's):
+    answered whole, like ``call_whole``."""
+    return await call_whole(with_context(provider), req, ctx)
 
 
 class Orchestrator:

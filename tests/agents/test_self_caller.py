@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from dragoman import Conductor, SelfCaller, guards
+from dragoman import Conductor, SelfCaller, SingleAgent, guards
 from dragoman.agents.client import CandidateDelta, Recursion, ToolCallStart
 from tests.fakes.scripted import Reply, ScriptedUpstream, last_user
 
@@ -126,6 +126,20 @@ async def test_run_asks_for_each_iteration_whole(fake: ScriptedUpstream) -> None
     revision = fake.calls("m")[1].body["messages"]
     assert revision[-2] == {"role": "assistant", "content": "too short"}
     assert "shorter than 40 characters" in revision[-1]["content"]
+
+
+async def test_a_tool_less_single_agent_inner_answers_whole(fake: ScriptedUpstream) -> None:
+    fake.reset({"m": ["too short", LONG]})
+    inner = SingleAgent(model(fake, "m"), system="Be precise.")
+    orch = SelfCaller(inner, guards.RuleBased(min_chars=40), max_depth=3)
+    result = await orch.run("why do CRDTs converge?")
+    assert (result.text, result.steps, result.usage.total_tokens) == (LONG, 2, 30)
+    assert _streamed(fake, "m") == [False, False]  # the agent's one step asked whole
+    first = fake.calls("m")[0].body["messages"]
+    assert first[0] == {"role": "system", "content": "Be precise."}
+    async with served(SelfCaller(inner, guards.RuleBased(min_chars=40), name="orch")) as base:
+        got = await stream(base, "why?")
+    assert got.text == LONG and _streamed(fake, "m")[-1] is True  # a stream still streams
 
 
 async def test_complete_sums_whole_iterations_and_judge_calls(fake: ScriptedUpstream

@@ -226,7 +226,7 @@ def over_http(upstream: su.Upstream, made: list[LlmProvider]) -> Models:
     return make, upstream.requests
 
 
-async def main(runs: int, models: Models, what: str) -> None:
+async def main(runs: int, models: Models, what: str, labels: list[str] | None = None) -> None:
     make, served = models
     bare = await _bare(make("m"), runs * 10)
     print(f"bare {what} stream: {bare * 1e6:.1f} µs CPU per call")
@@ -236,6 +236,8 @@ async def main(runs: int, models: Models, what: str) -> None:
           f" {'run() µs':>9} {'/call':>6} {'own':>6}")
     timed_runs = max(1, runs // BATCH) * BATCH
     for label, (orch, _models) in build(make).items():
+        if labels and label not in labels:
+            continue
         for streamed in (True, False):  # warm up
             for _ in range(3):
                 await _timed(orch, 1, streamed)
@@ -251,11 +253,12 @@ async def main(runs: int, models: Models, what: str) -> None:
                  if "ab_mcts" in label else ""))
 
 
-async def main_http(runs: int) -> None:
+async def main_http(runs: int, labels: list[str]) -> None:
     made: list[LlmProvider] = []
     with su.Upstream(sys.executable, DELTAS) as upstream:
         try:
-            await main(runs, over_http(upstream, made), f"OpenAI provider on {upstream.url}")
+            await main(runs, over_http(upstream, made), f"OpenAI provider on {upstream.url}",
+                       labels)
         finally:
             for provider in made:
                 await provider.aclose()
@@ -328,7 +331,7 @@ if __name__ == "__main__":
     ap.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
                     help="the event loop (tako's script has only asyncio's)")
     ap.add_argument("--only", action="append", default=[], metavar="LABEL",
-                    help="with --instr: only this scenario (repeatable)")
+                    help="only this scenario (repeatable)")
     ap.add_argument("--modes", default="stream,run",
                     help="with --instr: what to count, of stream (read to the end) and run")
     ap.add_argument("--drive", help=argparse.SUPPRESS)
@@ -346,6 +349,6 @@ if __name__ == "__main__":
 
             run = uvloop.run
         if args.upstream == "http":
-            run(main_http(args.runs))
+            run(main_http(args.runs, args.only))
         else:
-            run(main(args.runs, instants(), "instant provider"))
+            run(main(args.runs, instants(), "instant provider", args.only))

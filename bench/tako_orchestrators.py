@@ -111,7 +111,7 @@ async def _bare(make: Callable[[str], Any], runs: int) -> float:
     return await _timed(agent, runs, False) - await _timed(fake, runs, False)
 
 
-async def main(runs: int, models: Models, what: str) -> None:
+async def main(runs: int, models: Models, what: str, labels: list[str] | None = None) -> None:
     make, served = models
     bare = await _bare(make, runs * 3) if what else 0.0
     if what:
@@ -122,6 +122,8 @@ async def main(runs: int, models: Models, what: str) -> None:
           f"{'/call':>6}{own} {'stream µs':>9} {'/call':>6}{own}")
     timed_runs = max(1, runs // BATCH) * BATCH
     for label, orch in scenarios(make).items():
+        if labels and label not in labels:
+            continue
         streams = hasattr(orch, "stream")  # only SelfCaller and AbMcts stream in 0.51.2
         await _timed(orch, 3, False)
         before = served()
@@ -140,9 +142,10 @@ def _cols(cpu: float, calls: float, bare: float, own: bool) -> str:
     return line + (f" {(cpu - calls * bare) / calls * 1e6:6.1f}" if own else "")
 
 
-async def main_http(runs: int, python: str) -> None:
+async def main_http(runs: int, python: str, labels: list[str]) -> None:
     with su.Upstream(python) as upstream:
-        await main(runs, over_http(upstream), f"tako OpenAI provider on {upstream.url}")
+        await main(runs, over_http(upstream), f"tako OpenAI provider on {upstream.url}",
+                   labels)
 
 
 def _repo_python() -> str:
@@ -159,11 +162,13 @@ if __name__ == "__main__":
                          "bench/scripted_upstream.py (its own process) over loopback")
     ap.add_argument("--server-python", default=_repo_python(),
                     help="the Python (with aiohttp) that runs the scripted upstream")
+    ap.add_argument("--only", action="append", default=[], metavar="LABEL",
+                    help="only this scenario (repeatable)")
     args = ap.parse_args()
     if args.upstream == "http":
-        asyncio.run(main_http(args.runs, args.server_python))
+        asyncio.run(main_http(args.runs, args.server_python, args.only))
     else:
-        asyncio.run(main(args.runs, fakes(), ""))
+        asyncio.run(main(args.runs, fakes(), "", args.only))
     # tako 0.51.2 now and then crashes (SIGSEGV/SIGBUS) in the interpreter's teardown,
     # its runtime's threads outliving Python: leave without one, the results printed
     sys.stdout.flush()

@@ -51,6 +51,11 @@ class Reply:
         n = max(1, len(self.text) // 3)
         return tuple(self.text[i:i + n] for i in range(0, len(self.text), n)) or ("",)
 
+    @property
+    def whole(self) -> str:
+        """The answer's text when it is not streamed: its chunks joined."""
+        return "".join(self.parts())
+
 
 Script = list[str | Reply] | Callable[[dict[str, Any]], str | Reply]
 
@@ -223,7 +228,7 @@ class _MessagesWire:
     def whole(model: str, reply: Reply) -> dict[str, Any]:
         p, c = reply.usage
         return {"id": "msg_scripted", "type": "message", "role": "assistant", "model": model,
-                "content": [{"type": "text", "text": reply.text}],
+                "content": [{"type": "text", "text": reply.whole}],
                 "stop_reason": _STOP.get(reply.finish, "end_turn"), "stop_sequence": None,
                 "usage": {"input_tokens": p, "output_tokens": c}}
 
@@ -272,7 +277,7 @@ def _completion(model: str, reply: Reply) -> dict[str, Any]:
     return {"id": "chatcmpl-scripted", "object": "chat.completion", "created": 1,
             "model": model, "choices": [{"index": 0, "finish_reason": reply.finish,
                                          "message": {"role": "assistant",
-                                                     "content": reply.text}}],
+                                                     "content": reply.whole}}],
             "usage": _usage(reply)}
 
 

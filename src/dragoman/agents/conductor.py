@@ -76,6 +76,9 @@ _replace = msgspec.structs.replace
 
 SELF = "self"
 
+#: what a coordinator reply that streams its final answer must hold
+_FINAL_ANSWER = '"final_answer"'
+
 COORDINATOR_PROMPT = """\
 You are the coordinator of a team of workers. You do not do the work yourself: you plan, \
 the workers do it, and you write the final answer from their results.
@@ -145,14 +148,13 @@ class _Running:
                 self.deadline = loop.call_at(when, _expire, self.at_once)
                 return
 
-    async def stop(self) -> None:
-        """The tasks are over (or abandoned): no deadline left, none still running."""
+    def stop(self) -> bool:
+        """The tasks are over (or abandoned): no deadline left; True when some are still
+        running (then ``await cancel_unfinished(self.tasks)``: most plans end with none,
+        and need no coroutine for it)."""
         if self.deadline is not None:
             self.deadline.cancel()
-        for t in self.tasks:
-            if not t.done():
-                await cancel_unfinished(self.tasks)
-                return
+        return not all(map(asyncio.Task.done, self.tasks))  # (no generator to make)
 
 
 class _Job(msgspec.Struct):
@@ -218,6 +220,9 @@ class Conductor(Orchestrator):
         self.fail_fast = fail_fast
         self.verifier = verifier
         self.max_depth = max_depth
+        #: the verifier of a run no one streams: one that calls no model only makes scores
+        #: no one reads (skipped); one that calls a model still runs (its usage counts)
+        self._quiet_verifier = verifier if getattr(verifier, "calls_model", True) else None
         #: coordinator and workers as the current protocol (``stream(req, ctx)``), looked
         #: at once here rather than on every call
         self._coordinator = with_context(coordinator)
@@ -261,7 +266,8 @@ class Conductor(Orchestrator):
             answer_stream = FinalAnswerStream()
             if not run.events:  # no one reads deltas: the reply whole, fed at once
                 turn = await call_whole(self._coordinator, coordinator_req, run.ctx)
-                if new := answer_stream.feed(turn.text):
+                # (only a reply naming a final answer can stream one: a plan is not fed)
+                if _FINAL_ANSWER in turn.text and (new := answer_stream.feed(turn.text)):
                     yield TextDelta(text=new)
             else:
                 turn = Turn()
@@ -336,7 +342,8 @@ class Conductor(Orchestrator):
                verifier: Scorer | None) -> _Running:
         """Start one plan's tasks (``req``: a worker's request, but for its messages)."""
         first_ref = outcomes[0].ref
-        seen = [_seen(d, o.ref, results) for d, o in zip(plan.dispatch, outcomes, strict=True)]
+        seen = [_seen(d, o.ref, results) if d.sees else _NOTHING
+                for d, o in zip(plan.dispatch, outcomes, strict=True)]
         # an Event only for a result a later task of this plan waits for
         done = {o.ref: asyncio.Event() for later in seen for o in later if o.ref >= first_ref}
         # the semaphore only when the plan dispatches more than may run at once
@@ -384,7 +391,8 @@ class Conductor(Orchestrator):
                 if self._fails_fast(item, outcomes, tasks):
                     break
         finally:
-            await running.stop()
+            if running.stop():
+                await cancel_unfinished(tasks)
         for i, o in enumerate(outcomes):
             run.add(o.usage)
             if o.error is not None:
@@ -402,10 +410,9 @@ class Conductor(Orchestrator):
                                 results: dict[int, _Outcome], outcomes: list[_Outcome],
                                 run: RunState) -> None:
         """``_dispatch`` when no one reads agent events (``run()``, ``complete()``): no
-        events, no generator; a verifier that calls no model only makes scores, so it is
-        skipped (one that calls a model still runs: its usage is part of the answer's)."""
+        events, no generator, only the verifier that calls a model (``_quiet_verifier``)."""
         _number(plan, results, outcomes)
-        verifier = self.verifier if getattr(self.verifier, "calls_model", True) else None
+        verifier = self._quiet_verifier
         running = self._start(req, plan, step, depth, results, outcomes, run, verifier)
         tasks, inbox = running.tasks, running.inbox
         try:
@@ -418,7 +425,8 @@ class Conductor(Orchestrator):
                 if self._fails_fast(item, outcomes, tasks):
                     break
         finally:
-            await running.stop()
+            if running.stop():
+                await cancel_unfinished(tasks)
         for o in outcomes:
             run.add(o.usage)
             if o.error is None and verifier is not None:
@@ -542,11 +550,13 @@ def _finish_worker(turn: Turn, out: _Outcome) -> None:
     out.text = turn.text
 
 
+#: what a task that sees no earlier result reads (shared, never changed)
+_NOTHING: list[_Outcome] = []
+
+
 def _seen(d: Dispatch, ref: int, results: Mapping[int, _Outcome]) -> list[_Outcome]:
     """The earlier results a task may read (only earlier numbers: no task waits for a
     later one, so dependencies cannot form a cycle)."""
-    if not d.sees:
-        return []
     refs = range(1, ref) if d.sees == "all" else sorted({r for r in d.sees if 0 < r < ref})
     return [results[r] for r in refs if r in results]
 

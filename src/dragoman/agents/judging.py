@@ -162,7 +162,7 @@ class ModelJudge:
                     ctx: RequestContext = NO_CONTEXT) -> Judgement:
         req = ChatRequest(model=getattr(self.judge, "name", "judge"),
                           messages=[user(judge_prompt(self.rubric, question, answer))],
-                          max_tokens=self.max_tokens, temperature=0.0, stream=True)
+                          max_tokens=self.max_tokens, temperature=0.0)
         turn = await call(self.judge, req, ctx)
         return Judgement(score=parse_score(turn.text), feedback=feedback_of(turn.text),
                          usage=turn.usage)

@@ -182,7 +182,10 @@ async def call_whole(provider: LlmProvider, req: ChatRequest,
     to parse), for a caller that shows none of its deltas (``run()``): the text, usage
     and stop reason ``relay`` would have read from the stream."""
     resp = await provider.complete(req, ctx)
-    return Turn(text=resp.text(), usage=resp.usage, stop_reason=resp.stop_reason)
+    content = resp.content
+    # (most answers are one text part: no join to make)
+    text = content[0].text if len(content) == 1 and type(content[0]) is Text else resp.text()
+    return Turn(text=text, usage=resp.usage, stop_reason=resp.stop_reason)
 
 
 #: why an inner call fails when its stream stops before its ``Finish``
@@ -216,12 +219,9 @@ class Closing:
 
 async def call(provider: LlmProvider, req: ChatRequest,
                ctx: RequestContext = NO_CONTEXT) -> Turn:
-    """One inner call, read to the end (its text is not shown to the client)."""
-    turn = Turn()
-    async with contextlib.aclosing(relay(provider, req, turn, ctx=ctx)) as events:
-        async for _ in events:
-            pass
-    return turn
+    """One inner call whose text is not shown to the client (a judge's, a router's):
+    answered whole, like ``call_whole``."""
+    return await call_whole(with_context(provider), req, ctx)
 
 
 class Orchestrator:

@@ -119,7 +119,7 @@ class LlmRouter:
         text = self.prompt.format(candidates="\n".join(f"- {c}" for c in candidates),
                                   transcript=_transcript(messages))
         req = ChatRequest(model=getattr(self.model, "name", "router"), messages=[user(text)],
-                          max_tokens=self.max_tokens, temperature=0.0, stream=True)
+                          max_tokens=self.max_tokens, temperature=0.0)
         turn = await call(self.model, req, ctx)
         choice = pick_candidate(turn.text, candidates)
         if choice is None:

@@ -18,6 +18,11 @@ events (steps, tool calls, scores) pass through.
 Depth is a real budget: a SelfCaller inside another (directly or deeper in the inner)
 gets only the revisions its parent has left, and numbers its depths from its parent's, so
 nested SelfCallers never multiply. Usage sums every iteration and every judge call.
+
+With no one reading deltas (``run()``, ``complete()``) each iteration is answered whole
+(``call_whole``: over HTTP one JSON answer, no stream to parse, as tako's ``run()``) and
+the guard scores that whole text: no partial scoring, so no early pass — and nothing to
+truncate either.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from .orchestrator import (
     RunState,
     Turn,
     assistant,
+    call_whole,
     close_stream,
     inner_request,
     question_of,
@@ -103,43 +109,49 @@ class SelfCaller(Orchestrator):
             depth = start + offset
             last = offset == budget
             run.steps += 1
-            turn = Turn()
-            parts: list[str] = []  # this iteration's text so far
             early: Judgement | None = None
-            live = last  # streaming as the answer's content
+            live = last and events  # streaming as the answer's content
             _ENCLOSING.set((depth, budget - offset))
-            # the inner stream read here, not through ``relay``: one async generator less
-            # per iteration
-            iteration = self._inner.stream(iteration_req, run.ctx)
-            try:
-                async for ev in iteration:
-                    if not isinstance(ev, TextDelta):
-                        if turn.absorb(ev):
-                            break
-                        if events and isinstance(ev, NESTED_EVENTS):
-                            yield ev
-                        continue
-                    if not ev.text:
-                        continue
-                    parts.append(ev.text)
-                    if live:
-                        yield ev
-                        continue
-                    if events:
-                        yield CandidateDelta(step=depth, branch=0, delta=ev.text)
-                    partial = await self.guard.score_partial(question, "".join(parts),
-                                                             len(parts), run.ctx)
-                    if partial is None:
-                        continue
-                    run.add(partial.usage)
-                    if partial.score >= self.min_confidence:
-                        early, live = partial, True
-                        yield TextDelta(text="".join(parts))
-            finally:
-                turn.text = "".join(parts)
-                _ENCLOSING.set(enclosing)
+            if not events:  # no one reads deltas: the iteration answered whole
+                try:
+                    turn = await call_whole(self._inner, iteration_req, run.ctx)
+                finally:
+                    _ENCLOSING.set(enclosing)
                 run.add(turn.usage)
-                await close_stream(iteration)
+            else:
+                turn = Turn()
+                parts: list[str] = []  # this iteration's text so far
+                # the inner stream read here, not through ``relay``: one async generator
+                # less per iteration
+                iteration = self._inner.stream(iteration_req, run.ctx)
+                try:
+                    async for ev in iteration:
+                        if not isinstance(ev, TextDelta):
+                            if turn.absorb(ev):
+                                break
+                            if isinstance(ev, NESTED_EVENTS):
+                                yield ev
+                            continue
+                        if not ev.text:
+                            continue
+                        parts.append(ev.text)
+                        if live:
+                            yield ev
+                            continue
+                        yield CandidateDelta(step=depth, branch=0, delta=ev.text)
+                        partial = await self.guard.score_partial(question, "".join(parts),
+                                                                 len(parts), run.ctx)
+                        if partial is None:
+                            continue
+                        run.add(partial.usage)
+                        if partial.score >= self.min_confidence:
+                            early, live = partial, True
+                            yield TextDelta(text="".join(parts))
+                finally:
+                    turn.text = "".join(parts)
+                    _ENCLOSING.set(enclosing)
+                    run.add(turn.usage)
+                    await close_stream(iteration)
             if turn.stop_reason is None:
                 raise UpstreamError(ENDED_EARLY)
             if early is not None:

@@ -143,8 +143,23 @@ class SingleAgent:
             await self.provider.aclose()
 
     async def complete(self, req: ChatRequest, ctx: RequestContext = NO_CONTEXT) -> ChatResponse:
+        if self.toolbox is None and not self.tools and not req.tools:
+            return await self._answer_whole(req, ctx)
         async with contextlib.aclosing(self.stream(req, ctx)) as events:
             return await acollect(events, new_id("agent-"), req.model)
+
+    async def _answer_whole(self, req: ChatRequest, ctx: RequestContext) -> ChatResponse:
+        """``complete()`` with no tool anywhere (no loop: one model call, one step): the
+        model's own ``complete()`` — over HTTP a JSON answer, no stream to parse — as
+        the streamed step would have collected it (one SelfCaller iteration, a Conductor
+        worker)."""
+        base, _ = self._base_request(req, [])
+        messages = await restore(list(req.messages), self.turns, ctx.tenant)
+        tracer = spans.TRACER  # the step's span holds its model call, as in ``_stream``
+        step_span = tracer.agent_step(self.name, 0) if tracer is not None else None
+        async with spans.current(step_span):
+            resp = await self._model.complete(_replace(base, messages=messages), ctx)
+        return _replace(resp, id=new_id("agent-"), model=req.model)
 
     async def run(self, prompt: str | list[Message], *, system: str | None = None,
                   **settings: Any) -> Result:

@@ -22,7 +22,9 @@ import config_reference  # noqa: E402  (docs/hooks is not a package)
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("site")
-    run = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q",
+    # No -q: mkdocs counts only the warnings it logs, so a quiet build passes "strict"
+    # with warnings (a page left out of the nav went unnoticed that way).
+    run = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict",
                           "-f", str(ROOT / "mkdocs.yml"), "-d", str(out)],
                          capture_output=True, text=True, timeout=600, cwd=ROOT,
                          env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin"})

@@ -73,13 +73,24 @@ class StreamRenderer:
         self._started = True
         return self._head + _ROLE_CHOICE + self._tail
 
+    def _text_template(self) -> tuple[bytes, FrameTemplate]:
+        """The text delta's frame, made at the first text (after the role frame, which
+        it returns too, once)."""
+        head = self.start()
+        text = self._text = FrameTemplate(self._head + _TEXT_CHOICE + self._tail)
+        return head, text
+
     def feed_texts(self, deltas: list[TextDelta]) -> bytes:
         """``feed`` for a run of ``TextDelta`` events: one frame each, made in one go
-        (``FrameTemplate.fill_each``)."""
+        (``FrameTemplate.fill_each``), the first run of a stream too (its first read, all
+        of it rendered at once)."""
         texts = list(filter(None, map(_text_of, deltas)))  # (an empty delta: no frame)
+        if self._done or not texts:
+            return b""
         text = self._text
-        if text is None or self._done or not texts:  # (the first text starts the stream)
-            return b"".join(map(self.feed, deltas))
+        if text is None:
+            head, text = self._text_template()
+            return head + text.fill_each(texts)
         return text.fill_each(texts)
 
     def feed(self, event: StreamEvent) -> bytes:
@@ -90,8 +101,7 @@ class StreamRenderer:
                 return b""
             text = self._text
             if text is None:
-                head = self.start()  # (so the template is the delta's frame alone)
-                text = self._text = FrameTemplate(self._head + _TEXT_CHOICE + self._tail)
+                head, text = self._text_template()
                 return head + text.fill(event.text)
             return text.fill(event.text)
         if isinstance(event, ThinkingDelta):

@@ -7,8 +7,8 @@ translating them (bench/README.md, "Translated streams at the relay's speed"). S
 provider yields one list per read, and this wrapper serves both kinds of consumer:
 
 * one event at a time (``async for``, ``anext``): agents, the router's wrapper, tests;
-* one read at a time (``next_read``): the server's stream pump renders a whole read and
-  sends it as one body chunk, with no writer task and no coroutine per event.
+* one read at a time (``next_read``, ``rest``): the server's stream pump renders a whole
+  read and sends it as one body chunk, with no writer task and no coroutine per event.
 """
 
 from __future__ import annotations
@@ -51,6 +51,15 @@ class ReadStream(Generic[T]):
         if i < len(batch):
             return batch[i:] if i else batch
         return await self._reads.__anext__()
+
+    def rest(self) -> list[T]:
+        """The items of the current read not handed out yet (none: ``[]``), without
+        waiting for another read."""
+        batch, i = self._batch, self._next
+        if i >= len(batch):
+            return []
+        self._batch, self._next = [], 0
+        return batch[i:]
 
     async def aclose(self) -> None:
         self._reads.close()

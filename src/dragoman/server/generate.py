@@ -364,8 +364,12 @@ async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,
     # at a time: its events rendered back to back and sent as one body chunk, the send
     # itself the backpressure. Any other stream comes one event at a time, and a writer
     # task coalesces what it renders between two of the writer's sends.
-    next_read = events.next_read if isinstance(events, ReadStream) else _one_by_one(events)
-    batched = isinstance(events, ReadStream)
+    next_read: Callable[[], Awaitable[list[StreamEvent]]]
+    if isinstance(events, ReadStream):
+        next_read, batched = events.next_read, True
+        first_read: list[StreamEvent] = [first, *events.rest()]
+    else:
+        next_read, batched, first_read = _one_by_one(events), False, [first]
 
     # A run of text deltas (by far the most frequent events, and none of the pump's
     # business but their frames) is rendered in one call: ``feed_texts`` where the
@@ -379,9 +383,11 @@ async def stream_events(events: AsyncIterator[StreamEvent], first: StreamEvent,
         sent_first = False
         try:
             await send({"type": "http.response.start", "status": 200, "headers": start_headers})
-            # The first event goes alone, so a first token never waits for the rest of
-            # its read to be rendered.
-            batch: list[StreamEvent] = [first]
+            # The first event's read goes out as every later one: rendered whole, in one
+            # body chunk (one write). Only what is already in hand is joined to it (the
+            # events parsed from the same upstream read), never what is still to come
+            # (bench/README.md, "The first read in one write").
+            batch = first_read
             parts = [renderer.start()]
             while True:
                 terminal = False

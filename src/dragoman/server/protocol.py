@@ -230,10 +230,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         else:
             _parent_headers_complete(self)
         cycle = self.cycle
-        if self.scope["http_version"] == "1.0" and cycle is not None \
-                and cycle.scope is self.scope:
+        if cycle is not None and cycle.scope is self.scope:
             # The cycle's task has not run yet; its methods are looked up when it does.
-            cycle.__class__ = _Http10Cycle
+            cycle.__class__ = _Http10Cycle if self.scope["http_version"] == "1.0" \
+                else _Cycle
 
     def on_message_complete(self) -> None:
         self._head_bytes = 0
@@ -310,7 +310,68 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._refuse(408, f"The request body paused for more than {limit:g} s.")
 
 
-class _Http10Cycle(RequestResponseCycle):
+class _HeldHead:
+    """The connection's transport while an answer's head waits for its first body part:
+    what is written is held, and goes out in one write when ``flush`` is called (or the
+    connection closed)."""
+
+    __slots__ = ("held", "transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.held: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.held.append(data)
+
+    def flush(self) -> None:
+        held = self.held
+        if held:
+            self.held = []
+            if not self.transport.is_closing():  # (the client left meanwhile)
+                self.transport.write(held[0] if len(held) == 1 else b"".join(held))
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+
+class _Cycle(RequestResponseCycle):
+    """uvicorn's request/response cycle with an answer's head sent in the same write as
+    the first part of its body: uvicorn writes the head at once, a write (a TCP segment,
+    a wake-up of the client) of its own. Every answer here sends its first body part
+    right after its head (a stream's head goes once its first event is in hand), so
+    holding the head delays nothing (bench/README.md, "Head and first read in one
+    write")."""
+
+    async def send(self, message: Any) -> None:
+        transport: Any = self.transport
+        if type(transport) is _HeldHead:  # the first body part (or an error)
+            try:
+                await _parent_send(self, message)
+            finally:
+                self.transport = transport.transport
+                transport.flush()
+        elif not self.response_started and message["type"] == "http.response.start":
+            held = self.transport = _HeldHead(transport)  # type: ignore[assignment]
+            try:
+                await _parent_send(self, message)
+            except BaseException:
+                self.transport = transport
+                raise
+            if not held.held:  # (disconnected: uvicorn wrote nothing)
+                self.transport = transport
+        else:
+            await _parent_send(self, message)
+
+
+_parent_send = RequestResponseCycle.send
+
+
+class _Http10Cycle(_Cycle):
     """An HTTP/1.0 exchange: an answer without ``Content-Length`` is sent unframed and
     ends with the connection (HTTP/1.0 has no chunked coding); uvicorn closes HTTP/1.0
     connections after each answer anyway."""

@@ -31,8 +31,12 @@ tako's ``providers.Fake``.
 OpenAI Chat provider (``dragoman.providers.OpenAIChat`` with a ``base_url``, what
 ``provider: openai`` builds) on ``bench/scripted_upstream.py``, a server in a process of
 its own (its CPU is not counted) that answers each model name with the same scripts as
-the instant models, at once. The calls are counted by the server, and the "own" columns
-subtract one bare provider stream to that server (our HTTP client's cost per call).
+the instant models, at once. The calls are counted by the server, streamed and whole
+apart, and the "own" columns subtract, per call, one bare provider call of the same kind
+to that server (our HTTP client's cost per call): a ``stream()`` for a streamed call, a
+``complete()`` for a whole one (``run()`` asks for its inner answers whole where no one
+reads their deltas). The ``conns`` column is the connections the server saw opened
+during a scenario's timed runs (0: every call went on a kept-alive one).
 ``bench/tako_orchestrators.py --upstream http`` does the same for tako.
 """
 
@@ -82,6 +86,7 @@ class Instant:
     name: str
     reply: Callable[[ChatRequest], str]
     calls: int = 0
+    streamed: int = 0
 
     def capabilities(self) -> Capabilities:
         return Capabilities()
@@ -102,6 +107,7 @@ class Instant:
     async def stream(self, req: ChatRequest, ctx: RequestContext = NO_CONTEXT
                      ) -> AsyncGenerator[StreamEvent, None]:
         self.calls += 1
+        self.streamed += 1
         text = self.reply(req)
         size = max(1, -(-len(text) // DELTAS))
         for i in range(0, len(text), size):
@@ -202,8 +208,10 @@ async def _timed(orch: Orch, runs: int, streamed: bool, batch: int = BATCH) -> f
     return best
 
 
-#: makes the scenarios' models by name; says how many model calls they have answered so far
-Models = tuple[Callable[[str], LlmProvider], Callable[[], int]]
+#: the model calls answered so far: all of them, the streamed ones, connections opened
+Served = tuple[int, int, int]
+#: makes the scenarios' models by name; says what they have served so far
+Models = tuple[Callable[[str], LlmProvider], Callable[[], Served]]
 
 
 def instants() -> Models:
@@ -212,18 +220,22 @@ def instants() -> Models:
     def make(name: str) -> Instant:
         made.append(instant(name))
         return made[-1]
-    return make, lambda: sum(i.calls for i in made)
+    return make, lambda: (sum(i.calls for i in made), sum(i.streamed for i in made), 0)
 
 
 def over_http(upstream: su.Upstream, made: list[LlmProvider]) -> Models:
     """Our OpenAI Chat provider (``provider: openai`` with a ``base_url``), one per model
-    name, on the scripted upstream; the calls are counted by the server."""
+    name, on the scripted upstream; the calls and connections are counted by the server."""
     from dragoman.providers import OpenAIChat
 
     def make(name: str) -> LlmProvider:
         made.append(OpenAIChat(model=name, base_url=upstream.url, api_key="sk-bench"))
         return made[-1]
-    return make, upstream.requests
+
+    def served() -> Served:
+        s = upstream.stats()
+        return int(s["requests"]), int(s["streamed"]), int(s["connections"])
+    return make, served
 
 
 async def main(runs: int, models: Models, what: str, labels: list[str] | None = None) -> None:
@@ -231,9 +243,10 @@ async def main(runs: int, models: Models, what: str, labels: list[str] | None = 
     bare = await _bare(make("m"), runs * 10)
     print(f"bare {what} stream: {bare * 1e6:.1f} µs CPU per call")
     complete = await _bare(make("m"), runs * 10, streamed=False)
-    print(f"(bare complete(), a JSON answer: {complete * 1e6:.1f} µs; not subtracted)\n")
+    print(f"bare complete(), a JSON answer: {complete * 1e6:.1f} µs (subtracted for a whole"
+          " call)\n")
     print(f"{'orchestrator':44} {'calls':>5} {'stream µs':>9} {'/call':>6} {'own':>6}"
-          f" {'run() µs':>9} {'/call':>6} {'own':>6}")
+          f" {'run() µs':>9} {'/call':>6} {'own':>6} {'whole':>5} {'conns':>5}")
     timed_runs = max(1, runs // BATCH) * BATCH
     for label, (orch, _models) in build(make).items():
         if labels and label not in labels:
@@ -241,15 +254,21 @@ async def main(runs: int, models: Models, what: str, labels: list[str] | None = 
         for streamed in (True, False):  # warm up
             for _ in range(3):
                 await _timed(orch, 1, streamed)
-        before = served()
-        streamed_cpu = await _timed(orch, runs, True)
-        calls = (served() - before) / timed_runs
-        run_cpu = await _timed(orch, runs, False)
-        cols = "".join(f" {cpu * 1e6:9.0f} {cpu / calls * 1e6:6.1f} "
-                       f"{(cpu - calls * bare) / calls * 1e6:6.1f}"
-                       for cpu in (streamed_cpu, run_cpu))
-        print(f"{label:44} {calls:5.0f}{cols}"
-              + (f"   search adds {(streamed_cpu - calls * bare) * 1e3:.2f} ms"
+        cols, conns = "", 0
+        for streamed in (True, False):
+            before = served()
+            cpu = await _timed(orch, runs, streamed)
+            after = served()
+            calls = (after[0] - before[0]) / timed_runs
+            whole = calls - (after[1] - before[1]) / timed_runs
+            conns += after[2] - before[2]
+            bare_cpu = (calls - whole) * bare + whole * complete  # each call's own kind
+            cols += (f" {cpu * 1e6:9.0f} {cpu / calls * 1e6:6.1f} "
+                     f"{(cpu - bare_cpu) / calls * 1e6:6.1f}")
+            if streamed:
+                streamed_cpu, streamed_bare = cpu, bare_cpu
+        print(f"{label:44} {calls:5.0f}{cols} {whole:5.0f} {conns:5d}"
+              + (f"   search adds {(streamed_cpu - streamed_bare) * 1e3:.2f} ms"
                  if "ab_mcts" in label else ""))
 
 
@@ -301,9 +320,9 @@ def instr(labels: list[str], modes: list[str]) -> None:
     for label, (orch, _models) in build(make).items():
         if labels and label not in labels:
             continue
-        before = served()
+        before = served()[0]
         asyncio.run(_drive_counting(orch))
-        calls = served() - before
+        calls = served()[0] - before
         for mode in modes:
             total = _per_run(label, mode=mode)
             own = total - calls * bare

@@ -9,8 +9,10 @@ Prints ``http://127.0.0.1:PORT/v1`` on its first line once it listens, then serv
   ``data:`` SSE stream (a role chunk, the text in ``--deltas`` chunks, the finish chunk,
   a usage chunk, ``[DONE]``, all in one write with a content-length: an instant model);
   usage is in both (10 prompt, 5 completion tokens);
-* ``GET /stats``: ``{"requests": N, "streamed": S, "by_model": {...}}``, the chat
-  requests served so far — how a bench counts a run's inner calls on the server's side.
+* ``GET /stats``: ``{"requests": N, "streamed": S, "connections": C, "by_model": {...}}``,
+  the chat requests served so far (S of them streamed) and the client connections they
+  came on — how a bench counts a run's inner calls, and checks that its client keeps its
+  connections, on the server's side.
 
 It runs in a process of its own so that its CPU is never counted in the client's
 ``time.process_time``. ``bench/orchestrators.py --upstream http`` (dragoman) and
@@ -133,12 +135,14 @@ async def serve(port: int, deltas: int) -> None:
 
     served: Counter[str] = Counter()
     streamed = 0
+    peers: set[object] = set()  # client (host, port)s: one per connection opened
 
     async def chat(request: web.Request) -> web.StreamResponse:
         nonlocal streamed
         body = await request.json()
         model = str(body.get("model"))
         served[model] += 1
+        peers.add(request.transport.get_extra_info("peername") if request.transport else None)
         text = reply_to(body)
         if not body.get("stream"):
             return web.Response(body=completion(model, text), content_type="application/json")
@@ -150,7 +154,7 @@ async def serve(port: int, deltas: int) -> None:
 
     async def stats(request: web.Request) -> web.Response:
         return web.json_response({"requests": sum(served.values()), "streamed": streamed,
-                                  "by_model": dict(served)})
+                                  "connections": len(peers), "by_model": dict(served)})
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)
@@ -189,10 +193,15 @@ class Upstream:
         self._proc.wait(10)
 
     def requests(self) -> int:
+        return int(self.stats()["requests"])
+
+    def stats(self) -> dict[str, Any]:
+        """The server's ``/stats``: requests, streamed, connections, by_model."""
         import urllib.request
 
         with urllib.request.urlopen(self.url.removesuffix("/v1") + "/stats") as r:
-            return int(json.load(r)["requests"])
+            stats: dict[str, Any] = json.load(r)
+            return stats
 
 
 if __name__ == "__main__":

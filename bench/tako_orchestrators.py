@@ -146,6 +146,10 @@ async def main_http(runs: int, python: str, labels: list[str]) -> None:
     with su.Upstream(python) as upstream:
         await main(runs, over_http(upstream), f"tako OpenAI provider on {upstream.url}",
                    labels)
+        # (its connections kept: a number near the 2 parallel workers' means no per-call
+        # connects; ours prints the same per scenario)
+        print(f"\nconnections the server saw opened, all scenarios: "
+              f"{upstream.stats()['connections']}")
 
 
 def _repo_python() -> str:

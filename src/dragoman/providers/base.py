@@ -151,7 +151,8 @@ class HttpDialectProvider:
         return forwarded(self, dialect.forward, req, body, self.model, ctx)
 
     def _body(self, req: ChatRequest, stream: bool) -> bytes:
-        upstream_req = msgspec.structs.replace(req, model=self.model)
+        upstream_req = req if req.model == self.model \
+            else msgspec.structs.replace(req, model=self.model)
         return _encode(self.prepare(self.dialect.render_request(upstream_req), req, stream))
 
     async def send(self, req: ChatRequest, stream: bool,

@@ -89,17 +89,22 @@ def finish_reason_for(reason: StopReason, has_tool_calls: bool) -> str:
     return fr
 
 
+#: (an enum member read off its class costs a lookup through the enum's metaclass on
+#: every call in Python 3.11: once here, for every whole answer and stream)
+_END_TURN, _TOOL_USE, _REFUSAL = StopReason.END_TURN, StopReason.TOOL_USE, StopReason.REFUSAL
+
+
 def stop_reason_for(finish_reason: Any, has_tool_calls: bool, refused: bool) -> StopReason:
     """Neutral stop reason for an upstream ``finish_reason`` (unknown values end the turn).
     ``stop`` with tool calls is ``tool_use`` (OpenAI answers a forced named tool that way);
     ``stop`` with a refusal is ``refusal``."""
-    reason = _STOP_REASON.get(finish_reason, StopReason.END_TURN) if isinstance(
-        finish_reason, str) else StopReason.END_TURN
-    if reason is StopReason.END_TURN:
+    reason = _STOP_REASON.get(finish_reason, _END_TURN) if isinstance(
+        finish_reason, str) else _END_TURN
+    if reason is _END_TURN:
         if has_tool_calls:
-            return StopReason.TOOL_USE
+            return _TOOL_USE
         if refused:
-            return StopReason.REFUSAL
+            return _REFUSAL
     return reason
 
 
@@ -138,6 +143,8 @@ def _int(obj: Any, key: str) -> int:
     if not isinstance(obj, dict):
         return 0
     v = obj.get(key)
+    if type(v) is int:  # the usual case, answered without the checks below
+        return v if v > 0 else 0
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return 0
     return max(int(v), 0)

@@ -14,6 +14,10 @@ both sides: the HTTP server (aiohttp's, C parser included; dragoman's uvicorn + 
 A short and a long run, and the difference over the extra requests is one request's
 cost, start-up and shutdown cancelled out.
 
+``--syscalls`` counts system calls instead of instructions: the same server under
+``strace -c -f`` (no valgrind), the calls of each kind per extra request (sends, reads,
+``epoll_ctl``…): what the kernel is asked per request, which instructions do not show.
+
 Targets: ``relay`` (``ceiling.main``, as bench/run.py starts it), ``pass`` and
 ``translated`` (dragoman's gateway of bench/instr.py under the server ``dragoman serve``
 runs: uvicorn, uvloop, the guarded httptools protocol, lifespan on), ``asgi`` (the raw
@@ -154,12 +158,32 @@ def _connect(port: int, proc: subprocess.Popen[str], timeout: float = 600) -> so
 
 def _count(target: str, n: int, shape: str, upstream: str) -> int:
     """Instructions of a server process that answers ``n`` requests."""
+    return instructions(_run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"],
+                             target, n, shape, upstream))
+
+
+def _syscalls(target: str, n: int, shape: str, upstream: str) -> dict[str, int]:
+    """System calls, by name, of a server process that answers ``n`` requests."""
+    with tempfile.NamedTemporaryFile(prefix="strace-", suffix=".txt") as out:
+        _run(["strace", "-c", "-f", "-o", out.name], target, n, shape, upstream)
+        table = Path(out.name).read_text()
+    calls: dict[str, int] = {}
+    for line in table.splitlines():
+        # "% time  seconds  usecs/call  calls  [errors]  syscall" rows
+        fields = line.split()
+        if len(fields) >= 5 and fields[3].isdigit() and fields[-1] != "total":
+            calls[fields[-1]] = int(fields[3])
+    return calls
+
+
+def _run(prefix: list[str], target: str, n: int, shape: str, upstream: str) -> str:
+    """Serve ``target`` under ``prefix`` (valgrind or strace), send it ``n`` requests, stop
+    it with SIGTERM; its standard error."""
     from procs import free_port
 
     port = free_port()
-    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-           __file__, "--serve", target, "--port", str(port), "--shape", shape,
-           "--upstream", upstream]
+    cmd = [*prefix, sys.executable, __file__, "--serve", target, "--port", str(port),
+           "--shape", shape, "--upstream", upstream]
     env = {**os.environ, "PYTHONPATH": str(HERE.parent / "src")}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, env=env)
@@ -172,13 +196,16 @@ def _count(target: str, n: int, shape: str, upstream: str) -> int:
                 head, body = reader.answer()
                 if not head.startswith(b"HTTP/1.1 200 ") or not body:
                     raise RuntimeError(f"{target}: {head!r} {body[:300]!r}")
-        proc.send_signal(signal.SIGTERM)
+        # (strace runs the server as its child: the signal goes to the server)
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        server = int(children.read_text().split()[0]) if prefix[0] == "strace" else proc.pid
+        os.kill(server, signal.SIGTERM)
         _, err = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    return instructions(err)
+    return err
 
 
 def main() -> None:
@@ -188,6 +215,8 @@ def main() -> None:
     ap.add_argument("--shapes", default="whole,stream,long", help="whole, stream, long")
     ap.add_argument("--requests", default="100,400", help="the short and the long run's "
                     "request counts")
+    ap.add_argument("--syscalls", action="store_true", help="system calls per request "
+                    "(strace -c -f) instead of instructions")
     ap.add_argument("--serve", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--shape", default="", help=argparse.SUPPRESS)
@@ -196,14 +225,18 @@ def main() -> None:
     if args.serve:  # (in the valgrind child)
         _serve(args.serve, args.port, args.shape, args.upstream)
         return
-    if shutil.which("valgrind") is None:
-        sys.exit("valgrind is not installed (apt-get install valgrind)")
+    tool = "strace" if args.syscalls else "valgrind"
+    if shutil.which(tool) is None:
+        sys.exit(f"{tool} is not installed (apt-get install {tool})")
     from targets import upstreams
 
     n_short, n_long = (int(n) for n in args.requests.split(","))
     targets = args.targets.split(",")
     with tempfile.TemporaryDirectory() as tmp, upstreams(Path(tmp), "0") as ups:
         for shape in args.shapes.split(","):
+            if args.syscalls:
+                _print_syscalls(targets, n_short, n_long, SHAPES[shape], ups.nginx_base)
+                continue
             per = {}
             for target in targets:
                 short = _count(target, n_short, SHAPES[shape], ups.nginx_base)
@@ -213,6 +246,24 @@ def main() -> None:
                     if "relay" in per and target != "relay" else ""
                 print(f"{target:>10} {shape:>6}: {per[target] / 1000:8.1f}k instructions "
                       f"per request{ratio}", flush=True)
+
+
+def _print_syscalls(targets: list[str], n_short: int, n_long: int, shape: str,
+                    upstream: str) -> None:
+    """System calls per extra request, by name, one column per target."""
+    per: dict[str, dict[str, float]] = {}
+    for target in targets:
+        short = _syscalls(target, n_short, shape, upstream)
+        long = _syscalls(target, n_long, shape, upstream)
+        per[target] = {name: (long.get(name, 0) - short.get(name, 0)) / (n_long - n_short)
+                       for name in long.keys() | short.keys()}
+    names = sorted({name for calls in per.values() for name, k in calls.items()
+                    if abs(k) >= 0.05}, key=lambda name: -max(c.get(name, 0) for c in per.values()))
+    print(f"{shape or 'whole':>14}" + "".join(f"{t:>12}" for t in targets), flush=True)
+    for name in [*names, "total"]:
+        cells = [sum(c.values()) if name == "total" else c.get(name, 0.0)
+                 for c in per.values()]
+        print(f"{name:>14}" + "".join(f"{k:12.2f}" for k in cells), flush=True)
 
 
 if __name__ == "__main__":

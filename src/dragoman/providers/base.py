@@ -7,7 +7,8 @@ the request/response/stream plumbing once; an adapter subclass only says where t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from functools import partial
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import msgspec
@@ -155,13 +156,15 @@ class HttpDialectProvider:
             else msgspec.structs.replace(req, model=self.model)
         return _encode(self.prepare(self.dialect.render_request(upstream_req), req, stream))
 
-    async def send(self, req: ChatRequest, stream: bool,
-                   ctx: RequestContext = NO_CONTEXT) -> UpstreamResponse:
-        """POST one request upstream. Adapters that need I/O first (a token provider, media
-        to fetch) or a second attempt (refresh on 401) override this one method."""
-        return await self.http.request(self.method, self.path(req, stream),
-                                       body=self._body(req, stream),
-                                       headers=self.request_headers(req, stream, ctx))
+    def send(self, req: ChatRequest, stream: bool,
+             ctx: RequestContext = NO_CONTEXT) -> Awaitable[UpstreamResponse]:
+        """POST one request upstream (sent when awaited). Adapters that need I/O first (a
+        token provider, media to fetch) or a second attempt (refresh on 401) override this
+        one method, as an ``async def``. This one is not a coroutine function: it hands
+        back the client's call, so awaiting it costs no frame of its own."""
+        return self.http.request(self.method, self.path(req, stream),
+                                 body=self._body(req, stream),
+                                 headers=self.request_headers(req, stream, ctx))
 
     def stream_decoder(self) -> FrameDecoder:
         """How the upstream frames a stream: SSE by default; NDJSON upstreams override."""
@@ -192,7 +195,7 @@ class HttpDialectProvider:
         upstream read at a time (``ReadStream``); nothing is sent before the first event is
         asked for."""
         return ReadStream(ReadBatches(
-            lambda: self.send(req, True, ctx), self.stream_error_from,
+            partial(self.send, req, True, ctx), self.stream_error_from,
             EventReader(self.stream_decoder(), self.upstream_stream_parser(req))))
 
     async def count_tokens(self, req: ChatRequest) -> int | None:

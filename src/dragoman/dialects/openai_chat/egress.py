@@ -96,7 +96,14 @@ def _messages_json(req: ChatRequest) -> list[dict[str, Any]]:
         out.append({"role": "system", "content": _content_json(
             [{"type": "text", "text": t.text} for t in req.system])})
     for m in req.messages:
-        _message_json(m, out)
+        content = m.content
+        # The commonest turn, one text part and no name: its text is the content (what
+        # ``_message_json`` makes of it), with no loop over parts and no part objects.
+        if len(content) == 1 and type(content[0]) is Text and m.name is None \
+                and m.role != "tool":
+            out.append({"role": m.role, "content": content[0].text})
+        else:
+            _message_json(m, out)
     return out
 
 
@@ -186,8 +193,10 @@ def _reasoning_effort(r: Reasoning) -> str | None:
 
 def render_request(req: ChatRequest) -> dict[str, Any]:
     body: dict[str, Any] = {"model": req.model, "messages": _messages_json(req)}
-    tools = [_tool_json(t) for t in req.tools or ()]
-    tools.extend(h.data for h in req.hosted_tools or () if h.dialect == NAME)
+    tools: list[dict[str, Any]] = []
+    if req.tools or req.hosted_tools:  # (most requests have none: no comprehension)
+        tools = [_tool_json(t) for t in req.tools or ()]
+        tools.extend(h.data for h in req.hosted_tools or () if h.dialect == NAME)
     if tools:
         body["tools"] = tools
         custom = {t.name for t in req.tools or () if t.kind == "custom"}

@@ -39,6 +39,8 @@ _KNOWN = frozenset({
     "function_call",
 })
 
+#: The optional ones among them: a body with none of these is read by a shorter path.
+_OPTIONAL = _KNOWN - {"model", "messages", "stream", "stream_options"}
 
 # --- content ------------------------------------------------------------------------------
 
@@ -246,6 +248,10 @@ def _tool_result(m: dict[str, Any], where: str, role: str, calls: _Calls) -> Too
     return ToolResult(call_id=call_id, content=parts)
 
 
+#: roles whose plain-text turn is parsed without the general branches (``_messages``)
+_PLAIN_ROLES = frozenset({"user", "system", "developer", "assistant"})
+
+
 def _messages(raw: Any) -> list[Message]:
     if raw is None:
         raise InvalidRequest("Missing required parameter: 'messages'.", param="messages")
@@ -257,6 +263,20 @@ def _messages(raw: Any) -> list[Message]:
     out: list[Message] = []
     calls = _Calls()
     for i, m in enumerate(raw):
+        # The commonest turn, ``{"role": …, "content": "text"}`` and nothing else, is
+        # what the general branches below make of it, with no validator call and no field
+        # path built (a path is only needed for an error).
+        if type(m) is dict and len(m) == 2:
+            role, content = m.get("role"), m.get("content")
+            if type(content) is str and type(role) is str and role in _PLAIN_ROLES:
+                parts: list[Part] = [Text(text=content)] if content else []
+                if role != "assistant":
+                    out.append(Message(role=role, content=parts))  # type: ignore[arg-type]
+                elif out and out[-1].role == "assistant":
+                    out[-1].content.extend(parts)
+                else:
+                    out.append(Message(role="assistant", content=parts))
+                continue
         where = f"messages[{i}]"
         m = obj(m, where)
         role = m.get("role")
@@ -333,15 +353,21 @@ def parse_request(body: Any) -> ChatRequest:
         raise InvalidRequest("The request body must be a JSON object.")
     # A missing model is "" here: the server decides (a configured default model, or the
     # 400 "Missing required parameter" OpenAI answers).
-    model = opt(body, "model", str) or ""
+    model = body.get("model")
+    if type(model) is not str:  # (a string, the common case, needs no validator call)
+        model = opt(body, "model", str) or ""
     messages = _messages(body.get("messages"))
     # (an optional field the body does not have costs no call: most have a few)
     n = opt(body, "n", int) if "n" in body else None
     if n is not None and n != 1:
         raise InvalidRequest("Only n=1 is supported." if n > 1 else
                              "Invalid 'n': integer below minimum value 1.", param="n")
-    stream = bool(opt(body, "stream", bool))
-    extra = {k: v for k, v in body.items() if k not in _KNOWN}
+    stream = body.get("stream")
+    if type(stream) is not bool:
+        stream = bool(opt(body, "stream", bool))
+    # (most bodies have only known fields: one C-level test instead of a comprehension)
+    extra = {} if _KNOWN.issuperset(body) else \
+        {k: v for k, v in body.items() if k not in _KNOWN}
     include_usage = False
     so = opt(body, "stream_options", dict) if "stream_options" in body else None
     if so is not None:
@@ -349,6 +375,10 @@ def parse_request(body: Any) -> ChatRequest:
         rest = {k: v for k, v in so.items() if k != "include_usage"}
         if rest:  # e.g. include_obfuscation: forwarded to a Chat upstream
             extra["stream_options"] = rest
+    if _OPTIONAL.isdisjoint(body):  # (no optional field to read: one C-level test)
+        return ChatRequest(model=model, messages=messages, stream=stream,
+                           include_usage=include_usage and stream, dialect=NAME,
+                           extra=extra or None)
     max_tokens = opt_tokens(body, "max_completion_tokens") \
         if "max_completion_tokens" in body else None
     legacy_max = opt_tokens(body, "max_tokens") if "max_tokens" in body else None

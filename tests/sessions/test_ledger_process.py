@@ -166,3 +166,23 @@ def test_no_record_is_lost_when_the_writer_is_killed_mid_run(
             t.join()
     assert sent > 0 and _count(db) >= sent
     assert _writers(db) == []
+
+
+def test_the_writer_ends_when_its_gateway_is_killed(tmp_path: Path,
+                                                    upstream: FakeUpstream) -> None:
+    """No orphan: a gateway killed outright (no graceful shutdown) closes the writer's
+    stdin with its death, and the writer ends there."""
+    db = tmp_path / "sessions.db"
+    with run_gateway(_config(upstream, db), tmp_path) as base, httpx.Client() as client:
+        deadline = time.monotonic() + 60
+        while not _writers(db) and time.monotonic() < deadline:
+            _chat(client, base, 0)  # until the first batch has started the writer
+            time.sleep(0.2)
+        [writer] = _writers(db)
+        stat = Path(f"/proc/{writer}/stat").read_text()
+        gateway = int(stat.rsplit(")", 1)[1].split()[1])  # the writer's parent
+        os.kill(gateway, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while _writers(db) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _writers(db) == []

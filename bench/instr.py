@@ -143,7 +143,9 @@ def bench_gateway(path: str, stream: str, upstream: str) -> tuple[Any, int]:
         server["admin_keys"] = ["bench-admin"]
     store = os.environ.get("INSTR_STORE", "memory")
     sessions: dict[str, Any] = {"backend": store,
-                                "usage_ledger": not os.environ.get("INSTR_NO_LEDGER")}
+                                "usage_ledger": not os.environ.get("INSTR_NO_LEDGER"),
+                                "ledger_writer": os.environ.get("INSTR_LEDGER_WRITER",
+                                                                "process")}
     if store == "sqlite":  # (a fresh file per run)
         sessions["path"] = tempfile.mkdtemp(prefix="instr-") + "/sessions.db"
     gw = build_gateway(parse_config({"server": server, "models": [model],
@@ -268,6 +270,9 @@ def main() -> None:
                     "N is the request rate modelled, per second")
     ap.add_argument("--store", default="memory", choices=("memory", "sqlite"),
                     help="session store (and so ledger) backend")
+    ap.add_argument("--ledger-writer", default="process", choices=("process", "thread"),
+                    help="SQLite: the ledger written by a child process (not counted: "
+                    "valgrind does not follow it) or a thread of the gateway (counted)")
     ap.add_argument("--watch", action="store_true", help="keep the disconnect watcher's "
                     "20 ms wall-clock sweep (load-dependent counts: as measured before "
                     "session 6)")
@@ -290,6 +295,7 @@ def main() -> None:
             os.environ[var] = "1"
     os.environ["INSTR_FLUSH_EVERY"] = str(args.flush_every)
     os.environ["INSTR_STORE"] = args.store
+    os.environ["INSTR_LEDGER_WRITER"] = args.ledger_writer
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install valgrind)")
     sys.path.insert(0, str(HERE))

@@ -7,8 +7,11 @@ the same process, so the shared machine's load hits them alike.
     .venv/bin/python bench/ledger_lag.py [--rounds 6] [--seconds 4] [--shield -15]
 
 - ``off``: the usage listener detached (no records kept: what the memory store does);
-- ``on``: the default configuration, the ledger written in slices of
-  ``sqlite_ledger.SLICE`` rows, one thread hop each;
+- ``on``: the ledger written from a thread of the gateway (``ledger_writer: thread``),
+  in slices of ``sqlite_ledger.SLICE`` rows, one thread hop each;
+- ``process``: the default configuration, the ledger written by a child process
+  (``ledger_process``; it inherits the gateway's CPU, one core for both); ``pnice``: the
+  same, the child at nice 19;
 - ``whole``: the same, but each batch (up to 500 rows) in one hop, as before the slices;
 - ``idle``: as ``on``, but the writer thread at Linux's ``SCHED_IDLE`` (it runs only
   when the core has nothing else to run); ``nice``: the same at nice 19 (root: the
@@ -55,6 +58,8 @@ from procs import BENCH_KEY, free_port  # noqa: E402
 from dragoman.config import build_gateway, parse_config  # noqa: E402
 from dragoman.server.runner import serve, settle_heap  # noqa: E402
 from dragoman.sessions import sqlite_ledger  # noqa: E402
+from dragoman.sessions.ledger_process import ProcessLedger  # noqa: E402
+from dragoman.sessions.sqlite import SqliteStore  # noqa: E402
 
 LAG_OVER_MS = 1.0
 SLICE = sqlite_ledger.SLICE
@@ -158,6 +163,15 @@ def _set_writer_priority(mode: str) -> None:
             os.setpriority(os.PRIO_PROCESS, t.native_id, nice)
 
 
+def _use_writer(store: SqliteStore, writers: dict[str, Any], mode: str) -> None:
+    """The thread or the process writes (``writers``: one of each, made at the start)."""
+    process = mode in ("process", "pnice")
+    store._ledger = writers["process" if process else "thread"]
+    pid = writers["process"].pid
+    if pid is not None:
+        os.setpriority(os.PRIO_PROCESS, pid, 19 if mode == "pnice" else 0)
+
+
 def _in_write(t: float, writes: list[tuple[float, float, int]]) -> bool:
     return any(a - 0.001 <= t <= b + 0.001 for a, b, _ in writes)
 
@@ -185,6 +199,13 @@ async def _main(args: argparse.Namespace, ups: tg.Upstreams, tmp: Path) -> None:
     gw = build_gateway(parse_config(cfg))
     ops = gw.ops
     ops.ledger.interval = args.interval
+    store = ops.ledger._sink.__self__  # type: ignore[attr-defined]
+    assert isinstance(store, SqliteStore)
+    await store.open()
+    assert isinstance(store._ledger, ProcessLedger)
+    writers = {"process": store._ledger,
+               "thread": sqlite_ledger.SqliteLedger(store._connect, store._ledger._args[2])}
+    await store._ledger.append([])  # the child started (an empty batch: nothing written)
     probe = Probe()
     ops.ledger._sink = probe.timed(ops.ledger._sink)  # type: ignore[assignment]
     listener = gw.usage.listeners[0]
@@ -215,6 +236,7 @@ async def _main(args: argparse.Namespace, ups: tg.Upstreams, tmp: Path) -> None:
         gw.usage.listeners[:] = [] if mode == "off" else [listener]
         sqlite_ledger.SLICE = 1 << 30 if mode == "whole" else SLICE
         await ops.ledger.flush()
+        _use_writer(store, writers, mode)
         _set_writer_priority(mode)
         await asyncio.sleep(0.5)
         probe.cut()
@@ -249,6 +271,8 @@ async def _main(args: argparse.Namespace, ups: tg.Upstreams, tmp: Path) -> None:
     server.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await server
+    for w in writers.values():
+        await w.aclose()
     print()
     keys = ["rps", "p50", "p99", "lag_p50", "lag_p90", "lag_p99", "lag_p999", "lag_max", "late",
             "late_in_write", "in_write_p50", "in_write_p90", "write_ms", "rows", "pending"]
@@ -266,8 +290,8 @@ def main() -> None:
                     "a saturated worker, where the idle-priority writer starves)")
     ap.add_argument("--interval", type=float, default=1.0,
                     help="the ledger writer's interval (seconds)")
-    ap.add_argument("--modes", type=lambda s: s.split(","), default=["off", "on", "whole"],
-                    help="which of off,on,whole,idle,nice to run (one alone: for a "
+    ap.add_argument("--modes", type=lambda s: s.split(","), default=["off", "on", "process"],
+                    help="which of off,on,process,pnice,whole,idle,nice to run (one alone: for a "
                     "profiler attached)")
     ap.add_argument("--shield", type=int, metavar="NICE",
                     help="as root on a shared machine: set this process tree's scheduling "

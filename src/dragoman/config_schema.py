@@ -278,6 +278,9 @@ class SessionsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     record_threads: bool = True
     #: keep the usage ledger in this store (off: metrics only, ``/admin/usage`` is empty)
     usage_ledger: bool = True
+    #: SQLite: who writes the usage ledger, a child process of each worker (its own GIL)
+    #: or a thread of the worker (``docs/operations.md``, "The usage ledger")
+    ledger_writer: Literal["process", "thread"] = "process"
 
     def __repr__(self) -> str:  # the DSN may hold a password
         return f"SessionsConfig(backend={self.backend!r}, path={self.path!r})"
@@ -296,7 +299,8 @@ class SessionsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                              pool_size=self.pool_size, ttl=ttl or None,
                              lock_wait=duration("lock_wait", self.lock_wait),
                              record_threads=self.record_threads,
-                             usage_ledger=self.usage_ledger)
+                             usage_ledger=self.usage_ledger,
+                             ledger_writer=self.ledger_writer)
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

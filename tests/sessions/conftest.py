@@ -94,3 +94,14 @@ async def store(store_settings: StoreSettings) -> AsyncIterator[SessionStore]:
 def backend(request: pytest.FixtureRequest) -> str:
     """A durable backend, for tests against gateway processes."""
     return str(request.param)
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SessionStore]:
+    """A SQLite store in its default configuration (the ledger's writer process)."""
+    s = open_store(StoreSettings(backend="sqlite", path=str(tmp_path / "sessions.db")))
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.aclose()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,23 +16,13 @@ from dragoman.core import Overloaded
 from dragoman.observe import BatchWriter
 from dragoman.sessions import SessionStore, StoreSettings, open_store
 from dragoman.sessions.sqlite import SqliteStore
-from dragoman.sessions.sqlite_ledger import SLICE
+from dragoman.sessions.sqlite_ledger import SLICE, SqliteLedger
 from dragoman.sessions.usage import UsageQuery, UsageRow, UsageValues, row_values
 
 
 def _rows(n: int, first: int = 0) -> list[UsageValues]:
     return [row_values(UsageRow(ts=1_700_000_000_000 + i, tenant="acme", model="gpt",
                                 input_tokens=i)) for i in range(first, first + n)]
-
-
-@pytest.fixture
-async def sqlite_store(tmp_path: Path) -> AsyncIterator[SessionStore]:
-    s = open_store(StoreSettings(backend="sqlite", path=str(tmp_path / "sessions.db")))
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.aclose()
 
 
 def _count(path: Path) -> int:
@@ -68,12 +57,23 @@ async def test_a_batch_failing_half_way_leaves_nothing(sqlite_store: SessionStor
     assert _count(sqlite_store.path) == 2
 
 
-async def test_a_batch_abandoned_half_way_is_rolled_back(sqlite_store: SessionStore) -> None:
+async def test_a_batch_abandoned_half_way_is_rolled_back(tmp_path: Path) -> None:
     """A write task cancelled between two slices (its transaction left open) neither
-    commits its first slice nor blocks the next batch."""
+    commits its first slice nor blocks the next batch (the thread writer's slices; the
+    writer process's are tested in test_ledger_process.py)."""
+    sqlite_store = open_store(StoreSettings(backend="sqlite", ledger_writer="thread",
+                                            path=str(tmp_path / "sessions.db")))
+    await sqlite_store.open()
+    try:
+        await _abandon_half_way(sqlite_store)
+    finally:
+        await sqlite_store.aclose()
+
+
+async def _abandon_half_way(sqlite_store: SessionStore) -> None:
     assert isinstance(sqlite_store, SqliteStore)
     ledger = sqlite_store._ledger
-    assert ledger is not None
+    assert isinstance(ledger, SqliteLedger)
     loop = asyncio.get_running_loop()
     # what the first hop of a several-slice batch does, and then nothing more
     await loop.run_in_executor(ledger._pool, ledger._write, _rows(SLICE), True, False)

@@ -55,6 +55,9 @@ class StoreSettings:
     lock_wait: float = DEFAULT_LOCK_WAIT
     record_threads: bool = True
     usage_ledger: bool = True
+    #: SQLite: who writes the usage ledger, a child process (``ledger_process``) or a
+    #: thread of the gateway (``sqlite_ledger``)
+    ledger_writer: Literal["process", "thread"] = "process"
 
     def __repr__(self) -> str:  # the DSN may hold a password
         return (f"StoreSettings(backend={self.backend!r}, path={self.path!r}, "

@@ -6,7 +6,8 @@ measured 3 to 6 times cheaper per turn (bench/README.md). Each pool thread owns 
 WAL lets readers run beside the single writer, write transactions start with
 ``BEGIN IMMEDIATE`` (so concurrent writers queue on the busy timeout instead of failing on
 a lock upgrade), and several worker processes can share the file. The usage ledger is
-written on a connection and thread of its own, in slices (``sqlite_ledger``).
+written on a connection of its own, by a child process (``ledger_process``) or from a thread, in
+slices (``sqlite_ledger``).
 
 Durability: ``synchronous=FULL`` syncs the WAL on every commit, so a turn acknowledged to
 the client survives ``kill -9`` and power loss alike; it costs one fsync per turn, never
@@ -22,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from . import plans as p
+from .ledger_inserts import connect
+from .ledger_process import ProcessLedger
 from .schema import SQLITE, UNUSED_BRANCH
 from .settings import StoreSettings
 from .sqlite_ledger import SqliteLedger
@@ -55,16 +58,12 @@ class SqliteStore(SessionStore):
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
-        self._ledger: SqliteLedger | None = None
+        self._ledger: SqliteLedger | ProcessLedger | None = None
 
     # --- connections ------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None,
-                               check_same_thread=False)
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        return conn
+        return connect(self.path, BUSY_TIMEOUT)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -81,7 +80,7 @@ class SqliteStore(SessionStore):
             raise StoreError(f"cannot create {self.path.parent}: {e.strerror}") from None
         self._pool = ThreadPoolExecutor(self.settings.pool_size or DEFAULT_POOL,
                                         thread_name_prefix="dragoman-sqlite")
-        self._ledger = SqliteLedger(self._connect, _INSERT_USAGE)
+        self._ledger = self._new_ledger()
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._pool, self._migrate)
@@ -91,6 +90,14 @@ class SqliteStore(SessionStore):
         except StoreError:
             self._shutdown()
             raise
+
+    def _new_ledger(self) -> SqliteLedger | ProcessLedger:
+        def thread() -> SqliteLedger:
+            return SqliteLedger(self._connect, _INSERT_USAGE)
+        if self.settings.ledger_writer == "thread":
+            return thread()
+        # started at the first batch, after ``_migrate`` made the table
+        return ProcessLedger(self.path, BUSY_TIMEOUT, _INSERT_USAGE, thread)
 
     def _migrate(self) -> None:
         conn = self._conn()
@@ -127,9 +134,11 @@ class SqliteStore(SessionStore):
             self._conns.clear()
 
     async def _close(self) -> None:
+        if self._ledger is not None:
+            await self._ledger.aclose()  # the writer process's last batch, then its end
         await asyncio.get_running_loop().run_in_executor(None, self._shutdown)
 
-    # --- the usage ledger: its own thread and connection (``sqlite_ledger``) ----------------
+    # --- the usage ledger: its own process or thread, and connection -----------------------
 
     async def append_usage(self, rows: list[UsageValues]) -> None:
         # Timed like every plan, but not through ``_guarded``: the ledger's caller (the

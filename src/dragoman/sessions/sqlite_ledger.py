@@ -34,36 +34,17 @@ import asyncio
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from itertools import chain
-from typing import cast
 
+from .ledger_inserts import SLICE, LedgerInserts
 from .usage import UsageValues
 
-#: Rows per thread hop: a few hundred µs of SQLite's work, the longest the loop waits for
-#: the writer (bench/ledger_lag.py: the loop's delay during writes falls with the slice,
-#: p90 2.1 ms at 400 rows, 1.1 at 100, 0.8-1.0 at 50, 0.8 at 25; each hop costs the loop
-#: a wake-up).
-SLICE = 50
-
-# sqlite3 adapts every parameter that is not exactly an int, float, str or bytearray: for
-# ``None`` and ``bool`` it looks for an adapter of their type and, finding none, asks the
-# protocol type and the value for ``__adapt__`` and ``__conform__``, two failed attribute
-# look-ups that each format an AttributeError (~3k instructions a value, ~8k per ledger row
-# with its NULL times and its boolean). Registered, the adapter is found at the first look-up
-# and binds what sqlite3 binds anyway: NULL for None (``{}.get(None)`` is None, a C call),
-# 0 or 1 for a bool. (Process-wide: every sqlite3 connection binds these the same way.)
-sqlite3.register_adapter(type(None), cast("Callable[[None], None]", {}.get))
-sqlite3.register_adapter(bool, int)
+__all__ = ["SLICE", "SqliteLedger"]
 
 
 class SqliteLedger:
     def __init__(self, connect: Callable[[], sqlite3.Connection], insert_sql: str) -> None:
-        self._connect = connect
-        self._conn: sqlite3.Connection | None = None
-        head, one = insert_sql.split(" VALUES ")  # (one row's placeholders, numbered)
-        self._head = head + " VALUES "
-        self._one = "(" + ", ".join(["?"] * one.count("?")) + ")"
-        self._inserts: dict[int, str] = {}
+        self._inserts = LedgerInserts(connect, insert_sql)
+        self._write = self._inserts.write
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="dragoman-ledger")
 
     async def append(self, rows: list[UsageValues]) -> None:
@@ -75,34 +56,10 @@ class SqliteLedger:
             await loop.run_in_executor(self._pool, self._write, rows[start:end],
                                        start == 0, end >= n)
 
-    def _write(self, rows: list[UsageValues], first: bool, last: bool) -> None:
-        conn = self._conn
-        if conn is None:
-            conn = self._conn = self._connect()
-        try:
-            if first:
-                if conn.in_transaction:  # a batch abandoned half-way (its task cancelled)
-                    conn.execute("ROLLBACK")
-                conn.execute("BEGIN IMMEDIATE")
-            conn.execute(self._insert(len(rows)), tuple(chain.from_iterable(rows)))
-            if last:
-                conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
-    def _insert(self, n: int) -> str:
-        """The statement inserting ``n`` rows (sqlite3 keeps it compiled in its statement
-        cache: at most ``SLICE`` of them)."""
-        sql = self._inserts.get(n)
-        if sql is None:
-            sql = self._inserts[n] = self._head + ", ".join([self._one] * n)
-        return sql
+    async def aclose(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.close)
 
     def close(self) -> None:
         """Wait for a write under way, then close the connection (any thread)."""
         self._pool.shutdown(wait=True)
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._inserts.close()

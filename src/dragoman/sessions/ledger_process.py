@@ -1,0 +1,190 @@
+"""The SQLite usage ledger written by a child process (``ledger_writer``), so that
+binding a row's values runs under the child's GIL, not the gateway's (bench/README.md,
+"The ledger writer in a process of its own").
+
+``append`` sends a batch (one msgpack frame, ``ledger_frames``) and returns when the child
+has answered that it committed it: a flush still means "on disk". The child's error comes
+back as the same ``sqlite3`` error class (``IntegrityError``…), so the batch writer keeps
+and retries the batch as it did with the thread. A child that died (killed, crashed) is
+started again and the unanswered batch resent: no record is lost, but one committed in
+the instant between the child's ``COMMIT`` and its answer is written twice. A child that
+cannot start at all (no usable ``sys.executable``, a broken installation) makes this
+writer fall back, for good and with a warning, to the thread (``sqlite_ledger``).
+
+``aclose`` (the store's graceful close, after the batch writer's last flush) closes the
+child's stdin, the child ends there, and is waited for (at most ``CLOSE_WAIT`` seconds,
+then killed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+
+from .ledger_frames import HEADER, READY, frame
+from .sqlite_ledger import SqliteLedger
+from .usage import UsageValues
+
+log = logging.getLogger("dragoman.sessions")
+
+MODULE = "dragoman.sessions.ledger_writer"
+#: The child's ``python -c``: ``dragoman`` and ``dragoman.sessions`` as bare packages (their
+#: ``__init__`` imports the whole gateway, seconds on a loaded machine), then the writer,
+#: which imports only its few modules (``ledger_inserts``, ``ledger_frames``).
+BOOT = """
+import sys, types
+for name, path in ((sys.argv[1], sys.argv[2]), (sys.argv[1] + ".sessions", sys.argv[3])):
+    sys.modules[name] = types.ModuleType(name)
+    sys.modules[name].__path__ = [path]
+from dragoman.sessions.ledger_writer import main
+main(sys.argv[4:])
+"""
+_HERE = Path(__file__).resolve().parent
+#: times a batch is sent to a newly started child after the previous one died with it
+RESENDS = 3
+CLOSE_WAIT = 10.0
+
+_answer = msgspec.msgpack.Decoder(str | list[str] | None).decode
+
+
+class ProcessLedger:
+    def __init__(self, path: Path, busy_timeout: float, insert_sql: str,
+                 fallback: Callable[[], SqliteLedger], *, nice: int = 0) -> None:
+        self._args = (str(path), repr(busy_timeout), insert_sql, str(nice))
+        self._boot = ("-c", BOOT, "dragoman", str(_HERE.parent), str(_HERE))
+        self._fallback = fallback
+        self._thread: SqliteLedger | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._lock = asyncio.Lock()  # one batch in flight: answers come in order
+        #: children started (the first, and one after each death)
+        self.started = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    async def append(self, rows: list[UsageValues]) -> None:
+        """Insert ``rows`` in one transaction, committed when this returns."""
+        data = frame(rows)
+        async with self._lock:
+            for _ in range(RESENDS):
+                try:
+                    proc = self._proc or await self._start()
+                except ConnectionError as e:  # killed while it started
+                    log.warning("the usage ledger's writer process died: %s", e)
+                    continue
+                if proc is None:
+                    break
+                try:
+                    proc.stdin.write(data)  # type: ignore[union-attr]
+                    await proc.stdin.drain()  # type: ignore[union-attr]
+                    answer = _answer(await _read_frame(proc))
+                except (ConnectionError, asyncio.IncompleteReadError) as e:
+                    log.warning("the usage ledger's writer process %d died (%s: %s): "
+                                "starting another, resending its batch", proc.pid,
+                                type(e).__name__, e)
+                    self._end(proc)
+                    continue
+                except BaseException:
+                    # cancelled while the child writes: its answer would be read as the
+                    # next batch's; it ends here (its batch committed or rolled back)
+                    self._end(proc)
+                    raise
+                if answer is not None:
+                    raise _error(answer)
+                return
+            else:
+                raise ConnectionError(f"the usage ledger's writer process died {RESENDS} "
+                                      "times in a row with one batch")
+        assert self._thread is not None
+        await self._thread.append(rows)
+
+    async def _start(self) -> asyncio.subprocess.Process | None:
+        """A new child, its connection open; None: none can start, the thread instead."""
+        if self._thread is not None:
+            return None
+        try:
+            if not sys.executable:
+                raise OSError("sys.executable is empty")
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, *self._boot, *self._args,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        except OSError as e:
+            self._fall_back(f"{type(e).__name__}: {e}")
+            return None
+        try:
+            ready = _answer(await _read_frame(proc))
+        except (asyncio.IncompleteReadError, msgspec.DecodeError) as e:
+            # (its stdout closed: it ended) by a signal, from outside: another may start
+            if isinstance(e, asyncio.IncompleteReadError) and (status := await proc.wait()) < 0:
+                raise ConnectionError(f"killed by signal {-status} as it started") from None
+            self._end(proc)
+            self._fall_back(f"it ended before it was ready ({type(e).__name__}, "
+                            f"exit status {proc.returncode})")
+            return None
+        except BaseException:  # cancelled as it started
+            self._end(proc)
+            raise
+        if ready != READY:
+            self._end(proc)
+            self._fall_back(f"it answered {ready!r}")
+            return None
+        self._proc = proc
+        self.started += 1
+        return proc
+
+    def _fall_back(self, why: str) -> None:
+        log.warning("the usage ledger's writer process cannot start (%s): writing the "
+                    "ledger from a thread of the gateway instead", why)
+        self._thread = self._fallback()
+
+    def _end(self, proc: asyncio.subprocess.Process) -> None:
+        if proc.returncode is None:
+            proc.kill()
+        if self._proc is proc:
+            self._proc = None
+
+    async def aclose(self) -> None:
+        """Let the child finish and end (its stdin closed), or kill it after a while."""
+        async with self._lock:
+            proc, self._proc = self._proc, None
+            if proc is not None:
+                proc.stdin.close()  # type: ignore[union-attr]
+                try:
+                    async with asyncio.timeout(CLOSE_WAIT):
+                        await proc.wait()
+                except TimeoutError:
+                    log.error("the usage ledger's writer process %d did not end: killed",
+                              proc.pid)
+                    proc.kill()
+                    await proc.wait()
+            if self._thread is not None:
+                await self._thread.aclose()
+
+    def close(self) -> None:
+        """The store closing without ``aclose`` (a failed open): kill a child left."""
+        if self._proc is not None:
+            self._end(self._proc)
+        if self._thread is not None:
+            self._thread.close()
+
+
+async def _read_frame(proc: asyncio.subprocess.Process) -> bytes:
+    assert proc.stdout is not None
+    header = await proc.stdout.readexactly(HEADER.size)
+    return await proc.stdout.readexactly(HEADER.unpack(header)[0])
+
+
+def _error(answer: str | list[str]) -> Exception:
+    """The child's error as the gateway raises it: ``sqlite3``'s classes as themselves."""
+    name, message = (answer[0], answer[1]) if isinstance(answer, list) else ("Error", answer)
+    cls = getattr(sqlite3, name, None)
+    if isinstance(cls, type) and issubclass(cls, sqlite3.Error):
+        return cls(message)
+    return RuntimeError(f"the usage ledger's writer process failed: {name}: {message}")

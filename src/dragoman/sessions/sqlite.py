@@ -44,6 +44,12 @@ from .usage import (
 R = TypeVar("R")
 
 BUSY_TIMEOUT = 10.0  # seconds a writer waits for another process's transaction
+#: The ledger child's nice value. On a worker's one core (bench/run.py pins it) the child at
+#: the worker's priority preempted the loop for whole time slices (added p99 3.3-4.4x of no
+#: ledger); at 10 the loop wins each wake-up and the child still gets ~10 % of a busy core,
+#: several times what a saturated worker's rows need (nice 19 fell behind). bench/README.md,
+#: "Session 8".
+LEDGER_NICE = 10
 DEFAULT_POOL = 4
 
 
@@ -97,7 +103,7 @@ class SqliteStore(SessionStore):
         if self.settings.ledger_writer == "thread":
             return thread()
         # started at the first batch, after ``_migrate`` made the table
-        return ProcessLedger(self.path, BUSY_TIMEOUT, _INSERT_USAGE, thread)
+        return ProcessLedger(self.path, BUSY_TIMEOUT, _INSERT_USAGE, thread, nice=LEDGER_NICE)
 
     def _migrate(self) -> None:
         conn = self._conn()

@@ -1,6 +1,6 @@
 """The usage ledger's writer process (``python -m dragoman.sessions.ledger_writer PATH
-BUSY_TIMEOUT INSERT_SQL NICE``, or ``ledger_process.BOOT``, which imports less), started
-by the gateway (``ledger_process``): it owns a
+BUSY_TIMEOUT INSERT_SQL PRIORITY``, PRIORITY ``idle`` or a nice value, or
+``ledger_process.BOOT``, which imports less), started by the gateway (``ledger_process``): it owns a
 connection of its own to the sessions database, reads batches from stdin, inserts each in
 one transaction as the in-process writer does (``ledger_inserts``) and
 answers each on stdout after its ``COMMIT``.
@@ -54,12 +54,25 @@ def serve(path: str, busy_timeout: float, insert_sql: str, stdin: BinaryIO,
     inserts.close()
 
 
+def lower_priority(priority: str) -> None:
+    """``idle``: Linux's ``SCHED_IDLE`` (a waking loop preempts this process at once; it
+    may starve, and the gateway replaces a starved one: ``ledger_process``); otherwise
+    that nice value. Either is for good: an unprivileged process cannot raise it again."""
+    if priority == "idle":
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return
+        except (AttributeError, OSError):  # not Linux, or refused: the lowest nice value
+            priority = "19"
+    if int(priority):
+        os.nice(int(priority))
+
+
 def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    path, busy_timeout, insert_sql, nice = argv
-    if int(nice):
-        os.nice(int(nice))
+    path, busy_timeout, insert_sql, priority = argv
+    lower_priority(priority)
     serve(path, float(busy_timeout), insert_sql, sys.stdin.buffer, sys.stdout.buffer)
 
 

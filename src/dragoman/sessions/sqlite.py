@@ -103,7 +103,8 @@ class SqliteStore(SessionStore):
         if self.settings.ledger_writer == "thread":
             return thread()
         # started at the first batch, after ``_migrate`` made the table
-        return ProcessLedger(self.path, BUSY_TIMEOUT, _INSERT_USAGE, thread, nice=LEDGER_NICE)
+        return ProcessLedger(self.path, BUSY_TIMEOUT, _INSERT_USAGE, thread, nice=LEDGER_NICE,
+                             idle=self.settings.ledger_priority == "idle")
 
     def _migrate(self) -> None:
         conn = self._conn()

@@ -50,14 +50,18 @@ log = logging.getLogger("dragoman.sessions")
 MODULE = "dragoman.sessions.ledger_writer"
 #: The child's ``python -c``: ``dragoman`` and ``dragoman.sessions`` as bare packages (their
 #: ``__init__`` imports the whole gateway, seconds on a loaded machine), then the writer,
-#: which imports only its few modules (``ledger_inserts``, ``ledger_frames``).
+#: which imports only its few modules (``ledger_inserts``, ``ledger_frames``), after it has
+#: lowered its priority (the last argument), so that these imports run at it too (``0``:
+#: main's own setting of it skipped, as it is done).
 BOOT = """
 import sys, types
 for name, path in ((sys.argv[1], sys.argv[2]), (sys.argv[1] + ".sessions", sys.argv[3])):
     sys.modules[name] = types.ModuleType(name)
     sys.modules[name].__path__ = [path]
+from dragoman.sessions.ledger_priority import lower_priority
+lower_priority(sys.argv[-1])
 from dragoman.sessions.ledger_writer import main
-main(sys.argv[4:])
+main(sys.argv[4:-1] + ["0"])
 """
 _HERE = Path(__file__).resolve().parent
 #: times a batch is sent to a newly started child after the previous one died with it

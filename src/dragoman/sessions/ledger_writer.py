@@ -17,7 +17,6 @@ gateway too, whose graceful shutdown still sends its last batch here.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from typing import BinaryIO
@@ -26,6 +25,7 @@ import msgspec
 
 from .ledger_frames import HEADER, READY, frame
 from .ledger_inserts import LedgerInserts, connect
+from .ledger_priority import lower_priority
 
 
 def _read(stream: BinaryIO, n: int) -> bytes | None:
@@ -52,20 +52,6 @@ def serve(path: str, busy_timeout: float, insert_sql: str, stdin: BinaryIO,
         stdout.write(frame(answer))
         stdout.flush()
     inserts.close()
-
-
-def lower_priority(priority: str) -> None:
-    """``idle``: Linux's ``SCHED_IDLE`` (a waking loop preempts this process at once; it
-    may starve, and the gateway replaces a starved one: ``ledger_process``); otherwise
-    that nice value. Either is for good: an unprivileged process cannot raise it again."""
-    if priority == "idle":
-        try:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-            return
-        except (AttributeError, OSError):  # not Linux, or refused: the lowest nice value
-            priority = "19"
-    if int(priority):
-        os.nice(int(priority))
 
 
 def main(argv: list[str]) -> None:

@@ -244,10 +244,12 @@ async def _main(args: argparse.Namespace, ups: tg.Upstreams, tmp: Path) -> None:
     results: dict[str, list[dict[str, float]]] = {m: [] for m in args.modes}
     modes = args.modes
     for i in range(args.rounds * len(modes)):
-        mode = modes[(i + (i // len(modes))) % len(modes)]  # rotating: no order bias
+        named = modes[(i + (i // len(modes))) % len(modes)]  # rotating: no order bias
+        mode, _, interval = named.partition("@")  # (``pidle@0.2``: written every 0.2 s)
         gw.usage.listeners[:] = [] if mode == "off" else [listener]
         sqlite_ledger.SLICE = 1 << 30 if mode == "whole" else SLICE
         await ops.ledger.flush()
+        ops.ledger.interval = float(interval or args.interval)
         _use_writer(store, writers, mode)
         _set_writer_priority(mode)
         await asyncio.sleep(0.5)
@@ -274,8 +276,8 @@ async def _main(args: argparse.Namespace, ups: tg.Upstreams, tmp: Path) -> None:
                  gc_max=max((ms for _, ms in got.gcs), default=0.0),
                  gc2=sum(g == 2 for g, _ in got.gcs), pending=pending,
                  catch_ups=writers["pidle"].catch_ups - catch_ups)
-        results[mode].append(w)
-        print(f"round {i // len(modes) + 1} {mode:3}: " + " ".join(
+        results[named].append(w)
+        print(f"round {i // len(modes) + 1} {named:3}: " + " ".join(
             f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in w.items()),
             flush=True)
     pinger.kill()
@@ -309,7 +311,7 @@ def main() -> None:
                     help="the ledger writer's largest batch (rows)")
     ap.add_argument("--modes", type=lambda s: s.split(","), default=["off", "on", "process"],
                     help="which of off,on,process,pnice,p10,pidle,whole,idle,nice to run (one "
-                    "alone: for a profiler attached)")
+                    "alone: for a profiler attached); MODE@SECONDS: with that --interval")
     ap.add_argument("--shield", type=int, metavar="NICE",
                     help="as root on a shared machine: set this process tree's scheduling "
                          "groups to this nice value (e.g. -15) for steadier numbers")

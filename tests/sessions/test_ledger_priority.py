@@ -9,6 +9,7 @@ shutdown."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -124,6 +125,7 @@ async def test_a_child_stopped_inside_its_transaction_is_replaced(
         written += n
         if caught:
             break
+        await asyncio.sleep(0.1)  # (the next batch not back to back: not a backlog)
         assert ledger.catch_ups == 0, "an idle child starved on a loaded machine"
     else:
         pytest.fail("never stopped inside a transaction")
@@ -136,6 +138,29 @@ async def test_a_child_stopped_inside_its_transaction_is_replaced(
     got = [r[0] for r in sqlite3.connect(idle_store.path).execute(
         "SELECT input_tokens FROM usage_ledger ORDER BY input_tokens")]
     assert got == list(range(written))
+
+
+async def test_an_idle_child_behind_a_backlog_is_replaced(idle_store: SqliteStore) -> None:
+    """Answering each batch, but too slowly: batches sent back to back (a backlog) not all
+    answered within ``starved_after`` of the first: replaced as a starved one is."""
+    ledger = _ledger(idle_store)
+    ledger.starved_after = 1.0
+    first = await _started(idle_store, _rows(1))
+    await asyncio.sleep(0.1)
+
+    async def resumed(pid: int) -> None:
+        await asyncio.sleep(0.4)
+        with contextlib.suppress(ProcessLookupError):  # (killed meanwhile: caught up)
+            os.kill(pid, signal.SIGCONT)
+
+    for i in range(4):  # each batch held up 0.4 s: the third one's answer past 1 s
+        pid = ledger.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        await asyncio.gather(idle_store.append_usage(_rows(10, 1 + 10 * i)), resumed(pid))
+        assert ledger.catch_ups == (i >= 2)
+    assert _gone(first) and ledger.pid != first and ledger.started == 2
+    assert _count(idle_store.path) == 41
 
 
 async def test_after_the_hold_an_idle_child_again(idle_store: SqliteStore,

@@ -15,9 +15,12 @@ writer fall back, for good and with a warning, to the thread (``sqlite_ledger``)
 ``nice`` (a nice value) or, with ``idle=True``, at Linux's ``SCHED_IDLE``, where a waking
 event loop on its core preempts it at once, but where it also starves while the loop keeps
 the core busy, perhaps inside its transaction, holding the SQLite write lock that the
-sessions store's own writes need. Hence the **catch-up rule**: an idle child that has not
-answered a batch (or its start) within ``starved_after`` seconds is killed (SQLite rolls
-its transaction back), an answer it had written meanwhile is still read, and the batch
+sessions store's own writes need, or gets so little that it falls behind. Hence the
+**catch-up rule**: an idle child that has not answered a batch (or its start) within
+``starved_after`` seconds, or a run of batches sent back to back (a backlog: the batch
+writer's next batch sent at once) within ``starved_after`` seconds of the run's first, is
+killed (SQLite rolls its transaction back), an answer it had written meanwhile is still
+read, and the batch
 goes to a new child at ``nice``, kept for a hold period (``HOLD``, doubled at each
 catch-up up to ``MAX_HOLD``, back to ``HOLD`` once an idle child has lasted that long);
 after it, between two batches, an idle child again. (An unprivileged process cannot go
@@ -67,8 +70,11 @@ _HERE = Path(__file__).resolve().parent
 #: times a batch is sent to a newly started child after the previous one died with it
 RESENDS = 3
 CLOSE_WAIT = 10.0
-#: an idle-priority child's longest wait for its answer before it counts as starved
+#: an idle-priority child's longest wait for its answer, or for a backlog's batches sent
+#: back to back, before it counts as starved
 STARVED_AFTER = 0.25
+#: a batch sent within this many seconds of the previous one's answer: a backlog
+BACK_TO_BACK = 0.01
 #: seconds a caught-up (``nice``) child writes before an idle one again; doubled at each
 #: catch-up in a row (a saturated worker), up to ``MAX_HOLD``
 HOLD = 30.0
@@ -93,6 +99,8 @@ class ProcessLedger:
         self._idle_from = 0.0  # (monotonic) no idle child before: a catch-up's hold
         self._proc_idle = False  # the running child's policy
         self._proc_since = 0.0
+        self._answered = 0.0  # (monotonic) the last answer
+        self._run_from = 0.0  # the first send of the batches sent back to back since
         #: starved idle children replaced by a child at ``nice``
         self.catch_ups = 0
         self._boot = ("-c", BOOT, "dragoman", str(_HERE.parent), str(_HERE))
@@ -111,6 +119,8 @@ class ProcessLedger:
         """Insert ``rows`` in one transaction, committed when this returns."""
         data = frame(rows)
         async with self._lock:
+            if time.monotonic() - self._answered > BACK_TO_BACK:
+                self._run_from = time.monotonic()
             for _ in range(RESENDS):
                 if self._proc is not None and self.idle and not self._proc_idle and \
                         time.monotonic() >= self._idle_from:
@@ -142,6 +152,7 @@ class ProcessLedger:
                     # next batch's; it ends here (its batch committed or rolled back)
                     self._end(proc)
                     raise
+                self._answered = time.monotonic()
                 if answer is not None:
                     raise _error(answer)
                 if self._proc_idle and time.monotonic() - self._proc_since >= HOLD:
@@ -186,19 +197,23 @@ class ProcessLedger:
             return None
         self._proc = proc
         self._proc_idle, self._proc_since = idle, time.monotonic()
+        if idle:
+            self._run_from = self._proc_since  # (a new idle child's time starts now)
         self.started += 1
         return proc
 
     async def _within(self, proc: asyncio.subprocess.Process, idle: bool,
                       exchange: Coroutine[object, object, bytes]) -> bytes:
-        """``exchange``'s answer; from an idle child, within ``starved_after`` seconds or
-        the child is killed (its transaction rolled back) and ``Starved`` raised, unless
-        it had written its answer whole by then (its batch committed: not to be resent)."""
+        """``exchange``'s answer; from an idle child, within ``starved_after`` seconds of
+        the run's first send or the child is killed (its transaction rolled back) and
+        ``Starved`` raised, unless it had written its answer whole by then (its batch
+        committed: not to be resent)."""
         if not idle:
             return await exchange
         task = asyncio.ensure_future(exchange)
         try:
-            done, _ = await asyncio.wait((task,), timeout=self.starved_after)
+            left = self._run_from + self.starved_after - time.monotonic()
+            done, _ = await asyncio.wait((task,), timeout=max(0.0, left))
             if not done:
                 self._end(proc)
                 await proc.wait()  # (dead: its stdout at its end, what it wrote still there)
@@ -213,8 +228,8 @@ class ProcessLedger:
     def _caught_up(self, e: Starved) -> None:
         self.catch_ups += 1
         self._idle_from = time.monotonic() + self._hold
-        log.info("the usage ledger's writer process %s at idle priority got no CPU for "
-                 "%.2f s: killed, its batch resent to one at nice %d for %.0f s",
+        log.info("the usage ledger's writer process %s at idle priority got too little CPU "
+                 "(%.2f s): killed, its batch resent to one at nice %d for %.0f s",
                  e, self.starved_after, self._nice, self._hold)
         self._hold = min(MAX_HOLD, 2 * self._hold)
 

@@ -245,11 +245,14 @@ async def _main(args: argparse.Namespace, ups: tg.Upstreams, tmp: Path) -> None:
     modes = args.modes
     for i in range(args.rounds * len(modes)):
         named = modes[(i + (i // len(modes))) % len(modes)]  # rotating: no order bias
-        mode, _, interval = named.partition("@")  # (``pidle@0.2``: written every 0.2 s)
+        # (``pidle@0.2``: written every 0.2 s; ``pidle:100``: at most 100 rows a batch)
+        named_mode, _, max_batch = named.partition(":")
+        mode, _, interval = named_mode.partition("@")
         gw.usage.listeners[:] = [] if mode == "off" else [listener]
         sqlite_ledger.SLICE = 1 << 30 if mode == "whole" else SLICE
         await ops.ledger.flush()
         ops.ledger.interval = float(interval or args.interval)
+        ops.ledger.max_batch = int(max_batch or args.max_batch)
         _use_writer(store, writers, mode)
         _set_writer_priority(mode)
         await asyncio.sleep(0.5)
@@ -311,7 +314,8 @@ def main() -> None:
                     help="the ledger writer's largest batch (rows)")
     ap.add_argument("--modes", type=lambda s: s.split(","), default=["off", "on", "process"],
                     help="which of off,on,process,pnice,p10,pidle,whole,idle,nice to run (one "
-                    "alone: for a profiler attached); MODE@SECONDS: with that --interval")
+                    "alone: for a profiler attached); MODE@SECONDS, MODE:ROWS: with that "
+                    "--interval, --max-batch")
     ap.add_argument("--shield", type=int, metavar="NICE",
                     help="as root on a shared machine: set this process tree's scheduling "
                          "groups to this nice value (e.g. -15) for steadier numbers")

@@ -110,9 +110,14 @@ async def test_a_child_stopped_inside_its_transaction_is_replaced(
     """Stopped while it holds the write lock: killed, its transaction rolled back (the lock
     free), the batch written once by a child at nice 10."""
     ledger = _ledger(idle_store)
-    written = 1
-    pid = await _started(idle_store, _rows(1))
+    written = 0
     for _ in range(5):  # until the stop falls inside a transaction
+        # an idle child (after a catch-up of its own on a loaded machine: a new one)
+        ledger._idle_from = 0.0
+        pid = await _started(idle_store, [])
+        assert _policy(pid)[0] == os.SCHED_IDLE
+        catch_ups = ledger.catch_ups
+        await asyncio.sleep(0.1)  # (the next batch not back to back: not a backlog)
         n = 20_000
         write = asyncio.create_task(idle_store.append_usage(_rows(n, written)))
         while not write.done() and not _locked(idle_store.path):
@@ -125,11 +130,9 @@ async def test_a_child_stopped_inside_its_transaction_is_replaced(
         written += n
         if caught:
             break
-        await asyncio.sleep(0.1)  # (the next batch not back to back: not a backlog)
-        assert ledger.catch_ups == 0, "an idle child starved on a loaded machine"
     else:
         pytest.fail("never stopped inside a transaction")
-    assert ledger.catch_ups == 1 and _gone(pid)
+    assert ledger.catch_ups == catch_ups + 1 and _gone(pid)
     assert not _locked(idle_store.path)
     new = ledger.pid
     assert new is not None and new != pid

@@ -43,6 +43,10 @@ class Plan(msgspec.Struct, frozen=True):
     final_answer: str | None = None
 
 
+#: a plan written as the prompt shows, decoded straight into the structs (a Decoder made
+#: once: ``msgspec.json.decode(..., type=Plan)`` looks the type up on every call)
+_PLAN = msgspec.json.Decoder(Plan)
+
 _FENCE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n?(.*?)```", re.DOTALL)
 
 
@@ -99,7 +103,7 @@ def _strict(body: str) -> Plan | None:
     None for anything that needs the tolerant reading (which then decides, so both
     readings agree)."""
     try:
-        plan = msgspec.json.decode(body, type=Plan)
+        plan = _PLAN.decode(body)
     except ValueError:  # msgspec's errors, a lone surrogate
         return None
     for d in plan.dispatch:

@@ -64,11 +64,11 @@ from .orchestrator import (
     RunState,
     Turn,
     assistant,
-    call_whole,
     close_stream,
     inner_request,
     relay,
     user,
+    whole_turn,
 )
 from .tasks import Inbox, cancel_unfinished
 
@@ -340,7 +340,7 @@ class Conductor(Orchestrator):
             run.steps += 1
             streamed = ""  # of the final answer, while the coordinator writes it
             if not run.events:  # no one reads deltas: the reply whole, fed at once
-                turn = await call_whole(self._coordinator, coordinator_req, run.ctx)
+                turn = whole_turn(await self._coordinator.complete(coordinator_req, run.ctx))
                 # (only a reply naming a final answer can stream one: a plan is not fed)
                 if _FINAL_ANSWER in turn.text and (
                         streamed := FinalAnswerStream().feed(turn.text)):
@@ -589,7 +589,7 @@ class Conductor(Orchestrator):
                 if job.events or (scores is not None and scores.scorer is not None):
                     await self._stream_worker(worker, call_req, job, i, out, scores)
                 else:  # no one reads its deltas: the answer whole
-                    turn = await call_whole(worker, call_req, job.ctx)
+                    turn = whole_turn(await worker.complete(call_req, job.ctx))
                     out.usage = turn.usage
                     _finish_worker(turn, out)
             except asyncio.CancelledError:
@@ -702,6 +702,7 @@ def _worker_prompt(task: str, seen: list[_Outcome]) -> str:
 def _results_message(outcomes: list[_Outcome]) -> str:
     lines = ["Worker results:"]
     for o in outcomes:
+        task = o.task if len(o.task) <= 60 else short(o.task)  # (most are: no call)
         body = o.text if o.error is None else f"ERROR: {o.error}"
-        lines.append(f"- #{o.ref} {o.role} (task: \"{short(o.task)}\"): {body}")
+        lines.append(f"- #{o.ref} {o.role} (task: \"{task}\"): {body}")
     return "\n".join(lines)

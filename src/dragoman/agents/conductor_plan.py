@@ -114,7 +114,8 @@ def _strict(body: str) -> Plan | None:
 
 def parse_plan(text: str) -> Plan:
     """The plan in a coordinator's reply; ``PlanError`` when there is none."""
-    body = _json_text(text)
+    # (a reply that starts as the object, as the prompt asks: no search for it first)
+    body = text if text[:1] == "{" and "```" not in text else _json_text(text)
     plan = _strict(body)
     if plan is not None:
         return plan

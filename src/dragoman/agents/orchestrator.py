@@ -181,7 +181,12 @@ async def call_whole(provider: LlmProvider, req: ChatRequest,
     """One inner call answered whole (``complete()``: over HTTP a JSON answer, no stream
     to parse), for a caller that shows none of its deltas (``run()``): the text, usage
     and stop reason ``relay`` would have read from the stream."""
-    resp = await provider.complete(req, ctx)
+    return whole_turn(await provider.complete(req, ctx))
+
+
+def whole_turn(resp: ChatResponse) -> Turn:
+    """``call_whole``'s answer as a ``Turn``, for a caller that awaits ``complete()``
+    itself (one coroutine less per inner call)."""
     content = resp.content
     # (most answers are one text part: no join to make)
     text = content[0].text if len(content) == 1 and type(content[0]) is Text else resp.text()

@@ -75,9 +75,16 @@ class RunState(msgspec.Struct):
     orchestrator may skip building them, and scoring that only they report."""
 
     def add(self, usage: Usage) -> None:
-        """Count an inner call's usage (the client gets the sum at the end)."""
+        """Count an inner call's usage (the client gets the sum at the end). Summed in
+        place: ``usage`` is the run's own (made with it, handed out only when the run
+        ends), and a ``Usage`` made per inner call costs twice the additions."""
         if usage != NO_USAGE:
-            self.usage = self.usage + usage
+            total = self.usage
+            total.input_tokens += usage.input_tokens
+            total.output_tokens += usage.output_tokens
+            total.cached_tokens += usage.cached_tokens
+            total.cache_write_tokens += usage.cache_write_tokens
+            total.reasoning_tokens += usage.reasoning_tokens
 
 
 @dataclass(frozen=True)

@@ -436,10 +436,12 @@ class Conductor(Orchestrator):
                    verifier=verifier)
         loop = asyncio.get_running_loop()
         first = 0
-        if inline and fanout is None:  # the first task waits for nothing: it may
+        # the first task waits for nothing: it may run in the caller's task (if there is
+        # one to cancel for it: not when a coroutine is driven by hand)
+        if inline and fanout is None and (owner := asyncio.current_task()) is not None:
             first = 1
             running.inline = outcomes[0]
-            running.owner = asyncio.current_task()
+            running.owner = owner
         for i in range(first, len(outcomes)):
             # a task that waits for nothing starts its call now: those share ONE deadline
             # (a timer for the fan-out, not an asyncio.timeout per worker); one that waits

@@ -10,8 +10,11 @@ the same process, so the shared machine's load hits them alike.
 - ``on``: the ledger written from a thread of the gateway (``ledger_writer: thread``),
   in slices of ``sqlite_ledger.SLICE`` rows, one thread hop each;
 - ``process``: the default configuration, the ledger written by a child process
-  (``ledger_process``; it inherits the gateway's CPU, one core for both); ``pnice``: the
-  same, the child at nice 19;
+  (``ledger_process``; it inherits the gateway's CPU, one core for both), the child at
+  nice 0; ``pnice``: the same, the child at nice 19; ``p10``: at nice 10
+  (``sessions.ledger_priority: nice``); ``pidle``: another child, at ``SCHED_IDLE`` with
+  the catch-up rule (``sessions.ledger_priority: idle``; ``catch_ups``: starved idle
+  children replaced by one at nice 10 during the round);
 - ``whole``: the same, but each batch (up to 500 rows) in one hop, as before the slices;
 - ``idle``: as ``on``, but the writer thread at Linux's ``SCHED_IDLE`` (it runs only
   when the core has nothing else to run); ``nice``: the same at nice 19 (root: the
@@ -59,7 +62,7 @@ from dragoman.config import build_gateway, parse_config  # noqa: E402
 from dragoman.server.runner import serve, settle_heap  # noqa: E402
 from dragoman.sessions import sqlite_ledger  # noqa: E402
 from dragoman.sessions.ledger_process import ProcessLedger  # noqa: E402
-from dragoman.sessions.sqlite import SqliteStore  # noqa: E402
+from dragoman.sessions.sqlite import BUSY_TIMEOUT, LEDGER_NICE, SqliteStore  # noqa: E402
 
 LAG_OVER_MS = 1.0
 SLICE = sqlite_ledger.SLICE
@@ -163,13 +166,17 @@ def _set_writer_priority(mode: str) -> None:
             os.setpriority(os.PRIO_PROCESS, t.native_id, nice)
 
 
+#: the process modes' child at a nice value (root, set on the live child)
+PROCESS_NICE = {"process": 0, "pnice": 19, "p10": 10}
+
+
 def _use_writer(store: SqliteStore, writers: dict[str, Any], mode: str) -> None:
-    """The thread or the process writes (``writers``: one of each, made at the start)."""
-    process = mode in ("process", "pnice")
-    store._ledger = writers["process" if process else "thread"]
+    """The thread or a process writes (``writers``: made at the start)."""
+    store._ledger = writers["pidle" if mode == "pidle" else
+                            "process" if mode in PROCESS_NICE else "thread"]
     pid = writers["process"].pid
     if pid is not None:
-        os.setpriority(os.PRIO_PROCESS, pid, 19 if mode == "pnice" else 0)
+        os.setpriority(os.PRIO_PROCESS, pid, PROCESS_NICE.get(mode, 0))
 
 
 def _in_write(t: float, writes: list[tuple[float, float, int]]) -> bool:
@@ -199,13 +206,18 @@ async def _main(args: argparse.Namespace, ups: tg.Upstreams, tmp: Path) -> None:
     gw = build_gateway(parse_config(cfg))
     ops = gw.ops
     ops.ledger.interval = args.interval
+    ops.ledger.max_batch = args.max_batch
     store = ops.ledger._sink.__self__  # type: ignore[attr-defined]
     assert isinstance(store, SqliteStore)
     await store.open()
     assert isinstance(store._ledger, ProcessLedger)
+    store._ledger.idle = False  # (a nice value set per mode; pidle's child is another)
     writers = {"process": store._ledger,
-               "thread": sqlite_ledger.SqliteLedger(store._connect, store._ledger._args[2])}
-    await store._ledger.append([])  # the child started (an empty batch: nothing written)
+               "thread": sqlite_ledger.SqliteLedger(store._connect, store._ledger._args[2]),
+               "pidle": ProcessLedger(store.path, BUSY_TIMEOUT, store._ledger._args[2],
+                                      lambda: writers["thread"], nice=LEDGER_NICE, idle=True)}
+    for w in (writers["process"], writers["pidle"]):
+        await w.append([])  # the child started (an empty batch: nothing written)
     probe = Probe()
     ops.ledger._sink = probe.timed(ops.ledger._sink)  # type: ignore[assignment]
     listener = gw.usage.listeners[0]
@@ -232,14 +244,20 @@ async def _main(args: argparse.Namespace, ups: tg.Upstreams, tmp: Path) -> None:
     results: dict[str, list[dict[str, float]]] = {m: [] for m in args.modes}
     modes = args.modes
     for i in range(args.rounds * len(modes)):
-        mode = modes[(i + (i // len(modes))) % len(modes)]  # rotating: no order bias
+        named = modes[(i + (i // len(modes))) % len(modes)]  # rotating: no order bias
+        # (``pidle@0.2``: written every 0.2 s; ``pidle:100``: at most 100 rows a batch)
+        named_mode, _, max_batch = named.partition(":")
+        mode, _, interval = named_mode.partition("@")
         gw.usage.listeners[:] = [] if mode == "off" else [listener]
         sqlite_ledger.SLICE = 1 << 30 if mode == "whole" else SLICE
         await ops.ledger.flush()
+        ops.ledger.interval = float(interval or args.interval)
+        ops.ledger.max_batch = int(max_batch or args.max_batch)
         _use_writer(store, writers, mode)
         _set_writer_priority(mode)
         await asyncio.sleep(0.5)
         probe.cut()
+        catch_ups = writers["pidle"].catch_ups
         switches = _switches()
         w = await _wrk(url, body, args.seconds, args.connections)
         pending = ops.ledger.pending  # (rows the writer has not taken yet)
@@ -259,9 +277,10 @@ async def _main(args: argparse.Namespace, ups: tg.Upstreams, tmp: Path) -> None:
                  rows=sum(n for *_, n in got.writes),
                  gc_ms=sum(ms for _, ms in got.gcs),
                  gc_max=max((ms for _, ms in got.gcs), default=0.0),
-                 gc2=sum(g == 2 for g, _ in got.gcs), pending=pending)
-        results[mode].append(w)
-        print(f"round {i // len(modes) + 1} {mode:3}: " + " ".join(
+                 gc2=sum(g == 2 for g, _ in got.gcs), pending=pending,
+                 catch_ups=writers["pidle"].catch_ups - catch_ups)
+        results[named].append(w)
+        print(f"round {i // len(modes) + 1} {named:3}: " + " ".join(
             f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in w.items()),
             flush=True)
     pinger.kill()
@@ -275,7 +294,8 @@ async def _main(args: argparse.Namespace, ups: tg.Upstreams, tmp: Path) -> None:
         await w.aclose()
     print()
     keys = ["rps", "p50", "p99", "lag_p50", "lag_p90", "lag_p99", "lag_p999", "lag_max", "late",
-            "late_in_write", "in_write_p50", "in_write_p90", "write_ms", "rows", "pending"]
+            "late_in_write", "in_write_p50", "in_write_p90", "write_ms", "rows", "pending",
+            "catch_ups"]
     print("median over rounds  " + "  ".join(f"{k:>9}" for k in keys))
     for mode, rs in results.items():
         print(f"{mode:19} " + "  ".join(
@@ -290,9 +310,12 @@ def main() -> None:
                     "a saturated worker, where the idle-priority writer starves)")
     ap.add_argument("--interval", type=float, default=1.0,
                     help="the ledger writer's interval (seconds)")
+    ap.add_argument("--max-batch", type=int, default=500,
+                    help="the ledger writer's largest batch (rows)")
     ap.add_argument("--modes", type=lambda s: s.split(","), default=["off", "on", "process"],
-                    help="which of off,on,process,pnice,whole,idle,nice to run (one alone: for a "
-                    "profiler attached)")
+                    help="which of off,on,process,pnice,p10,pidle,whole,idle,nice to run (one "
+                    "alone: for a profiler attached); MODE@SECONDS, MODE:ROWS: with that "
+                    "--interval, --max-batch")
     ap.add_argument("--shield", type=int, metavar="NICE",
                     help="as root on a shared machine: set this process tree's scheduling "
                          "groups to this nice value (e.g. -15) for steadier numbers")

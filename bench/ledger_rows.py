@@ -98,7 +98,7 @@ def _process(ledger: Any, batches: list[list[Any]], frames_only: bool) -> None:
     sent = [frame(rows) for rows in batches]
     if frames_only:
         return
-    path, busy_timeout, insert_sql, _nice = ledger._args
+    path, busy_timeout, insert_sql = ledger._args[:3]
     answers = io.BytesIO()
     serve(path, float(busy_timeout), insert_sql, io.BytesIO(b"".join(sent)), answers)
     assert answers.getvalue().count(frame(None)) == len(batches), "a batch failed"

@@ -62,7 +62,7 @@ ALL_TARGETS = ["ceiling_asgi", "ceiling_aiohttp", "dragoman_pass", "dragoman_tra
 #: only, the ledger only (SQLite) and both (``on``), for issue 17's comparison
 #: (``--scenarios r``; bench/README.md, "Metrics and the usage ledger").
 OPS_TARGETS = ["dragoman_pass_bare", "dragoman_pass_metrics", "dragoman_pass_ledger",
-               "dragoman_pass_on"]
+               "dragoman_pass_on", "dragoman_pass_ledger_idle", "dragoman_pass_ledger_nice"]
 
 
 @dataclass
@@ -251,6 +251,10 @@ def _target_factories(plan: Plan, ups: tg.Upstreams, tmp: Path, server: str
                                                      ops="metrics"),
         "dragoman_pass_ledger": lambda: tg.dragoman(ups, tmp, c, w, "pass", paces, server,
                                                     ops="ledger"),
+        "dragoman_pass_ledger_idle": lambda: tg.dragoman(ups, tmp, c, w, "pass", paces,
+                                                         server, ops="ledger_idle"),
+        "dragoman_pass_ledger_nice": lambda: tg.dragoman(ups, tmp, c, w, "pass", paces,
+                                                         server, ops="ledger_nice"),
     }
 
 

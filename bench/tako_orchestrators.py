@@ -2,6 +2,7 @@
 
     python -m venv /tmp/tako && /tmp/tako/bin/pip install tako-ai-core==0.51.2
     /tmp/tako/bin/python bench/tako_orchestrators.py [--runs 300] [--upstream http]
+    /tmp/tako/bin/python bench/tako_orchestrators.py --instr [--only LABEL ...] [--modes run]
 
 Runs in an environment with tako installed and WITHOUT dragoman (tako is not a dependency
 of this project). tako's in-process instant model is ``providers.Fake`` (a canned reply,
@@ -20,6 +21,13 @@ it is ~40x dearer).
 ``.venv`` Python (``--server-python``: it needs aiohttp). The server counts the calls;
 the "own" columns subtract tako's bare call, estimated as a SingleAgent's ``run()`` on
 that provider minus one on a Fake (tako has no Python entry to a provider alone).
+
+``--instr`` counts instructions instead, as ``bench/orchestrators.py --instr`` does for
+ours: valgrind's callgrind (it follows tako's Rust extension and its runtime's threads;
+their instructions are summed) on a short and a long series of runs of one scenario, the
+difference per run, divided by the model calls a run makes (counted outside valgrind by
+the Fakes' ``call_count``). Load-independent, so ours and tako's compare instructions
+with instructions on the same scripted scenario.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -152,6 +162,49 @@ async def main_http(runs: int, python: str, labels: list[str]) -> None:
               f"{upstream.stats()['connections']}")
 
 
+async def _drive(label: str, runs: int, mode: str) -> None:
+    """Run inside valgrind: ``runs`` runs of one scenario, ``run()`` or the stream read to
+    the end (``mode``), after no warm-up (the short series pays the same start-up)."""
+    make, _ = fakes()
+    orch = scenarios(make)[label]
+    for _ in range(runs):
+        if mode == "stream":
+            async for _ev in await orch.stream(PROMPT):
+                pass
+        else:
+            await orch.run(PROMPT)
+
+
+def _instructions(label: str, runs: int, mode: str) -> int:
+    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+           __file__, "--drive", label, "--runs", str(runs), "--drive-mode", mode]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                         env=os.environ).stderr
+    m = re.search(r"I\s+refs:\s+([\d,]+)", out)
+    if m is None:
+        raise RuntimeError(f"no instruction count in valgrind's output:\n{out[-2000:]}")
+    return int(m.group(1).replace(",", ""))
+
+
+def instr(labels: list[str], modes: list[str], short: int = 20, long: int = 120) -> None:
+    print(f"{'tako-ai-core ' + tako.__version__:44} {'mode':>6} {'run k':>9} {'calls':>6} "
+          f"{'k/call':>8}")
+    make, served = fakes()
+    for label, orch in scenarios(make).items():
+        if labels and label not in labels:
+            continue
+        before = served()
+        asyncio.run(orch.run(PROMPT))  # one run outside valgrind, to count its calls
+        calls = served() - before
+        for mode in modes:
+            if mode == "stream" and not hasattr(orch, "stream"):
+                continue  # only SelfCaller and AbMcts stream in 0.51.2
+            total = ((_instructions(label, long, mode) - _instructions(label, short, mode))
+                     / (long - short))
+            print(f"{label:44} {mode:>6} {total / 1e3:9.0f} {calls:6d} "
+                  f"{total / calls / 1e3:8.1f}", flush=True)
+
+
 def _repo_python() -> str:
     """The server needs aiohttp, which tako's environment lacks: the repository's venv."""
     venv = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "python"
@@ -168,8 +221,18 @@ if __name__ == "__main__":
                     help="the Python (with aiohttp) that runs the scripted upstream")
     ap.add_argument("--only", action="append", default=[], metavar="LABEL",
                     help="only this scenario (repeatable)")
+    ap.add_argument("--instr", action="store_true",
+                    help="count instructions under valgrind instead of CPU time")
+    ap.add_argument("--modes", default="run",
+                    help="with --instr: what to count, of run and stream (read to the end)")
+    ap.add_argument("--drive", help=argparse.SUPPRESS)
+    ap.add_argument("--drive-mode", default="run", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.upstream == "http":
+    if args.drive:
+        asyncio.run(_drive(args.drive, args.runs, args.drive_mode))
+    elif args.instr:
+        instr(args.only, args.modes.split(","))
+    elif args.upstream == "http":
         asyncio.run(main_http(args.runs, args.server_python, args.only))
     else:
         asyncio.run(main(args.runs, fakes(), "", args.only))

@@ -171,7 +171,10 @@ _ADMIN = {"admin_keys": ["bench-admin-key"]}
 OPS = {"bare": ({}, {"backend": "memory"}),
        "metrics": (_ADMIN, {"backend": "memory", "usage_ledger": False}),
        "ledger": ({}, None),
-       "on": (_ADMIN, None)}
+       "on": (_ADMIN, None),
+       # the ledger alone, its writer process at this priority (issue 17, `h17-sched`)
+       "ledger_idle": ({}, {"ledger_priority": "idle"}),
+       "ledger_nice": ({}, {"ledger_priority": "nice"})}
 
 
 def _dragoman_config(ups: Upstreams, paces: list[str], tmp: Path, ops: str = "") -> Path:
@@ -189,9 +192,12 @@ def _dragoman_config(ups: Upstreams, paces: list[str], tmp: Path, ops: str = "")
                            "api_key": "sk-up"})
     server_extra, sessions = OPS.get(ops, ({}, None))
     cfg = tmp / f"dragoman{ops}.yaml"
+    if sessions is None or "backend" not in sessions:  # SQLite, with these settings
+        sessions = {"backend": "sqlite", "path": str(tmp / f"sessions{ops}.db"),
+                    **(sessions or {})}
     cfg.write_text(json.dumps({
         "server": {"api_keys": [BENCH_KEY], **server_extra},
-        "sessions": sessions or {"backend": "sqlite", "path": str(tmp / f"sessions{ops}.db")},
+        "sessions": sessions,
         "models": models}))
     return cfg
 

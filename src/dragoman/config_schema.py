@@ -281,6 +281,9 @@ class SessionsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: SQLite: who writes the usage ledger, a child process of each worker (its own GIL)
     #: or a thread of the worker (``docs/operations.md``, "The usage ledger")
     ledger_writer: Literal["process", "thread"] = "process"
+    #: SQLite, process writer: its priority, ``idle`` (Linux ``SCHED_IDLE``, a starved
+    #: writer replaced by one at ``nice`` for a while) or ``nice`` (nice 10)
+    ledger_priority: Literal["idle", "nice"] = "idle"
 
     def __repr__(self) -> str:  # the DSN may hold a password
         return f"SessionsConfig(backend={self.backend!r}, path={self.path!r})"
@@ -300,7 +303,8 @@ class SessionsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                              lock_wait=duration("lock_wait", self.lock_wait),
                              record_threads=self.record_threads,
                              usage_ledger=self.usage_ledger,
-                             ledger_writer=self.ledger_writer)
+                             ledger_writer=self.ledger_writer,
+                             ledger_priority=self.ledger_priority)
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -24,9 +24,10 @@ from dragoman.agents.client import (
     ToolCallStart,
     VerifierScore,
 )
+from dragoman.core import UpstreamError
 from tests.fakes.scripted import Reply, ScriptedUpstream, last_user
 
-from .orchestration import Streamed, claude_model, kinds, model, post, served, stream
+from .orchestration import Streamed, claude_model, kinds, model, post, served, settled, stream
 
 CODE = "def merge_sort(xs): return sorted(xs)"
 MATH = "T(n) = 2T(n/2) + n, so O(n log n)."
@@ -290,3 +291,134 @@ async def test_a_waiting_worker_gets_its_whole_timeout_from_its_own_start(
     assert f'- #1 code (task: "write merge sort"): {CODE}' in coord
     assert f'- #2 math (task: "analyse #1"): {MATH}' in coord
     assert fake.calls("mathy")[0].started >= fake.calls("coder")[0].started + 0.4
+
+
+# --- a quiet run (``run()``, ``complete()``) runs a plan's first task in the Conductor's own
+# task and the others as tasks: timeouts, fail_fast and cancellation as for the others ---
+
+
+async def _closed(fake: ScriptedUpstream) -> None:
+    """Every upstream call was closed (an abandoned one is not left waiting)."""
+    for _ in range(100):
+        if fake.open == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert fake.open == 0
+
+
+@pytest.mark.parametrize("stalled", ["code", "math"])
+async def test_quiet_run_times_out_the_inline_and_the_parallel_worker(
+        fake: ScriptedUpstream, stalled: str) -> None:
+    # "code" is the plan's first task (run inline), "math" the one started as a task
+    stall = {"code": "coder", "math": "mathy"}[stalled]
+    answer = {"code": CODE, "math": MATH}
+    orch = conductor(fake, BASIC, worker_timeout=0.5,
+                     scripts={stall: [Reply(text=answer[stalled], stall=5)]})
+    baseline = asyncio.all_tasks()
+    t0 = time.monotonic()
+    result = await orch.run("go")
+    assert time.monotonic() - t0 < 4
+    assert result.text == FINAL
+    coord = fake.calls("coord")[1].prompt
+    task = {"code": "write merge sort", "math": "give its complexity"}
+    assert (f'- #{1 if stalled == "code" else 2} {stalled} (task: "{task[stalled]}"): '
+            "ERROR: worker timed out after 0.5s") in coord
+    other = "math" if stalled == "code" else "code"
+    assert f'{other} (task: "{task[other]}"): {answer[other]}' in coord
+    await _closed(fake)
+    assert await settled(baseline) == set(), "tasks left running"
+    # the Conductor's task is not left cancelled: it goes on (and can be cancelled again)
+    current = asyncio.current_task()
+    assert current is not None and current.cancelling() == 0
+
+
+async def test_quiet_run_times_out_a_plan_of_one_task(fake: ScriptedUpstream) -> None:
+    # no task at all: the deadline is armed at the loop's next turn (the worker waiting)
+    orch = conductor(fake, [plan({"worker": "code", "task": "write merge sort"}), halt()],
+                     worker_timeout=0.5, scripts={"coder": [Reply(text=CODE, stall=5)]})
+    t0 = time.monotonic()
+    result = await orch.run("go")
+    assert time.monotonic() - t0 < 4 and result.text == FINAL
+    assert '- #1 code (task: "write merge sort"): ERROR: worker timed out after 0.5s' in \
+        fake.calls("coord")[1].prompt
+    await _closed(fake)
+
+
+@pytest.mark.parametrize("failing", ["inline", "task"])
+async def test_quiet_run_fails_fast(fake: ScriptedUpstream, failing: str) -> None:
+    # the unknown worker fails at once; the other one stalls: it is cancelled (in the
+    # Conductor's task when it runs inline, its own task otherwise) and the run fails
+    slow = {"worker": "code", "task": "write merge sort"}
+    unknown = {"worker": "poet", "task": "a poem"}
+    first, second = (unknown, slow) if failing == "inline" else (slow, unknown)
+    orch = conductor(fake, [plan(first, second), halt()], fail_fast=True,
+                     scripts={"coder": [Reply(text=CODE, stall=5)]})
+    baseline = asyncio.all_tasks()
+    t0 = time.monotonic()
+    with pytest.raises(UpstreamError) as e:
+        await orch.run("go")
+    assert time.monotonic() - t0 < 4
+    # the first failed task in dispatch order is named (as in a stream)
+    if failing == "inline":
+        assert "#1 poet: unknown worker `poet`" in str(e.value)
+    else:
+        assert "#1 code: cancelled: another worker failed (fail_fast)" in str(e.value)
+    assert len(fake.calls("coord")) == 1
+    await _closed(fake)
+    assert await settled(baseline) == set(), "tasks left running"
+    current = asyncio.current_task()
+    assert current is not None and current.cancelling() == 0
+
+
+async def test_quiet_run_fails_fast_on_a_task_workers_upstream_error(
+        fake: ScriptedUpstream) -> None:
+    orch = conductor(fake, BASIC, fail_fast=True,
+                     scripts={"coder": [Reply(text=CODE, stall=5)],
+                              "mathy": [Reply(status=500)]})
+    t0 = time.monotonic()
+    with pytest.raises(UpstreamError, match="cancelled: another worker failed"):
+        await orch.run("go")
+    assert time.monotonic() - t0 < 4
+    await _closed(fake)
+
+
+@pytest.mark.parametrize("plan_of", [1, 2])
+async def test_cancelling_a_quiet_run_leaves_nothing_behind(fake: ScriptedUpstream,
+                                                            plan_of: int) -> None:
+    dispatch = [{"worker": "code", "task": "write merge sort"},
+                {"worker": "math", "task": "give its complexity"}][:plan_of]
+    orch = conductor(fake, [plan(*dispatch), halt()],
+                     scripts={"coder": [Reply(text=CODE, stall=5)],
+                              "mathy": [Reply(text=MATH, stall=5)]})
+    baseline = asyncio.all_tasks()
+    running = asyncio.create_task(orch.run("go"))
+    for _ in range(200):
+        if len(fake.calls()) == 1 + plan_of:
+            break
+        await asyncio.sleep(0.01)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    await _closed(fake)
+    assert all(c.closed_early for c in fake.calls() if c.model in ("coder", "mathy"))
+    assert await settled(baseline) == set(), "tasks left running"
+
+
+async def test_a_cancellation_from_outside_wins_over_the_plans_own(
+        fake: ScriptedUpstream) -> None:
+    # the deadline of the inline task and a cancellation of the run at the same moment:
+    # the deadline's cancellation is taken back, the outer one still ends the run
+    orch = conductor(fake, BASIC, worker_timeout=0.3,
+                     scripts={"coder": [Reply(text=CODE, stall=5)]})
+    running = asyncio.create_task(orch.run("go"))
+    loop = asyncio.get_running_loop()
+    for _ in range(200):
+        if fake.calls("coder"):
+            break
+        await asyncio.sleep(0.01)
+    handles = sorted(loop._scheduled, key=lambda h: h.when())  # type: ignore[attr-defined]
+    deadline = next(h for h in handles if "_expire" in repr(h) and not h.cancelled())
+    loop.call_at(deadline.when(), running.cancel)  # runs right after the deadline
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    await _closed(fake)

@@ -36,6 +36,29 @@ async def test_batches_by_size_and_interval() -> None:
     await w.aclose()
 
 
+async def test_records_arriving_during_a_write_wait_for_the_next_one() -> None:
+    """Steady traffic, each write taking a while: a batch per interval, not a flush that
+    goes on writing the few records that arrived during its previous write."""
+    sink = Sink()
+
+    async def slow(batch: list[int]) -> None:
+        await asyncio.sleep(0.01)
+        await sink(batch)
+
+    w: BatchWriter[int] = BatchWriter(slow, interval=0.2, max_batch=10_000)
+    w.start()
+    n = 0
+    loop = asyncio.get_running_loop()
+    until = loop.time() + 1.0
+    while loop.time() < until:  # a record every 2 ms for a second
+        w.add(n)
+        n += 1
+        await asyncio.sleep(0.002)
+    await w.aclose()
+    assert [x for b in sink.batches for x in b] == list(range(n))
+    assert len(sink.batches) <= 8  # (~5 intervals, and the rest at shutdown; was ~80)
+
+
 async def test_a_failing_store_keeps_the_records_in_order() -> None:
     sink = Sink()
     sink.failing = True

@@ -64,11 +64,11 @@ from .orchestrator import (
     RunState,
     Turn,
     assistant,
-    call_whole,
     close_stream,
     inner_request,
     relay,
     user,
+    whole_turn,
 )
 from .tasks import Inbox, cancel_unfinished
 
@@ -105,6 +105,9 @@ SELF_WORKER = ("- self: another coordinator like you with its own team, for a ha
 CORRECTION = ("Your reply could not be used as a plan: {error}. Reply with exactly one "
               "valid JSON object as described, nothing else.")
 
+#: the error of a worker cancelled because another one failed (``fail_fast``)
+FAIL_FAST_CANCELLED = "cancelled: another worker failed (fail_fast)"
+
 NUDGE = ("Your plan dispatched no worker and did not halt. Dispatch workers, or halt with "
          "the final answer.")
 
@@ -123,16 +126,27 @@ class _Outcome(msgspec.Struct):
 
 
 class _Running:
-    """One plan's started tasks: where they report (``inbox``), and those that started
-    their call at once (they share one deadline)."""
+    """One plan's started tasks: where they report (``inbox``), those that started their
+    call at once (they share one deadline), and in a quiet run the task run inline in the
+    Conductor's own task (``inline``: its outcome while it runs)."""
 
-    __slots__ = ("at_once", "deadline", "inbox", "tasks")
+    __slots__ = ("at_once", "deadline", "inbox", "inline", "outs", "over", "owner",
+                 "stopped_inline", "tasks", "when")
 
     def __init__(self) -> None:
         self.inbox: Inbox[StreamEvent | int] = Inbox()
         self.tasks: list[asyncio.Task[None]] = []
+        #: the outcome of each of ``tasks`` (the inline task has none)
+        self.outs: list[_Outcome] = []
         self.at_once: list[tuple[asyncio.Task[None], _Outcome]] = []
         self.deadline: asyncio.TimerHandle | None = None
+        self.inline: _Outcome | None = None
+        #: the task the inline worker runs in (the Conductor's), and whether this plan
+        #: cancelled it (its deadline, a failed sibling with fail_fast)
+        self.owner: asyncio.Task[Any] | None = None
+        self.stopped_inline = False
+        self.when = 0.0
+        self.over = False
 
     async def arm(self, timeout: float | None) -> None:
         """The deadline of the tasks that started at once, armed only if one of them is
@@ -148,10 +162,69 @@ class _Running:
                 self.deadline = loop.call_at(when, _expire, self.at_once)
                 return
 
+    def arm_later(self, timeout: float | None) -> None:
+        """``arm`` for a plan with an inline task: its time counts from now, but the timer
+        is made only once something of the plan waits — by the first of the other tasks
+        to start while the inline one is suspended (``arm_inline``), by ``arm_after`` if
+        some of them still run once the inline one is done; with no other task, at the
+        next turn of the event loop if the inline task is still running then."""
+        if timeout is None:
+            return
+        loop = asyncio.get_running_loop()
+        self.when = loop.time() + timeout
+        if not self.tasks:
+            loop.call_soon(self.arm_inline)
+
+    def arm_inline(self) -> None:
+        """The inline task is suspended (a task of the plan or the loop runs): the plan's
+        deadline if it has none yet."""
+        if self.inline is not None and self.deadline is None and not self.over and self.when:
+            self.deadline = asyncio.get_running_loop().call_at(self.when, self._expire)
+
+    def arm_after(self) -> None:
+        """The inline task is done and the others took their first step: the plan's
+        deadline if it has none yet and some of those that started at once still run."""
+        if self.deadline is None and self.when:
+            for task, _ in self.at_once:
+                if not task.done():
+                    self.deadline = asyncio.get_running_loop().call_at(self.when,
+                                                                       self._expire)
+                    return
+
+    def _expire(self) -> None:
+        """The plan's deadline passed: the tasks that started at once and still run are
+        cancelled, marked as timed out, the inline one too."""
+        _expire(self.at_once)
+        self.stop_inline(expired=True)
+
+    def stop_inline(self, *, expired: bool) -> None:
+        """Cancel the inline task if it still runs, once: its time ran out (``expired``)
+        or another task failed with fail_fast. It runs in ``owner``, suspended (the only
+        time a timer or another task runs); ``take_back`` undoes the cancellation."""
+        out = self.inline
+        if out is None or self.stopped_inline or self.owner is None:
+            return
+        if expired:
+            out.expired = True
+        else:
+            out.error = FAIL_FAST_CANCELLED
+        self.stopped_inline = True
+        self.owner.cancel()
+
+    def take_back(self, cancelling: int) -> bool:
+        """The inline task got a CancelledError: True when it came from ``stop_inline``
+        alone (taken back: the Conductor goes on), False when the Conductor's task is
+        cancelled from outside too (``cancelling``: its count when the task began)."""
+        if not self.stopped_inline or self.owner is None:
+            return False
+        self.stopped_inline = False
+        return self.owner.uncancel() <= cancelling
+
     def stop(self) -> bool:
         """The tasks are over (or abandoned): no deadline left; True when some are still
         running (then ``await cancel_unfinished(self.tasks)``: most plans end with none,
         and need no coroutine for it)."""
+        self.over = True
         if self.deadline is not None:
             self.deadline.cancel()
         return not all(map(asyncio.Task.done, self.tasks))  # (no generator to make)
@@ -161,7 +234,8 @@ class _Job(msgspec.Struct):
     """What every task of one plan shares: the worker request (but for its messages), the
     outer context, the step, the nesting depth, the Events of results a later task of the
     plan waits for, the fan-out semaphore (None: all may run at once), where the tasks
-    report, whether anyone reads events, the verifier."""
+    report (and, with an inline task, what stops it), whether anyone reads events, the
+    verifier."""
 
     req: ChatRequest
     ctx: RequestContext
@@ -170,6 +244,7 @@ class _Job(msgspec.Struct):
     done: dict[int, asyncio.Event]
     fanout: asyncio.Semaphore | None
     inbox: Inbox[StreamEvent | int]
+    running: _Running
     events: bool
     verifier: Scorer | None
 
@@ -263,13 +338,15 @@ class Conductor(Orchestrator):
             if run.events:
                 yield StepStart(index=step)
             run.steps += 1
-            answer_stream = FinalAnswerStream()
+            streamed = ""  # of the final answer, while the coordinator writes it
             if not run.events:  # no one reads deltas: the reply whole, fed at once
-                turn = await call_whole(self._coordinator, coordinator_req, run.ctx)
+                turn = whole_turn(await self._coordinator.complete(coordinator_req, run.ctx))
                 # (only a reply naming a final answer can stream one: a plan is not fed)
-                if _FINAL_ANSWER in turn.text and (new := answer_stream.feed(turn.text)):
-                    yield TextDelta(text=new)
+                if _FINAL_ANSWER in turn.text and (
+                        streamed := FinalAnswerStream().feed(turn.text)):
+                    yield TextDelta(text=streamed)
             else:
+                answer_stream = FinalAnswerStream()
                 turn = Turn()
                 coordinating = relay(self._coordinator, coordinator_req, turn, ctx=run.ctx)
                 try:
@@ -281,12 +358,13 @@ class Conductor(Orchestrator):
                             yield TextDelta(text=new)
                 finally:
                     await coordinating.aclose()
+                streamed = answer_stream.streamed
             run.add(turn.usage)
             messages.append(assistant(turn.text))
             try:
                 plan = parse_plan(turn.text)
             except PlanError as e:
-                if answer_stream.streamed:
+                if streamed:
                     raise UpstreamError(f"the coordinator's final answer streamed, then "
                                         f"its reply was no plan: {e}") from None
                 if last_error is not None:
@@ -298,14 +376,13 @@ class Conductor(Orchestrator):
             last_error = None
             if plan.halt:
                 answer = plan.final_answer or last_answer or turn.text
-                streamed = answer_stream.streamed
                 if not answer.startswith(streamed):  # cannot be: the same string, parsed
                     raise UpstreamError("the coordinator's streamed final answer differs "
                                         "from its plan's")
                 if answer[len(streamed):]:
                     yield TextDelta(text=answer[len(streamed):])
                 return
-            if answer_stream.streamed:
+            if streamed:
                 raise UpstreamError("the coordinator's final answer streamed, then its "
                                     "plan did not halt")
             if not plan.dispatch:
@@ -339,8 +416,12 @@ class Conductor(Orchestrator):
 
     def _start(self, req: ChatRequest, plan: Plan, step: int, depth: int,
                results: dict[int, _Outcome], outcomes: list[_Outcome], run: RunState,
-               verifier: Scorer | None) -> _Running:
-        """Start one plan's tasks (``req``: a worker's request, but for its messages)."""
+               verifier: Scorer | None, inline: bool = False
+               ) -> tuple[_Running, _Job, list[_Outcome]]:
+        """Start one plan's tasks (``req``: a worker's request, but for its messages).
+        With ``inline`` (and no fan-out limit to wait for) the first task is not started
+        but left for the caller to run in its own task (``running.inline``); what it
+        sees is returned."""
         first_ref = outcomes[0].ref
         seen = [_seen(d, o.ref, results) if d.sees else _NOTHING
                 for d, o in zip(plan.dispatch, outcomes, strict=True)]
@@ -351,18 +432,28 @@ class Conductor(Orchestrator):
                   else None)
         running = _Running()
         job = _Job(req=req, ctx=run.ctx, step=step, depth=depth, done=done, fanout=fanout,
-                   inbox=running.inbox, events=run.events, verifier=verifier)
+                   inbox=running.inbox, running=running, events=run.events,
+                   verifier=verifier)
         loop = asyncio.get_running_loop()
-        for i, d in enumerate(plan.dispatch):
+        first = 0
+        # the first task waits for nothing: it may run in the caller's task (if there is
+        # one to cancel for it: not when a coroutine is driven by hand)
+        if inline and fanout is None and (owner := asyncio.current_task()) is not None:
+            first = 1
+            running.inline = outcomes[0]
+            running.owner = owner
+        for i in range(first, len(outcomes)):
             # a task that waits for nothing starts its call now: those share ONE deadline
             # (a timer for the fan-out, not an asyncio.timeout per worker); one that waits
             # (for a result it sees, for a fan-out slot) starts its own clock when it may
+            out = outcomes[i]
             waits = fanout is not None or (bool(done) and any(o.ref in done for o in seen[i]))
-            task = loop.create_task(self._work(job, i, d, outcomes[i], seen[i], waits))
+            task = loop.create_task(self._work(job, i, plan.dispatch[i], out, seen[i], waits))
             running.tasks.append(task)
+            running.outs.append(out)
             if not waits:
-                running.at_once.append((task, outcomes[i]))
-        return running
+                running.at_once.append((task, out))
+        return running, job, seen[0]
 
     async def _dispatch(self, req: ChatRequest, plan: Plan, step: int, depth: int,
                         results: dict[int, _Outcome], outcomes: list[_Outcome],
@@ -375,7 +466,7 @@ class Conductor(Orchestrator):
             yield AgentToolCall(id=f"step{step}-{i}", name=f"worker:{d.worker}",
                                 step=step, args={"task": d.task, "sees": sees, "ref": o.ref})
         verifier = self.verifier
-        running = self._start(req, plan, step, depth, results, outcomes, run, verifier)
+        running, _, _ = self._start(req, plan, step, depth, results, outcomes, run, verifier)
         tasks, inbox = running.tasks, running.inbox
         try:
             await running.arm(self.worker_timeout)
@@ -388,7 +479,7 @@ class Conductor(Orchestrator):
                     yield item
                     continue
                 finished += 1
-                if self._fails_fast(item, outcomes, tasks):
+                if self._fails_fast(item, outcomes, running):
                     break
         finally:
             if running.stop():
@@ -410,45 +501,72 @@ class Conductor(Orchestrator):
                                 results: dict[int, _Outcome], outcomes: list[_Outcome],
                                 run: RunState) -> None:
         """``_dispatch`` when no one reads agent events (``run()``, ``complete()``): no
-        events, no generator, only the verifier that calls a model (``_quiet_verifier``)."""
+        events, no generator, only the verifier that calls a model (``_quiet_verifier``).
+        The first task runs here, in the Conductor's own task, while the others run in
+        theirs: a Task and a turn of the event loop less per plan (a plan of one task
+        makes none); its deadline and a failed sibling with fail_fast cancel this task,
+        and ``_work`` takes that cancellation back."""
         _number(plan, results, outcomes)
         verifier = self._quiet_verifier
-        running = self._start(req, plan, step, depth, results, outcomes, run, verifier)
+        running, job, seen = self._start(req, plan, step, depth, results, outcomes, run,
+                                         verifier, inline=True)
         tasks, inbox = running.tasks, running.inbox
         try:
-            await running.arm(self.worker_timeout)
+            if running.inline is None:
+                await running.arm(self.worker_timeout)
+            else:
+                running.arm_later(self.worker_timeout)
+                try:
+                    await self._work(job, 0, plan.dispatch[0], outcomes[0], seen, False,
+                                     inline=True)
+                finally:
+                    running.inline = None
+                if running.stopped_inline:  # (the worker swallowed the cancellation)
+                    running.stopped_inline = False
+                    asyncio.Task.uncancel(running.owner)  # type: ignore[arg-type]
+                if self._fails_fast(0, outcomes, running):
+                    tasks = []  # (cancelled: none to wait for)
+                elif tasks:
+                    await asyncio.sleep(0)  # they take their first step (instant ones end)
+                    running.arm_after()
             for _ in tasks:  # only task numbers come: no one reads the events
                 item = inbox.ready()
                 if item is None:
                     item = await inbox.get()
                 assert isinstance(item, int)
-                if self._fails_fast(item, outcomes, tasks):
+                if self._fails_fast(item, outcomes, running):
                     break
         finally:
             if running.stop():
-                await cancel_unfinished(tasks)
+                await cancel_unfinished(running.tasks)
         for o in outcomes:
             run.add(o.usage)
             if o.error is None and verifier is not None:
                 run.add((await verifier.score(o.task, o.text, run.ctx)).usage)
 
-    def _fails_fast(self, i: int, outcomes: list[_Outcome],
-                    tasks: list[asyncio.Task[None]]) -> bool:
+    def _fails_fast(self, i: int, outcomes: list[_Outcome], running: _Running) -> bool:
         """Task ``i`` ended: with ``fail_fast`` and an error, cancel the others (True)."""
         if not self.fail_fast or outcomes[i].error is None:
             return False
-        for o, t in zip(outcomes, tasks, strict=True):
+        for o, t in zip(running.outs, running.tasks, strict=True):
             if not t.done():
                 t.cancel()
-                o.error = "cancelled: another worker failed (fail_fast)"
+                o.error = FAIL_FAST_CANCELLED
         return True
 
     async def _work(self, job: _Job, i: int, d: Dispatch, out: _Outcome,
-                    seen: list[_Outcome], own_clock: bool) -> None:
+                    seen: list[_Outcome], own_clock: bool, inline: bool = False) -> None:
         """One task: wait for the results it sees from this plan, then call its worker
         (bounded by the fan-out and the timeout: the fan-out's deadline, or with
-        ``own_clock`` one from when the call starts). Never raises but on cancellation."""
+        ``own_clock`` one from when the call starts). Never raises but on cancellation.
+        ``inline``: run in the Conductor's task (``_dispatch_quietly``), reporting nothing
+        to the inbox; a cancellation of that task by the plan is taken back here."""
         done, fanout = job.done, job.fanout
+        running = job.running
+        if inline:
+            cancelling = running.owner.cancelling()  # type: ignore[union-attr]
+        elif running.inline is not None:  # it is suspended, and may need its deadline
+            running.arm_inline()
         try:
             for o in seen:
                 if o.ref in done:
@@ -473,16 +591,21 @@ class Conductor(Orchestrator):
                 if job.events or (scores is not None and scores.scorer is not None):
                     await self._stream_worker(worker, call_req, job, i, out, scores)
                 else:  # no one reads its deltas: the answer whole
-                    turn = await call_whole(worker, call_req, job.ctx)
+                    turn = whole_turn(await worker.complete(call_req, job.ctx))
                     out.usage = turn.usage
                     _finish_worker(turn, out)
             except asyncio.CancelledError:
-                if not out.expired:
+                if inline:
+                    if not running.take_back(cancelling):
+                        raise
+                elif out.expired:
+                    task = asyncio.current_task()
+                    if task is not None:
+                        task.uncancel()
+                else:
                     raise
-                task = asyncio.current_task()
-                if task is not None:
-                    task.uncancel()
-                out.error = f"worker timed out after {self.worker_timeout:g}s"
+                if out.expired:  # (else a failed sibling stopped it: its error is set)
+                    out.error = f"worker timed out after {self.worker_timeout:g}s"
             except DragomanError as e:
                 out.error = f"{e.kind.value}: {e}"
             finally:
@@ -493,7 +616,10 @@ class Conductor(Orchestrator):
         finally:
             if out.ref in done:
                 done[out.ref].set()
-            job.inbox.put(i)
+            if not inline:
+                job.inbox.put(i)
+                if out.error is not None and self.fail_fast:  # stops the inline task
+                    running.stop_inline(expired=False)
 
     @staticmethod
     async def _stream_worker(worker: LlmProvider, call_req: ChatRequest, job: _Job, i: int,
@@ -543,9 +669,14 @@ def _number(plan: Plan, results: dict[int, _Outcome], outcomes: list[_Outcome]) 
         results[o.ref] = o
 
 
+#: the stop reasons of a worker that answered (a tuple made once: reading an enum's member
+#: is a descriptor call on Python 3.11, ~0.3 µs)
+_ANSWERED = (StopReason.END_TURN, StopReason.STOP_SEQUENCE)
+
+
 def _finish_worker(turn: Turn, out: _Outcome) -> None:
     """A worker's call ended: its text is the result, unless it stopped early."""
-    if turn.stop_reason not in (StopReason.END_TURN, StopReason.STOP_SEQUENCE):
+    if turn.stop_reason not in _ANSWERED:
         out.error = f"the worker stopped: {turn.stop_reason}"
     out.text = turn.text
 
@@ -573,6 +704,7 @@ def _worker_prompt(task: str, seen: list[_Outcome]) -> str:
 def _results_message(outcomes: list[_Outcome]) -> str:
     lines = ["Worker results:"]
     for o in outcomes:
+        task = o.task if len(o.task) <= 60 else short(o.task)  # (most are: no call)
         body = o.text if o.error is None else f"ERROR: {o.error}"
-        lines.append(f"- #{o.ref} {o.role} (task: \"{short(o.task)}\"): {body}")
+        lines.append(f"- #{o.ref} {o.role} (task: \"{task}\"): {body}")
     return "\n".join(lines)

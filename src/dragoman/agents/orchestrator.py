@@ -75,9 +75,16 @@ class RunState(msgspec.Struct):
     orchestrator may skip building them, and scoring that only they report."""
 
     def add(self, usage: Usage) -> None:
-        """Count an inner call's usage (the client gets the sum at the end)."""
+        """Count an inner call's usage (the client gets the sum at the end). Summed in
+        place: ``usage`` is the run's own (made with it, handed out only when the run
+        ends), and a ``Usage`` made per inner call costs twice the additions."""
         if usage != NO_USAGE:
-            self.usage = self.usage + usage
+            total = self.usage
+            total.input_tokens += usage.input_tokens
+            total.output_tokens += usage.output_tokens
+            total.cached_tokens += usage.cached_tokens
+            total.cache_write_tokens += usage.cache_write_tokens
+            total.reasoning_tokens += usage.reasoning_tokens
 
 
 @dataclass(frozen=True)
@@ -181,7 +188,12 @@ async def call_whole(provider: LlmProvider, req: ChatRequest,
     """One inner call answered whole (``complete()``: over HTTP a JSON answer, no stream
     to parse), for a caller that shows none of its deltas (``run()``): the text, usage
     and stop reason ``relay`` would have read from the stream."""
-    resp = await provider.complete(req, ctx)
+    return whole_turn(await provider.complete(req, ctx))
+
+
+def whole_turn(resp: ChatResponse) -> Turn:
+    """``call_whole``'s answer as a ``Turn``, for a caller that awaits ``complete()``
+    itself (one coroutine less per inner call)."""
     content = resp.content
     # (most answers are one text part: no join to make)
     text = content[0].text if len(content) == 1 and type(content[0]) is Text else resp.text()

@@ -11,6 +11,22 @@ the instant between the child's ``COMMIT`` and its answer is written twice. A ch
 cannot start at all (no usable ``sys.executable``, a broken installation) makes this
 writer fall back, for good and with a warning, to the thread (``sqlite_ledger``).
 
+**Priority** (bench/README.md, "The ledger writer at idle priority"): the child runs at
+``nice`` (a nice value) or, with ``idle=True``, at Linux's ``SCHED_IDLE``, where a waking
+event loop on its core preempts it at once, but where it also starves while the loop keeps
+the core busy, perhaps inside its transaction, holding the SQLite write lock that the
+sessions store's own writes need, or gets so little that it falls behind. Hence the
+**catch-up rule**: an idle child that has not answered a batch (or its start) within
+``starved_after`` seconds, or a run of batches sent back to back (a backlog: the batch
+writer's next batch sent at once) within ``starved_after`` seconds of the run's first, is
+killed (SQLite rolls its transaction back), an answer it had written meanwhile is still
+read, and the batch
+goes to a new child at ``nice``, kept for a hold period (``HOLD``, doubled at each
+catch-up up to ``MAX_HOLD``, back to ``HOLD`` once an idle child has lasted that long);
+after it, between two batches, an idle child again. (An unprivileged process cannot go
+back from ``SCHED_IDLE`` to a normal policy, nor can its parent raise it: hence a new
+child rather than the same one raised.)
+
 ``aclose`` (the store's graceful close, after the batch writer's last flush) closes the
 child's stdin, the child ends there, and is waited for (at most ``CLOSE_WAIT`` seconds,
 then killed).
@@ -22,7 +38,8 @@ import asyncio
 import logging
 import sqlite3
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 
 import msgspec
@@ -36,27 +53,56 @@ log = logging.getLogger("dragoman.sessions")
 MODULE = "dragoman.sessions.ledger_writer"
 #: The child's ``python -c``: ``dragoman`` and ``dragoman.sessions`` as bare packages (their
 #: ``__init__`` imports the whole gateway, seconds on a loaded machine), then the writer,
-#: which imports only its few modules (``ledger_inserts``, ``ledger_frames``).
+#: which imports only its few modules (``ledger_inserts``, ``ledger_frames``), after it has
+#: lowered its priority (the last argument), so that these imports run at it too (``0``:
+#: main's own setting of it skipped, as it is done).
 BOOT = """
 import sys, types
 for name, path in ((sys.argv[1], sys.argv[2]), (sys.argv[1] + ".sessions", sys.argv[3])):
     sys.modules[name] = types.ModuleType(name)
     sys.modules[name].__path__ = [path]
+from dragoman.sessions.ledger_priority import lower_priority
+lower_priority(sys.argv[-1])
 from dragoman.sessions.ledger_writer import main
-main(sys.argv[4:])
+main(sys.argv[4:-1] + ["0"])
 """
 _HERE = Path(__file__).resolve().parent
 #: times a batch is sent to a newly started child after the previous one died with it
 RESENDS = 3
 CLOSE_WAIT = 10.0
+#: an idle-priority child's longest wait for its answer, or for a backlog's batches sent
+#: back to back, before it counts as starved
+STARVED_AFTER = 0.25
+#: a batch sent within this many seconds of the previous one's answer: a backlog
+BACK_TO_BACK = 0.01
+#: seconds a caught-up (``nice``) child writes before an idle one again; doubled at each
+#: catch-up in a row (a saturated worker), up to ``MAX_HOLD``
+HOLD = 30.0
+MAX_HOLD = 480.0
 
 _answer = msgspec.msgpack.Decoder(str | list[str] | None).decode
 
 
+class Starved(Exception):
+    """An idle-priority child did not answer in time: killed, to be replaced."""
+
+
 class ProcessLedger:
     def __init__(self, path: Path, busy_timeout: float, insert_sql: str,
-                 fallback: Callable[[], SqliteLedger], *, nice: int = 0) -> None:
-        self._args = (str(path), repr(busy_timeout), insert_sql, str(nice))
+                 fallback: Callable[[], SqliteLedger], *, nice: int = 0,
+                 idle: bool = False) -> None:
+        self._args = (str(path), repr(busy_timeout), insert_sql)
+        self._nice = nice
+        self.idle = idle
+        self.starved_after = STARVED_AFTER
+        self._hold = HOLD
+        self._idle_from = 0.0  # (monotonic) no idle child before: a catch-up's hold
+        self._proc_idle = False  # the running child's policy
+        self._proc_since = 0.0
+        self._answered = 0.0  # (monotonic) the last answer
+        self._run_from = 0.0  # the first send of the batches sent back to back since
+        #: starved idle children replaced by a child at ``nice``
+        self.catch_ups = 0
         self._boot = ("-c", BOOT, "dragoman", str(_HERE.parent), str(_HERE))
         self._fallback = fallback
         self._thread: SqliteLedger | None = None
@@ -73,18 +119,28 @@ class ProcessLedger:
         """Insert ``rows`` in one transaction, committed when this returns."""
         data = frame(rows)
         async with self._lock:
+            if time.monotonic() - self._answered > BACK_TO_BACK:
+                self._run_from = time.monotonic()
             for _ in range(RESENDS):
+                if self._proc is not None and self.idle and not self._proc_idle and \
+                        time.monotonic() >= self._idle_from:
+                    await self._retire(self._proc)  # the hold is over: an idle child again
                 try:
                     proc = self._proc or await self._start()
                 except ConnectionError as e:  # killed while it started
                     log.warning("the usage ledger's writer process died: %s", e)
                     continue
+                except Starved as e:
+                    self._caught_up(e)
+                    continue
                 if proc is None:
                     break
                 try:
-                    proc.stdin.write(data)  # type: ignore[union-attr]
-                    await proc.stdin.drain()  # type: ignore[union-attr]
-                    answer = _answer(await _read_frame(proc))
+                    answer = _answer(await self._within(proc, self._proc_idle,
+                                                        _exchange(proc, data)))
+                except Starved as e:
+                    self._caught_up(e)
+                    continue
                 except (ConnectionError, asyncio.IncompleteReadError) as e:
                     log.warning("the usage ledger's writer process %d died (%s: %s): "
                                 "starting another, resending its batch", proc.pid,
@@ -96,8 +152,11 @@ class ProcessLedger:
                     # next batch's; it ends here (its batch committed or rolled back)
                     self._end(proc)
                     raise
+                self._answered = time.monotonic()
                 if answer is not None:
                     raise _error(answer)
+                if self._proc_idle and time.monotonic() - self._proc_since >= HOLD:
+                    self._hold = HOLD  # idle children keep up again
                 return
             else:
                 raise ConnectionError(f"the usage ledger's writer process died {RESENDS} "
@@ -109,17 +168,18 @@ class ProcessLedger:
         """A new child, its connection open; None: none can start, the thread instead."""
         if self._thread is not None:
             return None
+        idle = self.idle and time.monotonic() >= self._idle_from
         try:
             if not sys.executable:
                 raise OSError("sys.executable is empty")
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, *self._boot, *self._args,
+                sys.executable, *self._boot, *self._args, "idle" if idle else str(self._nice),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
         except OSError as e:
             self._fall_back(f"{type(e).__name__}: {e}")
             return None
         try:
-            ready = _answer(await _read_frame(proc))
+            ready = _answer(await self._within(proc, idle, _read_frame(proc)))
         except (asyncio.IncompleteReadError, msgspec.DecodeError) as e:
             # (its stdout closed: it ended) by a signal, from outside: another may start
             if isinstance(e, asyncio.IncompleteReadError) and (status := await proc.wait()) < 0:
@@ -136,8 +196,42 @@ class ProcessLedger:
             self._fall_back(f"it answered {ready!r}")
             return None
         self._proc = proc
+        self._proc_idle, self._proc_since = idle, time.monotonic()
+        if idle:
+            self._run_from = self._proc_since  # (a new idle child's time starts now)
         self.started += 1
         return proc
+
+    async def _within(self, proc: asyncio.subprocess.Process, idle: bool,
+                      exchange: Coroutine[object, object, bytes]) -> bytes:
+        """``exchange``'s answer; from an idle child, within ``starved_after`` seconds of
+        the run's first send or the child is killed (its transaction rolled back) and
+        ``Starved`` raised, unless it had written its answer whole by then (its batch
+        committed: not to be resent)."""
+        if not idle:
+            return await exchange
+        task = asyncio.ensure_future(exchange)
+        try:
+            left = self._run_from + self.starved_after - time.monotonic()
+            done, _ = await asyncio.wait((task,), timeout=max(0.0, left))
+            if not done:
+                self._end(proc)
+                await proc.wait()  # (dead: its stdout at its end, what it wrote still there)
+                try:
+                    return await task
+                except (ConnectionError, asyncio.IncompleteReadError):
+                    raise Starved(proc.pid) from None
+            return task.result()
+        finally:
+            task.cancel()  # (done by then, but when this is cancelled)
+
+    def _caught_up(self, e: Starved) -> None:
+        self.catch_ups += 1
+        self._idle_from = time.monotonic() + self._hold
+        log.info("the usage ledger's writer process %s at idle priority got too little CPU "
+                 "(%.2f s): killed, its batch resent to one at nice %d for %.0f s",
+                 e, self.starved_after, self._nice, self._hold)
+        self._hold = min(MAX_HOLD, 2 * self._hold)
 
     def _fall_back(self, why: str) -> None:
         log.warning("the usage ledger's writer process cannot start (%s): writing the "
@@ -153,19 +247,24 @@ class ProcessLedger:
     async def aclose(self) -> None:
         """Let the child finish and end (its stdin closed), or kill it after a while."""
         async with self._lock:
-            proc, self._proc = self._proc, None
-            if proc is not None:
-                proc.stdin.close()  # type: ignore[union-attr]
-                try:
-                    async with asyncio.timeout(CLOSE_WAIT):
-                        await proc.wait()
-                except TimeoutError:
-                    log.error("the usage ledger's writer process %d did not end: killed",
-                              proc.pid)
-                    proc.kill()
-                    await proc.wait()
+            if self._proc is not None:
+                await self._retire(self._proc)
             if self._thread is not None:
                 await self._thread.aclose()
+
+    async def _retire(self, proc: asyncio.subprocess.Process) -> None:
+        """End a child between two batches: its stdin closed, it ends there (or is killed
+        after ``CLOSE_WAIT`` seconds: stopped, or starved at idle priority)."""
+        if self._proc is proc:
+            self._proc = None
+        proc.stdin.close()  # type: ignore[union-attr]
+        try:
+            async with asyncio.timeout(CLOSE_WAIT):
+                await proc.wait()
+        except TimeoutError:
+            log.error("the usage ledger's writer process %d did not end: killed", proc.pid)
+            proc.kill()
+            await proc.wait()
 
     def close(self) -> None:
         """The store closing without ``aclose`` (a failed open): kill a child left."""
@@ -173,6 +272,13 @@ class ProcessLedger:
             self._end(self._proc)
         if self._thread is not None:
             self._thread.close()
+
+
+async def _exchange(proc: asyncio.subprocess.Process, data: bytes) -> bytes:
+    """Send one batch, read its answer."""
+    proc.stdin.write(data)  # type: ignore[union-attr]
+    await proc.stdin.drain()  # type: ignore[union-attr]
+    return await _read_frame(proc)
 
 
 async def _read_frame(proc: asyncio.subprocess.Process) -> bytes:

@@ -1,6 +1,6 @@
 """The usage ledger's writer process (``python -m dragoman.sessions.ledger_writer PATH
-BUSY_TIMEOUT INSERT_SQL NICE``, or ``ledger_process.BOOT``, which imports less), started
-by the gateway (``ledger_process``): it owns a
+BUSY_TIMEOUT INSERT_SQL PRIORITY``, PRIORITY ``idle`` or a nice value, or
+``ledger_process.BOOT``, which imports less), started by the gateway (``ledger_process``): it owns a
 connection of its own to the sessions database, reads batches from stdin, inserts each in
 one transaction as the in-process writer does (``ledger_inserts``) and
 answers each on stdout after its ``COMMIT``.
@@ -17,7 +17,6 @@ gateway too, whose graceful shutdown still sends its last batch here.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from typing import BinaryIO
@@ -26,6 +25,7 @@ import msgspec
 
 from .ledger_frames import HEADER, READY, frame
 from .ledger_inserts import LedgerInserts, connect
+from .ledger_priority import lower_priority
 from .usage import FLAGS, NULLABLE
 
 _NAN = float("nan")
@@ -77,9 +77,8 @@ def serve(path: str, busy_timeout: float, insert_sql: str, stdin: BinaryIO,
 def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    path, busy_timeout, insert_sql, nice = argv
-    if int(nice):
-        os.nice(int(nice))
+    path, busy_timeout, insert_sql, priority = argv
+    lower_priority(priority)
     serve(path, float(busy_timeout), insert_sql, sys.stdin.buffer, sys.stdout.buffer)
 
 

@@ -48,7 +48,8 @@ BUSY_TIMEOUT = 10.0  # seconds a writer waits for another process's transaction
 #: the worker's priority preempted the loop for whole time slices (added p99 3.3-4.4x of no
 #: ledger); at 10 the loop wins each wake-up and the child still gets ~10 % of a busy core,
 #: several times what a saturated worker's rows need (nice 19 fell behind). bench/README.md,
-#: "Session 8".
+#: "Session 8". With ``ledger_priority: idle`` (the default) the child runs at ``SCHED_IDLE``
+#: instead, and at this nice value only while it catches up (``ledger_process``).
 LEDGER_NICE = 10
 DEFAULT_POOL = 4
 
@@ -103,7 +104,8 @@ class SqliteStore(SessionStore):
         if self.settings.ledger_writer == "thread":
             return thread()
         # started at the first batch, after ``_migrate`` made the table
-        return ProcessLedger(self.path, BUSY_TIMEOUT, _INSERT_USAGE, thread, nice=LEDGER_NICE)
+        return ProcessLedger(self.path, BUSY_TIMEOUT, _INSERT_USAGE, thread, nice=LEDGER_NICE,
+                             idle=self.settings.ledger_priority == "idle")
 
     def _migrate(self) -> None:
         conn = self._conn()

@@ -1,0 +1,276 @@
+"""The ledger's writer process at idle priority (``sessions.ledger_priority: idle``) and
+its catch-up rule, with real children: a child that gets no CPU (here: SIGSTOPped, the
+extreme of an idle-priority process on a saturated core) is killed, its transaction rolled
+back (the SQLite write lock free again for the sessions store), its batch resent to a
+child at nice 10, which writes for a hold period before an idle child again; nothing is
+lost or written twice, no child is left behind, and a stopped child does not hold up a
+shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dragoman.observe import BatchWriter
+from dragoman.sessions import StoreSettings, open_store
+from dragoman.sessions import ledger_process as lp
+from dragoman.sessions.sqlite import LEDGER_NICE, SqliteStore
+from dragoman.sessions.usage import UsageValues
+from tests.fakes.upstream import FakeUpstream
+from tests.gateway_proc import run_gateway
+from tests.sessions.test_ledger_process import _chat, _config, _writers
+from tests.sessions.test_sqlite_ledger import _count, _rows
+
+#: how long a test's idle child may go unanswered: long enough for a loaded test machine
+#: to give an idle process some CPU, short enough for the tests
+STARVED_AFTER = 2.0
+
+
+async def _open(tmp_path: Path, priority: str = "idle") -> SqliteStore:
+    store = open_store(StoreSettings(backend="sqlite", path=str(tmp_path / "sessions.db"),
+                                     ledger_priority=priority))  # type: ignore[arg-type]
+    assert isinstance(store, SqliteStore)
+    await store.open()
+    return store
+
+
+@pytest.fixture
+async def idle_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    store = await _open(tmp_path)
+    ledger = _ledger(store)
+    ledger.starved_after = STARVED_AFTER
+    try:
+        yield store
+    finally:
+        for pid in _writers(store.path):  # (a test that failed with its child stopped)
+            os.kill(pid, signal.SIGCONT)
+        await store.aclose()
+    assert _writers(store.path) == []
+
+
+def _ledger(store: SqliteStore) -> lp.ProcessLedger:
+    assert isinstance(store._ledger, lp.ProcessLedger)
+    return store._ledger
+
+
+def _policy(pid: int) -> tuple[int, int]:
+    """(scheduling policy, nice value) of a process."""
+    return os.sched_getscheduler(pid), os.getpriority(os.PRIO_PROCESS, pid)
+
+
+def _gone(pid: int) -> bool:
+    """Ended and reaped (no zombie left behind)."""
+    return not Path(f"/proc/{pid}").exists()
+
+
+def _locked(path: Path) -> bool:
+    """Whether a writer holds the database's write lock (a sessions store's write would
+    wait for it)."""
+    conn = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        conn.close()
+
+
+async def _started(store: SqliteStore, rows: list[UsageValues]) -> int:
+    await store.append_usage(rows)
+    pid = _ledger(store).pid
+    assert pid is not None
+    return pid
+
+
+async def test_each_priority_as_configured(tmp_path: Path) -> None:
+    own_nice = os.getpriority(os.PRIO_PROCESS, 0)
+    for priority, expected in (("idle", (os.SCHED_IDLE, own_nice)),
+                               ("nice", (os.SCHED_OTHER, own_nice + LEDGER_NICE))):
+        store = await _open(tmp_path, priority)
+        # no catch-up here, however loaded the machine: the child checked is the first
+        _ledger(store).starved_after = 60.0
+        try:
+            assert _policy(await _started(store, _rows(2))) == expected
+            assert _ledger(store).catch_ups == 0
+        finally:
+            await store.aclose()
+    assert _count(tmp_path / "sessions.db") == 4
+
+
+async def test_a_child_stopped_inside_its_transaction_is_replaced(
+        idle_store: SqliteStore) -> None:
+    """Stopped while it holds the write lock: killed, its transaction rolled back (the lock
+    free), the batch written once by a child at nice 10."""
+    ledger = _ledger(idle_store)
+    written = 0
+    for _ in range(5):  # until the stop falls inside a transaction
+        # an idle child (after a catch-up of its own on a loaded machine: a new one)
+        ledger._idle_from = 0.0
+        pid = await _started(idle_store, [])
+        assert _policy(pid)[0] == os.SCHED_IDLE
+        catch_ups = ledger.catch_ups
+        await asyncio.sleep(0.1)  # (the next batch not back to back: not a backlog)
+        n = 20_000
+        write = asyncio.create_task(idle_store.append_usage(_rows(n, written)))
+        while not write.done() and not _locked(idle_store.path):
+            await asyncio.sleep(0.001)
+        os.kill(pid, signal.SIGSTOP)
+        caught = _locked(idle_store.path)  # (stopped: nothing changes now)
+        if not caught:
+            os.kill(pid, signal.SIGCONT)
+        await write
+        written += n
+        if caught:
+            break
+    else:
+        pytest.fail("never stopped inside a transaction")
+    assert ledger.catch_ups == catch_ups + 1 and _gone(pid)
+    assert not _locked(idle_store.path)
+    new = ledger.pid
+    assert new is not None and new != pid
+    assert _policy(new)[0] == os.SCHED_OTHER
+    assert _count(idle_store.path) == written  # each row once
+    got = [r[0] for r in sqlite3.connect(idle_store.path).execute(
+        "SELECT input_tokens FROM usage_ledger ORDER BY input_tokens")]
+    assert got == list(range(written))
+
+
+async def test_an_idle_child_behind_a_backlog_is_replaced(idle_store: SqliteStore) -> None:
+    """Answering each batch, but too slowly: batches sent back to back (a backlog) not all
+    answered within ``starved_after`` of the first: replaced as a starved one is."""
+    ledger = _ledger(idle_store)
+    ledger.starved_after = 1.0
+    first = await _started(idle_store, _rows(1))
+    await asyncio.sleep(0.1)
+
+    async def resumed(pid: int) -> None:
+        await asyncio.sleep(0.4)
+        with contextlib.suppress(ProcessLookupError):  # (killed meanwhile: caught up)
+            os.kill(pid, signal.SIGCONT)
+
+    for i in range(4):  # each batch held up 0.4 s: the third one's answer past 1 s
+        pid = ledger.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        await asyncio.gather(idle_store.append_usage(_rows(10, 1 + 10 * i)), resumed(pid))
+        assert ledger.catch_ups == (i >= 2)
+    assert _gone(first) and ledger.pid != first and ledger.started == 2
+    assert _count(idle_store.path) == 41
+
+
+async def test_after_the_hold_an_idle_child_again(idle_store: SqliteStore,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger = _ledger(idle_store)
+    ledger._hold = 0.5
+    first = await _started(idle_store, _rows(1))
+    os.kill(first, signal.SIGSTOP)  # stopped before the batch reaches it
+    await idle_store.append_usage(_rows(3, 1))
+    held = ledger.pid
+    assert ledger.catch_ups == 1 and _gone(first) and held is not None
+    assert _policy(held)[0] == os.SCHED_OTHER
+    assert ledger._hold == 1.0  # doubled: the next catch-up holds longer
+    await idle_store.append_usage(_rows(2, 4))  # within the hold: the same child
+    assert ledger.pid == held
+    await asyncio.sleep(0.6)
+    await idle_store.append_usage(_rows(2, 6))  # after it: an idle one
+    again = ledger.pid
+    assert again not in (None, held) and _gone(held)
+    assert again is not None and _policy(again)[0] == os.SCHED_IDLE
+    assert _count(idle_store.path) == 8 and ledger.started == 3
+
+
+async def test_a_child_stopped_as_it_starts_is_replaced(idle_store: SqliteStore,
+                                                        monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    """No answer to its start (``ready``) in time either: replaced the same way."""
+    ledger = _ledger(idle_store)
+    ledger.starved_after = 0.3
+    real = lp._read_frame
+    stopped: list[int] = []
+
+    async def stop_first(proc: asyncio.subprocess.Process) -> bytes:
+        if not stopped:
+            stopped.append(proc.pid)
+            os.kill(proc.pid, signal.SIGSTOP)
+        return await real(proc)
+
+    monkeypatch.setattr(lp, "_read_frame", stop_first)
+    await idle_store.append_usage(_rows(5))
+    assert ledger.catch_ups == 1 and _gone(stopped[0]) and ledger.pid != stopped[0]
+    assert _count(idle_store.path) == 5
+
+
+async def test_the_last_batch_at_shutdown_reaches_the_database_past_a_stopped_child(
+        idle_store: SqliteStore) -> None:
+    writer: BatchWriter[UsageValues] = BatchWriter(idle_store.append_usage)
+    writer.start()
+    pid = await _started(idle_store, _rows(1))
+    for row in _rows(40, 1):
+        writer.add(row)
+    os.kill(pid, signal.SIGSTOP)
+    await writer.aclose()  # the server's graceful shutdown: the last flush
+    await idle_store.aclose()
+    assert _gone(pid) and _writers(idle_store.path) == []
+    assert _count(idle_store.path) == 41
+
+
+async def test_a_child_stopped_between_batches_does_not_hold_up_the_close(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lp, "CLOSE_WAIT", 0.5)
+    store = await _open(tmp_path, "nice")
+    pid = await _started(store, _rows(3))
+    os.kill(pid, signal.SIGSTOP)
+    t = time.monotonic()
+    await store.aclose()
+    assert time.monotonic() - t < 5 and _gone(pid) and _writers(store.path) == []
+    assert _count(store.path) == 3
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as up:
+        yield up
+
+
+def test_a_gateway_whose_idle_writer_is_stopped_mid_run_loses_nothing(
+        tmp_path: Path, upstream: FakeUpstream) -> None:
+    """A real gateway (the default configuration: an idle child) under traffic, its writer
+    stopped: replaced by one at normal policy, and every answered request is in the
+    database after a graceful stop."""
+    db = tmp_path / "sessions.db"
+    sent = 0
+    stopped = None
+    with run_gateway(_config(upstream, db), tmp_path) as base, httpx.Client() as client:
+        # (on a loaded machine the first idle child may starve and be replaced, and the
+        # replacement kept for ``HOLD`` seconds: then the next idle child is stopped)
+        deadline = time.monotonic() + 2 * lp.HOLD + 30
+        while stopped is None and time.monotonic() < deadline:
+            for _ in range(20):
+                _chat(client, base, sent)
+                sent += 1
+            for pid in _writers(db):
+                if _policy(pid)[0] == os.SCHED_IDLE:
+                    os.kill(pid, signal.SIGSTOP)
+                    stopped = pid
+        assert stopped is not None
+        while (stopped in _writers(db) or not _writers(db)) and time.monotonic() < deadline:
+            for _ in range(20):  # batches: the stopped child's, then its replacement's
+                _chat(client, base, sent)
+                sent += 1
+        [replacement] = _writers(db)
+        assert _policy(replacement)[0] == os.SCHED_OTHER
+    # the stopped child was killed (the gateway's catch-up rule) and reaped; rows from a
+    # child stopped between its COMMIT and its answer could be written twice, hence >=
+    assert _gone(stopped) and _writers(db) == []
+    assert _count(db) >= sent

@@ -26,6 +26,9 @@ import msgspec
 from .ledger_frames import HEADER, READY, frame
 from .ledger_inserts import LedgerInserts, connect
 from .ledger_priority import lower_priority
+from .usage import FLAGS, NULLABLE
+
+_NAN = float("nan")
 
 
 def _read(stream: BinaryIO, n: int) -> bytes | None:
@@ -33,10 +36,27 @@ def _read(stream: BinaryIO, n: int) -> bytes | None:
     return data if len(data) == n else None  # short: the gateway closed the pipe
 
 
+def _plain(rows: list[list[object]]) -> list[list[object]]:
+    """``rows`` with values sqlite3 binds as they are: None as NaN (which SQLite binds as
+    NULL, as it does None), a bool as 0 or 1 (as its registered adapter would). Each value
+    sqlite3 has to adapt costs it a key tuple built, hashed and looked up, and the
+    adapter's call: ~750 instructions, ~1.7k a row after this loop's own cost
+    (bench/README.md, "A usage-ledger row for less")."""
+    for row in rows:
+        for i in NULLABLE:
+            if row[i] is None:
+                row[i] = _NAN
+        for i in FLAGS:
+            row[i] = 1 if row[i] else 0
+    return rows
+
+
 def serve(path: str, busy_timeout: float, insert_sql: str, stdin: BinaryIO,
           stdout: BinaryIO) -> None:
     inserts = LedgerInserts(lambda: connect(path, busy_timeout), insert_sql)
-    decode = msgspec.msgpack.Decoder(list[list[object]]).decode
+    # untyped: lists of msgpack's own values, nothing checked per value (a typed decoder
+    # asked ``isinstance`` of each ``object``: ~1k instructions a row)
+    decode = msgspec.msgpack.Decoder().decode
     inserts.open()
     stdout.write(frame(READY))
     stdout.flush()
@@ -45,7 +65,7 @@ def serve(path: str, busy_timeout: float, insert_sql: str, stdin: BinaryIO,
         if body is None:
             break
         try:
-            inserts.batch(decode(body))
+            inserts.batch(_plain(decode(body)))
             answer: object = None
         except Exception as e:  # the gateway raises it (sqlite3's errors as themselves)
             answer = [type(e).__name__, str(e)]

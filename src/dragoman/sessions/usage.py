@@ -1,5 +1,5 @@
 """The usage ledger's rows and queries: one row per finished request, in the sessions
-database (table ``usage_ledger``, schema version 3), so every worker and host writes to
+database (table ``usage_ledger``, schema version 3, 4 in SQLite), so every worker and host writes to
 one place and ``dragoman usage`` or ``/admin/usage`` read it back.
 
 Rows are immutable and never purged with the sessions TTL (they are what an operator
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
 
@@ -51,6 +51,12 @@ class UsageRow(msgspec.Struct, kw_only=True):
 
 #: Column order of ``usage_ledger`` (after its id), shared by inserts and selects.
 COLUMNS: tuple[str, ...] = tuple(UsageRow.__struct_fields__)
+#: Where in ``COLUMNS`` a value may be None, and where it is a bool (the SQLite ledger's
+#: writer process binds these as plain floats and ints: ``ledger_writer``).
+NULLABLE: tuple[int, ...] = tuple(i for i, f in enumerate(msgspec.structs.fields(UsageRow))
+                                  if type(None) in get_args(f.type))
+FLAGS: tuple[int, ...] = tuple(i for i, f in enumerate(msgspec.structs.fields(UsageRow))
+                               if f.type is bool)
 
 
 #: One ledger row as the databases take it: its values in ``COLUMNS`` order. The server

@@ -83,9 +83,15 @@ class HttpDialectProvider:
     inherited: an adapter that changes the envelope must not forward bodies unless it
     says so."""
 
+    _reads_json_itself: ClassVar[bool] = False
+    """The adapter overrides ``parse_upstream_response``: its answers are decoded to
+    JSON values for it (no typed reading from the bytes)."""
+
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
         cls.passthrough_safe = bool(cls.__dict__.get("passthrough_safe", False))
+        cls._reads_json_itself = \
+            cls.parse_upstream_response is not HttpDialectProvider.parse_upstream_response
 
     def __init__(self, *, model: str, base_url: str | None = None, api_key: str | None = None,
                  headers: Mapping[str, str] | None = None,
@@ -183,11 +189,20 @@ class HttpDialectProvider:
                        ctx: RequestContext = NO_CONTEXT) -> ChatResponse:
         raw = await read_whole(await self.send(req, False, ctx), self.error_from)
         try:
-            return self.parse_upstream_response(_decode(raw), req)
+            return self.response_of(raw, req)
         except DragomanError:
             raise
         except Exception:
             raise UpstreamError("upstream returned a body that is not valid JSON") from None
+
+    def response_of(self, raw: bytes, req: ChatRequest) -> ChatResponse:
+        """The upstream's whole JSON answer, as bytes → neutral: read by the dialect's
+        typed decode where it has one (``parse_response_bytes``: no dicts built and
+        walked) and the adapter does not read the JSON its own way."""
+        parse = self.dialect.parse_response_bytes
+        if parse is not None and not self._reads_json_itself:
+            return parse(raw)
+        return self.parse_upstream_response(_decode(raw), req)
 
     def stream(self, req: ChatRequest,
                ctx: RequestContext = NO_CONTEXT) -> AsyncIterator[StreamEvent]:

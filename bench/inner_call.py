@@ -14,9 +14,7 @@ whatever the machine's load). The pieces, each alone in a loop in process:
 * ``body``: the request rendered and encoded (``HttpDialectProvider._body``);
 * ``answer``: the scripted JSON answer's bytes read into a ``ChatResponse``
   (``HttpDialectProvider.response_of``, what ``complete()`` does after the read);
-* ``head``: the request's headers and head bytes (``request_headers``, ``request_head``);
-* ``floor``: a raw ``asyncio.Protocol`` writing the same request bytes and waiting for
-  the whole answer (the loop and the syscalls, no HTTP parsing).
+* ``head``: the request's headers and head bytes (``send_headers``, ``request_head``).
 """
 
 from __future__ import annotations
@@ -32,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import scripted_upstream as su  # the server
 from instr import instructions
 
-PIECES = ("complete", "pair", "body", "answer", "head", "floor")
+PIECES = ("complete", "pair", "body", "answer", "head")
 SHORT, LONG = 200, 1200
 
 
@@ -70,41 +68,8 @@ async def _drive(piece: str, n: int, url: str) -> None:
 
         for _ in range(n):
             request_head("POST", "/v1/chat/completions", "127.0.0.1:1",
-                         p.request_headers(req, False), 300)
-    elif piece == "floor":
-        await _floor(n, url)
+                         p.send_headers(req, False), 300)
     await p.aclose()
-
-
-async def _floor(n: int, url: str) -> None:
-    host, port = url.removeprefix("http://").split("/")[0].split(":")
-    body = _provider(url)._body(_request(), False)
-    head = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: %s:%s\r\n"
-            b"content-type: application/json\r\naccept: application/json\r\n"
-            b"authorization: Bearer sk-bench\r\nContent-Length: %d\r\n\r\n"
-            % (host.encode(), port.encode(), len(body)))
-    loop = asyncio.get_running_loop()
-
-    class Raw(asyncio.Protocol):
-        """Waits for the whole answer: its length is learned from the first one."""
-        size = 0
-
-        def __init__(self) -> None:
-            self.got = 0
-            self.done: asyncio.Future[None] | None = None
-
-        def data_received(self, data: bytes) -> None:
-            self.got += len(data)
-            if self.done is not None and self.got >= (Raw.size or self.got):
-                self.done.set_result(None)
-
-    t, raw = await loop.create_connection(Raw, host, int(port))
-    for _ in range(n):
-        raw.got, raw.done = 0, loop.create_future()
-        t.write(head + body)
-        await raw.done
-        Raw.size = Raw.size or raw.got
-    t.close()
 
 
 def _count(piece: str, n: int, url: str, loop: str) -> int:

@@ -3,6 +3,7 @@
     python bench/orchestrators.py [--runs 300] [--deltas 1] [--upstream http]
                                   [--loop uvloop]
     python bench/orchestrators.py --instr [--only LABEL ...] [--modes stream,run]
+                                  [--upstream http]
 
 Every orchestrator runs in-process on an INSTANT provider (scripted answers yielded at
 once: no sockets, no model), so what is measured is the orchestrator's own work — plans,
@@ -21,6 +22,10 @@ compare runs made one after the other, not across machines. ``--instr`` counts
 instructions instead (valgrind's callgrind, like ``bench/instr.py``: a short and a long
 series of runs, the difference per run; repeatable to ~1 %, whatever the machine's load),
 of the stream read to the end and of ``run()``; ``--only`` picks scenarios by label.
+With ``--upstream http`` too, the valgrind child talks to the scripted upstream (started
+once, outside valgrind: its instructions are not counted), and it also counts one bare
+``complete()`` and two ``complete()`` calls at once on one provider (a Conductor plan's
+two workers: two pooled connections in use together).
 
 An ``Instant`` model answers ``complete()`` whole as cheaply as its stream (an
 orchestrator whose deltas no one reads asks for the whole answer), and a model whose
@@ -283,58 +288,108 @@ async def main_http(runs: int, labels: list[str]) -> None:
                 await provider.aclose()
 
 
-async def _drive(label: str, runs: int, mode: str = "stream") -> None:
+#: bare calls counted under valgrind (``--instr``): label -> (calls per run, how)
+BARE = {"bare": 1, "bare-complete": 1, "bare-pair": 2}
+
+
+async def _bare_pair(provider: LlmProvider, runs: int) -> None:
+    """``runs`` times two ``complete()`` calls at once on one provider (two connections of
+    its pool in use together, as a Conductor plan's two workers)."""
+    req = ChatRequest(model="m", messages=PROMPT)
+    for _ in range(runs):
+        await asyncio.gather(provider.complete(req), provider.complete(req))
+
+
+async def _drive(label: str, runs: int, mode: str = "stream", url: str = "") -> None:
     """Run inside valgrind: ``runs`` runs of one orchestrator, its stream read to the end
-    or its ``run()`` (``mode``), or of the bare stream."""
-    if label == "bare":
-        await _bare(instant("m"), runs)
-        return
-    orch, _ = build()[label]
-    await _timed(orch, runs, mode == "stream", batch=1)
+    or its ``run()`` (``mode``), or of a bare call (``BARE``); on the scripted upstream at
+    ``url`` when given (our OpenAI provider), else on instant models."""
+    made: list[LlmProvider] = []
+    make: Callable[[str], LlmProvider] = instant
+    if url:
+        from dragoman.providers import OpenAIChat
+
+        def make(name: str) -> LlmProvider:
+            made.append(OpenAIChat(model=name, base_url=url, api_key="sk-bench"))
+            return made[-1]
+    try:
+        if label == "bare":
+            await _bare(make("m"), runs)
+        elif label == "bare-complete":
+            await _bare(make("m"), runs, streamed=False)
+        elif label == "bare-pair":
+            await _bare_pair(make("m"), runs)
+        else:
+            orch, _ = build(make)[label]
+            await _timed(orch, runs, mode == "stream", batch=1)
+    finally:
+        for provider in made:
+            await provider.aclose()
 
 
-def _instructions(label: str, runs: int, mode: str) -> int:
+def _instructions(label: str, runs: int, mode: str, url: str = "") -> int:
     cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
            __file__, "--drive", label, "--runs", str(runs), "--deltas", str(DELTAS),
-           "--drive-mode", mode]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                         env=os.environ).stderr
+           "--drive-mode", mode, "--drive-url", url]
+    # a fixed hash seed: set and dict layouts (and so the counts) do not move between runs
+    env = {"PYTHONHASHSEED": "0", **os.environ}
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stderr
     m = re.search(r"I\s+refs:\s+([\d,]+)", out)
     if m is None:
         raise RuntimeError(f"no instruction count in valgrind's output:\n{out[-2000:]}")
     return int(m.group(1).replace(",", ""))
 
 
-def _per_run(label: str, short: int = 20, long: int = 120, mode: str = "stream") -> float:
-    return ((_instructions(label, long, mode) - _instructions(label, short, mode))
+def _per_run(label: str, short: int = 20, long: int = 120, mode: str = "stream",
+             url: str = "") -> float:
+    return ((_instructions(label, long, mode, url) - _instructions(label, short, mode, url))
             / (long - short))
 
 
-def instr(labels: list[str], modes: list[str]) -> None:
-    bare = _per_run("bare", 200, 1200)
-    print(f"bare instant provider stream: {bare / 1e3:.1f}k instructions per call "
-          "(subtracted)\n")
-    print(f"{'orchestrator':44} {'mode':>6} {'run k':>9} {'calls':>6} {'k/call':>8} "
-          f"{'own k/call':>10}")
-    make, served = instants()
-    for label, (orch, _models) in build(make).items():
+def instr(labels: list[str], modes: list[str], http: bool = False) -> None:
+    if not http:
+        _instr(labels, modes, instants(), "")
+        return
+    with su.Upstream(sys.executable, DELTAS) as upstream:
+        _instr(labels, modes, over_http(upstream, []), upstream.url)
+
+
+def _instr(labels: list[str], modes: list[str], models: Models, url: str) -> None:
+    """Instructions per run and per inner call; the own column subtracts per call a bare
+    call of the same kind (streamed or whole, as the server counted them)."""
+    bare = {k: _per_run(k, 200, 1200, url=url) / n
+            for k, n in BARE.items() if url or k == "bare"}
+    where = f"OpenAI provider on {url}" if url else "instant provider"
+    print(f"bare {where}, stream: {bare['bare'] / 1e3:.1f}k instructions per call "
+          "(subtracted per streamed call)")
+    if url:
+        print(f"bare complete(): {bare['bare-complete'] / 1e3:.1f}k per call (subtracted "
+              f"per whole call); two at once: {bare['bare-pair'] / 1e3:.1f}k per call")
+    print(f"\n{'orchestrator':44} {'mode':>6} {'run k':>9} {'calls':>6} {'whole':>6} "
+          f"{'k/call':>8} {'own k/call':>10}")
+    make, served = models
+    for label, (orch, used) in build(make).items():
         if labels and label not in labels:
             continue
-        before = served()[0]
-        asyncio.run(_drive_counting(orch))
-        calls = served()[0] - before
         for mode in modes:
-            total = _per_run(label, mode=mode)
-            own = total - calls * bare
-            print(f"{label:44} {mode:>6} {total / 1e3:9.0f} {calls:6d} "
+            before = served()
+            asyncio.run(_drive_counting(orch, used, mode == "stream"))
+            after = served()
+            calls = after[0] - before[0]
+            whole = calls - (after[1] - before[1]) if url else 0
+            total = _per_run(label, mode=mode, url=url)
+            own = total - (calls - whole) * bare["bare"] \
+                - whole * bare.get("bare-complete", 0.0)
+            print(f"{label:44} {mode:>6} {total / 1e3:9.0f} {calls:6d} {whole:6d} "
                   f"{total / calls / 1e3:8.1f} {own / calls / 1e3:10.1f}", flush=True)
 
 
-async def _drive_counting(orch: LlmProvider) -> None:
+async def _drive_counting(orch: Orch, models: list[LlmProvider], streamed: bool = True
+                          ) -> None:
     """One run outside valgrind, to count its inner calls."""
-    async for _ev in orch.stream(ChatRequest(model="o", messages=PROMPT)):
-        pass
-    del orch
+    await _timed(orch, 1, streamed, batch=1)
+    for provider in models:
+        await provider.aclose()  # (their pools belong to this run's loop)
 
 
 if __name__ == "__main__":
@@ -355,12 +410,13 @@ if __name__ == "__main__":
                     help="with --instr: what to count, of stream (read to the end) and run")
     ap.add_argument("--drive", help=argparse.SUPPRESS)
     ap.add_argument("--drive-mode", default="stream", help=argparse.SUPPRESS)
+    ap.add_argument("--drive-url", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     DELTAS = args.deltas
     if args.drive:
-        asyncio.run(_drive(args.drive, args.runs, args.drive_mode))
+        asyncio.run(_drive(args.drive, args.runs, args.drive_mode, args.drive_url))
     elif args.instr:
-        instr(args.only, args.modes.split(","))
+        instr(args.only, args.modes.split(","), args.upstream == "http")
     else:
         run = asyncio.run
         if args.loop == "uvloop":  # the loop the gateway serves on (server/runner.py)

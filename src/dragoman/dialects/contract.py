@@ -14,6 +14,7 @@ A dialect is pure (no I/O) and symmetric, and every dialect folder has the same 
                      dialects whose clients may be forwarded to an upstream as is)
 
 Upstream-only dialects (Bedrock Converse, Gemini, Ollama) have the egress half only.
+``parse_response_bytes`` (optional, OpenAI Chat's) reads a whole answer from its bytes.
 Two optional methods take a whole upstream read at once where a dialect has them (OpenAI
 Chat's): ``StreamParser.feed_data(datas)`` (a read's one-line ``data:`` frames, as bytes:
 ``net.sse.SseDecoder.data_frames``) and ``StreamRenderer.feed_texts(deltas)`` (a run of
@@ -27,7 +28,7 @@ the ``forward`` rules of the dialects share).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
@@ -107,6 +108,11 @@ class UpstreamDialect:
     parse_response: Callable[[Any], ChatResponse]
     stream_parser: Callable[[], StreamParser]
     parse_error: Callable[[int, bytes], DragomanError]
+    parse_response_bytes: Callable[[bytes], ChatResponse] | None = field(
+        default=None, kw_only=True)
+    """``parse_response`` of the answer's JSON bytes, where the dialect reads the common
+    answer without decoding it to dicts first (OpenAI Chat's); it raises
+    ``msgspec.DecodeError`` on JSON that does not parse."""
 
 
 @dataclass(frozen=True, slots=True)

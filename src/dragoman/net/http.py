@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from .h1 import (
     Connection,
     H1Error,
     H1Timeout,
+    Headers,
     Origin,
     Pool,
     StaleConnection,
@@ -65,6 +66,14 @@ class UpstreamResponse:
         if h is None:
             h = self._headers = headers_of(self._conn.head)
         return h
+
+    def whole(self) -> bytes | None:
+        """The whole body if all of it is in already (a small answer arrives with its
+        head), else None: ``read`` without a coroutine."""
+        c = self._conn
+        if not c.complete:
+            return None
+        return c.take() or b""
 
     async def read(self) -> bytes:
         c = self._conn
@@ -191,7 +200,7 @@ class HttpClient:
         return pool
 
     def request(self, method: str, path: str, *, body: bytes | None = None,
-                headers: Mapping[str, str] | None = None,
+                headers: Headers | None = None,
                 encoded: bool = False) -> Coroutine[Any, Any, UpstreamResponse]:
         """``encoded=True``: the path is already percent-encoded and goes out byte for byte
         (a signed request must send exactly the path it signed). Not itself a coroutine
@@ -203,7 +212,7 @@ class HttpClient:
         return self._traced(tracer, method, url, body, headers, encoded)
 
     async def _traced(self, tracer: spans.Tracer, method: str, url: str, body: bytes | None,
-                      headers: Mapping[str, str] | None, encoded: bool) -> UpstreamResponse:
+                      headers: Headers | None, encoded: bool) -> UpstreamResponse:
         traced = dict(headers or {})
         span = tracer.upstream(method, url, traced)  # adds the traceparent
         try:
@@ -215,7 +224,7 @@ class HttpClient:
         return resp
 
     async def _send(self, method: str, url: str, body: bytes | None,
-                    headers: Mapping[str, str] | None, encoded: bool,
+                    headers: Headers | None, encoded: bool,
                     span: Span | None) -> UpstreamResponse:
         origin, target = self._resolve(url, encoded)
         if body is None and method in ("POST", "PUT", "PATCH"):
@@ -229,7 +238,12 @@ class HttpClient:
         t = self.timeouts
         for attempt in (0, 1):
             try:
-                conn, reused = await pool.acquire()
+                # (a kept-alive connection taken without a coroutine: the common case)
+                conn = pool.take_idle()
+                if conn is not None:
+                    reused = True
+                else:
+                    conn, reused = await pool.acquire()
             except H1Timeout:
                 raise UpstreamTimeout("upstream did not accept a connection in time") \
                     from None

@@ -25,6 +25,7 @@ from ..core import (
 )
 from ..dialects.contract import Dialect, StreamParser, UpstreamDialect
 from ..net import HttpClient, SseDecoder, Timeouts, UpstreamResponse
+from ..net.h1 import Headers
 from ..net.http import DEFAULT_POOL
 from .frames import FrameDecoder, NdjsonFrames
 from .passthrough import Passthrough, forwarded
@@ -83,9 +84,21 @@ class HttpDialectProvider:
     inherited: an adapter that changes the envelope must not forward bodies unless it
     says so."""
 
+    _fixed_headers: ClassVar[bool] = True
+    """``request_headers`` and ``auth_headers`` are the base's: every request of one
+    kind (streamed or not) carries the same headers, so they are built once (as pairs:
+    the HTTP client's head cache keys on them as they are)."""
+    _reads_json_itself: ClassVar[bool] = False
+    """The adapter overrides ``parse_upstream_response``: its answers are decoded to
+    JSON values for it (no typed reading from the bytes)."""
+
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
         cls.passthrough_safe = bool(cls.__dict__.get("passthrough_safe", False))
+        cls._fixed_headers = cls.request_headers is HttpDialectProvider.request_headers \
+            and cls.auth_headers is HttpDialectProvider.auth_headers
+        cls._reads_json_itself = \
+            cls.parse_upstream_response is not HttpDialectProvider.parse_upstream_response
 
     def __init__(self, *, model: str, base_url: str | None = None, api_key: str | None = None,
                  headers: Mapping[str, str] | None = None,
@@ -96,6 +109,7 @@ class HttpDialectProvider:
         self._api_key = api_key
         self._extra_headers = dict(headers or {})
         self._caps = capabilities or Capabilities()
+        self._header_pairs: dict[bool, tuple[tuple[str, str], ...]] = {}
         self.http = HttpClient(base_url or self.default_base_url, timeouts=timeouts,
                                limit=max_connections)
 
@@ -164,7 +178,19 @@ class HttpDialectProvider:
         back the client's call, so awaiting it costs no frame of its own."""
         return self.http.request(self.method, self.path(req, stream),
                                  body=self._body(req, stream),
-                                 headers=self.request_headers(req, stream, ctx))
+                                 headers=self.send_headers(req, stream, ctx))
+
+    def send_headers(self, req: ChatRequest, stream: bool,
+                     ctx: RequestContext = NO_CONTEXT) -> Headers:
+        """``request_headers`` as sent: built once per kind of request when they cannot
+        change (``_fixed_headers``)."""
+        if not self._fixed_headers:
+            return self.request_headers(req, stream, ctx)
+        pairs = self._header_pairs.get(stream)
+        if pairs is None:
+            pairs = self._header_pairs[stream] = tuple(
+                self.request_headers(req, stream, ctx).items())
+        return pairs
 
     def stream_decoder(self) -> FrameDecoder:
         """How the upstream frames a stream: SSE by default; NDJSON upstreams override."""
@@ -183,11 +209,20 @@ class HttpDialectProvider:
                        ctx: RequestContext = NO_CONTEXT) -> ChatResponse:
         raw = await read_whole(await self.send(req, False, ctx), self.error_from)
         try:
-            return self.parse_upstream_response(_decode(raw), req)
+            return self.response_of(raw, req)
         except DragomanError:
             raise
         except Exception:
             raise UpstreamError("upstream returned a body that is not valid JSON") from None
+
+    def response_of(self, raw: bytes, req: ChatRequest) -> ChatResponse:
+        """The upstream's whole JSON answer, as bytes → neutral: read by the dialect's
+        typed decode where it has one (``parse_response_bytes``: no dicts built and
+        walked) and the adapter does not read the JSON its own way."""
+        parse = self.dialect.parse_response_bytes
+        if parse is not None and not self._reads_json_itself:
+            return parse(raw)
+        return self.parse_upstream_response(_decode(raw), req)
 
     def stream(self, req: ChatRequest,
                ctx: RequestContext = NO_CONTEXT) -> AsyncIterator[StreamEvent]:

@@ -20,6 +20,7 @@ import msgspec
 from ..core import NO_CONTEXT, ChatRequest, DragomanError, RequestContext, Usage
 from ..dialects.contract import Forward, ForwardStream
 from ..net import HttpClient, UpstreamResponse
+from ..net.h1 import Headers
 from ..net.sse import SseRelay
 from .reads import ReadStream
 from .upstream_call import ReadBatches, read_whole
@@ -34,8 +35,8 @@ class Upstream(Protocol):
 
     def path(self, req: ChatRequest, stream: bool) -> str: ...
 
-    def request_headers(self, req: ChatRequest, stream: bool,
-                        ctx: RequestContext = NO_CONTEXT) -> dict[str, str]: ...
+    def send_headers(self, req: ChatRequest, stream: bool,
+                     ctx: RequestContext = NO_CONTEXT) -> Headers: ...
 
     def error_from(self, resp: UpstreamResponse, raw: bytes) -> DragomanError: ...
 
@@ -102,7 +103,7 @@ class Passthrough:
         """POST the forwarded body (the request is sent when awaited)."""
         p = self._provider
         return p.http.request("POST", p.path(self._req, stream), body=self._body,
-                              headers=p.request_headers(self._req, stream, self._ctx))
+                              headers=p.send_headers(self._req, stream, self._ctx))
 
     async def complete(self) -> bytes:
         raw = await read_whole(await self._send(False), self._provider.error_from)

@@ -45,7 +45,9 @@ async def read_whole(resp: UpstreamResponse, error_from: ErrorFrom) -> bytes:
     """The whole body of ``resp``, its connection released; ``error_from``'s error for a
     status of 400 or more."""
     try:
-        raw = await resp.read()
+        raw = resp.whole()
+        if raw is None:
+            raw = await resp.read()
     finally:
         resp.release()
     if resp.status >= 400:

@@ -1,7 +1,8 @@
 """The OpenAI Chat Completions dialect (``POST /v1/chat/completions``), both directions.
 
 ingress: ``parse_request``, ``render_response``, ``StreamRenderer``, ``render_error``
-egress:  ``render_request``, ``parse_response``, ``StreamParser``, ``parse_error``
+egress:  ``render_request``, ``parse_response`` (``parse_response_bytes``), ``StreamParser``,
+         ``parse_error``
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from ..contract import Dialect
 from .egress import render_request
 from .forward import FORWARD
 from .ingress import parse_request
-from .parse import parse_error, parse_response
+from .parse import parse_error, parse_response, parse_response_bytes
 from .parse_stream import StreamParser
 from .render import render_error, render_response
 from .render_stream import StreamRenderer
@@ -24,6 +25,7 @@ DIALECT = Dialect(
     render_error=render_error,
     render_request=render_request,
     parse_response=parse_response,
+    parse_response_bytes=parse_response_bytes,
     stream_parser=StreamParser,
     parse_error=parse_error,
     id_prefix=ID_PREFIX,
@@ -32,5 +34,6 @@ DIALECT = Dialect(
 
 __all__ = [
     "DIALECT", "ID_PREFIX", "NAME", "StreamParser", "StreamRenderer", "parse_error",
-    "parse_request", "parse_response", "render_error", "render_request", "render_response",
+    "parse_request", "parse_response", "parse_response_bytes", "render_error", "render_request",
+    "render_response",
 ]

@@ -3,7 +3,7 @@ Streams: ``parse_stream``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -107,6 +107,102 @@ def parse_response(body: Any) -> ChatResponse:
         usage=parse_usage(body.get("usage")) or Usage(),
         created=created if isinstance(created, int) and not isinstance(created, bool) else 0,
     )
+
+
+# The whole answer nearly every call gets, decoded into structs (as the stream's chunks
+# are, ``parse_stream``): one text message, a finish reason, usage with plain counts. The
+# message's fields are the ones ``parse_response`` reads; any of them but ``content``
+# being non-null (``annotations`` non-empty), a key not listed, a value of another type or
+# a negative count fails the typed decode (or ``_typed`` declines it), and the answer goes
+# the general way instead: the same ``ChatResponse`` either way (tests/dialects).
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _Message(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    content: str | None = None
+    role: Any = None
+    refusal: None = None
+    annotations: list[Any] | None = None
+    reasoning_content: None = None
+    reasoning: None = None
+    tool_calls: None = None
+    function_call: None = None
+    audio: None = None
+
+
+class _Choice(msgspec.Struct, gc=False):
+    index: Any = 0
+    message: _Message | None = None
+    finish_reason: Any = None
+
+
+class _PromptDetails(msgspec.Struct, gc=False):
+    cached_tokens: _Count = 0
+    cache_write_tokens: _Count = 0
+
+
+class _CompletionDetails(msgspec.Struct, gc=False):
+    reasoning_tokens: _Count = 0
+
+
+class _Usage(msgspec.Struct, gc=False):
+    prompt_tokens: _Count = 0
+    completion_tokens: _Count = 0
+    prompt_tokens_details: _PromptDetails | None = None
+    completion_tokens_details: _CompletionDetails | None = None
+
+
+class _Answer(msgspec.Struct, gc=False):
+    id: str = ""
+    model: str = ""
+    created: int = 0
+    choices: list[_Choice] | None = None
+    usage: _Usage | None = None
+    error: None = None
+
+
+_decode_typed = msgspec.json.Decoder(_Answer).decode
+
+
+def parse_response_bytes(raw: bytes) -> ChatResponse:
+    """``parse_response`` of the JSON ``raw``, answers of the common shape read by a typed
+    decode (no dicts built, none walked); raises ``msgspec.DecodeError`` on JSON that
+    does not parse."""
+    try:
+        resp = _typed(_decode_typed(raw))
+    except msgspec.DecodeError:  # (ValidationError too: an answer of another shape)
+        resp = None
+    return parse_response(_decode(raw)) if resp is None else resp
+
+
+def _typed(answer: _Answer) -> ChatResponse | None:
+    choice = None
+    for c in answer.choices or ():
+        if c.index == 0:
+            choice = c
+            break
+    content: list[Any] = []
+    finish_reason = None
+    if choice is not None:
+        msg = choice.message
+        if msg is not None:
+            if msg.annotations:
+                return None  # (citations: the general way)
+            if msg.content:
+                content.append(Text(text=msg.content))
+        finish_reason = choice.finish_reason
+    u = answer.usage
+    if u is None:
+        usage = Usage()
+    else:
+        p, d = u.prompt_tokens_details, u.completion_tokens_details
+        usage = Usage(input_tokens=u.prompt_tokens, output_tokens=u.completion_tokens,
+                      cached_tokens=p.cached_tokens if p else 0,
+                      cache_write_tokens=p.cache_write_tokens if p else 0,
+                      reasoning_tokens=d.reasoning_tokens if d else 0)
+    return ChatResponse(id=answer.id, model=answer.model, content=content,
+                        stop_reason=stop_reason_for(finish_reason, False, False),
+                        usage=usage, created=answer.created)
 
 
 def parse_error(status: int, body: bytes) -> DragomanError:

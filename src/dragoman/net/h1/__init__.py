@@ -39,6 +39,7 @@ from .wire import (
     IDEMPOTENT,
     H1Error,
     H1Timeout,
+    Headers,
     StaleConnection,
     headers_of,
     request_head,
@@ -47,5 +48,5 @@ from .wire import (
 
 __all__ = ["DNS_TTL", "DRAIN_BYTES", "DRAIN_SECONDS", "HAPPY_EYEBALLS_DELAY", "HIGH_WATER",
            "IDEMPOTENT", "KEEPALIVE", "MAX_HEAD", "MAX_INFLATED", "Connection", "H1Error",
-           "H1Timeout", "Origin", "Pool", "StaleConnection", "default_tls", "headers_of",
+           "H1Timeout", "Headers", "Origin", "Pool", "StaleConnection", "default_tls", "headers_of",
            "request_head", "split_head"]

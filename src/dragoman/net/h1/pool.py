@@ -88,16 +88,24 @@ class Pool:
     def open(self) -> int:
         return self._open
 
-    async def acquire(self) -> tuple[Connection, bool]:
-        """A connection and whether it carried an exchange before."""
+    def take_idle(self) -> Connection | None:
+        """A kept-alive connection to reuse, if one is idle: what ``acquire`` returns
+        first, without a coroutine (the common case of a pool in use)."""
         idle = self._idle
         if idle:
             now = self.loop.time()
             while idle:
                 c = idle.pop()
                 if not c.closed and now - c.idle_since < KEEPALIVE:
-                    return c, True
+                    return c
                 c._close()
+        return None
+
+    async def acquire(self) -> tuple[Connection, bool]:
+        """A connection and whether it carried an exchange before."""
+        c = self.take_idle()
+        if c is not None:
+            return c, True
         if self.closed:
             raise H1Error("the client is closed")
         if self._limit and self._open >= self._limit:

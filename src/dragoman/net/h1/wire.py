@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -26,6 +26,11 @@ class StaleConnection(H1Error):
     method is idempotent."""
 
 
+Headers: TypeAlias = Mapping[str, str] | tuple[tuple[str, str], ...]
+"""Request headers: a mapping, or its items as a tuple of pairs (a caller that sends the
+same headers on every request keeps them so: the head's cache key is then the tuple
+itself, not one built per request)."""
+
 #: request heads built so far, without the body's length: (method, target, host, headers)
 #: → (head up to the length line, whether the caller set Content-Length). A gateway
 #: sends the same few heads over and over (one per model and mode), so most requests
@@ -34,14 +39,16 @@ _HEADS: dict[tuple[object, ...], tuple[bytes, bool]] = {}
 _HEADS_KEPT = 256
 
 
-def request_head(method: str, target: str, host: str, headers: Mapping[str, str] | None,
+def request_head(method: str, target: str, host: str, headers: Headers | None,
                  body_len: int | None) -> bytes:
     """The request line and headers. ``Host`` and ``Content-Length`` are added unless the
     caller set them; a CR, LF or NUL anywhere in a name or value is refused."""
-    key = (method, target, host, tuple(headers.items()) if headers else None)
+    pairs = None if not headers else headers if isinstance(headers, tuple) \
+        else tuple(headers.items())
+    key = (method, target, host, pairs)
     hit = _HEADS.get(key)
     if hit is None:
-        hit = _head(method, target, host, headers)
+        hit = _head(method, target, host, pairs)
         if len(_HEADS) >= _HEADS_KEPT:
             _HEADS.clear()
         _HEADS[key] = hit
@@ -52,12 +59,12 @@ def request_head(method: str, target: str, host: str, headers: Mapping[str, str]
 
 
 def _head(method: str, target: str, host: str,
-          headers: Mapping[str, str] | None) -> tuple[bytes, bool]:
+          headers: tuple[tuple[str, str], ...] | None) -> tuple[bytes, bool]:
     parts = [method, " ", target, " HTTP/1.1\r\n"]
     has_host = has_length = False
     lines = 1
     if headers:
-        for k, v in headers.items():
+        for k, v in headers:
             n = len(k)
             if n == 4 and k.lower() == "host":
                 has_host = True

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any
 
 import msgspec
 
@@ -44,18 +43,17 @@ from ..core import (
     ChatRequest,
     DragomanError,
     Message,
-    RequestContext,
     StepStart,
     StopReason,
     StreamEvent,
     TextDelta,
     UpstreamError,
-    Usage,
     VerifierScore,
 )
 from ..providers.base import LlmProvider
 from ..providers.legacy import with_context
 from .conductor_plan import Dispatch, Plan, PlanError, parse_plan, short
+from .conductor_running import FAIL_FAST_CANCELLED, Job, Outcome, Running, expire
 from .final_answer_stream import FinalAnswerStream
 from .judging import PartialScores, Scorer
 from .orchestrator import (
@@ -70,7 +68,7 @@ from .orchestrator import (
     user,
     whole_turn,
 )
-from .tasks import Inbox, cancel_unfinished
+from .tasks import cancel_unfinished
 
 _replace = msgspec.structs.replace
 
@@ -105,156 +103,8 @@ SELF_WORKER = ("- self: another coordinator like you with its own team, for a ha
 CORRECTION = ("Your reply could not be used as a plan: {error}. Reply with exactly one "
               "valid JSON object as described, nothing else.")
 
-#: the error of a worker cancelled because another one failed (``fail_fast``)
-FAIL_FAST_CANCELLED = "cancelled: another worker failed (fail_fast)"
-
 NUDGE = ("Your plan dispatched no worker and did not halt. Dispatch workers, or halt with "
          "the final answer.")
-
-
-class _Outcome(msgspec.Struct):
-    """A dispatched task's result (``expired``: its time ran out). (A struct: a dataclass
-    with a default factory costs ~20x more to make, and there is one per task.)"""
-
-    ref: int
-    role: str
-    task: str
-    text: str = ""
-    error: str | None = None
-    usage: Usage = msgspec.field(default_factory=Usage)
-    expired: bool = False
-
-
-class _Running:
-    """One plan's started tasks: where they report (``inbox``), those that started their
-    call at once (they share one deadline), and in a quiet run the task run inline in the
-    Conductor's own task (``inline``: its outcome while it runs)."""
-
-    __slots__ = ("at_once", "deadline", "inbox", "inline", "outs", "over", "owner",
-                 "stopped_inline", "tasks", "when")
-
-    def __init__(self) -> None:
-        self.inbox: Inbox[StreamEvent | int] = Inbox()
-        self.tasks: list[asyncio.Task[None]] = []
-        #: the outcome of each of ``tasks`` (the inline task has none)
-        self.outs: list[_Outcome] = []
-        self.at_once: list[tuple[asyncio.Task[None], _Outcome]] = []
-        self.deadline: asyncio.TimerHandle | None = None
-        self.inline: _Outcome | None = None
-        #: the task the inline worker runs in (the Conductor's), and whether this plan
-        #: cancelled it (its deadline, a failed sibling with fail_fast)
-        self.owner: asyncio.Task[Any] | None = None
-        self.stopped_inline = False
-        self.when = 0.0
-        self.over = False
-
-    async def arm(self, timeout: float | None) -> None:
-        """The deadline of the tasks that started at once, armed only if one of them is
-        still running after its first step (an instant worker is done by then: no timer
-        to make and cancel). Its time counts from now, when they started."""
-        if not self.at_once or timeout is None:
-            return
-        loop = asyncio.get_running_loop()
-        when = loop.time() + timeout
-        await asyncio.sleep(0)  # the tasks take their first step (queued before this one)
-        for task, _ in self.at_once:
-            if not task.done():
-                self.deadline = loop.call_at(when, _expire, self.at_once)
-                return
-
-    def arm_later(self, timeout: float | None) -> None:
-        """``arm`` for a plan with an inline task: its time counts from now, but the timer
-        is made only once something of the plan waits — by the first of the other tasks
-        to start while the inline one is suspended (``arm_inline``), by ``arm_after`` if
-        some of them still run once the inline one is done; with no other task, at the
-        next turn of the event loop if the inline task is still running then."""
-        if timeout is None:
-            return
-        loop = asyncio.get_running_loop()
-        self.when = loop.time() + timeout
-        if not self.tasks:
-            loop.call_soon(self.arm_inline)
-
-    def arm_inline(self) -> None:
-        """The inline task is suspended (a task of the plan or the loop runs): the plan's
-        deadline if it has none yet."""
-        if self.inline is not None and self.deadline is None and not self.over and self.when:
-            self.deadline = asyncio.get_running_loop().call_at(self.when, self._expire)
-
-    def arm_after(self) -> None:
-        """The inline task is done and the others took their first step: the plan's
-        deadline if it has none yet and some of those that started at once still run."""
-        if self.deadline is None and self.when:
-            for task, _ in self.at_once:
-                if not task.done():
-                    self.deadline = asyncio.get_running_loop().call_at(self.when,
-                                                                       self._expire)
-                    return
-
-    def _expire(self) -> None:
-        """The plan's deadline passed: the tasks that started at once and still run are
-        cancelled, marked as timed out, the inline one too."""
-        _expire(self.at_once)
-        self.stop_inline(expired=True)
-
-    def stop_inline(self, *, expired: bool) -> None:
-        """Cancel the inline task if it still runs, once: its time ran out (``expired``)
-        or another task failed with fail_fast. It runs in ``owner``, suspended (the only
-        time a timer or another task runs); ``take_back`` undoes the cancellation."""
-        out = self.inline
-        if out is None or self.stopped_inline or self.owner is None:
-            return
-        if expired:
-            out.expired = True
-        else:
-            out.error = FAIL_FAST_CANCELLED
-        self.stopped_inline = True
-        self.owner.cancel()
-
-    def take_back(self, cancelling: int) -> bool:
-        """The inline task got a CancelledError: True when it came from ``stop_inline``
-        alone (taken back: the Conductor goes on), False when the Conductor's task is
-        cancelled from outside too (``cancelling``: its count when the task began)."""
-        if not self.stopped_inline or self.owner is None:
-            return False
-        self.stopped_inline = False
-        return self.owner.uncancel() <= cancelling
-
-    def stop(self) -> bool:
-        """The tasks are over (or abandoned): no deadline left; True when some are still
-        running (then ``await cancel_unfinished(self.tasks)``: most plans end with none,
-        and need no coroutine for it)."""
-        self.over = True
-        if self.deadline is not None:
-            self.deadline.cancel()
-        return not all(map(asyncio.Task.done, self.tasks))  # (no generator to make)
-
-
-class _Job(msgspec.Struct):
-    """What every task of one plan shares: the worker request (but for its messages), the
-    outer context, the step, the nesting depth, the Events of results a later task of the
-    plan waits for, the fan-out semaphore (None: all may run at once), where the tasks
-    report (and, with an inline task, what stops it), whether anyone reads events, the
-    verifier."""
-
-    req: ChatRequest
-    ctx: RequestContext
-    step: int
-    depth: int
-    done: dict[int, asyncio.Event]
-    fanout: asyncio.Semaphore | None
-    inbox: Inbox[StreamEvent | int]
-    running: _Running
-    events: bool
-    verifier: Scorer | None
-
-
-def _expire(running: list[tuple[asyncio.Task[Any], _Outcome]]) -> None:
-    """A deadline passed: cancel the tasks still running, marked as timed out."""
-    for task, out in running:
-        if not task.done():
-            out.expired = True
-            task.cancel()
 
 
 class _Nested(Orchestrator):
@@ -327,7 +177,7 @@ class Conductor(Orchestrator):
     async def _conduct(self, req: ChatRequest, run: RunState,
                        depth: int) -> AsyncGenerator[StreamEvent, None]:
         messages: list[Message] = list(req.messages)
-        results: dict[int, _Outcome] = {}
+        results: dict[int, Outcome] = {}
         last_error: PlanError | None = None
         last_answer = ""
         # the requests, made once: the coordinator's holds ``messages``, which grows in
@@ -388,7 +238,7 @@ class Conductor(Orchestrator):
             if not plan.dispatch:
                 messages.append(user(NUDGE))
                 continue
-            outcomes: list[_Outcome] = []
+            outcomes: list[Outcome] = []
             if not run.events:
                 await self._dispatch_quietly(worker_req, plan, step, depth, results,
                                              outcomes, run)
@@ -415,9 +265,9 @@ class Conductor(Orchestrator):
             yield TextDelta(text=last_answer)
 
     def _start(self, req: ChatRequest, plan: Plan, step: int, depth: int,
-               results: dict[int, _Outcome], outcomes: list[_Outcome], run: RunState,
+               results: dict[int, Outcome], outcomes: list[Outcome], run: RunState,
                verifier: Scorer | None, inline: bool = False
-               ) -> tuple[_Running, _Job, list[_Outcome]]:
+               ) -> tuple[Running, Job, list[Outcome]]:
         """Start one plan's tasks (``req``: a worker's request, but for its messages).
         With ``inline`` (and no fan-out limit to wait for) the first task is not started
         but left for the caller to run in its own task (``running.inline``); what it
@@ -430,8 +280,8 @@ class Conductor(Orchestrator):
         # the semaphore only when the plan dispatches more than may run at once
         fanout = (asyncio.Semaphore(self.max_fanout) if len(outcomes) > self.max_fanout
                   else None)
-        running = _Running()
-        job = _Job(req=req, ctx=run.ctx, step=step, depth=depth, done=done, fanout=fanout,
+        running = Running()
+        job = Job(req=req, ctx=run.ctx, step=step, depth=depth, done=done, fanout=fanout,
                    inbox=running.inbox, running=running, events=run.events,
                    verifier=verifier)
         loop = asyncio.get_running_loop()
@@ -456,7 +306,7 @@ class Conductor(Orchestrator):
         return running, job, seen[0]
 
     async def _dispatch(self, req: ChatRequest, plan: Plan, step: int, depth: int,
-                        results: dict[int, _Outcome], outcomes: list[_Outcome],
+                        results: dict[int, Outcome], outcomes: list[Outcome],
                         run: RunState) -> AsyncGenerator[StreamEvent, None]:
         """Run one plan's tasks; yields their events (a client streams) and fills
         ``outcomes`` (in dispatch order) and ``results`` (by number)."""
@@ -498,7 +348,7 @@ class Conductor(Orchestrator):
                 yield VerifierScore(step=step, branch=i + 1, score=judged.score)
 
     async def _dispatch_quietly(self, req: ChatRequest, plan: Plan, step: int, depth: int,
-                                results: dict[int, _Outcome], outcomes: list[_Outcome],
+                                results: dict[int, Outcome], outcomes: list[Outcome],
                                 run: RunState) -> None:
         """``_dispatch`` when no one reads agent events (``run()``, ``complete()``): no
         events, no generator, only the verifier that calls a model (``_quiet_verifier``).
@@ -544,7 +394,7 @@ class Conductor(Orchestrator):
             if o.error is None and verifier is not None:
                 run.add((await verifier.score(o.task, o.text, run.ctx)).usage)
 
-    def _fails_fast(self, i: int, outcomes: list[_Outcome], running: _Running) -> bool:
+    def _fails_fast(self, i: int, outcomes: list[Outcome], running: Running) -> bool:
         """Task ``i`` ended: with ``fail_fast`` and an error, cancel the others (True)."""
         if not self.fail_fast or outcomes[i].error is None:
             return False
@@ -554,8 +404,8 @@ class Conductor(Orchestrator):
                 o.error = FAIL_FAST_CANCELLED
         return True
 
-    async def _work(self, job: _Job, i: int, d: Dispatch, out: _Outcome,
-                    seen: list[_Outcome], own_clock: bool, inline: bool = False) -> None:
+    async def _work(self, job: Job, i: int, d: Dispatch, out: Outcome,
+                    seen: list[Outcome], own_clock: bool, inline: bool = False) -> None:
         """One task: wait for the results it sees from this plan, then call its worker
         (bounded by the fan-out and the timeout: the fan-out's deadline, or with
         ``own_clock`` one from when the call starts). Never raises but on cancellation.
@@ -584,7 +434,7 @@ class Conductor(Orchestrator):
                     me = asyncio.current_task()
                     assert me is not None  # a task of _dispatch's
                     clock = asyncio.get_running_loop().call_later(
-                        self.worker_timeout, _expire, [(me, out)])
+                        self.worker_timeout, expire, [(me, out)])
                 scores = (PartialScores(job.verifier, out.task, job.step, i + 1,
                                          job.ctx)
                           if job.verifier is not None else None)
@@ -622,8 +472,8 @@ class Conductor(Orchestrator):
                     running.stop_inline(expired=False)
 
     @staticmethod
-    async def _stream_worker(worker: LlmProvider, call_req: ChatRequest, job: _Job, i: int,
-                             out: _Outcome, scores: PartialScores | None) -> None:
+    async def _stream_worker(worker: LlmProvider, call_req: ChatRequest, job: Job, i: int,
+                             out: Outcome, scores: PartialScores | None) -> None:
         # the worker's stream read here rather than through ``relay``: one async generator
         # less per call (this coroutine already is the layer between worker and inbox)
         events, inbox = job.events, job.inbox
@@ -659,12 +509,12 @@ class Conductor(Orchestrator):
         return self._streams.get(role)
 
 
-def _number(plan: Plan, results: dict[int, _Outcome], outcomes: list[_Outcome]) -> None:
+def _number(plan: Plan, results: dict[int, Outcome], outcomes: list[Outcome]) -> None:
     """Give the plan's tasks the next result numbers: an outcome each, in ``outcomes`` (in
     dispatch order) and ``results`` (by number)."""
     first_ref = len(results) + 1
     for i, d in enumerate(plan.dispatch):
-        o = _Outcome(ref=first_ref + i, role=d.worker, task=d.task)
+        o = Outcome(ref=first_ref + i, role=d.worker, task=d.task)
         outcomes.append(o)
         results[o.ref] = o
 
@@ -674,7 +524,7 @@ def _number(plan: Plan, results: dict[int, _Outcome], outcomes: list[_Outcome]) 
 _ANSWERED = (StopReason.END_TURN, StopReason.STOP_SEQUENCE)
 
 
-def _finish_worker(turn: Turn, out: _Outcome) -> None:
+def _finish_worker(turn: Turn, out: Outcome) -> None:
     """A worker's call ended: its text is the result, unless it stopped early."""
     if turn.stop_reason not in _ANSWERED:
         out.error = f"the worker stopped: {turn.stop_reason}"
@@ -682,17 +532,17 @@ def _finish_worker(turn: Turn, out: _Outcome) -> None:
 
 
 #: what a task that sees no earlier result reads (shared, never changed)
-_NOTHING: list[_Outcome] = []
+_NOTHING: list[Outcome] = []
 
 
-def _seen(d: Dispatch, ref: int, results: Mapping[int, _Outcome]) -> list[_Outcome]:
+def _seen(d: Dispatch, ref: int, results: Mapping[int, Outcome]) -> list[Outcome]:
     """The earlier results a task may read (only earlier numbers: no task waits for a
     later one, so dependencies cannot form a cycle)."""
     refs = range(1, ref) if d.sees == "all" else sorted({r for r in d.sees if 0 < r < ref})
     return [results[r] for r in refs if r in results]
 
 
-def _worker_prompt(task: str, seen: list[_Outcome]) -> str:
+def _worker_prompt(task: str, seen: list[Outcome]) -> str:
     if not seen:
         return task
     shown = "\n\n".join(f"#{o.ref} ({o.role}): " + (o.text if o.error is None
@@ -701,7 +551,7 @@ def _worker_prompt(task: str, seen: list[_Outcome]) -> str:
     return f"{task}\n\nResults you may use:\n\n{shown}"
 
 
-def _results_message(outcomes: list[_Outcome]) -> str:
+def _results_message(outcomes: list[Outcome]) -> str:
     lines = ["Worker results:"]
     for o in outcomes:
         task = o.task if len(o.task) <= 60 else short(o.task)  # (most are: no call)

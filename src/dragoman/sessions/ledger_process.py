@@ -259,6 +259,8 @@ class ProcessLedger:
 
     async def aclose(self) -> None:
         """Let the child finish and end (its stdin closed), or kill it after a while."""
+        if self._leftovers is not None:
+            self._leftovers.cancel()  # (not started yet: no child to start now)
         async with self._lock:
             if self._proc is not None:
                 await self._retire(self._proc)

@@ -31,11 +31,12 @@ from dragoman.sessions.ledger_inserts import connect
 from dragoman.sessions.ledger_staging import QUIET, BatchKeys, LedgerStage
 from dragoman.sessions.schema import SQLITE
 from dragoman.sessions.sqlite import _INSERT_USAGE, SqliteStore
-from dragoman.sessions.usage import COLUMNS, UsageQuery
+from dragoman.sessions.usage import UsageQuery
 from tests.fakes.upstream import OPENAI_KEY, FakeUpstream
 from tests.gateway_proc import run_gateway
 from tests.sessions.test_ledger_priority import _locked
 from tests.sessions.test_ledger_process import KEY, _chat, _writers
+from tests.sessions.test_ledger_rows import database_at
 from tests.sessions.test_sqlite_ledger import _count, _folded, _rows, _staged
 
 ADMIN = "adm-staging-test-key-0123"
@@ -279,17 +280,7 @@ async def _migrated(tmp_path: Path) -> None:
 async def test_a_schema_4_database_keeps_its_rows_and_stages_new_batches(
         tmp_path: Path) -> None:
     path = tmp_path / "sessions.db"
-    with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE dragoman_schema (version INTEGER NOT NULL, "
-                     "applied INTEGER NOT NULL)")
-        for v, version in enumerate(SQLITE[:4], 1):
-            for stmt in version:
-                conn.execute(stmt)
-            conn.execute("INSERT INTO dragoman_schema VALUES (?, 0)", (v,))
-        conn.executemany(f"INSERT INTO usage_ledger ({', '.join(COLUMNS)}) VALUES "
-                         f"({', '.join('?' * len(COLUMNS))})",
-                         [tuple(int(x) if isinstance(x, bool) else x for x in row)
-                          for row in _rows(3)])
+    database_at(path, 4, _rows(3))
     store = await _store(tmp_path)
     try:
         await store.append_usage(_rows(2, 3))

@@ -250,6 +250,7 @@ class ProcessLedger:
         log.warning("the usage ledger's writer process cannot start (%s): writing the "
                     "ledger from a thread of the gateway instead", why)
         self._thread = self._fallback()
+        self._thread.fold_leftovers()  # (what this writer's child would have folded)
 
     def _end(self, proc: asyncio.subprocess.Process) -> None:
         if proc.returncode is None:

@@ -116,7 +116,9 @@ async def test_a_child_stopped_inside_its_transaction_is_replaced(
     for _ in range(5):  # until the stop falls inside a transaction
         # an idle child (after a catch-up of its own on a loaded machine: a new one)
         ledger._holding = False
+        ledger.starved_after = 60.0  # (its start not timed out on a loaded machine)
         pid = await _started(idle_store, [])
+        ledger.starved_after = STARVED_AFTER
         assert _policy(pid)[0] == os.SCHED_IDLE
         catch_ups = ledger.catch_ups
         n = 20_000
@@ -189,6 +191,7 @@ async def test_the_catch_up_ends_its_hold_when_nothing_waits(
     waiting[0] = 0.4  # less than a batch
     await idle_store.append_usage(_rows(2, 6))  # answered by the nice child: the hold ends
     assert ledger.pid == held
+    ledger.starved_after = 60.0  # (the idle child's start not timed out on a loaded machine)
     await idle_store.append_usage(_rows(2, 8))  # an idle child again
     again = ledger.pid
     assert again not in (None, held) and _gone(held)

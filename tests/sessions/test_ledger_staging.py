@@ -249,7 +249,8 @@ async def test_a_batch_resent_after_its_writer_died_is_staged_once(
         await store.append_usage(_rows(1))  # the writer started
         monkeypatch.setattr(lp, "_exchange", commit_then_die)
         await store.append_usage(_rows(5, 1))
-        assert killed and ledger.started == 2 and _count(store.path) == 6
+        # (3 on a loaded machine: the new idle child's start timed out, a nice one instead)
+        assert killed and ledger.started >= 2 and _count(store.path) == 6
         assert len(_staged(store.path)) <= 2
         got = await store.usage_rows(UsageQuery(limit=100))
     finally:

@@ -120,7 +120,7 @@ class ProcessLedger:
         return self._proc.pid if self._proc is not None else None
 
     async def append(self, rows: list[UsageValues]) -> None:
-        """Insert ``rows`` in one transaction, committed when this returns."""
+        """Stage ``rows`` as one batch (``ledger_staging``), committed when this returns."""
         data = batch_frame(self._keys(), rows)  # (one key, resends included)
         async with self._lock:
             for _ in range(RESENDS):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import statistics
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -60,9 +61,11 @@ def verdict(low: float, high: float, higher_is_better: bool, budget: float = BUD
 
 
 def run(targets: Sequence[Any], direct: Any, measure: Measure, *, rounds: int, warmup: int,
-        seconds: float) -> dict[str, Any]:
+        seconds: float, settle: float = 0.0) -> dict[str, Any]:
     """``rounds`` measured rounds after ``warmup`` dropped ones; ``targets[0]`` is the
-    baseline of the ratios. ``measure(target, conns, seconds)`` is one wrk run."""
+    baseline of the ratios. ``measure(target, conns, seconds)`` is one wrk run. ``settle``:
+    seconds idle after each target's runs (the targets share a core: what one defers to a
+    pause, such as the SQLite ledger's fold, would otherwise run during the next one's)."""
     runs: dict[str, list[dict[str, Any]]] = {t.key: [] for t in targets}
     order: list[list[str]] = []
     for r in range(warmup + rounds):
@@ -74,6 +77,7 @@ def run(targets: Sequence[Any], direct: Any, measure: Measure, *, rounds: int, w
         took = {}
         for t in turn:
             sat, one = measure(t, 64, seconds), measure(t, 1, seconds)
+            time.sleep(settle)
             took[t.key] = {"rps": sat["rps"], "cpu_us_per_req": sat.get("cpu_us_per_req"),
                            "errors": sat["errors"] + one["errors"],
                            "p50_ms": one["p50_ms"], "p99_ms": one["p99_ms"],

@@ -6,19 +6,23 @@ divided by the extra rows (start-up, imports, migrations and building the rows c
 out).
 
 ``--writer process`` (the default, as the store's): what the gateway does per batch
-(``ledger_frames.frame``) and what the writer process does with it (``ledger_writer.serve``
-reading those frames and answering each), both in this one process, so one count holds
-the whole row; the pipe's system calls and the asyncio plumbing are not counted.
-``--writer frames``: the gateway's part alone. ``--writer thread``: the thread's work
-(``SqliteLedger._write``, slice by slice, called on one thread, without the hops between
-it and the loop).
+(``ledger_frames.batch_frame``) and what the writer process does with it
+(``ledger_writer.serve`` reading those frames, staging each batch as one row and answering
+it), both in this one process, so one count holds the whole row as the requests pay for
+it; the pipe's system calls and the asyncio plumbing are not counted. ``--writer fold``:
+the same, then every staged batch folded into ``usage_ledger`` (``LedgerStage.fold``, a
+chunk of ``FOLD_CHUNK`` rows per transaction, as the writer does when quiet): its count
+minus ``process``'s is the fold's per row. ``--writer frames``: the gateway's part alone.
+``--writer thread``: the thread's staging (``LedgerStage.stage`` with the gateway's
+``rows_frame``, called on one thread, without the hops between it and the loop).
 
-    .venv/bin/python bench/ledger_rows.py [--writer process|frames|thread] [--batch 100]
-        [--rows 200,2200] [--keep DIR]
+    .venv/bin/python bench/ledger_rows.py [--writer process|fold|frames|thread]
+        [--batch 100] [--rows 200,2200] [--keep DIR]
 
 ``--keep DIR`` keeps the long run's callgrind file (one per thread) for
 ``callgrind_annotate``. bench/README.md, "The ledger writer's priority and its cost per
-row" and "A usage-ledger row for less", have the numbers.
+row", "A usage-ledger row for less" and "The ledger's batches staged, folded when quiet"
+have the numbers.
 """
 
 from __future__ import annotations
@@ -75,27 +79,43 @@ def _drive(n: int, batch: int, built: int, writer: str) -> None:
             _thread(ledger, batches)
         else:
             _process(ledger, batches, writer == "frames")
+        if writer == "fold":
+            _fold(ledger)
         asyncio.run(store.aclose())
 
 
 def _thread(ledger: Any, batches: list[list[Any]]) -> None:
     """The writer's own work, called here on one thread: what the ledger's thread runs,
-    slice by slice (one batch, one transaction), without the thread hops, whose count
-    under callgrind depends on the machine's load (GIL hand-overs)."""
-    from dragoman.sessions.sqlite_ledger import SLICE
+    a batch staged per hop, without the thread hops, whose count under callgrind depends
+    on the machine's load (GIL hand-overs)."""
+    from dragoman.sessions.ledger_frames import rows_frame
 
     for rows in batches:
-        for j in range(0, len(rows), SLICE):
-            ledger._write(rows[j:j + SLICE], j == 0, j + SLICE >= len(rows))
+        ledger._stage.stage(ledger._keys(), rows_frame(rows), len(rows))
+
+
+def _fold(ledger: Any) -> None:
+    """Every staged batch folded, as the writer does when quiet: a chunk per transaction,
+    on a connection of its own."""
+    from dragoman.sessions.ledger_inserts import connect
+    from dragoman.sessions.ledger_staging import FOLD_CHUNK, LedgerStage
+
+    path, busy_timeout, insert_sql = ledger._args[:3]
+    stage = LedgerStage(lambda: connect(path, float(busy_timeout)), insert_sql)
+    while stage.fold(FOLD_CHUNK):
+        pass
+    stage.close()
 
 
 def _process(ledger: Any, batches: list[list[Any]], frames_only: bool) -> None:
     """The gateway's frame per batch, then (unless ``frames_only``) the writer process's
     loop reading them from a buffer, as it reads its stdin, and answering each."""
-    from dragoman.sessions.ledger_frames import frame
+    from dragoman.sessions.ledger_frames import batch_frame, frame
+    from dragoman.sessions.ledger_staging import BatchKeys
     from dragoman.sessions.ledger_writer import serve
 
-    sent = [frame(rows) for rows in batches]
+    keys = BatchKeys()
+    sent = [batch_frame(keys(), rows) for rows in batches]
     if frames_only:
         return
     path, busy_timeout, insert_sql = ledger._args[:3]
@@ -121,7 +141,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--batch", type=int, default=100, help="rows per append_usage call")
     ap.add_argument("--rows", default="200,2200", help="the short and the long run's rows")
-    ap.add_argument("--writer", choices=("process", "frames", "thread"), default="process",
+    ap.add_argument("--writer", choices=("process", "fold", "frames", "thread"),
+                    default="process",
                     help="whose work is counted (see the docstring)")
     ap.add_argument("--keep", metavar="DIR", help="keep the callgrind files here")
     ap.add_argument("--drive", type=int, help=argparse.SUPPRESS)

@@ -87,6 +87,7 @@ class Plan:
     warm_rounds: int
     round_seconds: int  # r: each wrk run of a round
     round_stream: bool  # r: nginx's 30-chunk stream (scenario s's workload), not one answer
+    round_settle: float = 0.0  # r: seconds idle after each target's runs
 
     @staticmethod
     def model(pace: tuple[int, int]) -> str:
@@ -118,6 +119,7 @@ def plan_from(args: argparse.Namespace) -> Plan:
         warm_rounds=args.warm_rounds,
         round_seconds=args.round_seconds or (1 if quick else 3),
         round_stream=args.round_stream,
+        round_settle=args.round_settle,
     )
 
 
@@ -180,7 +182,8 @@ class Bench:
                 self._wrk(t, 8, 1, stream=True)
         return alternate.run(targets, direct,
                              lambda t, conns, secs: self._wrk(t, conns, secs, stream=stream),
-                             rounds=p.rounds, warmup=p.warm_rounds, seconds=p.round_seconds)
+                             rounds=p.rounds, warmup=p.warm_rounds, seconds=p.round_seconds,
+                             settle=p.round_settle)
 
     def measure(self, target: tg.Target) -> dict[str, Any]:
         p, out = self.plan, {"name": target.name, **target.info}
@@ -308,6 +311,10 @@ def main() -> None:
     ap.add_argument("--warm-rounds", type=int, default=1, help="r: rounds dropped first")
     ap.add_argument("--round-seconds", type=int,
                     help="r: length of each wrk run of a round (default 3, quick 1)")
+    ap.add_argument("--round-settle", type=float, default=0.0,
+                    help="r: seconds idle after each target's runs, so that work a target "
+                         "defers to a pause (the SQLite ledger's fold) is not done during "
+                         "the next target's runs on the same core")
     ap.add_argument("--round-stream", action="store_true",
                     help="r: the rounds relay scenario s's 30-chunk stream (streams/s, "
                          "p50 at one connection) instead of one whole answer")

@@ -282,7 +282,7 @@ class SessionsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: or a thread of the worker (``docs/operations.md``, "The usage ledger")
     ledger_writer: Literal["process", "thread"] = "process"
     #: SQLite, process writer: its priority, ``idle`` (Linux ``SCHED_IDLE``, a starved
-    #: writer replaced by one at ``nice`` for a while) or ``nice`` (nice 10)
+    #: writer replaced by one at ``nice`` while batches wait) or ``nice`` (nice 10)
     ledger_priority: Literal["idle", "nice"] = "idle"
 
     def __repr__(self) -> str:  # the DSN may hold a password

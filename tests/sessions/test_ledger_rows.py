@@ -69,20 +69,26 @@ async def test_every_value_is_stored_as_bound_by_either_writer(tmp_path: Path,
                                                                                  "integer")
 
 
-async def test_a_version_3_database_loses_the_tenant_index_and_keeps_its_rows(
-        tmp_path: Path) -> None:
-    path = tmp_path / "sessions.db"
+def database_at(path: Path, schema: int, rows: list[tuple[object, ...]]) -> None:
+    """A sessions database as an older dragoman left it: migrated up to version
+    ``schema``, with ``rows`` (values) in its ledger."""
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE dragoman_schema (version INTEGER NOT NULL, "
                      "applied INTEGER NOT NULL)")
-        for v, version in enumerate(SQLITE[:3], 1):
+        for v, version in enumerate(SQLITE[:schema], 1):
             for stmt in version:
                 conn.execute(stmt)
             conn.execute("INSERT INTO dragoman_schema VALUES (?, 0)", (v,))
-        conn.execute(f"INSERT INTO usage_ledger ({', '.join(COLUMNS)}) VALUES "
-                     f"({', '.join('?' * len(COLUMNS))})",
-                     tuple(int(v) if isinstance(v, bool) else v
-                           for v in row_values(EDGES[1])))
+        conn.executemany(f"INSERT INTO usage_ledger ({', '.join(COLUMNS)}) VALUES "
+                         f"({', '.join('?' * len(COLUMNS))})",
+                         [tuple(int(v) if isinstance(v, bool) else v for v in row)
+                          for row in rows])
+
+
+async def test_a_version_3_database_loses_the_tenant_index_and_keeps_its_rows(
+        tmp_path: Path) -> None:
+    path = tmp_path / "sessions.db"
+    database_at(path, 3, [row_values(EDGES[1])])
     store = open_store(StoreSettings(backend="sqlite", path=str(path)))
     await store.open()
     try:
@@ -96,7 +102,7 @@ async def test_a_version_3_database_loses_the_tenant_index_and_keeps_its_rows(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'usage_ledger'")}
         versions = [r[0] for r in conn.execute("SELECT version FROM dragoman_schema")]
     assert indexes == {"usage_ledger_ts"}
-    assert versions == [1, 2, 3, 4] == list(range(1, len(SQLITE) + 1))
+    assert versions == [1, 2, 3, 4, 5] == list(range(1, len(SQLITE) + 1))
 
 
 def _plan(path: Path, sql: str, args: list[object]) -> str:

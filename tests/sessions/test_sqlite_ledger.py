@@ -1,8 +1,9 @@
-"""The SQLite backend writes the usage ledger on a connection and thread of its own, a
-batch in slices of ``SLICE`` rows (one thread hop each, the event loop free between them;
-bench/README.md has why) but in one transaction: another worker's connection sees all of
-a batch or none of it, the store's own calls answer meanwhile, a batch that fails half-way
-leaves nothing behind, and one abandoned half-way does not block the next."""
+"""The SQLite backend writes the usage ledger on a connection of its own (a writer process
+or a thread), each batch staged as one row and folded into ``usage_ledger`` later
+(``ledger_staging``; bench/README.md has why): another worker's connection sees all of a
+batch or none of it, the store's own calls answer meanwhile, a batch whose rows cannot be
+inserted is kept aside whole without blocking the others, and the thread writer stages and
+folds as the process does."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ import pytest
 from dragoman.core import Overloaded
 from dragoman.observe import BatchWriter
 from dragoman.sessions import SessionStore, StoreSettings, open_store
+from dragoman.sessions.ledger_inserts import SLICE
+from dragoman.sessions.ledger_staging import QUIET
 from dragoman.sessions.sqlite import SqliteStore
-from dragoman.sessions.sqlite_ledger import SLICE, SqliteLedger
+from dragoman.sessions.sqlite_ledger import SqliteLedger
 from dragoman.sessions.usage import UsageQuery, UsageRow, UsageValues, row_values
 
 
@@ -26,8 +29,26 @@ def _rows(n: int, first: int = 0) -> list[UsageValues]:
 
 
 def _count(path: Path) -> int:
-    with sqlite3.connect(path) as other:  # another worker's connection to the file
+    """The records in the database, folded or still staged, as another worker's
+    connection to the file reads them."""
+    with sqlite3.connect(path) as other:
+        folded = other.execute("SELECT count(*) FROM usage_ledger").fetchone()[0]
+        staged = other.execute("SELECT coalesce(sum(rows), 0) FROM usage_staged "
+                               "WHERE rows > 0").fetchone()[0]
+    return int(folded) + int(staged)
+
+
+def _folded(path: Path) -> int:
+    """The rows in ``usage_ledger`` alone."""
+    with sqlite3.connect(path) as other:
         return int(other.execute("SELECT count(*) FROM usage_ledger").fetchone()[0])
+
+
+def _staged(path: Path) -> list[tuple[int, bool]]:
+    """Each row of ``usage_staged``: its ``rows`` and whether it still has its frame."""
+    with sqlite3.connect(path) as other:
+        return [(n, f) for n, f in other.execute(
+            "SELECT rows, frame IS NOT NULL FROM usage_staged ORDER BY rowid")]
 
 
 async def test_a_batch_of_many_slices_is_one_transaction(sqlite_store: SessionStore) -> None:
@@ -45,41 +66,47 @@ async def test_a_batch_of_many_slices_is_one_transaction(sqlite_store: SessionSt
     assert [r.input_tokens for r in got] == list(reversed(range(len(rows))))
 
 
-async def test_a_batch_failing_half_way_leaves_nothing(sqlite_store: SessionStore) -> None:
-    assert isinstance(sqlite_store, SqliteStore)
-    bad = list(_rows(1, SLICE + 1)[0])
-    bad[1] = None  # tenant NOT NULL: the second slice fails
-    rows = [*_rows(SLICE + 1), tuple(bad), *_rows(SLICE, SLICE + 2)]
-    with pytest.raises(sqlite3.IntegrityError):
-        await sqlite_store.append_usage(rows)
-    assert _count(sqlite_store.path) == 0
-    await sqlite_store.append_usage(_rows(2))  # the writer is usable again
-    assert _count(sqlite_store.path) == 2
-
-
-async def test_a_batch_abandoned_half_way_is_rolled_back(tmp_path: Path) -> None:
-    """A write task cancelled between two slices (its transaction left open) neither
-    commits its first slice nor blocks the next batch (the thread writer's slices; the
-    writer process's are tested in test_ledger_process.py)."""
-    sqlite_store = open_store(StoreSettings(backend="sqlite", ledger_writer="thread",
-                                            path=str(tmp_path / "sessions.db")))
-    await sqlite_store.open()
+@pytest.mark.parametrize("writer", ["process", "thread"])
+async def test_a_batch_that_cannot_be_inserted_is_kept_aside_whole(
+        tmp_path: Path, writer: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Staged as any batch (staging does not look inside); the fold inserts none of its
+    rows, keeps its frame with its ``rows`` negated, logs an error, and folds the batches
+    after it."""
+    store = open_store(StoreSettings(backend="sqlite", ledger_writer=writer,
+                                     path=str(tmp_path / "sessions.db")))
+    await store.open()
     try:
-        await _abandon_half_way(sqlite_store)
+        bad = list(_rows(1, SLICE + 1)[0])
+        bad[1] = None  # tenant NOT NULL: the second slice fails
+        await store.append_usage(_rows(2, 1000))
+        await store.append_usage([*_rows(SLICE + 1), tuple(bad), *_rows(SLICE, SLICE + 2)])
+        await store.append_usage(_rows(3, 2000))
+        got = await store.usage_rows(UsageQuery(limit=10_000))
     finally:
-        await sqlite_store.aclose()
+        await store.aclose()
+    assert sorted(r.input_tokens for r in got) == [1000, 1001, 2000, 2001, 2002]
+    assert _staged(tmp_path / "sessions.db") == [(0, False), (-(2 * SLICE + 2), True),
+                                                 (0, False)]
+    assert "cannot be inserted" in caplog.text
 
 
-async def _abandon_half_way(sqlite_store: SessionStore) -> None:
-    assert isinstance(sqlite_store, SqliteStore)
-    ledger = sqlite_store._ledger
-    assert isinstance(ledger, SqliteLedger)
-    loop = asyncio.get_running_loop()
-    # what the first hop of a several-slice batch does, and then nothing more
-    await loop.run_in_executor(ledger._pool, ledger._write, _rows(SLICE), True, False)
-    await sqlite_store.append_usage(_rows(3, 100))
-    got = await sqlite_store.usage_rows(UsageQuery())
-    assert sorted(r.input_tokens for r in got) == [100, 101, 102]
+async def test_the_thread_writer_stages_and_folds_when_quiet(tmp_path: Path) -> None:
+    """``ledger_writer: thread``: each batch one staged row (a hop of the ledger's thread),
+    folded by that thread once no batch has come for ``QUIET`` seconds."""
+    store = open_store(StoreSettings(backend="sqlite", ledger_writer="thread",
+                                     path=str(tmp_path / "sessions.db")))
+    await store.open()
+    try:
+        assert isinstance(store, SqliteStore) and isinstance(store._ledger, SqliteLedger)
+        await store.append_usage(_rows(3))
+        await store.append_usage(_rows(4, 3))
+        assert _staged(store.path) == [(3, True), (4, True)] and _folded(store.path) == 0
+        await asyncio.sleep(QUIET + 1.5)
+        assert _staged(store.path) == [(0, False), (0, False)] and _folded(store.path) == 7
+        got = await store.usage_rows(UsageQuery())
+        assert sorted(r.input_tokens for r in got) == list(range(7))
+    finally:
+        await store.aclose()
 
 
 async def test_ledger_writes_are_timed_like_plans_but_keep_the_driver_error(
@@ -91,26 +118,23 @@ async def test_ledger_writes_are_timed_like_plans_but_keep_the_driver_error(
     timed: list[str] = []
     sqlite_store.on_timing = lambda operation, seconds: timed.append(operation)
     await sqlite_store.append_usage(_rows(2))
-    await sqlite_store.usage_rows(UsageQuery())
-    bad = list(_rows(1)[0])
-    bad[1] = None  # tenant NOT NULL
-    with pytest.raises(sqlite3.IntegrityError):
-        await sqlite_store.append_usage([tuple(bad)])
+    await sqlite_store.usage_rows(UsageQuery())  # a fold (a chunk, then none), the read
     with sqlite3.connect(sqlite_store.path) as other:
         other.execute("DROP TABLE usage_ledger")
     with pytest.raises(Overloaded):
         await sqlite_store.usage_rows(UsageQuery())
+    with sqlite3.connect(sqlite_store.path) as other:
+        other.execute("DROP TABLE usage_staged")
     with pytest.raises(sqlite3.OperationalError):
         await sqlite_store.append_usage(_rows(1))
-    assert timed == ["append_usage", "usage_rows", "append_usage", "usage_rows",
-                     "append_usage"]
+    assert timed == ["append_usage", "fold_staged_usage", "fold_staged_usage", "usage_rows",
+                     "fold_staged_usage", "usage_rows", "append_usage"]
 
 
 async def test_two_flushes_at_once_write_every_record_once(
         sqlite_store: SessionStore) -> None:
     """A flush called while the background writer's is under way (bench/ledger_lag.py
-    does) waits for it: two batches' slices interleaved on the one connection would have
-    the second ``BEGIN`` roll the first batch back half-way."""
+    does) waits for it: the writer takes one batch at a time."""
     assert isinstance(sqlite_store, SqliteStore)
     writer: BatchWriter[UsageValues] = BatchWriter(sqlite_store.append_usage,
                                                    interval=3600, max_batch=3 * SLICE)

@@ -55,6 +55,10 @@ class BatchWriter(Generic[T]):
     def pending(self) -> int:
         return len(self._pending)
 
+    def batches_waiting(self) -> float:
+        """The records waiting, in batches (``max_batch``) of them."""
+        return len(self._pending) / self.max_batch
+
     def start(self) -> None:
         """Start the background writer in the running loop (idempotent)."""
         if self._task is None:

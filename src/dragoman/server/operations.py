@@ -53,6 +53,7 @@ class Operations:
         self._models = models
         self.metrics = GatewayMetrics()
         self.ledger: BatchWriter[UsageValues] = BatchWriter(sessions.append_usage)
+        sessions.ledger_backlog = self.ledger.batches_waiting
         self._sampler: asyncio.Task[None] | None = None
         #: the metrics the request path updates (in-flight counts), None when unreadable
         self.live_metrics: GatewayMetrics | None = self.metrics if admin else None

@@ -1,8 +1,7 @@
-"""The usage ledger's inserts into SQLite, synchronous, on a connection of their own: a
-batch in slices of ``SLICE`` rows, each one multi-row ``INSERT``, all in one transaction.
-Run from the gateway's thread (``sqlite_ledger``, a slice per thread hop) or from the
-writer process (``ledger_writer``, a batch at once). Imports nothing of the gateway, so
-the writer process starts quickly.
+"""The usage ledger's row inserts into SQLite, synchronous: rows in slices of ``SLICE``,
+each one multi-row ``INSERT``, inside the caller's transaction. Run by the fold of staged
+batches (``ledger_staging``: in the writer process, the ledger's thread or a reader's
+connection). Imports nothing of the gateway, so the writer process starts quickly.
 """
 
 from __future__ import annotations
@@ -13,10 +12,10 @@ from itertools import chain
 from pathlib import Path
 from typing import cast
 
-#: Rows per thread hop: a few hundred µs of SQLite's work, the longest the loop waits for
-#: the writer (bench/ledger_lag.py: the loop's delay during writes falls with the slice,
-#: p90 2.1 ms at 400 rows, 1.1 at 100, 0.8-1.0 at 50, 0.8 at 25; each hop costs the loop
-#: a wake-up).
+#: Rows per ``INSERT`` statement (50 rows x 19 values: under SQLite's old 999-variable
+#: limit; 100 saved 0.24k instructions a row, bench/README.md, "A usage-ledger row for
+#: less"). It was also the rows per thread hop of the thread writer before batches were
+#: staged (bench/ledger_lag.py: the loop's delay during writes fell with the slice).
 SLICE = 50
 
 # sqlite3 adapts every parameter that is not exactly an int, float, str or bytearray: for
@@ -40,46 +39,21 @@ def connect(path: Path | str, busy_timeout: float) -> sqlite3.Connection:
     return conn
 
 
-class LedgerInserts:
-    """The ledger's inserts on one connection, synchronous: a batch's slices, each one
-    multi-row ``INSERT``, in one transaction. Used from the thread (``SqliteLedger``, a
-    slice per hop) and from the writer process (``ledger_writer``, a batch at once)."""
+class RowInserts:
+    """The ledger's row inserts, in slices of ``SLICE`` rows, each one multi-row
+    ``INSERT``, on a connection whose transaction the caller holds (the fold,
+    ``ledger_staging``)."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], insert_sql: str) -> None:
-        self._connect = connect
-        self._conn: sqlite3.Connection | None = None
+    def __init__(self, insert_sql: str) -> None:
         head, one = insert_sql.split(" VALUES ")  # (one row's placeholders, numbered)
         self._head = head + " VALUES "
         self._one = "(" + ", ".join(["?"] * one.count("?")) + ")"
         self._inserts: dict[int, str] = {}
 
-    def batch(self, rows: Sequence[Sequence[object]]) -> None:
-        """Insert ``rows`` in one transaction, committed when this returns."""
-        n = len(rows)
-        for start in range(0, n, SLICE):
-            end = start + SLICE
-            self.write(rows[start:end], start == 0, end >= n)
-
-    def open(self) -> sqlite3.Connection:
-        conn = self._conn
-        if conn is None:
-            conn = self._conn = self._connect()
-        return conn
-
-    def write(self, rows: Sequence[Sequence[object]], first: bool, last: bool) -> None:
-        conn = self.open()
-        try:
-            if first:
-                if conn.in_transaction:  # a batch abandoned half-way (its task cancelled)
-                    conn.execute("ROLLBACK")
-                conn.execute("BEGIN IMMEDIATE")
-            conn.execute(self._insert(len(rows)), tuple(chain.from_iterable(rows)))
-            if last:
-                conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+    def insert(self, conn: sqlite3.Connection, rows: Sequence[Sequence[object]]) -> None:
+        for start in range(0, len(rows), SLICE):
+            part = rows[start:start + SLICE]
+            conn.execute(self._insert(len(part)), tuple(chain.from_iterable(part)))
 
     def _insert(self, n: int) -> str:
         """The statement inserting ``n`` rows (sqlite3 keeps it compiled in its statement
@@ -88,8 +62,3 @@ class LedgerInserts:
         if sql is None:
             sql = self._inserts[n] = self._head + ", ".join([self._one] * n)
         return sql
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None

@@ -1,31 +1,34 @@
-"""The SQLite usage ledger written by a child process (``ledger_writer``), so that
-binding a row's values runs under the child's GIL, not the gateway's (bench/README.md,
-"The ledger writer in a process of its own").
+"""The SQLite usage ledger written by a child process (``ledger_writer``), so that its
+SQLite work runs under the child's GIL, not the gateway's (bench/README.md, "The ledger
+writer in a process of its own").
 
-``append`` sends a batch (one msgpack frame, ``ledger_frames``) and returns when the child
-has answered that it committed it: a flush still means "on disk". The child's error comes
-back as the same ``sqlite3`` error class (``IntegrityError``…), so the batch writer keeps
-and retries the batch as it did with the thread. A child that died (killed, crashed) is
-started again and the unanswered batch resent: no record is lost, but one committed in
-the instant between the child's ``COMMIT`` and its answer is written twice. A child that
-cannot start at all (no usable ``sys.executable``, a broken installation) makes this
-writer fall back, for good and with a warning, to the thread (``sqlite_ledger``).
+``append`` sends a batch (one msgpack frame, ``ledger_frames.batch_frame``, with a key of
+its own, ``ledger_staging.BatchKeys``) and returns when the child has answered that it
+committed it: staged as one row (``ledger_staging``), a flush still means "on disk". The
+child's error comes back as the same ``sqlite3`` error class (``IntegrityError``…), so the
+batch writer keeps and retries the batch. A child that died (killed, crashed) is started
+again and the unanswered batch resent with the same key: no record is lost, and one the
+dead child had committed between its ``COMMIT`` and its answer is not staged twice
+(``INSERT OR IGNORE`` on the key; before staging it was written twice). A child that
+cannot start at all (no usable ``sys.executable``, a broken installation) makes this writer
+fall back, for good and with a warning, to the thread (``sqlite_ledger``).
 
 **Priority** (bench/README.md, "The ledger writer at idle priority"): the child runs at
 ``nice`` (a nice value) or, with ``idle=True``, at Linux's ``SCHED_IDLE``, where a waking
 event loop on its core preempts it at once, but where it also starves while the loop keeps
 the core busy, perhaps inside its transaction, holding the SQLite write lock that the
-sessions store's own writes need, or gets so little that it falls behind. Hence the
-**catch-up rule**: an idle child that has not answered a batch (or its start) within
-``starved_after`` seconds, or a run of batches sent back to back (a backlog: the batch
-writer's next batch sent at once) within ``starved_after`` seconds of the run's first, is
-killed (SQLite rolls its transaction back), an answer it had written meanwhile is still
-read, and the batch
-goes to a new child at ``nice``, kept for a hold period (``HOLD``, doubled at each
-catch-up up to ``MAX_HOLD``, back to ``HOLD`` once an idle child has lasted that long);
-after it, between two batches, an idle child again. (An unprivileged process cannot go
-back from ``SCHED_IDLE`` to a normal policy, nor can its parent raise it: hence a new
-child rather than the same one raised.)
+sessions store's own writes need. Staging a batch takes a fraction of a millisecond of
+CPU, so an idle child starves only when the gateway's core is saturated. Hence the
+**catch-up rule**, keyed on the backlog actually growing: an idle child that has not
+answered a batch (or its start) while the records waiting behind it (``backlog``: batches'
+worth waiting in the batch writer) grew by ``BACKLOG_GROWTH`` batches, or at all within
+``starved_after`` seconds (a stopped child; the last batches at shutdown, which no backlog
+follows), is killed (SQLite rolls its transaction back), an answer it had written
+meanwhile is still read, and the batch goes to a new child at ``nice``. That child writes
+as long as batches wait: at the first answer after which less than one batch waits, the
+hold ends, and the next batch goes to a new idle child (the nice one's stdin closed: it
+ends there). (An unprivileged process cannot go back from ``SCHED_IDLE`` to a normal
+policy, nor can its parent raise it: hence a new child rather than the same one raised.)
 
 ``aclose`` (the store's graceful close, after the batch writer's last flush) closes the
 child's stdin, the child ends there, and is waited for (at most ``CLOSE_WAIT`` seconds,
@@ -44,7 +47,8 @@ from pathlib import Path
 
 import msgspec
 
-from .ledger_frames import HEADER, READY, frame
+from .ledger_frames import HEADER, READY, batch_frame
+from .ledger_staging import BatchKeys
 from .sqlite_ledger import SqliteLedger
 from .usage import UsageValues
 
@@ -53,7 +57,7 @@ log = logging.getLogger("dragoman.sessions")
 MODULE = "dragoman.sessions.ledger_writer"
 #: The child's ``python -c``: ``dragoman`` and ``dragoman.sessions`` as bare packages (their
 #: ``__init__`` imports the whole gateway, seconds on a loaded machine), then the writer,
-#: which imports only its few modules (``ledger_inserts``, ``ledger_frames``), after it has
+#: which imports only its few modules (``ledger_staging``, ``ledger_frames``…), after it has
 #: lowered its priority (the last argument), so that these imports run at it too (``0``:
 #: main's own setting of it skipped, as it is done).
 BOOT = """
@@ -70,15 +74,14 @@ _HERE = Path(__file__).resolve().parent
 #: times a batch is sent to a newly started child after the previous one died with it
 RESENDS = 3
 CLOSE_WAIT = 10.0
-#: an idle-priority child's longest wait for its answer, or for a backlog's batches sent
-#: back to back, before it counts as starved
-STARVED_AFTER = 0.25
-#: a batch sent within this many seconds of the previous one's answer: a backlog
-BACK_TO_BACK = 0.01
-#: seconds a caught-up (``nice``) child writes before an idle one again; doubled at each
-#: catch-up in a row (a saturated worker), up to ``MAX_HOLD``
-HOLD = 30.0
-MAX_HOLD = 480.0
+#: batches' worth of records that may gather behind an idle child's unanswered batch
+#: before it counts as starved (at ~3,000 requests a second, 500-row batches: ~0.5 s)
+BACKLOG_GROWTH = 3.0
+#: an idle child's longest wait for its answer, whatever the backlog (a stopped child, or
+#: the last batches at shutdown): staging a batch needs well under a millisecond of CPU
+STARVED_AFTER = 5.0
+#: how often a wait for an idle child's answer looks at the backlog
+CHECK_EVERY = 0.05
 
 _answer = msgspec.msgpack.Decoder(str | list[str] | None).decode
 
@@ -95,12 +98,12 @@ class ProcessLedger:
         self._nice = nice
         self.idle = idle
         self.starved_after = STARVED_AFTER
-        self._hold = HOLD
-        self._idle_from = 0.0  # (monotonic) no idle child before: a catch-up's hold
+        #: batches' worth of records waiting to be sent (the batch writer's; the store
+        #: sets it): what a starved idle child lets grow
+        self.backlog: Callable[[], float] = _nothing
+        self._keys = BatchKeys()
+        self._holding = False  # a catch-up's nice child writes until nothing waits
         self._proc_idle = False  # the running child's policy
-        self._proc_since = 0.0
-        self._answered = 0.0  # (monotonic) the last answer
-        self._run_from = 0.0  # the first send of the batches sent back to back since
         #: starved idle children replaced by a child at ``nice``
         self.catch_ups = 0
         self._boot = ("-c", BOOT, "dragoman", str(_HERE.parent), str(_HERE))
@@ -108,6 +111,7 @@ class ProcessLedger:
         self._thread: SqliteLedger | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()  # one batch in flight: answers come in order
+        self._leftovers: asyncio.Task[None] | None = None
         #: children started (the first, and one after each death)
         self.started = 0
 
@@ -116,14 +120,12 @@ class ProcessLedger:
         return self._proc.pid if self._proc is not None else None
 
     async def append(self, rows: list[UsageValues]) -> None:
-        """Insert ``rows`` in one transaction, committed when this returns."""
-        data = frame(rows)
+        """Stage ``rows`` as one batch (``ledger_staging``), committed when this returns."""
+        data = batch_frame(self._keys(), rows)  # (one key, resends included)
         async with self._lock:
-            if time.monotonic() - self._answered > BACK_TO_BACK:
-                self._run_from = time.monotonic()
             for _ in range(RESENDS):
                 if self._proc is not None and self.idle and not self._proc_idle and \
-                        time.monotonic() >= self._idle_from:
+                        not self._holding:
                     await self._retire(self._proc)  # the hold is over: an idle child again
                 try:
                     proc = self._proc or await self._start()
@@ -152,11 +154,10 @@ class ProcessLedger:
                     # next batch's; it ends here (its batch committed or rolled back)
                     self._end(proc)
                     raise
-                self._answered = time.monotonic()
+                if self._holding and self.backlog() < 1:
+                    self._holding = False  # nothing waits: an idle child for the next
                 if answer is not None:
                     raise _error(answer)
-                if self._proc_idle and time.monotonic() - self._proc_since >= HOLD:
-                    self._hold = HOLD  # idle children keep up again
                 return
             else:
                 raise ConnectionError(f"the usage ledger's writer process died {RESENDS} "
@@ -164,11 +165,25 @@ class ProcessLedger:
         assert self._thread is not None
         await self._thread.append(rows)
 
+    def fold_leftovers(self) -> None:
+        """Start a child now (batches left staged by a previous run: it folds them when
+        quiet), not at the first batch."""
+        self._leftovers = asyncio.get_running_loop().create_task(self._start_for_leftovers())
+
+    async def _start_for_leftovers(self) -> None:
+        async with self._lock:
+            if self._proc is None:
+                try:
+                    await self._start()
+                except (ConnectionError, Starved) as e:  # the first batch starts another
+                    log.warning("the usage ledger's writer process for the staged batches "
+                                "left did not start: %s", e)
+
     async def _start(self) -> asyncio.subprocess.Process | None:
         """A new child, its connection open; None: none can start, the thread instead."""
         if self._thread is not None:
             return None
-        idle = self.idle and time.monotonic() >= self._idle_from
+        idle = self.idle and not self._holding
         try:
             if not sys.executable:
                 raise OSError("sys.executable is empty")
@@ -196,47 +211,46 @@ class ProcessLedger:
             self._fall_back(f"it answered {ready!r}")
             return None
         self._proc = proc
-        self._proc_idle, self._proc_since = idle, time.monotonic()
-        if idle:
-            self._run_from = self._proc_since  # (a new idle child's time starts now)
+        self._proc_idle = idle
         self.started += 1
         return proc
 
     async def _within(self, proc: asyncio.subprocess.Process, idle: bool,
                       exchange: Coroutine[object, object, bytes]) -> bytes:
-        """``exchange``'s answer; from an idle child, within ``starved_after`` seconds of
-        the run's first send or the child is killed (its transaction rolled back) and
-        ``Starved`` raised, unless it had written its answer whole by then (its batch
-        committed: not to be resent)."""
+        """``exchange``'s answer; from an idle child, before the backlog grew by
+        ``BACKLOG_GROWTH`` batches and within ``starved_after`` seconds, or the child is
+        killed (its transaction rolled back) and ``Starved`` raised, unless it had written
+        its answer whole by then (its batch committed: not to be resent)."""
         if not idle:
             return await exchange
         task = asyncio.ensure_future(exchange)
         try:
-            left = self._run_from + self.starved_after - time.monotonic()
-            done, _ = await asyncio.wait((task,), timeout=max(0.0, left))
-            if not done:
-                self._end(proc)
-                await proc.wait()  # (dead: its stdout at its end, what it wrote still there)
-                try:
-                    return await task
-                except (ConnectionError, asyncio.IncompleteReadError):
-                    raise Starved(proc.pid) from None
+            sent, before = time.monotonic(), self.backlog()
+            while not (await asyncio.wait((task,), timeout=CHECK_EVERY))[0]:
+                if self.backlog() - before >= BACKLOG_GROWTH or \
+                        time.monotonic() - sent >= self.starved_after:
+                    self._end(proc)
+                    await proc.wait()  # (dead: its stdout at its end, what it wrote there)
+                    try:
+                        return await task
+                    except (ConnectionError, asyncio.IncompleteReadError):
+                        raise Starved(proc.pid) from None
             return task.result()
         finally:
             task.cancel()  # (done by then, but when this is cancelled)
 
     def _caught_up(self, e: Starved) -> None:
         self.catch_ups += 1
-        self._idle_from = time.monotonic() + self._hold
+        self._holding = True
         log.info("the usage ledger's writer process %s at idle priority got too little CPU "
-                 "(%.2f s): killed, its batch resent to one at nice %d for %.0f s",
-                 e, self.starved_after, self._nice, self._hold)
-        self._hold = min(MAX_HOLD, 2 * self._hold)
+                 "(%.1f batches waiting): killed, its batch resent to one at nice %d until "
+                 "none waits", e, self.backlog(), self._nice)
 
     def _fall_back(self, why: str) -> None:
         log.warning("the usage ledger's writer process cannot start (%s): writing the "
                     "ledger from a thread of the gateway instead", why)
         self._thread = self._fallback()
+        self._thread.fold_leftovers()  # (what this writer's child would have folded)
 
     def _end(self, proc: asyncio.subprocess.Process) -> None:
         if proc.returncode is None:
@@ -246,6 +260,8 @@ class ProcessLedger:
 
     async def aclose(self) -> None:
         """Let the child finish and end (its stdin closed), or kill it after a while."""
+        if self._leftovers is not None:
+            self._leftovers.cancel()  # (not started yet: no child to start now)
         async with self._lock:
             if self._proc is not None:
                 await self._retire(self._proc)
@@ -268,10 +284,16 @@ class ProcessLedger:
 
     def close(self) -> None:
         """The store closing without ``aclose`` (a failed open): kill a child left."""
+        if self._leftovers is not None:
+            self._leftovers.cancel()
         if self._proc is not None:
             self._end(self._proc)
         if self._thread is not None:
             self._thread.close()
+
+
+def _nothing() -> float:
+    return 0.0
 
 
 async def _exchange(proc: asyncio.subprocess.Process, data: bytes) -> bytes:

@@ -303,6 +303,14 @@ class GroupUsage(Op["list[UsageGroup]"]):
     by: tuple[GroupKey, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class FoldStagedUsage(Op[int]):
+    """SQLite only: move about ``max_rows`` staged ledger rows into ``usage_ledger``
+    (``ledger_staging``); how many staged batches it took."""
+
+    max_rows: int
+
+
 # --- plans ----------------------------------------------------------------------------------
 
 def load_response(tenant: str, id: str, min_created: int) -> Plan[StoredResponse | None]:
@@ -490,6 +498,10 @@ def commit_turn(t: Turn, now: int, min_updated: int) -> Plan[TurnResult]:
 
 def append_usage(rows: list[UsageValues]) -> Plan[None]:
     yield from do(InsertUsage(rows))
+
+
+def fold_staged_usage(max_rows: int) -> Plan[int]:
+    return (yield from do(FoldStagedUsage(max_rows)))
 
 
 def usage_rows(query: UsageQuery) -> Plan[list[UsageRow]]:

@@ -21,6 +21,12 @@ the package docstring for what they mean:
   Version 4 (SQLite only) drops its ``(tenant, ts)`` index: SQLite's ledger writer runs on
   the gateway's core, where that index was ~15 % of a row's cost, and a tenant's time range
   is searched through ``usage_ledger_ts`` (bench/README.md, "A usage-ledger row for less").
+- ``usage_staged`` (version 5, SQLite only): the ledger's batches as its writer received
+  them, one row each (``batch``: the key the gateway gave it; ``frame``: its rows, msgpack,
+  as sent; ``rows``: how many), moved into ``usage_ledger`` later by the fold
+  (``ledger_staging``). A folded batch keeps its key for a while (``rows = 0``, no frame)
+  so that a batch resent after its writer died is not staged twice; a batch that could not
+  be folded keeps its frame with ``rows`` negated.
 
 A statement only one dialect runs is wrapped in ``Only`` (the other's version is then
 shorter, or empty: every dialect has as many versions).
@@ -125,6 +131,15 @@ MIGRATIONS: list[list[str | Only]] = [
     ],
     [  # 4
         Only("sqlite", "DROP INDEX usage_ledger_tenant_ts"),
+    ],
+    [  # 5
+        # ``rows`` and ``ts`` before ``frame``: reading them never walks a frame's overflow
+        # pages (the fold sums ``rows`` over the table)
+        Only("sqlite", """CREATE TABLE usage_staged (
+            batch TEXT PRIMARY KEY,
+            rows INTEGER NOT NULL,
+            ts INTEGER NOT NULL,
+            frame BLOB)"""),
     ],
 ]
 

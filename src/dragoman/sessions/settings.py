@@ -59,8 +59,8 @@ class StoreSettings:
     #: thread of the gateway (``sqlite_ledger``)
     ledger_writer: Literal["process", "thread"] = "process"
     #: the writer process's priority: ``idle`` (``SCHED_IDLE``; a starved one is replaced by
-    #: one at nice 10 for a while) or ``nice`` (nice 10); bench/README.md, "The ledger
-    #: writer at idle priority"
+    #: one at nice 10 while batches wait) or ``nice`` (nice 10); bench/README.md, "The
+    #: ledger writer at idle priority"
     ledger_priority: Literal["idle", "nice"] = "idle"
 
     def __repr__(self) -> str:  # the DSN may hold a password

@@ -6,8 +6,9 @@ measured 3 to 6 times cheaper per turn (bench/README.md). Each pool thread owns 
 WAL lets readers run beside the single writer, write transactions start with
 ``BEGIN IMMEDIATE`` (so concurrent writers queue on the busy timeout instead of failing on
 a lock upgrade), and several worker processes can share the file. The usage ledger is
-written on a connection of its own, by a child process (``ledger_process``) or from a thread, in
-slices (``sqlite_ledger``).
+written on a connection of its own, by a child process (``ledger_process``) or from a
+thread (``sqlite_ledger``), a batch staged as one row and folded into ``usage_ledger``
+when quiet; a read of the ledger folds what is staged first (``ledger_staging``).
 
 Durability: ``synchronous=FULL`` syncs the WAL on every commit, so a turn acknowledged to
 the client survives ``kill -9`` and power loss alike; it costs one fsync per turn, never
@@ -23,15 +24,18 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from . import plans as p
-from .ledger_inserts import connect
+from .ledger_inserts import RowInserts, connect
 from .ledger_process import ProcessLedger
+from .ledger_staging import FOLD_CHUNK, STAGED_SQL, fold_staged
 from .schema import SQLITE, UNUSED_BRANCH
 from .settings import StoreSettings
 from .sqlite_ledger import SqliteLedger
 from .statements import Prepared, Returns, prepare
 from .store import SessionStore, StoreError
 from .usage import (
+    GroupKey,
     UsageGroup,
+    UsageQuery,
     UsageRow,
     UsageValues,
     group_from_row,
@@ -90,24 +94,32 @@ class SqliteStore(SessionStore):
         self._ledger = self._new_ledger()
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._pool, self._migrate)
+            leftovers = await loop.run_in_executor(self._pool, self._migrate)
         except sqlite3.Error as e:
             self._shutdown()
             raise StoreError(f"cannot open the session database {self.path}: {e}") from None
         except StoreError:
             self._shutdown()
             raise
+        if leftovers:  # batches staged by a previous run: folded when quiet
+            self._ledger.fold_leftovers()
 
     def _new_ledger(self) -> SqliteLedger | ProcessLedger:
         def thread() -> SqliteLedger:
             return SqliteLedger(self._connect, _INSERT_USAGE)
         if self.settings.ledger_writer == "thread":
             return thread()
-        # started at the first batch, after ``_migrate`` made the table
-        return ProcessLedger(self.path, BUSY_TIMEOUT, _INSERT_USAGE, thread, nice=LEDGER_NICE,
-                             idle=self.settings.ledger_priority == "idle")
+        # started at the first batch (or for leftovers), after ``_migrate`` made the table
+        ledger = ProcessLedger(self.path, BUSY_TIMEOUT, _INSERT_USAGE, thread,
+                               nice=LEDGER_NICE, idle=self.settings.ledger_priority == "idle")
+        ledger.backlog = self._ledger_backlog
+        return ledger
 
-    def _migrate(self) -> None:
+    def _ledger_backlog(self) -> float:
+        return self.ledger_backlog() if self.ledger_backlog is not None else 0.0
+
+    def _migrate(self) -> int:
+        """Migrate; returns the ledger rows left staged."""
         conn = self._conn()
         if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
             raise StoreError(f"{self.path}: the file system does not support WAL mode")
@@ -124,10 +136,12 @@ class SqliteStore(SessionStore):
                     conn.execute(stmt)
                 conn.execute("INSERT INTO dragoman_schema VALUES (?, strftime('%s','now'))",
                              (v,))
+            leftovers = int(conn.execute(STAGED_SQL).fetchone()[0])
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        return leftovers
 
     def _shutdown(self) -> None:
         if self._ledger is not None:
@@ -157,6 +171,22 @@ class SqliteStore(SessionStore):
         await self.open()
         assert self._ledger is not None
         await self._ledger.append(rows)
+
+    async def usage_rows(self, query: UsageQuery) -> list[UsageRow]:
+        await self._fold_staged()
+        return await super().usage_rows(query)
+
+    async def usage_groups(self, query: UsageQuery,
+                           by: tuple[GroupKey, ...]) -> list[UsageGroup]:
+        await self._fold_staged()
+        return await super().usage_groups(query, by)
+
+    async def _fold_staged(self) -> None:
+        """Fold every staged batch first, a chunk per transaction on the reader's own
+        connection (SQLite's write lock takes turns with the writer's), so a read sees
+        every record appended before it (``ledger_staging``)."""
+        while await self._run(p.fold_staged_usage(FOLD_CHUNK), write=True):
+            pass
 
     # --- plans ------------------------------------------------------------------------------
 
@@ -246,8 +276,15 @@ _INSERT_USAGE = insert_sql(_qmark)
 _DAY = "strftime('%Y-%m-%d', ts / 1000, 'unixepoch')"
 
 
+_ROW_INSERTS = RowInserts(_INSERT_USAGE)
+
+
 def _insert_usage(c: sqlite3.Connection, op: p.InsertUsage) -> None:
     c.executemany(_INSERT_USAGE, op.rows)
+
+
+def _fold_staged_usage(c: sqlite3.Connection, op: p.FoldStagedUsage) -> int:
+    return fold_staged(c, _ROW_INSERTS, op.max_rows)
 
 
 def _select_usage(c: sqlite3.Connection, op: p.SelectUsage) -> list[UsageRow]:
@@ -264,4 +301,5 @@ _OWN: dict[type, Any] = {
     p.InsertRows: _insert_rows, p.DeleteResponse: _delete_response,
     p.DropOrphanBranch: _drop_orphan_branch, p.PutAgentTurn: _put_agent_turn,
     p.InsertUsage: _insert_usage, p.SelectUsage: _select_usage, p.GroupUsage: _group_usage,
+    p.FoldStagedUsage: _fold_staged_usage,
 }

@@ -1,24 +1,18 @@
-"""The SQLite backend's usage ledger writer: its own connection on its own thread, and a
-batch written in slices, one thread hop each.
+"""The SQLite backend's usage ledger writer on a thread of the gateway
+(``sessions.ledger_writer: thread``, and the fallback when no writer process can start):
+its own connection on its own thread, staging each batch as one row and folding the
+staged batches into ``usage_ledger`` when no batch has come for ``QUIET`` seconds, or a
+chunk after each batch while more than ``FOLD_BOUND`` rows are staged: the same staging
+and fold as the writer process (``ledger_staging``), one thread hop per batch staged and
+per chunk folded.
 
-Why (issue 17, measured in bench/README.md, "The usage ledger's writes and the event
-loop"): one ``executemany`` of a second's rows ran for several milliseconds on the store's
-executor thread. It holds the GIL while binding each row and gives it up in each row's
-``sqlite3_step``, so the event loop, woken by a request, waited for the GIL, and on a
-worker with one core, for the CPU: the requests that arrived during a write were late,
-which is the default configuration's p99. Now a thread hop writes at most ``SLICE`` rows;
-the thread then waits for the loop to hand it the next slice, so the loop is never held up
-for longer than one slice. The slices of one batch are still one transaction
-(``BEGIN IMMEDIATE`` with the first, ``COMMIT`` with the last: durable when ``append``
-returns, as before), on a connection and thread of its own, so the sessions store's
-calls never queue behind a ledger write in the store's pool.
-
-A slice is one ``INSERT … VALUES (…), (…), …`` statement of all its rows (one bind of
-every value, one ``sqlite3_step`` with the GIL released), not an ``executemany`` of one
-statement per row; and ``None`` and ``bool`` values bind through adapters registered for
-their types. Both measured per row with callgrind (bench/README.md, "Metrics tallied per
-label set, and a cheaper ledger row"): 43.6k instructions with ``executemany``, 35.1k
-with the adapters, 29.2k as one statement with them.
+Why a thread of its own (issue 17, bench/README.md, "The usage ledger's writes and the
+event loop"): the sessions store's calls never queue behind a ledger write in the store's
+pool. Why staged (bench/README.md, "The ledger's batches staged, folded when quiet"): a
+row insert binds 19 values holding the gateway's GIL; staging binds four per batch, and
+the rows are inserted when the gateway is quiet. A fold chunk holds the GIL while it binds
+its rows (~5 ms for ``FOLD_CHUNK`` rows), which a request arriving in a pause may wait
+for.
 
 The thread keeps normal priority. At idle priority (``SCHED_IDLE`` or nice 19) it would
 only take the time the loop leaves idle, but it holds the GIL while it binds a slice's
@@ -31,35 +25,77 @@ its cost per row").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from .ledger_inserts import SLICE, LedgerInserts
+from .ledger_frames import rows_frame
+from .ledger_staging import FOLD_BOUND, FOLD_CHUNK, QUIET, BatchKeys, LedgerStage, log
 from .usage import UsageValues
 
-__all__ = ["SLICE", "SqliteLedger"]
+__all__ = ["SqliteLedger"]
 
 
 class SqliteLedger:
     def __init__(self, connect: Callable[[], sqlite3.Connection], insert_sql: str) -> None:
-        self._inserts = LedgerInserts(connect, insert_sql)
-        self._write = self._inserts.write
+        self._stage = LedgerStage(connect, insert_sql)
+        self._keys = BatchKeys()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="dragoman-ledger")
+        self._quiet: asyncio.TimerHandle | None = None
+        self._folding: asyncio.Task[None] | None = None
+        self._batches = 0  # batches staged: a quiet fold stops when this changes
 
     async def append(self, rows: list[UsageValues]) -> None:
-        """Insert ``rows`` in one transaction, committed when this returns."""
+        """Stage ``rows`` as one batch, committed when this returns."""
         loop = asyncio.get_running_loop()
-        n = len(rows)
-        for start in range(0, n, SLICE):
-            end = start + SLICE
-            await loop.run_in_executor(self._pool, self._write, rows[start:end],
-                                       start == 0, end >= n)
+        self._batches += 1
+        await loop.run_in_executor(self._pool, self._stage.stage, self._keys(),
+                                   rows_frame(rows), len(rows))
+        if self._stage.staged > FOLD_BOUND:
+            await loop.run_in_executor(self._pool, self._stage.fold, FOLD_CHUNK)
+        self.fold_when_quiet()
+
+    def fold_leftovers(self) -> None:
+        """Batches left staged by a previous run (the store found some): folded when
+        quiet, as after a batch."""
+        self.fold_when_quiet()
+
+    def fold_when_quiet(self) -> None:
+        """Fold what is staged once no batch has come for ``QUIET`` seconds."""
+        if self._quiet is not None:
+            self._quiet.cancel()
+        loop = asyncio.get_running_loop()
+        self._quiet = loop.call_later(QUIET, self._start_fold)
+
+    def _start_fold(self) -> None:
+        self._quiet = None
+        if self._folding is None or self._folding.done():
+            self._folding = asyncio.get_running_loop().create_task(self._fold())
+
+    async def _fold(self) -> None:
+        loop = asyncio.get_running_loop()
+        batches = self._batches
+        try:
+            left = 1  # (at least one chunk: leftovers, before this thread read any)
+            while left and self._batches == batches:  # (a new batch: quiet again later)
+                left = await loop.run_in_executor(self._pool, self._stage.fold, FOLD_CHUNK)
+        except sqlite3.Error as e:
+            log.error("folding the staged usage-ledger batches failed (%s: %s); they stay "
+                      "staged, for the next fold or read", type(e).__name__, e)
 
     async def aclose(self) -> None:
+        if self._quiet is not None:
+            self._quiet.cancel()
+        if self._folding is not None:
+            self._folding.cancel()  # (a chunk under way finishes on the thread)
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._folding
         await asyncio.get_running_loop().run_in_executor(None, self.close)
 
     def close(self) -> None:
         """Wait for a write under way, then close the connection (any thread)."""
+        if self._quiet is not None:
+            self._quiet.cancel()
         self._pool.shutdown(wait=True)
-        self._inserts.close()
+        self._stage.close()

@@ -59,6 +59,9 @@ class SessionStore(abc.ABC):
         #: Called with (operation, seconds) after every store operation (the metrics'
         #: store latency); None costs nothing.
         self.on_timing: Callable[[str, float], None] | None = None
+        #: Batches' worth of usage-ledger records waiting to be appended (the server's
+        #: batch writer sets it): the SQLite ledger's writer process is judged by it.
+        self.ledger_backlog: Callable[[], float] | None = None
 
     # --- backend hooks ----------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
     python bench/orchestrators.py [--runs 300] [--deltas 1] [--upstream http]
                                   [--loop uvloop]
     python bench/orchestrators.py --instr [--only LABEL ...] [--modes stream,run]
-                                  [--upstream http]
+                                  [--upstream http] [--loop uvloop]
 
 Every orchestrator runs in-process on an INSTANT provider (scripted answers yielded at
 once: no sockets, no model), so what is measured is the orchestrator's own work — plans,
@@ -77,6 +77,8 @@ from dragoman.providers.base import LlmProvider
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import scripted_upstream as su  # the scripts, and the HTTP upstream
 
+#: the event loop the runs are counted on (``--loop``)
+LOOP = "asyncio"
 #: text deltas per model answer (1: like tako's ``providers.Fake``, which never streams)
 DELTAS = 1
 
@@ -330,7 +332,7 @@ async def _drive(label: str, runs: int, mode: str = "stream", url: str = "") -> 
 def _instructions(label: str, runs: int, mode: str, url: str = "") -> int:
     cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
            __file__, "--drive", label, "--runs", str(runs), "--deltas", str(DELTAS),
-           "--drive-mode", mode, "--drive-url", url]
+           "--drive-mode", mode, "--drive-url", url, "--loop", LOOP]
     # a fixed hash seed: set and dict layouts (and so the counts) do not move between runs
     env = {"PYTHONHASHSEED": "0", **os.environ}
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stderr
@@ -413,8 +415,14 @@ if __name__ == "__main__":
     ap.add_argument("--drive-url", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     DELTAS = args.deltas
+    LOOP = args.loop
     if args.drive:
-        asyncio.run(_drive(args.drive, args.runs, args.drive_mode, args.drive_url))
+        if LOOP == "uvloop":
+            import uvloop
+
+            uvloop.run(_drive(args.drive, args.runs, args.drive_mode, args.drive_url))
+        else:
+            asyncio.run(_drive(args.drive, args.runs, args.drive_mode, args.drive_url))
     elif args.instr:
         instr(args.only, args.modes.split(","), args.upstream == "http")
     else:

@@ -417,8 +417,42 @@ async def test_a_cancellation_from_outside_wins_over_the_plans_own(
             break
         await asyncio.sleep(0.01)
     handles = sorted(loop._scheduled, key=lambda h: h.when())  # type: ignore[attr-defined]
-    deadline = next(h for h in handles if "_expire" in repr(h) and not h.cancelled())
+    deadline = next(h for h in handles if "RunClock._fire" in repr(h) and not h.cancelled())
     loop.call_at(deadline.when(), running.cancel)  # runs right after the deadline
     with pytest.raises(asyncio.CancelledError):
         await running
     await _closed(fake)
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+async def test_each_plan_gets_its_whole_timeout_on_the_runs_one_timer(
+        fake: ScriptedUpstream, streamed: bool) -> None:
+    # the run's one timer is made by the first plan (due at its deadline) and moves on to
+    # each later plan's: plan 2's slow worker (0.45 s) ends past plan 1's deadline but
+    # within its own 0.7 s; plan 3's stalled worker times out 0.7 s after ITS start
+    step = plan({"worker": "code", "task": "write merge sort"},
+                {"worker": "math", "task": "give its complexity"})
+    orch = conductor(fake, [step, step, plan({"worker": "code", "task": "again"}), halt()],
+                     worker_timeout=0.7,
+                     scripts={"coder": [Reply(text=CODE, stall=0.45), Reply(text=CODE,
+                                                                             stall=0.45),
+                                        Reply(text=CODE, stall=5)]})
+    baseline = asyncio.all_tasks()
+    if streamed:
+        async with served(orch) as base:
+            t0 = time.monotonic()
+            text = (await stream(base, "go")).text
+            took = time.monotonic() - t0
+    else:
+        t0 = time.monotonic()
+        text = (await orch.run("go")).text
+        took = time.monotonic() - t0
+    assert text == FINAL and took < 4.5
+    coord = [c.prompt for c in fake.calls("coord")]
+    assert f'- #1 code (task: "write merge sort"): {CODE}' in coord[1]
+    assert f'- #3 code (task: "write merge sort"): {CODE}' in coord[2]
+    assert '- #5 code (task: "again"): ERROR: worker timed out after 0.7s' in coord[3]
+    third = fake.calls("coder")[2].started
+    assert fake.calls("coord")[3].started - third >= 0.65
+    await _closed(fake)
+    assert await settled(baseline) == set(), "tasks left running"

@@ -53,7 +53,7 @@ from ..core import (
 from ..providers.base import LlmProvider
 from ..providers.legacy import with_context
 from .conductor_plan import Dispatch, Plan, PlanError, parse_plan, short
-from .conductor_running import FAIL_FAST_CANCELLED, Job, Outcome, Running, expire
+from .conductor_running import FAIL_FAST_CANCELLED, Job, Outcome, RunClock, Running, expire
 from .final_answer_stream import FinalAnswerStream
 from .judging import PartialScores, Scorer
 from .orchestrator import (
@@ -184,89 +184,94 @@ class Conductor(Orchestrator):
         # place; a worker's gets its own prompt
         coordinator_req = inner_request(req, messages, system=self.instructions(depth))
         worker_req = inner_request(req, [], keep_system=False)
-        for step in range(self.max_steps):
-            if run.events:
-                yield StepStart(index=step)
-            run.steps += 1
-            streamed = ""  # of the final answer, while the coordinator writes it
-            if not run.events:  # no one reads deltas: the reply whole, fed at once
-                turn = whole_turn(await self._coordinator.complete(coordinator_req, run.ctx))
-                # (only a reply naming a final answer can stream one: a plan is not fed)
-                if _FINAL_ANSWER in turn.text and (
-                        streamed := FinalAnswerStream().feed(turn.text)):
-                    yield TextDelta(text=streamed)
-            else:
-                answer_stream = FinalAnswerStream()
-                turn = Turn()
-                coordinating = relay(self._coordinator, coordinator_req, turn, ctx=run.ctx)
+        # the deadline of every plan of this run, on one timer
+        clock = RunClock()
+        try:
+            for step in range(self.max_steps):
+                if run.events:
+                    yield StepStart(index=step)
+                run.steps += 1
+                streamed = ""  # of the final answer, while the coordinator writes it
+                if not run.events:  # no one reads deltas: the reply whole, fed at once
+                    turn = whole_turn(await self._coordinator.complete(coordinator_req, run.ctx))
+                    # (only a reply naming a final answer can stream one: a plan is not fed)
+                    if _FINAL_ANSWER in turn.text and (
+                            streamed := FinalAnswerStream().feed(turn.text)):
+                        yield TextDelta(text=streamed)
+                else:
+                    answer_stream = FinalAnswerStream()
+                    turn = Turn()
+                    coordinating = relay(self._coordinator, coordinator_req, turn, ctx=run.ctx)
+                    try:
+                        async for ev in coordinating:
+                            # a plan streams nothing; a halting reply's final_answer streams
+                            # as the coordinator writes it
+                            assert isinstance(ev, TextDelta)
+                            if ev.text and (new := answer_stream.feed(ev.text)):
+                                yield TextDelta(text=new)
+                    finally:
+                        await coordinating.aclose()
+                    streamed = answer_stream.streamed
+                run.add(turn.usage)
+                messages.append(assistant(turn.text))
                 try:
-                    async for ev in coordinating:
-                        # a plan streams nothing; a halting reply's final_answer streams
-                        # as the coordinator writes it
-                        assert isinstance(ev, TextDelta)
-                        if ev.text and (new := answer_stream.feed(ev.text)):
-                            yield TextDelta(text=new)
-                finally:
-                    await coordinating.aclose()
-                streamed = answer_stream.streamed
-            run.add(turn.usage)
-            messages.append(assistant(turn.text))
-            try:
-                plan = parse_plan(turn.text)
-            except PlanError as e:
+                    plan = parse_plan(turn.text)
+                except PlanError as e:
+                    if streamed:
+                        raise UpstreamError(f"the coordinator's final answer streamed, then "
+                                            f"its reply was no plan: {e}") from None
+                    if last_error is not None:
+                        raise UpstreamError(f"the coordinator wrote no usable plan twice in a "
+                                            f"row: {e}") from None
+                    last_error = e
+                    messages.append(user(CORRECTION.format(error=e)))
+                    continue
+                last_error = None
+                if plan.halt:
+                    answer = plan.final_answer or last_answer or turn.text
+                    if not answer.startswith(streamed):  # cannot be: the same string, parsed
+                        raise UpstreamError("the coordinator's streamed final answer differs "
+                                            "from its plan's")
+                    if answer[len(streamed):]:
+                        yield TextDelta(text=answer[len(streamed):])
+                    return
                 if streamed:
-                    raise UpstreamError(f"the coordinator's final answer streamed, then "
-                                        f"its reply was no plan: {e}") from None
-                if last_error is not None:
-                    raise UpstreamError(f"the coordinator wrote no usable plan twice in a "
-                                        f"row: {e}") from None
-                last_error = e
-                messages.append(user(CORRECTION.format(error=e)))
-                continue
-            last_error = None
-            if plan.halt:
-                answer = plan.final_answer or last_answer or turn.text
-                if not answer.startswith(streamed):  # cannot be: the same string, parsed
-                    raise UpstreamError("the coordinator's streamed final answer differs "
-                                        "from its plan's")
-                if answer[len(streamed):]:
-                    yield TextDelta(text=answer[len(streamed):])
-                return
-            if streamed:
-                raise UpstreamError("the coordinator's final answer streamed, then its "
-                                    "plan did not halt")
-            if not plan.dispatch:
-                messages.append(user(NUDGE))
-                continue
-            outcomes: list[Outcome] = []
-            if not run.events:
-                await self._dispatch_quietly(worker_req, plan, step, depth, results,
-                                             outcomes, run)
-            else:
-                dispatching = self._dispatch(worker_req, plan, step, depth, results,
-                                             outcomes, run)
-                try:
-                    async for ev in dispatching:
-                        yield ev
-                finally:
-                    await dispatching.aclose()
-            failed = None
-            for o in outcomes:
-                if o.error is None:
-                    last_answer = o.text
-                elif failed is None:
-                    failed = o
-            if self.fail_fast and failed is not None:
-                raise UpstreamError(f"Conductor worker failed (fail_fast): #{failed.ref} "
-                                    f"{failed.role}: {failed.error}")
-            messages.append(user(_results_message(outcomes)))
-        run.stop_reason = StopReason.MAX_STEPS
-        if last_answer:
-            yield TextDelta(text=last_answer)
+                    raise UpstreamError("the coordinator's final answer streamed, then its "
+                                        "plan did not halt")
+                if not plan.dispatch:
+                    messages.append(user(NUDGE))
+                    continue
+                outcomes: list[Outcome] = []
+                if not run.events:
+                    await self._dispatch_quietly(worker_req, plan, step, depth, results,
+                                                 outcomes, run, clock)
+                else:
+                    dispatching = self._dispatch(worker_req, plan, step, depth, results,
+                                                 outcomes, run, clock)
+                    try:
+                        async for ev in dispatching:
+                            yield ev
+                    finally:
+                        await dispatching.aclose()
+                failed = None
+                for o in outcomes:
+                    if o.error is None:
+                        last_answer = o.text
+                    elif failed is None:
+                        failed = o
+                if self.fail_fast and failed is not None:
+                    raise UpstreamError(f"Conductor worker failed (fail_fast): #{failed.ref} "
+                                        f"{failed.role}: {failed.error}")
+                messages.append(user(_results_message(outcomes)))
+            run.stop_reason = StopReason.MAX_STEPS
+            if last_answer:
+                yield TextDelta(text=last_answer)
+        finally:
+            clock.close()
 
     def _start(self, req: ChatRequest, plan: Plan, step: int, depth: int,
                results: dict[int, Outcome], outcomes: list[Outcome], run: RunState,
-               verifier: Scorer | None, inline: bool = False
+               clock: RunClock, verifier: Scorer | None, inline: bool = False
                ) -> tuple[Running, Job, list[Outcome]]:
         """Start one plan's tasks (``req``: a worker's request, but for its messages).
         With ``inline`` (and no fan-out limit to wait for) the first task is not started
@@ -280,7 +285,7 @@ class Conductor(Orchestrator):
         # the semaphore only when the plan dispatches more than may run at once
         fanout = (asyncio.Semaphore(self.max_fanout) if len(outcomes) > self.max_fanout
                   else None)
-        running = Running()
+        running = Running(clock)
         job = Job(req=req, ctx=run.ctx, step=step, depth=depth, done=done, fanout=fanout,
                    inbox=running.inbox, running=running, events=run.events,
                    verifier=verifier)
@@ -307,7 +312,7 @@ class Conductor(Orchestrator):
 
     async def _dispatch(self, req: ChatRequest, plan: Plan, step: int, depth: int,
                         results: dict[int, Outcome], outcomes: list[Outcome],
-                        run: RunState) -> AsyncGenerator[StreamEvent, None]:
+                        run: RunState, clock: RunClock) -> AsyncGenerator[StreamEvent, None]:
         """Run one plan's tasks; yields their events (a client streams) and fills
         ``outcomes`` (in dispatch order) and ``results`` (by number)."""
         _number(plan, results, outcomes)
@@ -316,7 +321,8 @@ class Conductor(Orchestrator):
             yield AgentToolCall(id=f"step{step}-{i}", name=f"worker:{d.worker}",
                                 step=step, args={"task": d.task, "sees": sees, "ref": o.ref})
         verifier = self.verifier
-        running, _, _ = self._start(req, plan, step, depth, results, outcomes, run, verifier)
+        running, _, _ = self._start(req, plan, step, depth, results, outcomes, run, clock,
+                                    verifier)
         tasks, inbox = running.tasks, running.inbox
         try:
             await running.arm(self.worker_timeout)
@@ -349,23 +355,26 @@ class Conductor(Orchestrator):
 
     async def _dispatch_quietly(self, req: ChatRequest, plan: Plan, step: int, depth: int,
                                 results: dict[int, Outcome], outcomes: list[Outcome],
-                                run: RunState) -> None:
+                                run: RunState, clock: RunClock) -> None:
         """``_dispatch`` when no one reads agent events (``run()``, ``complete()``): no
         events, no generator, only the verifier that calls a model (``_quiet_verifier``).
         The first task runs here, in the Conductor's own task, while the others run in
         theirs: a Task and a turn of the event loop less per plan (a plan of one task
         makes none); its deadline and a failed sibling with fail_fast cancel this task,
-        and ``_work`` takes that cancellation back."""
+        and ``_work`` takes that cancellation back. It lets the others start their calls
+        first (one turn of the loop: instant ones end in it), so that over a network the
+        inline call, sent last, mostly ends last and this task does not wait again for
+        the others (a future and a turn of the loop less)."""
         _number(plan, results, outcomes)
         verifier = self._quiet_verifier
         running, job, seen = self._start(req, plan, step, depth, results, outcomes, run,
-                                         verifier, inline=True)
+                                         clock, verifier, inline=True)
         tasks, inbox = running.tasks, running.inbox
         try:
             if running.inline is None:
                 await running.arm(self.worker_timeout)
             else:
-                running.arm_later(self.worker_timeout)
+                running.arm_now(self.worker_timeout)
                 try:
                     await self._work(job, 0, plan.dispatch[0], outcomes[0], seen, False,
                                      inline=True)
@@ -376,9 +385,6 @@ class Conductor(Orchestrator):
                     asyncio.Task.uncancel(running.owner)  # type: ignore[arg-type]
                 if self._fails_fast(0, outcomes, running):
                     tasks = []  # (cancelled: none to wait for)
-                elif tasks:
-                    await asyncio.sleep(0)  # they take their first step (instant ones end)
-                    running.arm_after()
             for _ in tasks:  # only task numbers come: no one reads the events
                 item = inbox.ready()
                 if item is None:
@@ -415,8 +421,6 @@ class Conductor(Orchestrator):
         running = job.running
         if inline:
             cancelling = running.owner.cancelling()  # type: ignore[union-attr]
-        elif running.inline is not None:  # it is suspended, and may need its deadline
-            running.arm_inline()
         try:
             for o in seen:
                 if o.ref in done:
@@ -430,6 +434,8 @@ class Conductor(Orchestrator):
                 await fanout.acquire()
             clock = None
             try:
+                if inline and running.tasks:  # the others start their calls first
+                    await asyncio.sleep(0)
                 if own_clock and self.worker_timeout is not None:
                     me = asyncio.current_task()
                     assert me is not None  # a task of _dispatch's

@@ -1,11 +1,12 @@
 """One Conductor plan's running tasks (``conductor``): each task's outcome, the deadline
-the tasks that start at once share, and in a quiet run the task run inline in the
-Conductor's own task, whose cancellation by the plan (its deadline, a failed sibling with
-``fail_fast``) is taken back."""
+the tasks that start at once share (on the run's one timer, ``RunClock``), and in a quiet
+run the task run inline in the Conductor's own task, whose cancellation by the plan (its
+deadline, a failed sibling with ``fail_fast``) is taken back."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -31,71 +32,97 @@ class Outcome(msgspec.Struct):
     expired: bool = False
 
 
-class Running:
-    """One plan's started tasks: where they report (``inbox``), those that started their
-    call at once (they share one deadline), and in a quiet run the task run inline in the
-    Conductor's own task (``inline``: its outcome while it runs)."""
+class RunClock:
+    """The deadline of a run's plans, one plan after another, on ONE timer for the whole
+    run rather than one made and cancelled per plan (a ``TimerHandle``, its heap entry
+    and its cancellation: the largest part of arming a plan's deadline). ``set`` gives
+    the current plan's deadline; the timer, once made, fires at the first plan's and
+    moves itself on to the current one's (plans come in order, each deadline later than
+    the last), so a run of plans that end in time makes one timer, fired at most once per
+    ``worker_timeout``. ``close`` at the end of the run."""
 
-    __slots__ = ("at_once", "deadline", "inbox", "inline", "outs", "over", "owner",
-                 "stopped_inline", "tasks", "when")
+    __slots__ = ("_expire", "_handle", "_when")
 
     def __init__(self) -> None:
+        self._handle: asyncio.TimerHandle | None = None
+        self._when = 0.0
+        self._expire: Callable[[], None] | None = None
+
+    def set(self, when: float, expire: Callable[[], None]) -> None:
+        """Call ``expire`` at ``when`` (loop time) unless ``clear`` comes first."""
+        self._when = when
+        self._expire = expire
+        handle = self._handle
+        if handle is None or handle.when() > when:
+            if handle is not None:
+                handle.cancel()
+            self._handle = asyncio.get_running_loop().call_at(when, self._fire)
+
+    def clear(self) -> None:
+        self._expire = None
+
+    def _fire(self) -> None:
+        self._handle = None
+        expire = self._expire
+        if expire is None:  # (no plan running: made again by the next ``set``)
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._when:  # an earlier plan's time: on to this one's
+            self._handle = loop.call_at(self._when, self._fire)
+            return
+        self._expire = None
+        expire()
+
+    def close(self) -> None:
+        self._expire = None
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
+class Running:
+    """One plan's started tasks: where they report (``inbox``), those that started their
+    call at once (they share one deadline, on the run's ``clock``), and in a quiet run the
+    task run inline in the Conductor's own task (``inline``: its outcome while it
+    runs)."""
+
+    __slots__ = ("armed", "at_once", "clock", "inbox", "inline", "outs", "owner",
+                 "stopped_inline", "tasks")
+
+    def __init__(self, clock: RunClock) -> None:
         self.inbox: Inbox[StreamEvent | int] = Inbox()
         self.tasks: list[asyncio.Task[None]] = []
         #: the outcome of each of ``tasks`` (the inline task has none)
         self.outs: list[Outcome] = []
         self.at_once: list[tuple[asyncio.Task[None], Outcome]] = []
-        self.deadline: asyncio.TimerHandle | None = None
+        self.clock = clock
+        self.armed = False
         self.inline: Outcome | None = None
         #: the task the inline worker runs in (the Conductor's), and whether this plan
         #: cancelled it (its deadline, a failed sibling with fail_fast)
         self.owner: asyncio.Task[Any] | None = None
         self.stopped_inline = False
-        self.when = 0.0
-        self.over = False
 
     async def arm(self, timeout: float | None) -> None:
         """The deadline of the tasks that started at once, armed only if one of them is
-        still running after its first step (an instant worker is done by then: no timer
-        to make and cancel). Its time counts from now, when they started."""
+        still running after its first step (an instant worker is done by then: nothing
+        to arm). Its time counts from now, when they started."""
         if not self.at_once or timeout is None:
             return
-        loop = asyncio.get_running_loop()
-        when = loop.time() + timeout
+        when = asyncio.get_running_loop().time() + timeout
         await asyncio.sleep(0)  # the tasks take their first step (queued before this one)
         for task, _ in self.at_once:
             if not task.done():
-                self.deadline = loop.call_at(when, expire, self.at_once)
+                self.clock.set(when, self._expire)
+                self.armed = True
                 return
 
-    def arm_later(self, timeout: float | None) -> None:
-        """``arm`` for a plan with an inline task: its time counts from now, but the timer
-        is made only once something of the plan waits — by the first of the other tasks
-        to start while the inline one is suspended (``arm_inline``), by ``arm_after`` if
-        some of them still run once the inline one is done; with no other task, at the
-        next turn of the event loop if the inline task is still running then."""
-        if timeout is None:
-            return
-        loop = asyncio.get_running_loop()
-        self.when = loop.time() + timeout
-        if not self.tasks:
-            loop.call_soon(self.arm_inline)
-
-    def arm_inline(self) -> None:
-        """The inline task is suspended (a task of the plan or the loop runs): the plan's
-        deadline if it has none yet."""
-        if self.inline is not None and self.deadline is None and not self.over and self.when:
-            self.deadline = asyncio.get_running_loop().call_at(self.when, self._expire)
-
-    def arm_after(self) -> None:
-        """The inline task is done and the others took their first step: the plan's
-        deadline if it has none yet and some of those that started at once still run."""
-        if self.deadline is None and self.when:
-            for task, _ in self.at_once:
-                if not task.done():
-                    self.deadline = asyncio.get_running_loop().call_at(self.when,
-                                                                       self._expire)
-                    return
+    def arm_now(self, timeout: float | None) -> None:
+        """``arm`` for a plan with an inline task: its time counts from now, armed at once
+        (on the run's one timer, this costs two attribute writes)."""
+        if timeout is not None:
+            self.clock.set(asyncio.get_running_loop().time() + timeout, self._expire)
+            self.armed = True
 
     def _expire(self) -> None:
         """The plan's deadline passed: the tasks that started at once and still run are
@@ -130,9 +157,8 @@ class Running:
         """The tasks are over (or abandoned): no deadline left; True when some are still
         running (then ``await cancel_unfinished(self.tasks)``: most plans end with none,
         and need no coroutine for it)."""
-        self.over = True
-        if self.deadline is not None:
-            self.deadline.cancel()
+        if self.armed:
+            self.clock.clear()
         return not all(map(asyncio.Task.done, self.tasks))  # (no generator to make)
 
 

@@ -188,6 +188,19 @@ def test_first_expansion_is_under_the_root_and_scores_back_propagate() -> None:
     assert tree.best() == b
 
 
+def test_scores_are_clamped_into_the_unit_interval() -> None:
+    """Out-of-range, NaN and negative-zero scores count as 1 or 0 (a judge's odd reply
+    never breaks the posteriors; the refine prompt never reads "-0.00")."""
+    tree = Tree(branching_factor=5, rng=random.Random(1))
+    added = [tree.add(0, model=0, score=s) for s in (1.5, float("nan"), -0.0, -2.0, 0.5)]
+    got = [tree.nodes[i].score for i in added]
+    assert got == [1.0, 0.0, 0.0, 0.0, 0.5]
+    assert str(tree.nodes[added[2]].score) == "0.0"
+    root = tree.nodes[0]
+    assert (root.gen_alpha, root.gen_beta) == (1.0 + 1.5, 1.0 + 3.5)
+    assert tree.best() == added[0]
+
+
 def test_same_seed_same_tree() -> None:
     scores = [0.1, 0.7, 0.3, 0.9, 0.2, 0.6, 0.4, 0.8, 0.5, 0.05] * 2
     one = _grow(Tree(branching_factor=3, rng=random.Random(7)), scores)

@@ -20,14 +20,16 @@ _ONE_PLUS_LOG5 = 1.0 + log(5.0)
 
 def beta_draw(rng: random.Random, a: float, b: float) -> float:
     """A Beta(``a``, ``b``) variate from ``rng``."""
-    if a == 1.0:
-        return 1.0 - rng.random() ** (1.0 / b) if b != 1.0 else rng.random()
-    if b == 1.0:
-        return rng.random() ** (1.0 / a)
-    if a < 1.0 or b < 1.0:
-        return rng.betavariate(a, b)
+    if not (a > 1.0 and b > 1.0):  # (Cheng's case, the common one, tested first)
+        return _edge_draw(rng, a, b)
     # Cheng's BB on (lo, hi) = (min, max); the draw is of the smaller shape's share.
-    lo, hi = (a, b) if a <= b else (b, a)
+    # (two assignments, not a conditional tuple: no tuple built and unpacked per draw)
+    if a <= b:
+        lo = a
+        hi = b
+    else:
+        lo = b
+        hi = a
     alpha = lo + hi
     scale = sqrt((alpha - 2.0) / (2.0 * lo * hi - alpha))
     gamma = lo + 1.0 / scale
@@ -51,3 +53,13 @@ def beta_draw(rng: random.Random, a: float, b: float) -> float:
     if w == inf:  # (not float("inf"): that parses a string on every draw)
         return 1.0 if lo == a else 0.0
     return w / (hi + w) if lo == a else hi / (hi + w)
+
+
+def _edge_draw(rng: random.Random, a: float, b: float) -> float:
+    """A Beta(``a``, ``b``) variate for a shape of at most 1 (the closed forms, else the
+    standard library)."""
+    if a == 1.0:
+        return 1.0 - rng.random() ** (1.0 / b) if b != 1.0 else rng.random()
+    if b == 1.0:
+        return rng.random() ** (1.0 / a)
+    return rng.betavariate(a, b)

@@ -155,10 +155,13 @@ class SingleAgent:
         worker)."""
         base, _ = self._base_request(req, [])
         messages = await restore(list(req.messages), self.turns, ctx.tenant)
+        step_req = _replace(base, messages=messages)
         tracer = spans.TRACER  # the step's span holds its model call, as in ``_stream``
-        step_span = tracer.agent_step(self.name, 0) if tracer is not None else None
-        async with spans.current(step_span):
-            resp = await self._model.complete(_replace(base, messages=messages), ctx)
+        if tracer is None:  # tracing off: no span, and no context manager to enter
+            resp = await self._model.complete(step_req, ctx)
+        else:
+            async with spans.current(tracer.agent_step(self.name, 0)):
+                resp = await self._model.complete(step_req, ctx)
         return _replace(resp, id=new_id("agent-"), model=req.model)
 
     async def run(self, prompt: str | list[Message], *, system: str | None = None,

@@ -113,14 +113,19 @@ class Tree:
     def add(self, parent: int, *, model: int, score: float, answer: str = "",
             feedback: str = "", failed: bool = False) -> int:
         """Insert a generated answer under ``parent`` and back-propagate its score."""
-        score = 0.0 if failed else min(1.0, max(0.0, score))
+        # clamped to [0, 1] (NaN and -0.0 to 0.0) by comparisons: cheaper than min(max())
+        if failed or not score > 0.0:
+            score = 0.0
+        elif score >= 1.0:
+            score = 1.0
         miss = 1.0 - score
         nodes = self.nodes
         index = len(nodes)
         p = nodes[parent]
-        # (positional: the fields' order, parent … failed)
-        nodes.append(Node(parent, p.depth + 1, score, answer, feedback, model, failed,
-                          alpha=1.0 + score, beta=1.0 + miss))
+        # (every field positional, in their order: no keyword parsing, no default factory
+        # called — the lists and the dict are literals)
+        nodes.append(Node(parent, p.depth + 1, score, answer, feedback, model, failed, [], [],
+                          1.0 + score, 1.0 + miss, 1.0, 1.0, {}))
         p.children.append(index)
         if not failed:
             p.live.append(index)

@@ -1,6 +1,7 @@
 """Instructions per inner model call over HTTP, and per piece of it (issue 14).
 
-    python bench/inner_call.py [--pieces complete,pair,body,answer,head] [--loop uvloop]
+    python bench/inner_call.py [--pieces complete,stream,pair,body,answer,frames,head]
+                               [--loop uvloop]
 
 One ``OpenAIChat.complete()`` (what an orchestrator's ``call_whole`` calls) against
 ``bench/scripted_upstream.py`` (started here, in a process of its own: its instructions
@@ -9,11 +10,16 @@ request: a short and a long series, the difference per call (repeatable to ~1 %,
 whatever the machine's load). The pieces, each alone in a loop in process:
 
 * ``complete``: the whole call, socket included;
+* ``stream``: one ``OpenAIChat.stream()`` read to its end (what an orchestrator's
+  streamed inner call does): the scripted SSE answer's five frames (role, text, finish,
+  usage, ``[DONE]``), socket included;
 * ``pair``: two ``complete()`` calls at once on one provider (two pooled connections in
   use together, as a Conductor plan's two workers), per call;
 * ``body``: the request rendered and encoded (``HttpDialectProvider._body``);
 * ``answer``: the scripted JSON answer's bytes read into a ``ChatResponse``
   (``HttpDialectProvider.response_of``, what ``complete()`` does after the read);
+* ``frames``: the scripted SSE answer's bytes read into events (one ``EventReader``, as
+  ``stream()`` builds one per call: the SSE split and the Chat chunk parser);
 * ``head``: the request's headers and head bytes (``send_headers``, ``request_head``).
 """
 
@@ -30,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import scripted_upstream as su  # the server
 from instr import instructions
 
-PIECES = ("complete", "pair", "body", "answer", "head")
+PIECES = ("complete", "stream", "pair", "body", "answer", "frames", "head")
 SHORT, LONG = 200, 1200
 
 
@@ -53,6 +59,10 @@ async def _drive(piece: str, n: int, url: str) -> None:
     if piece == "complete":
         for _ in range(n):
             await p.complete(req)
+    elif piece == "stream":
+        for _ in range(n):
+            async for _event in p.stream(req):
+                pass
     elif piece == "pair":
         for _ in range(n // 2):
             await asyncio.gather(p.complete(req), p.complete(req))
@@ -63,6 +73,13 @@ async def _drive(piece: str, n: int, url: str) -> None:
         raw = su.completion("m", su.ANSWER)
         for _ in range(n):
             p.response_of(raw, req)
+    elif piece == "frames":
+        from dragoman.providers.upstream_call import EventReader
+
+        raw = su.sse("m", su.ANSWER, 1)
+        for _ in range(n):
+            reader = EventReader(p.stream_decoder(), p.upstream_stream_parser(req))
+            reader.feed(raw, [])
     elif piece == "head":
         from dragoman.net.h1 import request_head
 
@@ -82,7 +99,7 @@ def _count(piece: str, n: int, url: str, loop: str) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    ap.add_argument("--pieces", default="complete,pair,body,answer,head")
+    ap.add_argument("--pieces", default=",".join(PIECES))
     ap.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     ap.add_argument("--requests", default=f"{SHORT},{LONG}",
                     help="the short and the long series' lengths")

@@ -50,7 +50,7 @@ class Timeouts:
 class UpstreamResponse:
     """An open upstream response: status, headers, and the body as bytes or chunks."""
 
-    __slots__ = ("_conn", "_headers", "span", "status")
+    __slots__ = ("_conn", "_headers", "ended", "span", "status")
 
     def __init__(self, conn: Connection, span: Span | None = None) -> None:
         self._conn = conn
@@ -58,6 +58,10 @@ class UpstreamResponse:
         self._headers: CIMultiDictProxy[str] | None = None
         #: the upstream call's span when tracing is on: ends with the body
         self.span = span
+        #: ``next_chunk`` handed out the body's last bytes: the next one is None. A reader
+        #: ends its stream with that read instead of asking again (bench/README.md,
+        #: session 10: an instant answer arrives whole, in its first read)
+        self.ended = False
 
     @property
     def headers(self) -> CIMultiDictProxy[str]:
@@ -111,6 +115,8 @@ class UpstreamResponse:
             while True:
                 data = c.take()
                 if data is not None:
+                    if c.complete:
+                        self.ended = True
                     return data
                 if c.complete:
                     return None

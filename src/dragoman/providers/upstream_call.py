@@ -122,6 +122,11 @@ class ReadBatches(Generic[T]):
                     reader.end(out)
                     break
                 reader.feed(chunk, out)
+                if resp.ended:
+                    # the body's last read: its end is read with it and the connection
+                    # handed back now, not at another call that would only learn it
+                    reader.end(out)
+                    break
                 if out:
                     return out
         except DragomanError as e:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from collections.abc import Callable
 from typing import Protocol
 
 import httptools
@@ -32,6 +33,8 @@ class Owner(Protocol):
     deadline watchdog, and taking the connection back."""
 
     loop: asyncio.AbstractEventLoop
+    now: Callable[[], float]
+    """The loop's clock (``loop.time``'s values)."""
 
     def release(self, conn: Connection) -> None: ...
 
@@ -47,13 +50,15 @@ class Connection(asyncio.Protocol):
 
     __slots__ = ("_buffered", "_chunks", "_drain_until", "_drained", "_draining", "_error",
                  "_got_bytes", "_head", "_head_at", "_head_buf", "_inflate", "_interim", "_loop",
-                 "_parser", "_pool", "_waiter", "_write_ready", "active", "closed", "complete",
-                 "first_byte", "head", "headers_done", "idle", "idle_since", "keep_alive",
-                 "last_read", "reading_paused", "reused", "started", "status", "total", "transport")
+                 "_now", "_parser", "_pool", "_waiter", "_write_ready", "active", "closed",
+                 "complete", "first_byte", "head", "headers_done", "idle", "idle_since",
+                 "keep_alive", "last_read", "reading_paused", "reused", "started", "status",
+                 "total", "transport")
 
     def __init__(self, pool: Owner) -> None:
         self._pool = pool
         self._loop = pool.loop
+        self._now = pool.now
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self.closed = False
@@ -100,7 +105,6 @@ class Connection(asyncio.Protocol):
             self._close()
             return
         self._got_bytes = True
-        self.last_read = self._loop.time()
         if not self.headers_done:
             # The head is kept as bytes and split into headers only if someone asks.
             self._head_buf.append(data)
@@ -122,6 +126,10 @@ class Connection(asyncio.Protocol):
         if not self.headers_done and sum(map(len, self._head_buf)) - self._head_at > MAX_HEAD:
             self._fail(H1Error("upstream sent an oversized response head"))
             return
+        if not self.complete:
+            # (the idle timeout counts from here; a read that completes the answer, as
+            # a whole answer's only read does, has no silence left to time)
+            self.last_read = self._now()
         if self._draining:
             self._drained_some()
             return
@@ -244,7 +252,7 @@ class Connection(asyncio.Protocol):
         self._inflate = None
         self.keep_alive = True
         head = self._head = self._loop.create_future()
-        self.started = self.last_read = self._loop.time()
+        self.started = self.last_read = self._now()
         self.first_byte, self.idle, self.total = first_byte, idle, total
         self._pool.watch(self)
         t = self.transport
@@ -333,7 +341,7 @@ class Connection(asyncio.Protocol):
         self._buffered = 0
         if self.reading_paused and not self.closed:
             self.reading_paused = False
-            self.last_read = self._loop.time()
+            self.last_read = self._now()
             self.transport.resume_reading()  # type: ignore[union-attr]
         return data
 
@@ -381,7 +389,7 @@ class Connection(asyncio.Protocol):
         if self._drained > DRAIN_BYTES:
             self._fail(H1Error("too much of the answer left unread to keep the connection"))
             return
-        self._drain_until = self._loop.time() + DRAIN_SECONDS
+        self._drain_until = self._now() + DRAIN_SECONDS
         if self.reading_paused:
             self.reading_paused = False
             self.transport.resume_reading()  # type: ignore[union-attr]

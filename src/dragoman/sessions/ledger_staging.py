@@ -11,8 +11,9 @@ as before. The rows reach ``usage_ledger`` by the **fold** (``fold_staged``), wh
 the staged frames and inserts their rows as the writer used to, in chunks of
 ``FOLD_CHUNK`` rows, one transaction each. It runs:
 
-- in the writer (process or thread) when no batch has come for ``QUIET`` seconds, chunk
-  by chunk, a new batch staged between two chunks without waiting for the rest;
+- in the writer (process or thread) when no batch has come for ``QUIET`` seconds, or
+  right after a batch of fewer than ``LIGHT_BATCH`` rows (light traffic), chunk by chunk,
+  a new batch staged between two chunks without waiting for the rest;
 - in the writer, even under traffic, a chunk per batch while more than ``FOLD_BOUND``
   rows are staged;
 - before every read of the ledger from SQLite (``SqliteStore.usage_rows`` /
@@ -41,7 +42,7 @@ import logging
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -50,11 +51,14 @@ from .usage import FLAGS, NULLABLE
 
 log = logging.getLogger("dragoman.sessions")
 
-#: Seconds without a batch after which the writer folds (the batch writer sends one every
-#: second while records wait, and at once whenever ``max_batch`` (500) have gathered: so
-#: under light traffic the few rows are folded between two batches, and from ~500 requests
-#: a second on, batches come faster and the fold waits for a pause)
-QUIET = 1.0
+#: Seconds without a batch after which the writer folds: twice the batch writer's interval
+#: (it sends a batch every second while records wait; the SQLite store's hold up to 5,000
+#: rows, ``SqliteStore.ledger_batch_rows``), so under traffic the fold waits for a pause of
+#: a second or more with no request at all
+QUIET = 2.0
+#: A batch of fewer rows (under ~100 requests a second: a gateway mostly idle) is folded
+#: at once after it is staged, with what else is staged, rather than left for a pause
+LIGHT_BATCH = 100
 #: Staged rows past which the writer folds a chunk after each batch even under traffic
 #: (disk and a reader's wait are the concern, not memory: ~100 bytes a row, and a read
 #: folds them all first)
@@ -167,13 +171,26 @@ class LedgerStage:
             self.staged = conn.execute(STAGED_SQL).fetchone()[0]
         return conn
 
-    def stage(self, key: str, frame: bytes, rows: int) -> None:
-        """Keep one batch (``frame``: its rows, msgpack), durable when this returns."""
+    def stage(self, key: str, parts: Sequence[tuple[int, bytes]]) -> None:
+        """Keep one batch, durable when this returns: each of its ``parts`` (``[rows,
+        frame]``, ``ledger_frames.Part``: a row count and those rows, msgpack) as a staged
+        row of its own, keyed ``key/i``, all in one transaction (one ``COMMIT``)."""
         conn = self.open()
         if conn.in_transaction:  # (a fold abandoned half-way: the thread's task cancelled)
             conn.execute("ROLLBACK")
-        if conn.execute(STAGE_SQL, (key, rows, _ms(), frame)).rowcount:
-            self.staged += rows
+        now = _ms()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            added = 0
+            for i, (rows, frame) in enumerate(parts):
+                if conn.execute(STAGE_SQL, (f"{key}/{i}", rows, now, frame)).rowcount:
+                    added += rows
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self.staged += added
 
     def fold(self, max_rows: int) -> int:
         """Fold one chunk (one transaction); returns the rows still staged."""

@@ -28,7 +28,7 @@ from dragoman.sessions import ledger_process as lp
 from dragoman.sessions import ledger_writer as lw
 from dragoman.sessions.ledger_frames import HEADER, READY, batch_frame, frame, part
 from dragoman.sessions.ledger_inserts import connect
-from dragoman.sessions.ledger_staging import LIGHT_BATCH, QUIET, BatchKeys, LedgerStage
+from dragoman.sessions.ledger_staging import LIGHT_BATCH, LIGHT_RUN, QUIET, BatchKeys, LedgerStage
 from dragoman.sessions.schema import SQLITE
 from dragoman.sessions.sqlite import _INSERT_USAGE, SqliteStore
 from dragoman.sessions.usage import UsageQuery
@@ -229,6 +229,30 @@ async def test_a_batch_arriving_during_a_quiet_fold_is_staged_between_two_chunks
     finally:
         writer.close()
     assert _count(store.path) == 10_001
+
+
+def test_under_light_traffic_the_writer_folds_after_each_batch(tmp_path: Path) -> None:
+    """``LIGHT_RUN`` small batches in a row (light traffic): folded right after the last,
+    not after ``QUIET``; one small batch between two bursts is not (it is left for a
+    pause)."""
+    asyncio.run(_migrated(tmp_path))
+    path = tmp_path / "sessions.db"
+    writer = _Writer(path)
+    try:
+        writer.send(_rows(LIGHT_BATCH))
+        writer.send(_rows(5, LIGHT_BATCH))  # small, between two bursts
+        writer.send(_rows(LIGHT_BATCH, LIGHT_BATCH + 5))
+        time.sleep(0.3)
+        assert _folded(path) == 0
+        start = time.monotonic()
+        for i in range(LIGHT_RUN):
+            writer.send(_rows(2, 2 * LIGHT_BATCH + 5 + 2 * i))
+        while _waiting(path) and time.monotonic() < start + 30:
+            time.sleep(0.01)
+        assert _waiting(path) == 0 and time.monotonic() < start + QUIET
+        assert _folded(path) == 2 * LIGHT_BATCH + 5 + 2 * LIGHT_RUN
+    finally:
+        writer.close()
 
 
 # --- a batch staged once ---------------------------------------------------------------------

@@ -17,7 +17,7 @@ from dragoman.core import Overloaded
 from dragoman.observe import BatchWriter
 from dragoman.sessions import SessionStore, StoreSettings, open_store
 from dragoman.sessions.ledger_inserts import SLICE
-from dragoman.sessions.ledger_staging import LIGHT_BATCH, QUIET
+from dragoman.sessions.ledger_staging import LIGHT_BATCH, LIGHT_RUN, QUIET
 from dragoman.sessions.sqlite import SqliteStore
 from dragoman.sessions.sqlite_ledger import SqliteLedger
 from dragoman.sessions.usage import UsageQuery, UsageRow, UsageValues, row_values
@@ -95,8 +95,9 @@ async def test_a_batch_that_cannot_be_inserted_is_kept_aside_whole(
 
 async def test_the_thread_writer_stages_and_folds_when_quiet(tmp_path: Path) -> None:
     """``ledger_writer: thread``: each batch one staged row (a hop of the ledger's thread),
-    folded by that thread once no batch has come for ``QUIET`` seconds; a light batch
-    (fewer than ``LIGHT_BATCH`` rows) at once, with what else is staged."""
+    folded by that thread once no batch has come for ``QUIET`` seconds; under light
+    traffic (``LIGHT_RUN`` batches in a row of fewer than ``LIGHT_BATCH`` rows) right after
+    each batch."""
     store = open_store(StoreSettings(backend="sqlite", ledger_writer="thread",
                                      path=str(tmp_path / "sessions.db")))
     await store.open()
@@ -110,15 +111,17 @@ async def test_the_thread_writer_stages_and_folds_when_quiet(tmp_path: Path) -> 
         await asyncio.sleep(QUIET + 1.5)
         assert _staged(store.path) == [(0, False), (0, False)]
         assert _folded(store.path) == 2 * n + 1
-        await store.append_usage(_rows(n, 2 * n + 1))
-        await store.append_usage(_rows(3, 3 * n + 1))  # light: all folded at once
-        deadline = asyncio.get_running_loop().time() + 30
-        while _folded(store.path) < 3 * n + 4 and asyncio.get_running_loop().time() < deadline:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for i in range(LIGHT_RUN):
+            assert _folded(store.path) == 2 * n + 1  # (light batches before: staged)
+            await store.append_usage(_rows(3, 2 * n + 1 + 3 * i))
+        while _folded(store.path) < 2 * n + 1 + 3 * LIGHT_RUN and loop.time() < start + 30:
             await asyncio.sleep(0.01)
-        assert _folded(store.path) == 3 * n + 4
-        assert asyncio.get_running_loop().time() < deadline - 30 + QUIET  # not when quiet
+        assert _folded(store.path) == 2 * n + 1 + 3 * LIGHT_RUN
+        assert loop.time() < start + QUIET  # folded after the batch, not when quiet
         got = await store.usage_rows(UsageQuery(limit=1000))
-        assert sorted(r.input_tokens for r in got) == list(range(3 * n + 4))
+        assert sorted(r.input_tokens for r in got) == list(range(2 * n + 1 + 3 * LIGHT_RUN))
     finally:
         await store.aclose()
 

@@ -12,8 +12,9 @@ the staged frames and inserts their rows as the writer used to, in chunks of
 ``FOLD_CHUNK`` rows, one transaction each. It runs:
 
 - in the writer (process or thread) when no batch has come for ``QUIET`` seconds, or
-  right after a batch of fewer than ``LIGHT_BATCH`` rows (light traffic), chunk by chunk,
-  a new batch staged between two chunks without waiting for the rest;
+  right after a batch under light traffic (``LIGHT_RUN`` batches in a row of fewer than
+  ``LIGHT_BATCH`` rows), chunk by chunk, a new batch staged between two chunks without
+  waiting for the rest;
 - in the writer, even under traffic, a chunk per batch while more than ``FOLD_BOUND``
   rows are staged;
 - before every read of the ledger from SQLite (``SqliteStore.usage_rows`` /
@@ -56,9 +57,12 @@ log = logging.getLogger("dragoman.sessions")
 #: rows, ``SqliteStore.ledger_batch_rows``), so under traffic the fold waits for a pause of
 #: a second or more with no request at all
 QUIET = 2.0
-#: A batch of fewer rows (under ~100 requests a second: a gateway mostly idle) is folded
-#: at once after it is staged, with what else is staged, rather than left for a pause
+#: After ``LIGHT_RUN`` batches in a row of fewer than ``LIGHT_BATCH`` rows each (under ~100
+#: requests a second: a worker mostly idle) the writer folds right after each batch, with
+#: what else is staged, rather than waiting for a pause. Not after one small batch: one
+#: comes between two bursts too (bench/README.md, "One ledger batch a second")
 LIGHT_BATCH = 100
+LIGHT_RUN = 3
 #: Staged rows past which the writer folds a chunk after each batch even under traffic
 #: (disk and a reader's wait are the concern, not memory: ~100 bytes a row, and a read
 #: folds them all first)
@@ -163,6 +167,7 @@ class LedgerStage:
         #: rows staged, as this writer last saw them: its own batches added, the table
         #: read again after each fold (another worker's writer or a reader folds too)
         self.staged = 0
+        self._light_run = 0  # batches in a row of fewer than LIGHT_BATCH rows
 
     def open(self) -> sqlite3.Connection:
         conn = self._conn
@@ -191,6 +196,13 @@ class LedgerStage:
                 conn.execute("ROLLBACK")
             raise
         self.staged += added
+        rows = sum(n for n, _ in parts)
+        self._light_run = self._light_run + 1 if rows < LIGHT_BATCH else 0
+
+    @property
+    def light(self) -> bool:
+        """Whether the batches come as under light traffic (fold after each one)."""
+        return self._light_run >= LIGHT_RUN
 
     def fold(self, max_rows: int) -> int:
         """Fold one chunk (one transaction); returns the rows still staged."""

@@ -4,9 +4,9 @@ BUSY_TIMEOUT INSERT_SQL PRIORITY``, PRIORITY ``idle`` or a nice value, or
 it owns a connection of its own to the sessions database, reads batches from stdin,
 stages each as one row (``ledger_staging``: its frame as received, not decoded) and
 answers each on stdout after that ``COMMIT``. Between batches it folds the staged ones
-into ``usage_ledger``: when none has come for ``QUIET`` seconds or after a batch of fewer
-than ``LIGHT_BATCH`` rows (chunk by chunk, a new batch staged between two chunks), and a
-chunk after each batch while more than ``FOLD_BOUND`` rows are staged.
+into ``usage_ledger``: when none has come for ``QUIET`` seconds or after each batch under
+light traffic (``LedgerStage.light``), chunk by chunk, a new batch staged between two
+chunks; and a chunk after each batch while more than ``FOLD_BOUND`` rows are staged.
 
 Why a process (bench/README.md, "The ledger writer in a process of its own"): in a thread,
 binding a row's values holds the gateway's GIL, so the requests arriving meanwhile wait;
@@ -34,7 +34,7 @@ import msgspec
 from .ledger_frames import HEADER, READY, frame
 from .ledger_inserts import connect
 from .ledger_priority import lower_priority
-from .ledger_staging import FOLD_BOUND, FOLD_CHUNK, LIGHT_BATCH, QUIET, LedgerStage, log
+from .ledger_staging import FOLD_BOUND, FOLD_CHUNK, QUIET, LedgerStage, log
 
 
 class Input:
@@ -94,11 +94,9 @@ def serve(path: str, busy_timeout: float, insert_sql: str, stdin: BinaryIO,
         body = waiting.read(HEADER.unpack(header)[0]) if header is not None else None
         if body is None:
             break
-        light = False
         try:
             key, parts = decode(body)
             stage.stage(key, parts)
-            light = sum(n for n, _ in parts) < LIGHT_BATCH
             answer: object = None
         except Exception as e:  # the gateway raises it (sqlite3's errors as themselves)
             answer = [type(e).__name__, str(e)]
@@ -106,8 +104,8 @@ def serve(path: str, busy_timeout: float, insert_sql: str, stdin: BinaryIO,
         stdout.flush()
         if stage.staged > FOLD_BOUND:
             _folded(stage, waiting, bound=True)
-        elif light:
-            _folded(stage, waiting, bound=False)  # light traffic: no pause to wait for
+        elif stage.light:  # light traffic: no pause to wait for
+            _folded(stage, waiting, bound=False)
     stage.close()
 
 

@@ -2,8 +2,8 @@
 (``sessions.ledger_writer: thread``, and the fallback when no writer process can start):
 its own connection on its own thread, staging each batch (its parts, ``ledger_parts``)
 and folding the staged batches into ``usage_ledger`` when no batch has come for ``QUIET``
-seconds or after a batch of fewer than ``LIGHT_BATCH`` rows, or a chunk after each batch
-while more than ``FOLD_BOUND`` rows are staged: the same staging
+seconds or after each batch under light traffic (``LedgerStage.light``), or a chunk after
+each batch while more than ``FOLD_BOUND`` rows are staged: the same staging
 and fold as the writer process (``ledger_staging``), one thread hop per batch staged and
 per chunk folded.
 
@@ -32,7 +32,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from .ledger_parts import encode_parts
-from .ledger_staging import FOLD_BOUND, FOLD_CHUNK, LIGHT_BATCH, QUIET, BatchKeys, LedgerStage, log
+from .ledger_staging import FOLD_BOUND, FOLD_CHUNK, QUIET, BatchKeys, LedgerStage, log
 from .usage import UsageValues
 
 __all__ = ["SqliteLedger"]
@@ -56,7 +56,7 @@ class SqliteLedger:
         if self._stage.staged > FOLD_BOUND:
             await loop.run_in_executor(self._pool, self._stage.fold, FOLD_CHUNK)
         # (light traffic: no pause to wait for)
-        self.fold_when_quiet(0.0 if len(rows) < LIGHT_BATCH else QUIET)
+        self.fold_when_quiet(0.0 if self._stage.light else QUIET)
 
     def fold_leftovers(self) -> None:
         """Batches left staged by a previous run (the store found some): folded when

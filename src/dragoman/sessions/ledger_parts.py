@@ -2,9 +2,10 @@
 loop without holding it: a slice of ``SLICE_ROWS`` rows at a time, the loop turning
 between two slices, into parts of at most ``PART_ROWS`` rows.
 
-Why slices (bench/README.md, "One ledger batch a second, encoded a slice at a time"): the
-whole batch encoded at once held the loop for 0.2-0.4 ms per 500 rows, a delay for the
-request that arrived meanwhile, once per batch. Why parts: the SQLite store sends one
+Why slices (bench/README.md, "One ledger batch a second"): a batch encoded at once held a
+loaded gateway's loop 0.2-0.4 ms per 500 rows, a delay for the request that arrived
+meanwhile, once per batch; a second's batch (up to 5,000 rows) would hold it ten times
+longer. Why parts: the SQLite store sends one
 batch a second (``SqliteStore.ledger_batch_rows``: one ``COMMIT`` and one fsync a second
 instead of one per 500 rows), and each part is staged as a row of its own, so the fold
 still moves ``FOLD_CHUNK`` rows per transaction, not a whole second's batch.
@@ -23,7 +24,8 @@ from .usage import UsageValues
 
 #: rows per part: one staged row, one fold transaction
 PART_ROWS = FOLD_CHUNK
-#: rows encoded between two turns of the loop (~50 µs of msgpack on the bench machine)
+#: rows encoded between two turns of the loop (~11 µs of msgpack on the bench machine with
+#: warm caches; a 500-row batch whole held a loaded gateway's loop 0.2-0.4 ms)
 SLICE_ROWS = 100
 
 _encode = msgspec.msgpack.Encoder().encode

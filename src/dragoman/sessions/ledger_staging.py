@@ -3,13 +3,14 @@
 Why (bench/README.md, "The ledger's batches staged, folded when quiet"): session 9's
 diagnostics placed the added p99 of a gateway with the ledger on in its writer's row
 inserts on the gateway's core (19 values bound per row, the ``ts`` index updated). Staged,
-the writer's work per row while batches come is ~1.5k instructions instead of ~25.7k (the
-p99 is still over its 5 % budget: bench/README.md, "Session 10", for what is left). So a
-batch is now written as it was received: ONE row of ``usage_staged`` (the
-msgpack frame of its rows, not decoded), committed before the writer answers, as durable
-as before. The rows reach ``usage_ledger`` by the **fold** (``fold_staged``), which decodes
-the staged frames and inserts their rows as the writer used to, in chunks of
-``FOLD_CHUNK`` rows, one transaction each. It runs:
+the writer's work per row while batches come is ~1.5k instructions instead of ~25.7k
+(what was left of the p99 was the writer's catch-ups and a fold after one small batch:
+bench/README.md, "One ledger batch a second"). So a batch is now written as it was
+received: a row of ``usage_staged`` per part of it (``ledger_parts``: the msgpack frame of
+up to 500 rows, not decoded), all committed in one transaction before the writer answers,
+as durable as before. The rows reach ``usage_ledger`` by the **fold** (``fold_staged``),
+which decodes the staged frames and inserts their rows as the writer used to, in chunks
+of ``FOLD_CHUNK`` rows, one transaction each. It runs:
 
 - in the writer (process or thread) when no batch has come for ``QUIET`` seconds, or
   right after a batch under light traffic (``LIGHT_RUN`` batches in a row of fewer than

@@ -6,15 +6,15 @@ divided by the extra rows (start-up, imports, migrations and building the rows c
 out).
 
 ``--writer process`` (the default, as the store's): what the gateway does per batch
-(``ledger_frames.batch_frame``) and what the writer process does with it
-(``ledger_writer.serve`` reading those frames, staging each batch as one row and answering
-it), both in this one process, so one count holds the whole row as the requests pay for
-it; the pipe's system calls and the asyncio plumbing are not counted. ``--writer fold``:
-the same, then every staged batch folded into ``usage_ledger`` (``LedgerStage.fold``, a
-chunk of ``FOLD_CHUNK`` rows per transaction, as the writer does when quiet): its count
-minus ``process``'s is the fold's per row. ``--writer frames``: the gateway's part alone.
-``--writer thread``: the thread's staging (``LedgerStage.stage`` with the gateway's
-``rows_frame``, called on one thread, without the hops between it and the loop).
+(``ledger_parts.encode_parts``, ``ledger_frames.batch_frame``) and what the writer process
+does with it (``ledger_writer.serve`` reading those frames, staging each batch's parts and
+answering it), both in this one process, so one count holds the whole row as the requests
+pay for it; the pipe's system calls and the asyncio plumbing are not counted. ``--writer
+fold``: the same, then every staged batch folded into ``usage_ledger``
+(``LedgerStage.fold``, a chunk of ``FOLD_CHUNK`` rows per transaction, as the writer does
+when quiet): its count minus ``process``'s is the fold's per row. ``--writer frames``: the
+gateway's part alone. ``--writer thread``: the thread's staging (``LedgerStage.stage``
+with the gateway's parts, called on one thread, without the hops between it and the loop).
 
     .venv/bin/python bench/ledger_rows.py [--writer process|fold|frames|thread]
         [--batch 100] [--rows 200,2200] [--keep DIR]
@@ -84,14 +84,30 @@ def _drive(n: int, batch: int, built: int, writer: str) -> None:
         asyncio.run(store.aclose())
 
 
+def _encoded(batches: list[list[Any]]) -> list[Any]:
+    """Each batch's parts as the gateway encodes them (``ledger_parts``, a slice at a
+    time), the coroutine driven by hand: its turns of the loop (``asyncio.sleep(0)``, about
+    six per 500 rows) are bare yields here, not counted (a pure-Python asyncio loop run
+    for them under callgrind added ~12k a row, far more than uvloop's turn)."""
+    from dragoman.sessions.ledger_parts import encode_parts
+
+    out = []
+    for rows in batches:
+        coro = encode_parts(rows)
+        try:
+            while True:
+                coro.send(None)
+        except StopIteration as done:
+            out.append(done.value)
+    return out
+
+
 def _thread(ledger: Any, batches: list[list[Any]]) -> None:
     """The writer's own work, called here on one thread: what the ledger's thread runs,
     a batch staged per hop, without the thread hops, whose count under callgrind depends
     on the machine's load (GIL hand-overs)."""
-    from dragoman.sessions.ledger_frames import rows_frame
-
-    for rows in batches:
-        ledger._stage.stage(ledger._keys(), rows_frame(rows), len(rows))
+    for parts in _encoded(batches):
+        ledger._stage.stage(ledger._keys(), parts)
 
 
 def _fold(ledger: Any) -> None:
@@ -115,7 +131,7 @@ def _process(ledger: Any, batches: list[list[Any]], frames_only: bool) -> None:
     from dragoman.sessions.ledger_writer import serve
 
     keys = BatchKeys()
-    sent = [batch_frame(keys(), rows) for rows in batches]
+    sent = [batch_frame(keys(), parts) for parts in _encoded(batches)]
     if frames_only:
         return
     path, busy_timeout, insert_sql = ledger._args[:3]

@@ -149,8 +149,8 @@ async def test_a_child_stopped_inside_its_transaction_is_replaced(
 async def test_an_idle_child_is_replaced_when_the_backlog_behind_it_grows(
         idle_store: SqliteStore) -> None:
     """Not by its answer's time alone: a stopped child is waited for while the records
-    behind its batch grow by less than ``BACKLOG_GROWTH`` batches, and replaced once they
-    grow by that many (here long before ``starved_after``)."""
+    behind its batch grow by less than ``BACKLOG_GROWTH``, and replaced once they grow by
+    that many (here long before ``starved_after``)."""
     ledger = _ledger(idle_store)
     ledger.starved_after = 60.0
     waiting = [0.0]
@@ -174,11 +174,11 @@ async def test_an_idle_child_is_replaced_when_the_backlog_behind_it_grows(
 
 async def test_the_catch_up_ends_its_hold_when_nothing_waits(
         idle_store: SqliteStore) -> None:
-    """After a catch-up the nice child writes while batches wait behind the one it
-    answers; at the first answer with less than one batch waiting the hold ends, and the
-    next batch goes to a new idle child (the nice one ended, not killed)."""
+    """After a catch-up the nice child writes while records wait behind the batch it
+    answers; at the first answer with fewer than ``HOLD_BELOW`` waiting the hold ends, and
+    the next batch goes to a new idle child (the nice one ended, not killed)."""
     ledger = _ledger(idle_store)
-    waiting = [2.0]
+    waiting = [4 * lp.HOLD_BELOW]
     ledger.backlog = lambda: waiting[0]
     first = await _started(idle_store, _rows(1))
     os.kill(first, signal.SIGSTOP)  # stopped before the batch reaches it: starved after 2 s
@@ -186,9 +186,9 @@ async def test_the_catch_up_ends_its_hold_when_nothing_waits(
     held = ledger.pid
     assert ledger.catch_ups == 1 and _gone(first) and held is not None
     assert _policy(held)[0] == os.SCHED_OTHER
-    await idle_store.append_usage(_rows(2, 4))  # two batches still wait: the same child
+    await idle_store.append_usage(_rows(2, 4))  # records still wait: the same child
     assert ledger.pid == held
-    waiting[0] = 0.4  # less than a batch
+    waiting[0] = lp.HOLD_BELOW - 1
     await idle_store.append_usage(_rows(2, 6))  # answered by the nice child: the hold ends
     assert ledger.pid == held
     ledger.starved_after = 60.0  # (the idle child's start not timed out on a loaded machine)

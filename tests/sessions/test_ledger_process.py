@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dragoman.sessions import SessionStore
+from dragoman.sessions import SessionStore, ledger_process
 from dragoman.sessions.ledger_process import MODULE, ProcessLedger
 from dragoman.sessions.sqlite import SqliteStore
 from dragoman.sessions.sqlite_ledger import SqliteLedger
@@ -61,7 +61,7 @@ async def test_a_killed_writer_is_replaced_and_its_batch_resent(
 
 
 async def test_a_batch_abandoned_while_written_is_all_or_nothing(
-        sqlite_store: SessionStore) -> None:
+        sqlite_store: SessionStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """A write task cancelled while the child writes: the child (whose answer nobody
     will read) is ended, its batch committed whole or not at all, and the next batch goes
     to a new child."""
@@ -69,8 +69,15 @@ async def test_a_batch_abandoned_while_written_is_all_or_nothing(
     ledger = sqlite_store._ledger
     assert isinstance(ledger, ProcessLedger)
     await sqlite_store.append_usage(_rows(1, 1000))  # the child is started and ready
+    sent = asyncio.Event()
+    exchange = ledger_process._exchange
+
+    async def noted(proc: asyncio.subprocess.Process, data: bytes) -> bytes:
+        sent.set()
+        return await exchange(proc, data)  # (written before its first wait)
+    monkeypatch.setattr(ledger_process, "_exchange", noted)
     write = asyncio.create_task(sqlite_store.append_usage(_rows(2000)))
-    await asyncio.sleep(0)  # sent, not answered yet
+    await sent.wait()  # sent (encoded a slice at a time before), not answered yet
     write.cancel()
     with pytest.raises(asyncio.CancelledError):
         await write

@@ -26,9 +26,9 @@ import pytest
 from dragoman.sessions import StoreSettings, open_store
 from dragoman.sessions import ledger_process as lp
 from dragoman.sessions import ledger_writer as lw
-from dragoman.sessions.ledger_frames import HEADER, READY, batch_frame, frame, rows_frame
+from dragoman.sessions.ledger_frames import HEADER, READY, batch_frame, frame, part
 from dragoman.sessions.ledger_inserts import connect
-from dragoman.sessions.ledger_staging import QUIET, BatchKeys, LedgerStage
+from dragoman.sessions.ledger_staging import LIGHT_BATCH, LIGHT_RUN, QUIET, BatchKeys, LedgerStage
 from dragoman.sessions.schema import SQLITE
 from dragoman.sessions.sqlite import _INSERT_USAGE, SqliteStore
 from dragoman.sessions.usage import UsageQuery
@@ -62,19 +62,29 @@ def upstream() -> Iterator[FakeUpstream]:
         yield up
 
 
-def _burst(base: str, n: int, first: int) -> None:
-    with httpx.Client() as client:
-        for i in range(first, first + n):
-            _chat(client, base, i)
+def _burst(base: str, n: int, first: int, clients: int = 1) -> None:
+    """``n`` requests, ``clients`` at a time."""
+    def run(k: int) -> None:
+        with httpx.Client() as client:
+            for i in range(first + k, first + n, clients):
+                _chat(client, base, i)
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def _staged_and_stopped(base: str, db: Path, sent: int) -> tuple[int, int]:
     """Send bursts until one is caught staged and not folded (the writer folds it after
     ``QUIET`` seconds without a batch): its writer then stopped between two batches (no
-    quiet fold, no write lock held). Returns (requests sent, the stopped writer's pid)."""
+    quiet fold, no write lock held). A burst is more than ``LIGHT_BATCH`` requests, 8 at a
+    time, so that its batch is not light (folded at once after it is staged). Returns
+    (requests sent, the stopped writer's pid)."""
+    burst = 2 * LIGHT_BATCH
     for _ in range(10):
-        _burst(base, 20, sent)
-        sent += 20
+        _burst(base, burst, sent, clients=8)
+        sent += burst
         deadline = time.monotonic() + 30
         while _count(db) < sent and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -167,7 +177,7 @@ class _Writer:
         return header + os.read(self._out, HEADER.unpack(header)[0])
 
     def send(self, rows: list[tuple[object, ...]]) -> None:
-        os.write(self._in, batch_frame(self._keys(), rows))
+        os.write(self._in, batch_frame(self._keys(), [part(rows)]))
         assert self._answer() == frame(None)
 
     def close(self) -> None:
@@ -206,7 +216,7 @@ async def test_a_batch_arriving_during_a_quiet_fold_is_staged_between_two_chunks
     stage = LedgerStage(lambda: connect(store.path, 10.0), _INSERT_USAGE)
     keys = BatchKeys()
     for i in range(100):  # leftovers: 10,000 rows staged, a hundred chunks to fold
-        stage.stage(keys(), rows_frame(_rows(100, 100 * i)), 100)
+        stage.stage(keys(), [part(_rows(100, 100 * i))])
     stage.close()
     writer = _Writer(store.path)
     try:
@@ -219,6 +229,30 @@ async def test_a_batch_arriving_during_a_quiet_fold_is_staged_between_two_chunks
     finally:
         writer.close()
     assert _count(store.path) == 10_001
+
+
+def test_under_light_traffic_the_writer_folds_after_each_batch(tmp_path: Path) -> None:
+    """``LIGHT_RUN`` small batches in a row (light traffic): folded right after the last,
+    not after ``QUIET``; one small batch between two bursts is not (it is left for a
+    pause)."""
+    asyncio.run(_migrated(tmp_path))
+    path = tmp_path / "sessions.db"
+    writer = _Writer(path)
+    try:
+        writer.send(_rows(LIGHT_BATCH))
+        writer.send(_rows(5, LIGHT_BATCH))  # small, between two bursts
+        writer.send(_rows(LIGHT_BATCH, LIGHT_BATCH + 5))
+        time.sleep(0.3)
+        assert _folded(path) == 0
+        start = time.monotonic()
+        for i in range(LIGHT_RUN):
+            writer.send(_rows(2, 2 * LIGHT_BATCH + 5 + 2 * i))
+        while _waiting(path) and time.monotonic() < start + 30:
+            time.sleep(0.01)
+        assert _waiting(path) == 0 and time.monotonic() < start + QUIET
+        assert _folded(path) == 2 * LIGHT_BATCH + 5 + 2 * LIGHT_RUN
+    finally:
+        writer.close()
 
 
 # --- a batch staged once ---------------------------------------------------------------------
@@ -262,10 +296,10 @@ def test_a_folded_batch_s_key_still_turns_its_resend_away(tmp_path: Path) -> Non
     path = tmp_path / "sessions.db"
     asyncio.run(_migrated(tmp_path))
     stage = LedgerStage(lambda: connect(path, 10.0), _INSERT_USAGE)
-    data = rows_frame(_rows(4))
-    stage.stage("gw-1", data, 4)
+    data = [part(_rows(4))]
+    stage.stage("gw-1", data)
     assert stage.fold(500) == 0
-    stage.stage("gw-1", data, 4)  # resent after the fold
+    stage.stage("gw-1", data)  # resent after the fold
     assert stage.staged == 0 and stage.fold(500) == 0
     stage.close()
     assert _folded(path) == 4 and _staged(path) == [(0, False)]
@@ -302,7 +336,7 @@ async def test_batches_left_staged_are_folded_after_start_up(tmp_path: Path) -> 
     await _migrated(tmp_path)
     path = tmp_path / "sessions.db"
     stage = LedgerStage(lambda: connect(path, 10.0), _INSERT_USAGE)
-    stage.stage("previous-0", rows_frame(_rows(7)), 7)
+    stage.stage("previous-0", [part(_rows(7))])
     stage.close()
     store = await _store(tmp_path)
     try:

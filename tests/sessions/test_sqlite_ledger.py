@@ -17,7 +17,7 @@ from dragoman.core import Overloaded
 from dragoman.observe import BatchWriter
 from dragoman.sessions import SessionStore, StoreSettings, open_store
 from dragoman.sessions.ledger_inserts import SLICE
-from dragoman.sessions.ledger_staging import QUIET
+from dragoman.sessions.ledger_staging import LIGHT_BATCH, LIGHT_RUN, QUIET
 from dragoman.sessions.sqlite import SqliteStore
 from dragoman.sessions.sqlite_ledger import SqliteLedger
 from dragoman.sessions.usage import UsageQuery, UsageRow, UsageValues, row_values
@@ -80,11 +80,14 @@ async def test_a_batch_that_cannot_be_inserted_is_kept_aside_whole(
         bad[1] = None  # tenant NOT NULL: the second slice fails
         await store.append_usage(_rows(2, 1000))
         await store.append_usage([*_rows(SLICE + 1), tuple(bad), *_rows(SLICE, SLICE + 2)])
-        await store.append_usage(_rows(3, 2000))
+        # (not light: the process's writer would fold the batch before at once, logging
+        # the error in its own stderr, not here)
+        await store.append_usage(_rows(LIGHT_BATCH, 2000))
         got = await store.usage_rows(UsageQuery(limit=10_000))
     finally:
         await store.aclose()
-    assert sorted(r.input_tokens for r in got) == [1000, 1001, 2000, 2001, 2002]
+    assert sorted(r.input_tokens for r in got) == [1000, 1001,
+                                                   *range(2000, 2000 + LIGHT_BATCH)]
     assert _staged(tmp_path / "sessions.db") == [(0, False), (-(2 * SLICE + 2), True),
                                                  (0, False)]
     assert "cannot be inserted" in caplog.text
@@ -92,19 +95,33 @@ async def test_a_batch_that_cannot_be_inserted_is_kept_aside_whole(
 
 async def test_the_thread_writer_stages_and_folds_when_quiet(tmp_path: Path) -> None:
     """``ledger_writer: thread``: each batch one staged row (a hop of the ledger's thread),
-    folded by that thread once no batch has come for ``QUIET`` seconds."""
+    folded by that thread once no batch has come for ``QUIET`` seconds; under light
+    traffic (``LIGHT_RUN`` batches in a row of fewer than ``LIGHT_BATCH`` rows) right after
+    each batch."""
     store = open_store(StoreSettings(backend="sqlite", ledger_writer="thread",
                                      path=str(tmp_path / "sessions.db")))
     await store.open()
+    n = LIGHT_BATCH
     try:
         assert isinstance(store, SqliteStore) and isinstance(store._ledger, SqliteLedger)
-        await store.append_usage(_rows(3))
-        await store.append_usage(_rows(4, 3))
-        assert _staged(store.path) == [(3, True), (4, True)] and _folded(store.path) == 0
+        await store.append_usage(_rows(n))
+        await store.append_usage(_rows(n + 1, n))
+        assert _staged(store.path) == [(n, True), (n + 1, True)]
+        assert _folded(store.path) == 0
         await asyncio.sleep(QUIET + 1.5)
-        assert _staged(store.path) == [(0, False), (0, False)] and _folded(store.path) == 7
-        got = await store.usage_rows(UsageQuery())
-        assert sorted(r.input_tokens for r in got) == list(range(7))
+        assert _staged(store.path) == [(0, False), (0, False)]
+        assert _folded(store.path) == 2 * n + 1
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for i in range(LIGHT_RUN):
+            assert _folded(store.path) == 2 * n + 1  # (light batches before: staged)
+            await store.append_usage(_rows(3, 2 * n + 1 + 3 * i))
+        while _folded(store.path) < 2 * n + 1 + 3 * LIGHT_RUN and loop.time() < start + 30:
+            await asyncio.sleep(0.01)
+        assert _folded(store.path) == 2 * n + 1 + 3 * LIGHT_RUN
+        assert loop.time() < start + QUIET  # folded after the batch, not when quiet
+        got = await store.usage_rows(UsageQuery(limit=1000))
+        assert sorted(r.input_tokens for r in got) == list(range(2 * n + 1 + 3 * LIGHT_RUN))
     finally:
         await store.aclose()
 
@@ -117,7 +134,8 @@ async def test_ledger_writes_are_timed_like_plans_but_keep_the_driver_error(
     assert isinstance(sqlite_store, SqliteStore)
     timed: list[str] = []
     sqlite_store.on_timing = lambda operation, seconds: timed.append(operation)
-    await sqlite_store.append_usage(_rows(2))
+    # (not a light batch: its writer would fold it at once, before the read below)
+    await sqlite_store.append_usage(_rows(LIGHT_BATCH))
     await sqlite_store.usage_rows(UsageQuery())  # a fold (a chunk, then none), the read
     with sqlite3.connect(sqlite_store.path) as other:
         other.execute("DROP TABLE usage_ledger")

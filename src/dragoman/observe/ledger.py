@@ -55,9 +55,9 @@ class BatchWriter(Generic[T]):
     def pending(self) -> int:
         return len(self._pending)
 
-    def batches_waiting(self) -> float:
-        """The records waiting, in batches (``max_batch``) of them."""
-        return len(self._pending) / self.max_batch
+    def records_waiting(self) -> float:
+        """The records waiting (``pending``, as a callable)."""
+        return len(self._pending)
 
     def start(self) -> None:
         """Start the background writer in the running loop (idempotent)."""

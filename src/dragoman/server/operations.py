@@ -52,8 +52,9 @@ class Operations:
         """``admin``: the operator's keys are configured (someone can read the metrics)."""
         self._models = models
         self.metrics = GatewayMetrics()
-        self.ledger: BatchWriter[UsageValues] = BatchWriter(sessions.append_usage)
-        sessions.ledger_backlog = self.ledger.batches_waiting
+        self.ledger: BatchWriter[UsageValues] = BatchWriter(
+            sessions.append_usage, max_batch=sessions.ledger_batch_rows)
+        sessions.ledger_backlog = self.ledger.records_waiting
         self._sampler: asyncio.Task[None] | None = None
         #: the metrics the request path updates (in-flight counts), None when unreadable
         self.live_metrics: GatewayMetrics | None = self.metrics if admin else None

@@ -20,13 +20,13 @@ the core busy, perhaps inside its transaction, holding the SQLite write lock tha
 sessions store's own writes need. Staging a batch takes a fraction of a millisecond of
 CPU, so an idle child starves only when the gateway's core is saturated. Hence the
 **catch-up rule**, keyed on the backlog actually growing: an idle child that has not
-answered a batch (or its start) while the records waiting behind it (``backlog``: batches'
-worth waiting in the batch writer) grew by ``BACKLOG_GROWTH`` batches, or at all within
+answered a batch (or its start) while the records waiting behind it (``backlog``: the
+batch writer's records waiting) grew by ``BACKLOG_GROWTH``, or at all within
 ``starved_after`` seconds (a stopped child; the last batches at shutdown, which no backlog
 follows), is killed (SQLite rolls its transaction back), an answer it had written
 meanwhile is still read, and the batch goes to a new child at ``nice``. That child writes
-as long as batches wait: at the first answer after which less than one batch waits, the
-hold ends, and the next batch goes to a new idle child (the nice one's stdin closed: it
+as long as records wait: at the first answer after which fewer than ``HOLD_BELOW`` wait,
+the hold ends, and the next batch goes to a new idle child (the nice one's stdin closed: it
 ends there). (An unprivileged process cannot go back from ``SCHED_IDLE`` to a normal
 policy, nor can its parent raise it: hence a new child rather than the same one raised.)
 
@@ -48,6 +48,7 @@ from pathlib import Path
 import msgspec
 
 from .ledger_frames import HEADER, READY, batch_frame
+from .ledger_parts import encode_parts
 from .ledger_staging import BatchKeys
 from .sqlite_ledger import SqliteLedger
 from .usage import UsageValues
@@ -74,9 +75,15 @@ _HERE = Path(__file__).resolve().parent
 #: times a batch is sent to a newly started child after the previous one died with it
 RESENDS = 3
 CLOSE_WAIT = 10.0
-#: batches' worth of records that may gather behind an idle child's unanswered batch
-#: before it counts as starved (at ~3,000 requests a second, 500-row batches: ~0.5 s)
-BACKLOG_GROWTH = 3.0
+#: records that may gather behind an idle child's unanswered batch before it counts as
+#: starved: three of the SQLite store's batches (3 s at 5,000 requests a second; below
+#: that ``STARVED_AFTER`` comes first). Not less: each catch-up starts two processes on the
+#: gateway's core (the nice child, later a new idle one), and at 1,500 records (session 10,
+#: 500-row batches) a saturated worker caught up every few seconds, which was most of the
+#: ledger's added p99 (bench/README.md, "One ledger batch a second")
+BACKLOG_GROWTH = 15_000.0
+#: records waiting below which a catch-up's hold ends (a part's worth: ``ledger_parts``)
+HOLD_BELOW = 500.0
 #: an idle child's longest wait for its answer, whatever the backlog (a stopped child, or
 #: the last batches at shutdown): staging a batch needs well under a millisecond of CPU
 STARVED_AFTER = 5.0
@@ -98,7 +105,7 @@ class ProcessLedger:
         self._nice = nice
         self.idle = idle
         self.starved_after = STARVED_AFTER
-        #: batches' worth of records waiting to be sent (the batch writer's; the store
+        #: records waiting to be sent (the batch writer's; the store
         #: sets it): what a starved idle child lets grow
         self.backlog: Callable[[], float] = _nothing
         self._keys = BatchKeys()
@@ -121,7 +128,9 @@ class ProcessLedger:
 
     async def append(self, rows: list[UsageValues]) -> None:
         """Stage ``rows`` as one batch (``ledger_staging``), committed when this returns."""
-        data = batch_frame(self._keys(), rows)  # (one key, resends included)
+        # (one key, resends included; encoded before the lock, while the previous
+        # batch may still be in flight)
+        data = batch_frame(self._keys(), await encode_parts(rows))
         async with self._lock:
             for _ in range(RESENDS):
                 if self._proc is not None and self.idle and not self._proc_idle and \
@@ -154,7 +163,7 @@ class ProcessLedger:
                     # next batch's; it ends here (its batch committed or rolled back)
                     self._end(proc)
                     raise
-                if self._holding and self.backlog() < 1:
+                if self._holding and self.backlog() < HOLD_BELOW:
                     self._holding = False  # nothing waits: an idle child for the next
                 if answer is not None:
                     raise _error(answer)
@@ -218,7 +227,7 @@ class ProcessLedger:
     async def _within(self, proc: asyncio.subprocess.Process, idle: bool,
                       exchange: Coroutine[object, object, bytes]) -> bytes:
         """``exchange``'s answer; from an idle child, before the backlog grew by
-        ``BACKLOG_GROWTH`` batches and within ``starved_after`` seconds, or the child is
+        ``BACKLOG_GROWTH`` records and within ``starved_after`` seconds, or the child is
         killed (its transaction rolled back) and ``Starved`` raised, unless it had written
         its answer whole by then (its batch committed: not to be resent)."""
         if not idle:
@@ -243,7 +252,7 @@ class ProcessLedger:
         self.catch_ups += 1
         self._holding = True
         log.info("the usage ledger's writer process %s at idle priority got too little CPU "
-                 "(%.1f batches waiting): killed, its batch resent to one at nice %d until "
+                 "(%.0f records waiting): killed, its batch resent to one at nice %d until "
                  "none waits", e, self.backlog(), self._nice)
 
     def _fall_back(self, why: str) -> None:

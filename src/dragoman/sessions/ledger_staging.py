@@ -3,16 +3,19 @@
 Why (bench/README.md, "The ledger's batches staged, folded when quiet"): session 9's
 diagnostics placed the added p99 of a gateway with the ledger on in its writer's row
 inserts on the gateway's core (19 values bound per row, the ``ts`` index updated). Staged,
-the writer's work per row while batches come is ~1.5k instructions instead of ~25.7k (the
-p99 is still over its 5 % budget: bench/README.md, "Session 10", for what is left). So a
-batch is now written as it was received: ONE row of ``usage_staged`` (the
-msgpack frame of its rows, not decoded), committed before the writer answers, as durable
-as before. The rows reach ``usage_ledger`` by the **fold** (``fold_staged``), which decodes
-the staged frames and inserts their rows as the writer used to, in chunks of
-``FOLD_CHUNK`` rows, one transaction each. It runs:
+the writer's work per row while batches come is ~1.5k instructions instead of ~25.7k
+(what was left of the p99 was the writer's catch-ups and a fold after one small batch:
+bench/README.md, "One ledger batch a second"). So a batch is now written as it was
+received: a row of ``usage_staged`` per part of it (``ledger_parts``: the msgpack frame of
+up to 500 rows, not decoded), all committed in one transaction before the writer answers,
+as durable as before. The rows reach ``usage_ledger`` by the **fold** (``fold_staged``),
+which decodes the staged frames and inserts their rows as the writer used to, in chunks
+of ``FOLD_CHUNK`` rows, one transaction each. It runs:
 
-- in the writer (process or thread) when no batch has come for ``QUIET`` seconds, chunk
-  by chunk, a new batch staged between two chunks without waiting for the rest;
+- in the writer (process or thread) when no batch has come for ``QUIET`` seconds, or
+  right after a batch under light traffic (``LIGHT_RUN`` batches in a row of fewer than
+  ``LIGHT_BATCH`` rows), chunk by chunk, a new batch staged between two chunks without
+  waiting for the rest;
 - in the writer, even under traffic, a chunk per batch while more than ``FOLD_BOUND``
   rows are staged;
 - before every read of the ledger from SQLite (``SqliteStore.usage_rows`` /
@@ -41,7 +44,7 @@ import logging
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -50,11 +53,17 @@ from .usage import FLAGS, NULLABLE
 
 log = logging.getLogger("dragoman.sessions")
 
-#: Seconds without a batch after which the writer folds (the batch writer sends one every
-#: second while records wait, and at once whenever ``max_batch`` (500) have gathered: so
-#: under light traffic the few rows are folded between two batches, and from ~500 requests
-#: a second on, batches come faster and the fold waits for a pause)
-QUIET = 1.0
+#: Seconds without a batch after which the writer folds: twice the batch writer's interval
+#: (it sends a batch every second while records wait; the SQLite store's hold up to 5,000
+#: rows, ``SqliteStore.ledger_batch_rows``), so under traffic the fold waits for a pause of
+#: a second or more with no request at all
+QUIET = 2.0
+#: After ``LIGHT_RUN`` batches in a row of fewer than ``LIGHT_BATCH`` rows each (under ~100
+#: requests a second: a worker mostly idle) the writer folds right after each batch, with
+#: what else is staged, rather than waiting for a pause. Not after one small batch: one
+#: comes between two bursts too (bench/README.md, "One ledger batch a second")
+LIGHT_BATCH = 100
+LIGHT_RUN = 3
 #: Staged rows past which the writer folds a chunk after each batch even under traffic
 #: (disk and a reader's wait are the concern, not memory: ~100 bytes a row, and a read
 #: folds them all first)
@@ -159,6 +168,7 @@ class LedgerStage:
         #: rows staged, as this writer last saw them: its own batches added, the table
         #: read again after each fold (another worker's writer or a reader folds too)
         self.staged = 0
+        self._light_run = 0  # batches in a row of fewer than LIGHT_BATCH rows
 
     def open(self) -> sqlite3.Connection:
         conn = self._conn
@@ -167,13 +177,33 @@ class LedgerStage:
             self.staged = conn.execute(STAGED_SQL).fetchone()[0]
         return conn
 
-    def stage(self, key: str, frame: bytes, rows: int) -> None:
-        """Keep one batch (``frame``: its rows, msgpack), durable when this returns."""
+    def stage(self, key: str, parts: Sequence[tuple[int, bytes]]) -> None:
+        """Keep one batch, durable when this returns: each of its ``parts`` (``[rows,
+        frame]``, ``ledger_frames.Part``: a row count and those rows, msgpack) as a staged
+        row of its own, keyed ``key/i``, all in one transaction (one ``COMMIT``)."""
         conn = self.open()
         if conn.in_transaction:  # (a fold abandoned half-way: the thread's task cancelled)
             conn.execute("ROLLBACK")
-        if conn.execute(STAGE_SQL, (key, rows, _ms(), frame)).rowcount:
-            self.staged += rows
+        now = _ms()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            added = 0
+            for i, (rows, frame) in enumerate(parts):
+                if conn.execute(STAGE_SQL, (f"{key}/{i}", rows, now, frame)).rowcount:
+                    added += rows
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self.staged += added
+        rows = sum(n for n, _ in parts)
+        self._light_run = self._light_run + 1 if rows < LIGHT_BATCH else 0
+
+    @property
+    def light(self) -> bool:
+        """Whether the batches come as under light traffic (fold after each one)."""
+        return self._light_run >= LIGHT_RUN
 
     def fold(self, max_rows: int) -> int:
         """Fold one chunk (one transaction); returns the rows still staged."""

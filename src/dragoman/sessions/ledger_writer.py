@@ -4,9 +4,9 @@ BUSY_TIMEOUT INSERT_SQL PRIORITY``, PRIORITY ``idle`` or a nice value, or
 it owns a connection of its own to the sessions database, reads batches from stdin,
 stages each as one row (``ledger_staging``: its frame as received, not decoded) and
 answers each on stdout after that ``COMMIT``. Between batches it folds the staged ones
-into ``usage_ledger``: when none has come for ``QUIET`` seconds (chunk by chunk, a new
-batch staged between two chunks), and a chunk after each batch while more than
-``FOLD_BOUND`` rows are staged.
+into ``usage_ledger``: when none has come for ``QUIET`` seconds or after each batch under
+light traffic (``LedgerStage.light``), chunk by chunk, a new batch staged between two
+chunks; and a chunk after each batch while more than ``FOLD_BOUND`` rows are staged.
 
 Why a process (bench/README.md, "The ledger writer in a process of its own"): in a thread,
 binding a row's values holds the gateway's GIL, so the requests arriving meanwhile wait;
@@ -81,7 +81,7 @@ def _folded(stage: LedgerStage, waiting: Input, bound: bool) -> None:
 def serve(path: str, busy_timeout: float, insert_sql: str, stdin: BinaryIO,
           stdout: BinaryIO) -> None:
     stage = LedgerStage(lambda: connect(path, busy_timeout), insert_sql)
-    decode = msgspec.msgpack.Decoder().decode  # (``[key, rows, frame]``: three values)
+    decode = msgspec.msgpack.Decoder().decode  # (``[key, parts]``: ledger_frames)
     stage.open()
     stdout.write(frame(READY))
     stdout.flush()
@@ -95,8 +95,8 @@ def serve(path: str, busy_timeout: float, insert_sql: str, stdin: BinaryIO,
         if body is None:
             break
         try:
-            key, rows, data = decode(body)
-            stage.stage(key, data, rows)
+            key, parts = decode(body)
+            stage.stage(key, parts)
             answer: object = None
         except Exception as e:  # the gateway raises it (sqlite3's errors as themselves)
             answer = [type(e).__name__, str(e)]
@@ -104,6 +104,8 @@ def serve(path: str, busy_timeout: float, insert_sql: str, stdin: BinaryIO,
         stdout.flush()
         if stage.staged > FOLD_BOUND:
             _folded(stage, waiting, bound=True)
+        elif stage.light:  # light traffic: no pause to wait for
+            _folded(stage, waiting, bound=False)
     stage.close()
 
 

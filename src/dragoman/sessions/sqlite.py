@@ -61,6 +61,10 @@ DEFAULT_POOL = 4
 
 class SqliteStore(SessionStore):
     unavailable = (sqlite3.Error, OSError, StoreError)
+    #: One batch a second up to 5,000 requests a second (per worker): a batch costs its
+    #: writer one ``COMMIT`` (an fsync) whatever its size, and is staged in parts of 500
+    #: rows (``ledger_parts``), so the fold's transactions stay as small.
+    ledger_batch_rows = 5000
 
     def __init__(self, settings: StoreSettings) -> None:
         super().__init__(settings)

@@ -1,8 +1,9 @@
 """The SQLite backend's usage ledger writer on a thread of the gateway
 (``sessions.ledger_writer: thread``, and the fallback when no writer process can start):
-its own connection on its own thread, staging each batch as one row and folding the
-staged batches into ``usage_ledger`` when no batch has come for ``QUIET`` seconds, or a
-chunk after each batch while more than ``FOLD_BOUND`` rows are staged: the same staging
+its own connection on its own thread, staging each batch (its parts, ``ledger_parts``)
+and folding the staged batches into ``usage_ledger`` when no batch has come for ``QUIET``
+seconds or after each batch under light traffic (``LedgerStage.light``), or a chunk after
+each batch while more than ``FOLD_BOUND`` rows are staged: the same staging
 and fold as the writer process (``ledger_staging``), one thread hop per batch staged and
 per chunk folded.
 
@@ -30,7 +31,7 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from .ledger_frames import rows_frame
+from .ledger_parts import encode_parts
 from .ledger_staging import FOLD_BOUND, FOLD_CHUNK, QUIET, BatchKeys, LedgerStage, log
 from .usage import UsageValues
 
@@ -48,25 +49,26 @@ class SqliteLedger:
 
     async def append(self, rows: list[UsageValues]) -> None:
         """Stage ``rows`` as one batch, committed when this returns."""
+        parts = await encode_parts(rows)
         loop = asyncio.get_running_loop()
         self._batches += 1
-        await loop.run_in_executor(self._pool, self._stage.stage, self._keys(),
-                                   rows_frame(rows), len(rows))
+        await loop.run_in_executor(self._pool, self._stage.stage, self._keys(), parts)
         if self._stage.staged > FOLD_BOUND:
             await loop.run_in_executor(self._pool, self._stage.fold, FOLD_CHUNK)
-        self.fold_when_quiet()
+        # (light traffic: no pause to wait for)
+        self.fold_when_quiet(0.0 if self._stage.light else QUIET)
 
     def fold_leftovers(self) -> None:
         """Batches left staged by a previous run (the store found some): folded when
         quiet, as after a batch."""
         self.fold_when_quiet()
 
-    def fold_when_quiet(self) -> None:
-        """Fold what is staged once no batch has come for ``QUIET`` seconds."""
+    def fold_when_quiet(self, after: float = QUIET) -> None:
+        """Fold what is staged once no batch has come for ``after`` seconds."""
         if self._quiet is not None:
             self._quiet.cancel()
         loop = asyncio.get_running_loop()
-        self._quiet = loop.call_later(QUIET, self._start_fold)
+        self._quiet = loop.call_later(after, self._start_fold)
 
     def _start_fold(self) -> None:
         self._quiet = None

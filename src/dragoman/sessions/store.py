@@ -51,6 +51,9 @@ class SessionStore(abc.ABC):
 
     #: Exceptions of the backend's driver that mean "the store is unavailable".
     unavailable: tuple[type[Exception], ...] = (OSError, StoreError)
+    #: The most usage-ledger rows the server's batch writer hands ``append_usage`` at once
+    #: (it sends one batch a second, and at once when this many are waiting).
+    ledger_batch_rows = 500
 
     def __init__(self, settings: StoreSettings) -> None:
         self.settings = settings
@@ -59,8 +62,8 @@ class SessionStore(abc.ABC):
         #: Called with (operation, seconds) after every store operation (the metrics'
         #: store latency); None costs nothing.
         self.on_timing: Callable[[str, float], None] | None = None
-        #: Batches' worth of usage-ledger records waiting to be appended (the server's
-        #: batch writer sets it): the SQLite ledger's writer process is judged by it.
+        #: Usage-ledger records waiting to be appended (the server's batch writer sets
+        #: it): the SQLite ledger's writer process is judged by it.
         self.ledger_backlog: Callable[[], float] | None = None
 
     # --- backend hooks ----------------------------------------------------------------------

@@ -55,10 +55,6 @@ class BatchWriter(Generic[T]):
     def pending(self) -> int:
         return len(self._pending)
 
-    def records_waiting(self) -> float:
-        """The records waiting (``pending``, as a callable)."""
-        return len(self._pending)
-
     def start(self) -> None:
         """Start the background writer in the running loop (idempotent)."""
         if self._task is None:

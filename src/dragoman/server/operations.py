@@ -54,7 +54,7 @@ class Operations:
         self.metrics = GatewayMetrics()
         self.ledger: BatchWriter[UsageValues] = BatchWriter(
             sessions.append_usage, max_batch=sessions.ledger_batch_rows)
-        sessions.ledger_backlog = self.ledger.records_waiting
+        sessions.ledger_backlog = lambda: self.ledger.pending
         self._sampler: asyncio.Task[None] | None = None
         #: the metrics the request path updates (in-flight counts), None when unreadable
         self.live_metrics: GatewayMetrics | None = self.metrics if admin else None

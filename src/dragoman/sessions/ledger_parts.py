@@ -24,6 +24,9 @@ from .usage import UsageValues
 
 #: rows per part: one staged row, one fold transaction
 PART_ROWS = FOLD_CHUNK
+#: the most rows of a batch the SQLite store takes (``SqliteStore.ledger_batch_rows``):
+#: one batch a second up to 5,000 requests a second per worker
+BATCH_ROWS = 5000
 #: rows encoded between two turns of the loop (~11 µs of msgpack on the bench machine with
 #: warm caches; a 500-row batch whole held a loaded gateway's loop 0.2-0.4 ms)
 SLICE_ROWS = 100

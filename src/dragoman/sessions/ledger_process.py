@@ -48,7 +48,7 @@ from pathlib import Path
 import msgspec
 
 from .ledger_frames import HEADER, READY, batch_frame
-from .ledger_parts import encode_parts
+from .ledger_parts import BATCH_ROWS, PART_ROWS, encode_parts
 from .ledger_staging import BatchKeys
 from .sqlite_ledger import SqliteLedger
 from .usage import UsageValues
@@ -81,9 +81,9 @@ CLOSE_WAIT = 10.0
 #: gateway's core (the nice child, later a new idle one), and at 1,500 records (session 10,
 #: 500-row batches) a saturated worker caught up every few seconds, which was most of the
 #: ledger's added p99 (bench/README.md, "One ledger batch a second")
-BACKLOG_GROWTH = 15_000.0
+BACKLOG_GROWTH = 3.0 * BATCH_ROWS
 #: records waiting below which a catch-up's hold ends (a part's worth: ``ledger_parts``)
-HOLD_BELOW = 500.0
+HOLD_BELOW = float(PART_ROWS)
 #: an idle child's longest wait for its answer, whatever the backlog (a stopped child, or
 #: the last batches at shutdown): staging a batch needs well under a millisecond of CPU
 STARVED_AFTER = 5.0

@@ -188,17 +188,17 @@ class LedgerStage:
         conn.execute("BEGIN IMMEDIATE")
         try:
             added = 0
-            for i, (rows, frame) in enumerate(parts):
-                if conn.execute(STAGE_SQL, (f"{key}/{i}", rows, now, frame)).rowcount:
-                    added += rows
+            for i, (n, frame) in enumerate(parts):
+                if conn.execute(STAGE_SQL, (f"{key}/{i}", n, now, frame)).rowcount:
+                    added += n
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
         self.staged += added
-        rows = sum(n for n, _ in parts)
-        self._light_run = self._light_run + 1 if rows < LIGHT_BATCH else 0
+        light = sum(n for n, _ in parts) < LIGHT_BATCH
+        self._light_run = self._light_run + 1 if light else 0
 
     @property
     def light(self) -> bool:

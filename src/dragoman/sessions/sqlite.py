@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from . import plans as p
 from .ledger_inserts import RowInserts, connect
+from .ledger_parts import BATCH_ROWS
 from .ledger_process import ProcessLedger
 from .ledger_staging import FOLD_CHUNK, STAGED_SQL, fold_staged
 from .schema import SQLITE, UNUSED_BRANCH
@@ -64,7 +65,7 @@ class SqliteStore(SessionStore):
     #: One batch a second up to 5,000 requests a second (per worker): a batch costs its
     #: writer one ``COMMIT`` (an fsync) whatever its size, and is staged in parts of 500
     #: rows (``ledger_parts``), so the fold's transactions stay as small.
-    ledger_batch_rows = 5000
+    ledger_batch_rows = BATCH_ROWS
 
     def __init__(self, settings: StoreSettings) -> None:
         super().__init__(settings)

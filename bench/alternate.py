@@ -3,7 +3,8 @@
 Measured one after the other (scenarios a and b), two targets see the machine in two
 different moods: on the shared 2-core VM the req/s of two configurations swung ±12 % with
 their order alone, so a 5 % budget could be neither shown nor refuted. Here every chosen
-target is started once and they take turns: a round runs each target for a few seconds
+target is started (once, or again every ``restart_every`` rounds: see ``run``) and they
+take turns: a round runs each target for a few seconds
 (wrk -c64: req/s and the target's CPU µs per request; then wrk -c1: p50 and p99, less the
 direct call's measured in the same round), the order reversed every other round (A B,
 B A, A B, …) so that a drift over the run favours none; the first rounds warm up and are
@@ -13,17 +14,25 @@ apart, so the machine's slower swings cancel), its median, and a distribution-fr
 confidence interval of that median (order statistics of the rounds' ratios, at least
 90 %). A 5 % budget is *within* when the whole interval is on the good side of 5 %,
 *over* when the whole interval is beyond it, *undecided* otherwise (more rounds, or a
-quieter machine); with fewer than five rounds no interval reaches 90 %.
+quieter machine); with fewer than five rounds no interval reaches 90 %. The same numbers
+pooled over all rounds, with a bootstrap interval, follow (``pooled.py``). What the
+harness resolves on a given day is shown by the ``control`` target (bare again: an A/A
+test; bench/README.md, "What the harness resolves").
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
+
+import pooled
+from pooled import Sample, markdown, number
 
 #: (field, label, higher is better) of each number a round takes per target
 METRICS = (("rps", "req/s @64", True), ("cpu_us_per_req", "CPU µs/req @64", False),
@@ -33,6 +42,7 @@ BUDGET = 0.05  # issue 17: within 5 % of the baseline
 CONFIDENCE = 0.9
 
 Measure = Callable[[Any, int, float], dict[str, Any]]  # (target, connections, seconds)
+Start = Callable[[], AbstractContextManager[Sequence[Any]]]  # the targets, started
 
 
 def median_interval(values: Sequence[float], confidence: float = CONFIDENCE
@@ -60,24 +70,50 @@ def verdict(low: float, high: float, higher_is_better: bool, budget: float = BUD
     return "within" if high <= 1 + budget else "over" if low > 1 + budget else "undecided"
 
 
-def run(targets: Sequence[Any], direct: Any, measure: Measure, *, rounds: int, warmup: int,
-        seconds: float, settle: float = 0.0) -> dict[str, Any]:
-    """``rounds`` measured rounds after ``warmup`` dropped ones; ``targets[0]`` is the
-    baseline of the ratios. ``measure(target, conns, seconds)`` is one wrk run. ``settle``:
-    seconds idle after each target's runs (the targets share a core: what one defers to a
-    pause, such as the SQLite ledger's fold, would otherwise run during the next one's)."""
+def run(start: Start, direct: Any, measure: Measure, *, rounds: int, warmup: int,
+        seconds: float, settle: float = 0.0, restart_every: int = 0) -> dict[str, Any]:
+    """``rounds`` measured rounds after ``warmup`` dropped ones. ``start()`` starts the
+    targets (warmed up), the first one the baseline of the ratios; ``restart_every``: after
+    that many measured rounds they are stopped and started again (0: never). ``measure(
+    target, conns, seconds)`` is one wrk run. ``settle``: seconds idle after each target's
+    runs (the targets share a core: what one defers to a pause, such as the SQLite
+    ledger's fold, would otherwise run during the next one's).
+
+    Why restart: each target is one process, and two processes of the same code differ
+    for their whole life by a few percent (memory layout, hash seeds: the ``control``
+    target, an A/A test, came out 0.98x and 1.03x bare's in two 40-round runs, its interval
+    excluding 1 for the p50), which no number of rounds of the same processes averages
+    away. Restarted every few rounds, the rounds sample the processes too."""
+    with contextlib.ExitStack() as running:
+        targets = running.enter_context(start())
+        return _rounds(targets, start, running, direct, measure, rounds, warmup, seconds,
+                       settle, restart_every)
+
+
+def _rounds(targets: Sequence[Any], start: Start, running: contextlib.ExitStack, direct: Any,
+            measure: Measure, rounds: int, warmup: int, seconds: float, settle: float,
+            restart_every: int) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {t.key: [] for t in targets}
+    samples: dict[str, list[Sample]] = {t.key: [] for t in targets}  # for pooled.py
+    direct_samples: list[Sample] = []
     order: list[list[str]] = []
+    starts = 1
     for r in range(warmup + rounds):
+        if restart_every and r > warmup and (r - warmup) % restart_every == 0:
+            print("r: restarting the targets", file=sys.stderr, flush=True)
+            running.close()  # (an ExitStack can be used again once closed)
+            targets = running.enter_context(start())
+            starts += 1
         turn = list(targets) if r % 2 == 0 else list(reversed(targets))
         kept = r >= warmup
         print(f"r: round {r + 1}/{warmup + rounds}{'' if kept else ' (warm-up)'}: "
               + " ".join(t.key for t in turn), file=sys.stderr, flush=True)
         base = measure(direct, 1, seconds)
-        took = {}
+        took, pooling = {}, {}
         for t in turn:
             sat, one = measure(t, 64, seconds), measure(t, 1, seconds)
             time.sleep(settle)
+            pooling[t.key] = Sample.of(sat, one)
             took[t.key] = {"rps": sat["rps"], "cpu_us_per_req": sat.get("cpu_us_per_req"),
                            "errors": sat["errors"] + one["errors"],
                            "p50_ms": one["p50_ms"], "p99_ms": one["p99_ms"],
@@ -85,14 +121,19 @@ def run(targets: Sequence[Any], direct: Any, measure: Measure, *, rounds: int, w
                            "added_p99_ms": round(one["p99_ms"] - base["p99_ms"], 4)}
         if kept:
             order.append([t.key for t in turn])
+            direct_samples.append(Sample.of(None, base))
             for key, got in took.items():
                 runs[key].append(got)
+                samples[key].append(pooling[key])
     baseline = targets[0].key
     return {"seconds": seconds, "rounds": rounds, "warmup": warmup, "baseline": baseline,
+            "restart_every": restart_every, "starts": starts,
             "names": {t.key: t.name for t in targets}, "order": order, "runs": runs,
             "summary": {k: _summary(v) for k, v in runs.items()},
             "ratios": {k: _ratios(v, runs[baseline]) for k, v in runs.items()
-                       if k != baseline}}
+                       if k != baseline},
+            "pooled": pooled.compare(samples, direct_samples, baseline, BUDGET)
+            if rounds and all(s.grid for s in direct_samples) else None}
 
 
 def _numbers(runs: Sequence[dict[str, Any]], field: str) -> list[float]:
@@ -129,27 +170,25 @@ def _ratios(runs: Sequence[dict[str, Any]], base: Sequence[dict[str, Any]]
 
 def tables(r: dict[str, Any]) -> list[str]:
     names = r["names"]
-    lines = ["| target | " + " | ".join(f"{label} median (min-max)"
-                                        for _, label, _ in METRICS) + " | errors |",
-             "|---" * (len(METRICS) + 2) + "|"]
-    for key, s in r["summary"].items():
-        cells = []
-        for field, _, _ in METRICS:
-            m = s.get(field)
-            fmt = ",.0f" if field == "rps" else ".0f" if field.startswith("cpu") else ".3f"
-            cells.append("-" if m is None else
-                         f"{m['median']:{fmt}} ({m['min']:{fmt}}-{m['max']:{fmt}})")
-        lines.append(f"| {names[key]} | " + " | ".join(cells) + f" | {s['errors']} |")
+
+    def spread(m: dict[str, float] | None, field: str) -> str:
+        return "-" if m is None else (f"{number(field, m['median'])} ({number(field, m['min'])}"
+                                      f"-{number(field, m['max'])})")
+
+    def cell(q: dict[str, Any] | None) -> str:
+        return "-" if q is None else (f"{q['median']:.3f} [{q['interval'][0]:.3f}-"
+                                      f"{q['interval'][1]:.3f}, {q['confidence']:.0%}] "
+                                      f"{q['verdict']}")
+
+    lines = markdown(["target", *(f"{label} median (min-max)" for _, label, _ in METRICS),
+                      "errors"],
+                     ([names[key], *(spread(s.get(f), f) for f, _, _ in METRICS),
+                       str(s["errors"])] for key, s in r["summary"].items()))
     lines += ["", f"Ratios to {names[r['baseline']]} within each round: median "
               f"[interval of the median, its confidence] and the {BUDGET:.0%} budget", "",
-              "| target | " + " | ".join(label for _, label, _ in METRICS) + " |",
-              "|---" * (len(METRICS) + 1) + "|"]
-    for key, ratios in r["ratios"].items():
-        cells = []
-        for field, _, _ in METRICS:
-            q = ratios.get(field)
-            cells.append("-" if q is None else
-                         f"{q['median']:.3f} [{q['interval'][0]:.3f}-{q['interval'][1]:.3f}, "
-                         f"{q['confidence']:.0%}] {q['verdict']}")
-        lines.append(f"| {names[key]} | " + " | ".join(cells) + " |")
+              *markdown(["target", *(label for _, label, _ in METRICS)],
+                        ([names[key], *(cell(ratios.get(f)) for f, _, _ in METRICS)]
+                         for key, ratios in r["ratios"].items()))]
+    if r.get("pooled"):
+        lines += pooled.tables(names, r["baseline"], r["pooled"])
     return lines

@@ -229,7 +229,10 @@ def _drive(path: str, n: int, stream: str, upstream: str) -> None:
 
 
 def _count(path: str, n: int, stream: str, upstream: str) -> int:
-    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+    # INSTR_KEEP=DIR keeps callgrind's profile of each run there (for callgrind_annotate)
+    keep = os.environ.get("INSTR_KEEP")
+    out_file = f"{keep}/{path}-{stream or 'whole'}-{n}.out" if keep else "/dev/null"
+    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", sys.executable,
            __file__, "--drive", path, "--n", str(n), "--upstream", upstream,
            "--shape", stream]
     # A fixed hash seed: with a random one, set and dict layouts (and so the counts) move

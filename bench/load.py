@@ -24,9 +24,13 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     errors: int  # non-2xx answers plus socket errors (connect, read, write, timeout)
+    #: (percentile, ms) pairs of the run's latency distribution (post.lua's ``done``), for
+    #: pooling many runs (bench/pooled.py); not in ``as_dict``
+    quantiles: tuple[tuple[float, float], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()
+                if k != "quantiles"}
 
 
 def _ms(out: str, label: str) -> float:
@@ -50,9 +54,13 @@ def parse(out: str) -> WrkResult:
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if sock:
         errors += sum(int(g) for g in sock.groups())
+    grid = re.search(r"^quantiles (.*)$", out, re.M)
+    quantiles = tuple((float(p), int(us) / 1000) for p, us in
+                      (cell.split(":") for cell in grid.group(1).split())) if grid else ()
     return WrkResult(requests=int(done.group(1)), seconds=secs,
                      rps=float(rps.group(1)) if rps else 0.0,
-                     p50_ms=_ms(out, "50%"), p99_ms=_ms(out, "99%"), errors=errors)
+                     p50_ms=_ms(out, "50%"), p99_ms=_ms(out, "99%"), errors=errors,
+                     quantiles=quantiles)
 
 
 def wrk(url: str, body_file: Path, *, conns: int, seconds: float, cpus: str,

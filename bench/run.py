@@ -60,9 +60,11 @@ ALL_TARGETS = ["ceiling_asgi", "ceiling_aiohttp", "dragoman_pass", "dragoman_tra
                "litellm"]
 #: Not run by default: pass-through without metrics or ledger (``bare``), with the metrics
 #: only, the ledger only (SQLite) and both (``on``), for issue 17's comparison
-#: (``--scenarios r``; bench/README.md, "Metrics and the usage ledger").
-OPS_TARGETS = ["dragoman_pass_bare", "dragoman_pass_metrics", "dragoman_pass_ledger",
-               "dragoman_pass_on", "dragoman_pass_ledger_idle", "dragoman_pass_ledger_nice"]
+#: (``--scenarios r``; bench/README.md, "Metrics and the usage ledger"); ``control`` is
+#: ``bare`` again, an A/A comparison that shows what the harness can resolve that day.
+OPS_TARGETS = ["dragoman_pass_bare", "dragoman_pass_control", "dragoman_pass_metrics",
+               "dragoman_pass_ledger", "dragoman_pass_on", "dragoman_pass_ledger_idle",
+               "dragoman_pass_ledger_nice"]
 
 
 @dataclass
@@ -88,6 +90,7 @@ class Plan:
     round_seconds: int  # r: each wrk run of a round
     round_stream: bool  # r: nginx's 30-chunk stream (scenario s's workload), not one answer
     round_settle: float = 0.0  # r: seconds idle after each target's runs
+    round_restart: int = 0  # r: targets restarted after this many rounds (0: never)
 
     @staticmethod
     def model(pace: tuple[int, int]) -> str:
@@ -119,7 +122,7 @@ def plan_from(args: argparse.Namespace) -> Plan:
         warm_rounds=args.warm_rounds,
         round_seconds=args.round_seconds or (1 if quick else 3),
         round_stream=args.round_stream,
-        round_settle=args.round_settle,
+        round_settle=args.round_settle, round_restart=args.round_restart,
     )
 
 
@@ -141,14 +144,18 @@ class Bench:
         return f"http://127.0.0.1:{port}{path}"
 
     def _wrk(self, target: tg.Target, conns: int, seconds: float,
-             max_requests: int | None = None, stream: bool = False) -> dict[str, Any]:
+             max_requests: int | None = None, stream: bool = False,
+             quantiles: bool = False) -> dict[str, Any]:
         """One wrk run, plus the target's CPU time per request: on a shared machine that
         moves much less than req/s (another process on the core lowers req/s, not the
-        work each request takes). ``stream``: nginx's STREAM_CHUNKS-chunk stream (s)."""
+        work each request takes). ``stream``: nginx's STREAM_CHUNKS-chunk stream (s).
+        ``quantiles``: with the latency grid (scenario r pools it: bench/pooled.py)."""
         cpu0 = cpu_seconds(target.pid) if target.pid is not None else None
-        out = wrk(self._url(target, stream), self._body_file(target, stream), conns=conns,
-                  seconds=seconds, cpus=self.plan.load_cpus,
-                  max_requests=max_requests).as_dict()
+        got = wrk(self._url(target, stream), self._body_file(target, stream), conns=conns,
+                  seconds=seconds, cpus=self.plan.load_cpus, max_requests=max_requests)
+        out = got.as_dict()
+        if quantiles:
+            out["quantiles"] = got.quantiles
         if cpu0 is not None and target.pid is not None and out["requests"]:
             used = cpu_seconds(target.pid) - cpu0
             out["cpu_us_per_req"] = round(1e6 * used / out["requests"], 1)
@@ -171,19 +178,27 @@ class Bench:
         if "s" in self.plan.scenarios:
             self._wrk(target, 8, 1, stream=True)
 
-    def alternate(self, targets: list[tg.Target], direct: tg.Target) -> dict[str, Any]:
+    def alternate(self, factories: list[Callable[[], AbstractContextManager[tg.Target]]],
+                  direct: tg.Target) -> dict[str, Any]:
         """Scenario r: the targets (all running) in alternating rounds."""
-        for t in targets:
-            self.warm_up(t)
         p = self.plan
         stream = p.round_stream
-        if stream:
-            for t in targets:  # warm_up streams only when scenario s is planned
-                self._wrk(t, 8, 1, stream=True)
-        return alternate.run(targets, direct,
-                             lambda t, conns, secs: self._wrk(t, conns, secs, stream=stream),
+
+        @contextlib.contextmanager
+        def start() -> Iterator[list[tg.Target]]:
+            with contextlib.ExitStack() as running:
+                targets = [running.enter_context(f()) for f in factories]
+                for t in targets:
+                    self.warm_up(t)
+                    if stream:  # (warm_up streams only when scenario s is planned)
+                        self._wrk(t, 8, 1, stream=True)
+                yield targets
+
+        return alternate.run(start, direct,
+                             lambda t, conns, secs: self._wrk(t, conns, secs, stream=stream,
+                                                             quantiles=True),
                              rounds=p.rounds, warmup=p.warm_rounds, seconds=p.round_seconds,
-                             settle=p.round_settle)
+                             settle=p.round_settle, restart_every=p.round_restart)
 
     def measure(self, target: tg.Target) -> dict[str, Any]:
         p, out = self.plan, {"name": target.name, **target.info}
@@ -248,6 +263,8 @@ def _target_factories(plan: Plan, ups: tg.Upstreams, tmp: Path, server: str
         "litellm": lambda: tg.litellm(ups, tmp, c, w, paces),
         "dragoman_pass_bare": lambda: tg.dragoman(ups, tmp, c, w, "pass", paces, server,
                                                   ops="bare"),
+        "dragoman_pass_control": lambda: tg.dragoman(ups, tmp, c, w, "pass", paces, server,
+                                                     ops="control"),
         "dragoman_pass_on": lambda: tg.dragoman(ups, tmp, c, w, "pass", paces, server,
                                                 ops="on"),
         "dragoman_pass_metrics": lambda: tg.dragoman(ups, tmp, c, w, "pass", paces, server,
@@ -315,6 +332,10 @@ def main() -> None:
                     help="r: seconds idle after each target's runs, so that work a target "
                          "defers to a pause (the SQLite ledger's fold) is not done during "
                          "the next target's runs on the same core")
+    ap.add_argument("--round-restart", type=int, default=0, metavar="N",
+                    help="r: stop and start every target again after each N measured "
+                         "rounds, so the rounds sample the processes too (two processes "
+                         "of the same code differ by a few percent for their whole life)")
     ap.add_argument("--round-stream", action="store_true",
                     help="r: the rounds relay scenario s's 30-chunk stream (streams/s, "
                          "p50 at one connection) instead of one whole answer")
@@ -352,7 +373,9 @@ def main() -> None:
                           "herd_pace": plan.model(plan.herd_pace),
                           "rounds": plan.rounds, "warm_rounds": plan.warm_rounds,
                           "round_seconds": plan.round_seconds,
-                          "round_stream": plan.round_stream}},
+                          "round_stream": plan.round_stream,
+                          "round_settle": plan.round_settle,
+                          "round_restart": plan.round_restart}},
         "targets": {},
     }
     tmp = Path(tempfile.mkdtemp(prefix="dragoman-bench-"))
@@ -368,9 +391,8 @@ def main() -> None:
                         for key in chosen:
                             _run_one(result, key, factories[key], bench)
                     if "r" in plan.scenarios:
-                        with contextlib.ExitStack() as running:
-                            both = [running.enter_context(factories[k]()) for k in chosen]
-                            result["r"] = bench.alternate(both, tg.direct(ups))
+                        result["r"] = bench.alternate([factories[k] for k in chosen],
+                                                      tg.direct(ups))
             if "f" in plan.scenarios:
                 print("f: micro-benchmarks …", file=sys.stderr, flush=True)
                 result["micro"] = micro.run(args.quick)

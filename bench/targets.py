@@ -166,9 +166,12 @@ PATHS = {"pass": ("pass-through", ""), "translated": ("translated", "-slow")}
 #: memory store (so neither metrics nor a usage ledger); ``metrics``, admin keys but no
 #: ledger (``sessions.usage_ledger: false``), otherwise as bare; ``ledger``, SQLite and no
 #: admin keys (the ledger alone: the default configuration, as unset); ``on``, admin keys
-#: and SQLite (both). Unset: as in the tables (SQLite, so the ledger, no metrics).
+#: and SQLite (both); ``control``, a second gateway configured exactly as ``bare``: its
+#: ratio to bare is the harness's own resolution on the machine of the day (an A/A test).
+#: Unset: as in the tables (SQLite, so the ledger, no metrics).
 _ADMIN = {"admin_keys": ["bench-admin-key"]}
 OPS = {"bare": ({}, {"backend": "memory"}),
+       "control": ({}, {"backend": "memory"}),
        "metrics": (_ADMIN, {"backend": "memory", "usage_ledger": False}),
        "ledger": ({}, None),
        "on": (_ADMIN, None),

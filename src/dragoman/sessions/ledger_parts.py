@@ -45,15 +45,15 @@ async def encode_parts(rows: Sequence[UsageValues]) -> list[Part]:
     parts: list[Part] = []
     for start in range(0, len(rows), PART_ROWS):
         chunk = rows[start:start + PART_ROWS]
-        if len(chunk) <= SLICE_ROWS:
+        if len(chunk) <= SLICE_ROWS:  # (one slice: encoded as it is, no copy)
             parts.append(part(chunk))
-        else:
-            # the slices' arrays without their own headers, behind the part's header
-            body = bytearray(_array_header(len(chunk)))
-            for i in range(0, len(chunk), SLICE_ROWS):
-                piece = chunk[i:i + SLICE_ROWS]
-                body += memoryview(_encode(piece))[1 if len(piece) < 16 else 3:]
-                await asyncio.sleep(0)
-            parts.append((len(chunk), bytes(body)))
-        await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            continue
+        # the slices' arrays without their own headers, behind the part's header
+        body = bytearray(_array_header(len(chunk)))
+        for i in range(0, len(chunk), SLICE_ROWS):
+            piece = chunk[i:i + SLICE_ROWS]
+            body += memoryview(_encode(piece))[len(_array_header(len(piece))):]
+            await asyncio.sleep(0)
+        parts.append((len(chunk), bytes(body)))
     return parts

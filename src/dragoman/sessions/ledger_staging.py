@@ -34,7 +34,8 @@ long enough for any resend (they follow at once). A batch whose rows cannot be i
 (a bug: the gateway builds them) is kept, frame and all, with its ``rows`` negated and an
 error in the log, rather than blocking every fold after it.
 
-Imports nothing of the gateway but ``usage``'s column facts: the writer process imports it.
+Imports nothing of the gateway but ``usage``'s column facts and ``ledger_frames``' part
+type: the writer process imports it.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 
+from .ledger_frames import Part
 from .ledger_inserts import RowInserts
 from .usage import FLAGS, NULLABLE
 
@@ -177,7 +179,7 @@ class LedgerStage:
             self.staged = conn.execute(STAGED_SQL).fetchone()[0]
         return conn
 
-    def stage(self, key: str, parts: Sequence[tuple[int, bytes]]) -> None:
+    def stage(self, key: str, parts: Sequence[Part]) -> None:
         """Keep one batch, durable when this returns: each of its ``parts`` (``[rows,
         frame]``, ``ledger_frames.Part``: a row count and those rows, msgpack) as a staged
         row of its own, keyed ``key/i``, all in one transaction (one ``COMMIT``)."""

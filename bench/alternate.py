@@ -84,47 +84,40 @@ def run(start: Start, direct: Any, measure: Measure, *, rounds: int, warmup: int
     target, an A/A test, came out 0.98x and 1.03x bare's in two 40-round runs, its interval
     excluding 1 for the p50), which no number of rounds of the same processes averages
     away. Restarted every few rounds, the rounds sample the processes too."""
-    with contextlib.ExitStack() as running:
-        targets = running.enter_context(start())
-        return _rounds(targets, start, running, direct, measure, rounds, warmup, seconds,
-                       settle, restart_every)
-
-
-def _rounds(targets: Sequence[Any], start: Start, running: contextlib.ExitStack, direct: Any,
-            measure: Measure, rounds: int, warmup: int, seconds: float, settle: float,
-            restart_every: int) -> dict[str, Any]:
-    runs: dict[str, list[dict[str, Any]]] = {t.key: [] for t in targets}
-    samples: dict[str, list[Sample]] = {t.key: [] for t in targets}  # for pooled.py
     direct_samples: list[Sample] = []
     order: list[list[str]] = []
     starts = 1
-    for r in range(warmup + rounds):
-        if restart_every and r > warmup and (r - warmup) % restart_every == 0:
-            print("r: restarting the targets", file=sys.stderr, flush=True)
-            running.close()  # (an ExitStack can be used again once closed)
-            targets = running.enter_context(start())
-            starts += 1
-        turn = list(targets) if r % 2 == 0 else list(reversed(targets))
-        kept = r >= warmup
-        print(f"r: round {r + 1}/{warmup + rounds}{'' if kept else ' (warm-up)'}: "
-              + " ".join(t.key for t in turn), file=sys.stderr, flush=True)
-        base = measure(direct, 1, seconds)
-        took, pooling = {}, {}
-        for t in turn:
-            sat, one = measure(t, 64, seconds), measure(t, 1, seconds)
-            time.sleep(settle)
-            pooling[t.key] = Sample.of(sat, one)
-            took[t.key] = {"rps": sat["rps"], "cpu_us_per_req": sat.get("cpu_us_per_req"),
-                           "errors": sat["errors"] + one["errors"],
-                           "p50_ms": one["p50_ms"], "p99_ms": one["p99_ms"],
-                           "added_p50_ms": round(one["p50_ms"] - base["p50_ms"], 4),
-                           "added_p99_ms": round(one["p99_ms"] - base["p99_ms"], 4)}
-        if kept:
-            order.append([t.key for t in turn])
-            direct_samples.append(Sample.of(None, base))
-            for key, got in took.items():
-                runs[key].append(got)
-                samples[key].append(pooling[key])
+    with contextlib.ExitStack() as running:
+        targets = running.enter_context(start())
+        runs: dict[str, list[dict[str, Any]]] = {t.key: [] for t in targets}
+        samples: dict[str, list[Sample]] = {t.key: [] for t in targets}  # for pooled.py
+        for r in range(warmup + rounds):
+            if restart_every and r > warmup and (r - warmup) % restart_every == 0:
+                print("r: restarting the targets", file=sys.stderr, flush=True)
+                running.close()  # (an ExitStack can be used again once closed)
+                targets = running.enter_context(start())
+                starts += 1
+            turn = list(targets) if r % 2 == 0 else list(reversed(targets))
+            kept = r >= warmup
+            print(f"r: round {r + 1}/{warmup + rounds}{'' if kept else ' (warm-up)'}: "
+                  + " ".join(t.key for t in turn), file=sys.stderr, flush=True)
+            base = measure(direct, 1, seconds)
+            took = {}
+            for t in turn:
+                sat, one = measure(t, 64, seconds), measure(t, 1, seconds)
+                time.sleep(settle)
+                took[t.key] = ({"rps": sat["rps"], "cpu_us_per_req": sat.get("cpu_us_per_req"),
+                                "errors": sat["errors"] + one["errors"],
+                                "p50_ms": one["p50_ms"], "p99_ms": one["p99_ms"],
+                                "added_p50_ms": round(one["p50_ms"] - base["p50_ms"], 4),
+                                "added_p99_ms": round(one["p99_ms"] - base["p99_ms"], 4)},
+                               Sample.of(sat, one))
+            if kept:
+                order.append([t.key for t in turn])
+                direct_samples.append(Sample.of(None, base))
+                for key, (got, sample) in took.items():
+                    runs[key].append(got)
+                    samples[key].append(sample)
     baseline = targets[0].key
     return {"seconds": seconds, "rounds": rounds, "warmup": warmup, "baseline": baseline,
             "restart_every": restart_every, "starts": starts,
@@ -132,7 +125,7 @@ def _rounds(targets: Sequence[Any], start: Start, running: contextlib.ExitStack,
             "summary": {k: _summary(v) for k, v in runs.items()},
             "ratios": {k: _ratios(v, runs[baseline]) for k, v in runs.items()
                        if k != baseline},
-            "pooled": pooled.compare(samples, direct_samples, baseline, BUDGET)
+            "pooled": pooled.compare(samples, direct_samples, baseline, verdict)
             if rounds and all(s.grid for s in direct_samples) else None}
 
 

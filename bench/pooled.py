@@ -19,20 +19,24 @@ the slowest 1 %, against the baseline's, sent in the same rounds?
 - **Interval**: the rounds are resampled with replacement (the same rounds for every
   target and the direct call, so pairing is kept), ``RESAMPLES`` times with a fixed seed,
   and the ratio to the baseline recomputed; the interval is the 5th to 95th percentile of
-  those ratios (90 %). The verdict against the budget is ``alternate.verdict``'s.
+  those ratios (90 %). The verdict against the budget is the caller's
+  (``alternate.verdict``).
 """
 
 from __future__ import annotations
 
 import random
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 RESAMPLES = 500
 SEED = 17
 CONFIDENCE = 0.9
+#: fewer rounds than this get no verdict (as the per-round medians: below five rounds no
+#: interval of theirs reaches 90 %; a bootstrap of a handful of rounds is overconfident)
+MIN_ROUNDS = 5
 #: the numbers pooled, as (field, label, higher is better)
 FIELDS = (("rps", "req/s @64", True), ("cpu_us_per_req", "CPU µs/req @64", False),
           ("p50_ms", "p50 ms @1", False), ("p99_ms", "p99 ms @1", False),
@@ -112,11 +116,10 @@ def measures(samples: Sequence[Sample], direct: Sequence[Sample],
 
 
 def compare(runs: dict[str, list[Sample]], direct: list[Sample], baseline: str,
-            budget: float) -> dict[str, Any]:
+            verdict: Callable[[float, float, bool], str]) -> dict[str, Any]:
     """Every target's pooled numbers, and each one's ratio to ``baseline``'s with its
-    bootstrap interval and verdict."""
-    from alternate import verdict  # (bench/ is the import root of these scripts)
-
+    bootstrap interval and ``verdict(low, high, higher is better)`` on it (the budget's:
+    ``alternate.verdict``)."""
     n = len(direct)
     everything = range(n)
     pooled = {k: measures(v, direct, everything) for k, v in runs.items()}
@@ -141,7 +144,8 @@ def compare(runs: dict[str, list[Sample]], direct: list[Sample], baseline: str,
             low, high = spread[cut], spread[len(spread) - 1 - cut]
             ratios[key][field] = {"ratio": round(pooled[key][field] / b, 4),
                                   "interval": [round(low, 4), round(high, 4)],
-                                  "verdict": verdict(low, high, higher, budget)}
+                                  "verdict": verdict(low, high, higher)
+                                  if n >= MIN_ROUNDS else "too few rounds"}
     return {"resamples": RESAMPLES, "confidence": CONFIDENCE,
             "pooled": {k: {f: round(v, 4) for f, v in m.items()} for k, m in pooled.items()},
             "ratios": ratios}

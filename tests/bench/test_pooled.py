@@ -85,7 +85,7 @@ def test_identical_targets_pool_to_one_and_a_slower_one_is_over() -> None:
                              rps=3000 / mood))
         slow.append(_sample([mood * rng.uniform(0.6, 1.2) for _ in range(3000)],
                             rps=1500 / mood))
-    got = pooled.compare({"a": same, "b": other, "c": slow}, direct, "a", alternate.BUDGET)
+    got = pooled.compare({"a": same, "b": other, "c": slow}, direct, "a", alternate.verdict)
     b, c = got["ratios"]["b"], got["ratios"]["c"]
     for field in ("rps", "p50_ms", "p99_ms", "added_p99_ms"):
         low, high = b[field]["interval"]

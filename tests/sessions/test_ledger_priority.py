@@ -23,7 +23,7 @@ from dragoman.observe import BatchWriter
 from dragoman.sessions import StoreSettings, open_store
 from dragoman.sessions import ledger_process as lp
 from dragoman.sessions.sqlite import LEDGER_NICE, SqliteStore
-from dragoman.sessions.usage import UsageQuery, UsageValues
+from dragoman.sessions.usage import UsageQuery, UsageRow, UsageValues
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_proc import run_gateway
 from tests.sessions.test_ledger_process import _chat, _config, _writers
@@ -222,16 +222,89 @@ async def test_a_child_stopped_as_it_starts_is_replaced(idle_store: SqliteStore,
 
 async def test_the_last_batch_at_shutdown_reaches_the_database_past_a_stopped_child(
         idle_store: SqliteStore) -> None:
+    """Without ``closing``: the stopped idle child is waited for ``starved_after``, then
+    replaced by a child at nice 10, which writes the last batch."""
     writer: BatchWriter[UsageValues] = BatchWriter(idle_store.append_usage)
     writer.start()
     pid = await _started(idle_store, _rows(1))
     for row in _rows(40, 1):
         writer.add(row)
     os.kill(pid, signal.SIGSTOP)
-    await writer.aclose()  # the server's graceful shutdown: the last flush
+    await writer.aclose()  # the last flush
     await idle_store.aclose()
     assert _gone(pid) and _writers(idle_store.path) == []
     assert _count(idle_store.path) == 41
+
+
+async def test_a_shutdown_writes_its_last_batches_at_once_from_the_gateway(
+        idle_store: SqliteStore) -> None:
+    """The server's shutdown (``closing``, then the last flush): an idle child that does not
+    run (stopped here, starved on a machine kept busy by other processes) is not waited
+    for, nor is a process started: it is killed, and the last batches are staged from the
+    gateway's process, each once, well within a grace period."""
+    ledger = _ledger(idle_store)
+    ledger.starved_after = 60.0  # (what the wait would be without ``closing``)
+    writer: BatchWriter[UsageValues] = BatchWriter(idle_store.append_usage)
+    writer.start()
+    pid = await _started(idle_store, _rows(1))
+    started = ledger.started
+    for row in _rows(40, 1):
+        writer.add(row)
+    os.kill(pid, signal.SIGSTOP)
+    t = time.monotonic()
+    idle_store.closing()
+    await writer.aclose()
+    await idle_store.aclose()
+    assert time.monotonic() - t < 5
+    assert ledger.started == started and ledger.catch_ups == 0
+    assert _gone(pid) and _writers(idle_store.path) == []
+    assert _count(idle_store.path) == 41
+
+
+async def test_a_shutdown_ends_the_wait_for_a_batch_sent_to_a_stopped_child(
+        idle_store: SqliteStore) -> None:
+    """A batch already sent to an idle child that does not run when the shutdown begins:
+    the wait ends (the child killed, its transaction rolled back, the lock free), and the
+    batch is staged from the gateway's process under its own key, once."""
+    ledger = _ledger(idle_store)
+    ledger.starved_after = 60.0
+    pid = await _started(idle_store, _rows(1))
+    os.kill(pid, signal.SIGSTOP)
+    write = asyncio.create_task(idle_store.append_usage(_rows(30, 1)))
+    await asyncio.sleep(0.2)  # sent, unanswered
+    assert not write.done()
+    t = time.monotonic()
+    idle_store.closing()
+    await write
+    assert time.monotonic() - t < 5
+    assert _gone(pid) and not _locked(idle_store.path)
+    await idle_store.aclose()
+    assert _writers(idle_store.path) == [] and ledger.catch_ups == 0
+    got = sorted(r.input_tokens for r in await _reopened_rows(idle_store.path))
+    assert got == list(range(31))
+
+
+async def test_a_shutdown_with_nothing_left_does_not_wait_for_a_stopped_child(
+        idle_store: SqliteStore) -> None:
+    """No batch left at the shutdown: the child's end is waited for ``CLOSING_WAIT``, not
+    ``CLOSE_WAIT`` (10 s), then it is killed; what it had staged stays."""
+    pid = await _started(idle_store, _rows(3))
+    os.kill(pid, signal.SIGSTOP)
+    t = time.monotonic()
+    idle_store.closing()
+    await idle_store.aclose()
+    assert time.monotonic() - t < lp.CLOSE_WAIT / 2
+    assert _gone(pid) and _writers(idle_store.path) == []
+    assert _count(idle_store.path) == 3
+
+
+async def _reopened_rows(path: Path) -> list[UsageRow]:
+    store = open_store(StoreSettings(backend="sqlite", path=str(path),
+                                     ledger_writer="thread"))
+    try:
+        return await store.usage_rows(UsageQuery(limit=1000))
+    finally:
+        await store.aclose()
 
 
 async def test_a_child_stopped_between_batches_does_not_hold_up_the_close(
@@ -252,27 +325,33 @@ def upstream() -> Iterator[FakeUpstream]:
         yield up
 
 
+def _traffic_until_an_idle_writer(client: httpx.Client, base: str, db: Path
+                                  ) -> tuple[int, int]:
+    """Requests, 20 at a time, until the gateway has an idle writer child: its pid and the
+    requests sent. (On a loaded machine the first idle child may starve and be replaced,
+    and the replacement kept while batches wait: then it is the next idle child.)"""
+    sent = 0
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        for _ in range(20):
+            _chat(client, base, sent)
+            sent += 1
+        for pid in _writers(db):
+            if _policy(pid)[0] == os.SCHED_IDLE:
+                return pid, sent
+    raise AssertionError("no idle writer within 90 s")
+
+
 def test_a_gateway_whose_idle_writer_is_stopped_mid_run_loses_nothing(
         tmp_path: Path, upstream: FakeUpstream) -> None:
     """A real gateway (the default configuration: an idle child) under traffic, its writer
     stopped: replaced by one at normal policy, and every answered request is in the
     database after a graceful stop."""
     db = tmp_path / "sessions.db"
-    sent = 0
-    stopped = None
     with run_gateway(_config(upstream, db), tmp_path) as base, httpx.Client() as client:
-        # (on a loaded machine the first idle child may starve and be replaced, and the
-        # replacement kept while batches wait: then the next idle child is stopped)
+        stopped, sent = _traffic_until_an_idle_writer(client, base, db)
+        os.kill(stopped, signal.SIGSTOP)
         deadline = time.monotonic() + 90
-        while stopped is None and time.monotonic() < deadline:
-            for _ in range(20):
-                _chat(client, base, sent)
-                sent += 1
-            for pid in _writers(db):
-                if _policy(pid)[0] == os.SCHED_IDLE:
-                    os.kill(pid, signal.SIGSTOP)
-                    stopped = pid
-        assert stopped is not None
         while (stopped in _writers(db) or not _writers(db)) and time.monotonic() < deadline:
             for _ in range(20):  # batches: the stopped child's, then its replacement's
                 _chat(client, base, sent)
@@ -281,4 +360,24 @@ def test_a_gateway_whose_idle_writer_is_stopped_mid_run_loses_nothing(
     # the stopped child was killed (the gateway's catch-up rule) and reaped; a batch it
     # had staged before its answer was resent under the same key: staged once
     assert _gone(stopped) and _writers(db) == []
+    assert _count(db) == sent
+
+
+def test_a_gateway_stopped_while_its_idle_writer_does_not_run_loses_nothing_and_waits_not(
+        tmp_path: Path, upstream: FakeUpstream) -> None:
+    """A real gateway SIGTERMed while its idle writer does not run (stopped here; starved
+    on a machine kept busy by other processes): the shutdown does not wait ``starved_after``
+    (5 s) nor start a process, so it ends well within docker's 10 s grace, and every
+    answered request is in the database."""
+    db = tmp_path / "sessions.db"
+    stop = time.monotonic()
+    with run_gateway(_config(upstream, db), tmp_path) as base, httpx.Client() as client:
+        idle, sent = _traffic_until_an_idle_writer(client, base, db)
+        for _ in range(10):  # records waiting in the gateway, or a batch sent to the child
+            _chat(client, base, sent)
+            sent += 1
+        os.kill(idle, signal.SIGSTOP)
+        stop = time.monotonic()
+    assert time.monotonic() - stop < 4.5
+    assert _gone(idle) and _writers(db) == []
     assert _count(db) == sent

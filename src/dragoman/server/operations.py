@@ -51,6 +51,7 @@ class Operations:
                  admin: bool) -> None:
         """``admin``: the operator's keys are configured (someone can read the metrics)."""
         self._models = models
+        self._sessions = sessions
         self.metrics = GatewayMetrics()
         self.ledger: BatchWriter[UsageValues] = BatchWriter(
             sessions.append_usage, max_batch=sessions.ledger_batch_rows)
@@ -102,5 +103,6 @@ class Operations:
                 await self._sampler
             self._sampler = None
         self.refresh()
+        self._sessions.closing()  # (its last batches written at once, not at idle priority)
         await self.ledger.aclose()
         self.metrics.close()

@@ -30,9 +30,18 @@ the hold ends, and the next batch goes to a new idle child (the nice one's stdin
 ends there). (An unprivileged process cannot go back from ``SCHED_IDLE`` to a normal
 policy, nor can its parent raise it: hence a new child rather than the same one raised.)
 
+**Shutdown.** ``closing`` (the server's graceful shutdown has begun; the batch writer's
+last flush follows) ends the wait for an idle child's answer at once: on a machine kept
+busy by other processes an idle child may not run for seconds, and a wait of
+``starved_after`` plus a new child's start could outlast the grace period before the
+SIGKILL (docker's is 10 s), losing the last batches. The child is killed (its transaction,
+a fold's or an unanswered batch's, rolled back; an answer it had written is still read)
+and the last batches are staged by this process, on the thread writer
+(``sqlite_ledger``), at the gateway's own priority: no process starts during a shutdown.
+
 ``aclose`` (the store's graceful close, after the batch writer's last flush) closes the
 child's stdin, the child ends there, and is waited for (at most ``CLOSE_WAIT`` seconds,
-then killed).
+``CLOSING_WAIT`` once the shutdown has begun, then killed).
 """
 
 from __future__ import annotations
@@ -75,6 +84,9 @@ _HERE = Path(__file__).resolve().parent
 #: times a batch is sent to a newly started child after the previous one died with it
 RESENDS = 3
 CLOSE_WAIT = 10.0
+#: the same once the server's shutdown has begun (``closing``): a child still folding, or
+#: starved, is not worth a grace period's seconds
+CLOSING_WAIT = 0.5
 #: records that may gather behind an idle child's unanswered batch before it counts as
 #: starved: three of the SQLite store's batches (3 s at 5,000 requests a second; below
 #: that ``STARVED_AFTER`` comes first). Not less: each catch-up starts two processes on the
@@ -121,6 +133,7 @@ class ProcessLedger:
         self._leftovers: asyncio.Task[None] | None = None
         #: children started (the first, and one after each death)
         self.started = 0
+        self._closing = False  # the server's shutdown has begun (``closing``)
 
     @property
     def pid(self) -> int | None:
@@ -130,9 +143,13 @@ class ProcessLedger:
         """Stage ``rows`` as one batch (``ledger_staging``), committed when this returns."""
         # (one key, resends included; encoded before the lock, while the previous
         # batch may still be in flight)
-        data = batch_frame(self._keys(), await encode_parts(rows))
+        key, parts = self._keys(), await encode_parts(rows)
+        data = batch_frame(key, parts)
         async with self._lock:
             for _ in range(RESENDS):
+                if self._closing and self._thread is None:
+                    await self._hand_over_for_close()
+                    break
                 if self._proc is not None and self.idle and not self._proc_idle and \
                         not self._holding:
                     await self._retire(self._proc)  # the hold is over: an idle child again
@@ -142,7 +159,8 @@ class ProcessLedger:
                     log.warning("the usage ledger's writer process died: %s", e)
                     continue
                 except Starved as e:
-                    self._caught_up(e)
+                    if not self._closing:
+                        self._caught_up(e)
                     continue
                 if proc is None:
                     break
@@ -150,7 +168,8 @@ class ProcessLedger:
                     answer = _answer(await self._within(proc, self._proc_idle,
                                                         _exchange(proc, data)))
                 except Starved as e:
-                    self._caught_up(e)
+                    if not self._closing:
+                        self._caught_up(e)
                     continue
                 except (ConnectionError, asyncio.IncompleteReadError) as e:
                     log.warning("the usage ledger's writer process %d died (%s: %s): "
@@ -172,7 +191,21 @@ class ProcessLedger:
                 raise ConnectionError(f"the usage ledger's writer process died {RESENDS} "
                                       "times in a row with one batch")
         assert self._thread is not None
-        await self._thread.append(rows)
+        await self._thread.append_parts(key, parts)
+
+    def closing(self) -> None:
+        """The server's shutdown has begun: from now on no wait for an idle child, and the
+        last batches are staged by this process (the module's "Shutdown")."""
+        self._closing = True
+
+    async def _hand_over_for_close(self) -> None:
+        """Kill the child (between two batches: idle, or inside a fold's transaction,
+        which rolls back) and write from here on with the thread writer."""
+        if self._proc is not None:
+            proc = self._proc
+            self._end(proc)
+            await proc.wait()
+        self._thread = self._fallback()
 
     def fold_leftovers(self) -> None:
         """Start a child now (batches left staged by a previous run: it folds them when
@@ -236,7 +269,7 @@ class ProcessLedger:
         try:
             sent, before = time.monotonic(), self.backlog()
             while not (await asyncio.wait((task,), timeout=CHECK_EVERY))[0]:
-                if self.backlog() - before >= BACKLOG_GROWTH or \
+                if self._closing or self.backlog() - before >= BACKLOG_GROWTH or \
                         time.monotonic() - sent >= self.starved_after:
                     self._end(proc)
                     await proc.wait()  # (dead: its stdout at its end, what it wrote there)
@@ -279,15 +312,19 @@ class ProcessLedger:
 
     async def _retire(self, proc: asyncio.subprocess.Process) -> None:
         """End a child between two batches: its stdin closed, it ends there (or is killed
-        after ``CLOSE_WAIT`` seconds: stopped, or starved at idle priority)."""
+        after ``CLOSE_WAIT`` seconds, ``CLOSING_WAIT`` once the shutdown has begun: stopped,
+        or starved at idle priority; every batch it took is answered, so what it is left
+        doing is a fold, which rolls back)."""
         if self._proc is proc:
             self._proc = None
         proc.stdin.close()  # type: ignore[union-attr]
         try:
-            async with asyncio.timeout(CLOSE_WAIT):
+            async with asyncio.timeout(CLOSING_WAIT if self._closing else CLOSE_WAIT):
                 await proc.wait()
         except TimeoutError:
-            log.error("the usage ledger's writer process %d did not end: killed", proc.pid)
+            if not self._closing:
+                log.error("the usage ledger's writer process %d did not end: killed",
+                          proc.pid)
             proc.kill()
             await proc.wait()
 

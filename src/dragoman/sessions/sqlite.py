@@ -160,6 +160,10 @@ class SqliteStore(SessionStore):
                 c.close()
             self._conns.clear()
 
+    def closing(self) -> None:
+        if isinstance(self._ledger, ProcessLedger):
+            self._ledger.closing()
+
     async def _close(self) -> None:
         if self._ledger is not None:
             await self._ledger.aclose()  # the writer process's last batch, then its end

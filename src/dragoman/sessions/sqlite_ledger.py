@@ -28,9 +28,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from .ledger_frames import Part
 from .ledger_parts import encode_parts
 from .ledger_staging import FOLD_BOUND, FOLD_CHUNK, QUIET, BatchKeys, LedgerStage, log
 from .usage import UsageValues
@@ -49,10 +50,14 @@ class SqliteLedger:
 
     async def append(self, rows: list[UsageValues]) -> None:
         """Stage ``rows`` as one batch, committed when this returns."""
-        parts = await encode_parts(rows)
+        await self.append_parts(self._keys(), await encode_parts(rows))
+
+    async def append_parts(self, key: str, parts: Sequence[Part]) -> None:
+        """Stage one batch already encoded, under ``key`` (the writer process's, when its
+        batch comes here: staged once even if a killed child had staged it)."""
         loop = asyncio.get_running_loop()
         self._batches += 1
-        await loop.run_in_executor(self._pool, self._stage.stage, self._keys(), parts)
+        await loop.run_in_executor(self._pool, self._stage.stage, key, parts)
         if self._stage.staged > FOLD_BOUND:
             await loop.run_in_executor(self._pool, self._stage.fold, FOLD_CHUNK)
         # (light traffic: no pause to wait for)

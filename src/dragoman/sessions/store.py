@@ -97,6 +97,13 @@ class SessionStore(abc.ABC):
             self._opened = False
             await self._close()
 
+    def closing(self) -> None:
+        """The server's graceful shutdown has begun: the usage ledger's last batches follow
+        (``append_usage``), then ``aclose``. A store whose ledger writer runs at a low
+        priority writes them at once instead (``ledger_process``); the others have nothing
+        to change."""
+        return
+
     async def ping(self) -> None:
         """Raise unless the store answers a query (``/readyz``): one indexed lookup of a
         response id that cannot exist."""

@@ -142,15 +142,18 @@ def bench_gateway(path: str, stream: str, upstream: str) -> tuple[Any, int]:
     if os.environ.get("INSTR_ADMIN"):  # --admin: metrics and the ledger on
         server["admin_keys"] = ["bench-admin"]
     store = os.environ.get("INSTR_STORE", "memory")
-    sessions: dict[str, Any] = {"backend": store,
-                                "usage_ledger": not os.environ.get("INSTR_NO_LEDGER"),
-                                "ledger_writer": os.environ.get("INSTR_LEDGER_WRITER",
-                                                                "process")}
+    # (only what differs from the defaults: --src may count a gateway from before these)
+    sessions: dict[str, Any] = {"backend": store}
+    if os.environ.get("INSTR_NO_LEDGER"):
+        sessions["usage_ledger"] = False
+    if os.environ.get("INSTR_LEDGER_WRITER", "process") != "process":
+        sessions["ledger_writer"] = os.environ["INSTR_LEDGER_WRITER"]
     if store == "sqlite":  # (a fresh file per run)
         sessions["path"] = tempfile.mkdtemp(prefix="instr-") + "/sessions.db"
     gw = build_gateway(parse_config({"server": server, "models": [model],
                                      "sessions": sessions}))
-    flush_every = int(os.environ.get("INSTR_FLUSH_EVERY", "0"))
+    # (--src: a gateway from before the operator's side has no such work)
+    flush_every = int(os.environ.get("INSTR_FLUSH_EVERY", "0")) if hasattr(gw, "ops") else 0
     if flush_every:
         # The once-a-second work (metrics flush, ledger batch, the sampler) driven by
         # request count, not by the clock: under callgrind a second holds ~50x fewer
@@ -179,7 +182,11 @@ def _drive(path: str, n: int, stream: str, upstream: str) -> None:
         return
     import uvloop
 
-    from dragoman.server.runner import settle_heap
+    try:
+        from dragoman.server.runner import settle_heap
+    except ImportError:  # (--src: a commit from before the server settled its heap)
+        def settle_heap() -> None:
+            pass
 
     gw, flush_every = bench_gateway(path, stream, upstream)
     app: Any = gw.app()
@@ -237,7 +244,8 @@ def _count(path: str, n: int, stream: str, upstream: str) -> int:
            "--shape", stream]
     # A fixed hash seed: with a random one, set and dict layouts (and so the counts) move
     # by a few thousand instructions between identical runs (bench/ledger_rows.py measured).
-    env = {"PYTHONHASHSEED": "0", **os.environ, "PYTHONPATH": str(HERE.parent / "src")}
+    env = {"PYTHONHASHSEED": "0", **os.environ,
+           "PYTHONPATH": os.environ.get("INSTR_SRC", str(HERE.parent / "src"))}
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stderr
     return instructions(out)
 
@@ -281,6 +289,8 @@ def main() -> None:
                     "session 6)")
     ap.add_argument("--requests", default=f"{SHORT},{LONG}", help="the short and the long "
                     "run's request counts (fewer: faster, a little less exact)")
+    ap.add_argument("--src", metavar="CHECKOUT", help="count the gateway of this checkout "
+                    "(e.g. a git worktree of an earlier commit) with this harness")
     ap.add_argument("--drive", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--upstream", help=argparse.SUPPRESS)
@@ -299,6 +309,8 @@ def main() -> None:
     os.environ["INSTR_FLUSH_EVERY"] = str(args.flush_every)
     os.environ["INSTR_STORE"] = args.store
     os.environ["INSTR_LEDGER_WRITER"] = args.ledger_writer
+    if args.src:
+        os.environ["INSTR_SRC"] = str(Path(args.src).resolve() / "src")
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install valgrind)")
     sys.path.insert(0, str(HERE))

@@ -27,10 +27,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
 import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -61,10 +63,10 @@ ALL_TARGETS = ["ceiling_asgi", "ceiling_aiohttp", "dragoman_pass", "dragoman_tra
 #: Not run by default: pass-through without metrics or ledger (``bare``), with the metrics
 #: only, the ledger only (SQLite) and both (``on``), for issue 17's comparison
 #: (``--scenarios r``; bench/README.md, "Metrics and the usage ledger"); ``control`` is
-#: ``bare`` again, an A/A comparison that shows what the harness can resolve that day.
-OPS_TARGETS = ["dragoman_pass_bare", "dragoman_pass_control", "dragoman_pass_metrics",
-               "dragoman_pass_ledger", "dragoman_pass_on", "dragoman_pass_ledger_idle",
-               "dragoman_pass_ledger_nice"]
+#: ``bare`` again, an A/A comparison that shows what the harness can resolve that day; the
+#: other ``targets.OPS`` variants; ``then``, the pass-through of another checkout
+#: (``--then``: the gateway of the day a budget was set).
+OPS_TARGETS = [f"dragoman_pass_{ops}" for ops in tg.OPS] + ["dragoman_pass_then"]
 
 
 @dataclass
@@ -251,7 +253,8 @@ class Bench:
         return out
 
 
-def _target_factories(plan: Plan, ups: tg.Upstreams, tmp: Path, server: str
+def _target_factories(plan: Plan, ups: tg.Upstreams, tmp: Path, server: str,
+                      then: Path | None = None
                       ) -> dict[str, Callable[[], AbstractContextManager[tg.Target]]]:
     c, w, paces = plan.target_cpus, plan.workers, plan.paces
     return {
@@ -261,21 +264,26 @@ def _target_factories(plan: Plan, ups: tg.Upstreams, tmp: Path, server: str
         "dragoman_translated": lambda: tg.dragoman(ups, tmp, c, w, "translated", paces,
                                                    server),
         "litellm": lambda: tg.litellm(ups, tmp, c, w, paces),
-        "dragoman_pass_bare": lambda: tg.dragoman(ups, tmp, c, w, "pass", paces, server,
-                                                  ops="bare"),
-        "dragoman_pass_control": lambda: tg.dragoman(ups, tmp, c, w, "pass", paces, server,
-                                                     ops="control"),
-        "dragoman_pass_on": lambda: tg.dragoman(ups, tmp, c, w, "pass", paces, server,
-                                                ops="on"),
-        "dragoman_pass_metrics": lambda: tg.dragoman(ups, tmp, c, w, "pass", paces, server,
-                                                     ops="metrics"),
-        "dragoman_pass_ledger": lambda: tg.dragoman(ups, tmp, c, w, "pass", paces, server,
-                                                    ops="ledger"),
-        "dragoman_pass_ledger_idle": lambda: tg.dragoman(ups, tmp, c, w, "pass", paces,
-                                                         server, ops="ledger_idle"),
-        "dragoman_pass_ledger_nice": lambda: tg.dragoman(ups, tmp, c, w, "pass", paces,
-                                                         server, ops="ledger_nice"),
+        **{f"dragoman_pass_{ops}": functools.partial(tg.dragoman, ups, tmp, c, w, "pass",
+                                                     paces, server, ops=ops)
+           for ops in tg.OPS},
+        "dragoman_pass_then": lambda: tg.dragoman(ups, tmp, c, w, "pass", paces, server,
+                                                  src=_then_src(then)),
     }
+
+
+def _commit_of(checkout: str) -> str:
+    """The commit a ``--then`` checkout is at (kept in the results' meta)."""
+    got = subprocess.run(["git", "-C", checkout, "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True, check=False)
+    return got.stdout.strip() or checkout
+
+
+def _then_src(then: Path | None) -> Path:
+    if then is None:
+        raise SystemExit("dragoman_pass_then needs --then CHECKOUT (e.g. a git worktree of "
+                         "the commit to compare with)")
+    return then / "src"
 
 
 def machine() -> dict[str, Any]:
@@ -343,6 +351,10 @@ def main() -> None:
     ap.add_argument("--herd", type=int, help="d: concurrent streams (default 1000)")
     ap.add_argument("--load-cpus", default="0", help="CPUs of load generator and upstreams")
     ap.add_argument("--target-cpus", default="1", help="CPUs of the target under test")
+    ap.add_argument("--then", metavar="CHECKOUT", help="target dragoman_pass_then: the "
+                    "pass-through served from this checkout's src/, configured as bare (an "
+                    "earlier commit in a git worktree: issue 17's budget is against the "
+                    "gateway of the day it was filed)")
     ap.add_argument("--out", default=str(HERE / "results" / "latest.json"))
     ap.add_argument("--render", metavar="JSON", help="print the tables of a results file, "
                     "run nothing")
@@ -375,7 +387,8 @@ def main() -> None:
                           "round_seconds": plan.round_seconds,
                           "round_stream": plan.round_stream,
                           "round_settle": plan.round_settle,
-                          "round_restart": plan.round_restart}},
+                          "round_restart": plan.round_restart},
+                 "then": _commit_of(args.then) if args.then else None},
         "targets": {},
     }
     tmp = Path(tempfile.mkdtemp(prefix="dragoman-bench-"))
@@ -384,7 +397,8 @@ def main() -> None:
             if set(plan.scenarios) - {"f"}:
                 with tg.upstreams(tmp, plan.load_cpus) as ups:
                     bench = Bench(plan, tmp)
-                    factories = _target_factories(plan, ups, tmp, args.server)
+                    factories = _target_factories(plan, ups, tmp, args.server,
+                                                  Path(args.then) if args.then else None)
                     if set(plan.scenarios) - {"f", "r"}:
                         _run_one(result, "direct",
                                  lambda: contextlib.nullcontext(tg.direct(ups)), bench)

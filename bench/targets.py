@@ -167,8 +167,10 @@ PATHS = {"pass": ("pass-through", ""), "translated": ("translated", "-slow")}
 #: ledger (``sessions.usage_ledger: false``), otherwise as bare; ``ledger``, SQLite and no
 #: admin keys (the ledger alone: the default configuration, as unset); ``on``, admin keys
 #: and SQLite (both); ``control``, a second gateway configured exactly as ``bare``: its
-#: ratio to bare is the harness's own resolution on the machine of the day (an A/A test).
-#: Unset: as in the tables (SQLite, so the ledger, no metrics).
+#: ratio to bare is the harness's own resolution on the machine of the day (an A/A test);
+#: ``on_thread`` and ``on_memory``, both with the ledger written from a thread of the
+#: gateway, or kept by the memory store. Unset: as in the tables (SQLite, so the ledger, no
+#: metrics).
 _ADMIN = {"admin_keys": ["bench-admin-key"]}
 OPS = {"bare": ({}, {"backend": "memory"}),
        "control": ({}, {"backend": "memory"}),
@@ -177,7 +179,11 @@ OPS = {"bare": ({}, {"backend": "memory"}),
        "on": (_ADMIN, None),
        # the ledger alone, its writer process at this priority (issue 17, `h17-sched`)
        "ledger_idle": ({}, {"ledger_priority": "idle"}),
-       "ledger_nice": ({}, {"ledger_priority": "nice"})}
+       "ledger_nice": ({}, {"ledger_priority": "nice"}),
+       # both, the ledger written from a thread of the gateway (no writer process)
+       "on_thread": (_ADMIN, {"ledger_writer": "thread"}),
+       # both, the ledger kept by the memory store (the rows built and batched, no writer)
+       "on_memory": (_ADMIN, {"backend": "memory"})}
 
 
 def _dragoman_config(ups: Upstreams, paces: list[str], tmp: Path, ops: str = "") -> Path:
@@ -207,17 +213,23 @@ def _dragoman_config(ups: Upstreams, paces: list[str], tmp: Path, ops: str = "")
 
 @contextmanager
 def dragoman(ups: Upstreams, tmp: Path, cpus: str, workers: int, path: str,
-             paces: list[str], server: str = "uvicorn", ops: str = "") -> Iterator[Target]:
+             paces: list[str], server: str = "uvicorn", ops: str = "",
+             src: Path | None = None) -> Iterator[Target]:
     """``dragoman serve --workers N``; ``path`` is ``pass`` (same-dialect fast path) or
-    ``translated`` (the same upstream with ``passthrough: false``); ``ops``: see ``OPS``."""
+    ``translated`` (the same upstream with ``passthrough: false``); ``ops``: see ``OPS``.
+    ``src``: another checkout's ``src`` served instead of this one's (target ``…_then``,
+    configured as ``bare``: the gateway of an earlier commit, the "today" a budget was set
+    against)."""
     label, suffix = PATHS[path]
     port = free_port()
-    cfg = _dragoman_config(ups, paces, tmp, ops)
+    cfg = _dragoman_config(ups, paces, tmp, "bare" if src is not None else ops)
     cmd = [sys.executable, "-m", "dragoman.cli", "serve", "--config", str(cfg),
            "--port", str(port), "--workers", str(workers), "--server", server]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(src or ROOT / "src")}
     key, name = f"dragoman_{path}", f"dragoman ({label})"
-    if ops:
+    if src is not None:
+        key, name = f"{key}_then", f"dragoman ({label}, as of {src.parent.name})"
+    elif ops:
         key, name = f"{key}_{ops}", f"dragoman ({label}, operations {ops})"
     with _serving(cmd, f"http://127.0.0.1:{port}/healthz", cpus,
                   tmp / f"{key}.log", env) as proc:

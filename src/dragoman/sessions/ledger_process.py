@@ -159,8 +159,7 @@ class ProcessLedger:
                     log.warning("the usage ledger's writer process died: %s", e)
                     continue
                 except Starved as e:
-                    if not self._closing:
-                        self._caught_up(e)
+                    self._caught_up(e)
                     continue
                 if proc is None:
                     break
@@ -168,8 +167,7 @@ class ProcessLedger:
                     answer = _answer(await self._within(proc, self._proc_idle,
                                                         _exchange(proc, data)))
                 except Starved as e:
-                    if not self._closing:
-                        self._caught_up(e)
+                    self._caught_up(e)
                     continue
                 except (ConnectionError, asyncio.IncompleteReadError) as e:
                     log.warning("the usage ledger's writer process %d died (%s: %s): "
@@ -282,6 +280,8 @@ class ProcessLedger:
             task.cancel()  # (done by then, but when this is cancelled)
 
     def _caught_up(self, e: Starved) -> None:
+        if self._closing:  # (not starved: the shutdown ended the wait; no hold follows)
+            return
         self.catch_ups += 1
         self._holding = True
         log.info("the usage ledger's writer process %s at idle priority got too little CPU "
